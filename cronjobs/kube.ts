@@ -1,0 +1,139 @@
+// The one module that talks to the Kubernetes API. Writes are server-side apply with one field
+// manager; reads return undefined on 404; optimistic-concurrency writes surface 409 as ConflictError.
+import {
+  ApiException,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+
+export const FIELD_MANAGER = 'image-registry-operator';
+
+export interface ObjectRef {
+  apiVersion: string;
+  kind: string;
+  namespace?: string;
+  name: string;
+}
+
+/** A write lost an optimistic-concurrency race (HTTP 409); read again and retry. */
+export class ConflictError extends Error {}
+
+export interface Kube {
+  read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined>;
+  list<T extends KubernetesObject>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<T[]>;
+  /** server-side apply (force: we own the fields we write) */
+  apply<T extends KubernetesObject>(object: T): Promise<T>;
+  /** server-side apply of the status subresource of one of our custom resources */
+  applyStatus(object: KubernetesObject & { status: unknown }, plural: string): Promise<void>;
+  /** create; AlreadyExists surfaces as ConflictError */
+  create<T extends KubernetesObject>(object: T): Promise<T>;
+  /** update guarded by metadata.resourceVersion; a stale version surfaces as ConflictError */
+  replace<T extends KubernetesObject>(object: T): Promise<T>;
+  /** deletes; false when it was already gone */
+  remove(ref: ObjectRef, options?: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; uid?: string }): Promise<boolean>;
+}
+
+export function loadKubeConfig(): KubeConfig {
+  const config = new KubeConfig();
+  config.loadFromDefault();
+  return config;
+}
+
+export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
+  const objects = KubernetesObjectApi.makeApiClient(config);
+  const customObjects = config.makeApiClient(CustomObjectsApi);
+  return {
+    read: async <T extends KubernetesObject>(ref: ObjectRef) => {
+      try {
+        return plain(await objects.read<T>(header(ref)));
+      } catch (error) {
+        if (statusOf(error) === 404) return undefined;
+        throw describe(error, 'read', ref);
+      }
+    },
+    list: async <T extends KubernetesObject>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string) => {
+      const items: T[] = [];
+      let continueToken: string | undefined;
+      do {
+        const page = await objects
+          .list<T>(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector, 500, continueToken)
+          .catch((error: unknown) => { throw describe(error, 'list', { apiVersion, kind, namespace, name: '' }); });
+        items.push(...page.items.map((item) => plain({ ...item, apiVersion, kind })));
+        continueToken = page.metadata?._continue || undefined;
+      } while (continueToken);
+      return items;
+    },
+    apply: async <T extends KubernetesObject>(object: T) =>
+      plain(await objects.patch<T>(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)
+        .catch((error: unknown) => { throw describe(error, 'apply', refOf(object)); })),
+    applyStatus: async (object, plural) => {
+      const [group, version] = splitApiVersion(object.apiVersion ?? '');
+      const ref = refOf(object);
+      await customObjects.patchNamespacedCustomObjectStatus(
+        { group, version, plural, namespace: ref.namespace ?? '', name: ref.name, body: { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: ref.name, namespace: ref.namespace }, status: object.status }, fieldManager: FIELD_MANAGER, force: true },
+        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
+      ).catch((error: unknown) => { throw describe(error, 'apply status of', ref); });
+    },
+    create: async <T extends KubernetesObject>(object: T) =>
+      plain(await objects.create<T>(object, undefined, undefined, FIELD_MANAGER)
+        .catch((error: unknown) => { throw describe(error, 'create', refOf(object)); })),
+    replace: async <T extends KubernetesObject>(object: T) =>
+      plain(await objects.replace<T>(object, undefined, undefined, FIELD_MANAGER)
+        .catch((error: unknown) => { throw describe(error, 'replace', refOf(object)); })),
+    remove: async (ref, options = {}) => {
+      const body = options.uid ? { preconditions: { uid: options.uid } } : undefined;
+      try {
+        await objects.delete(header(ref), undefined, undefined, undefined, undefined, options.propagationPolicy ?? 'Background', body);
+        return true;
+      } catch (error) {
+        if (statusOf(error) === 404) return false;
+        throw describe(error, 'delete', ref);
+      }
+    },
+  };
+}
+
+function header(ref: ObjectRef): KubernetesObject & { metadata: { name: string } } {
+  return { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
+}
+
+function refOf(object: KubernetesObject): ObjectRef {
+  return { apiVersion: object.apiVersion ?? '', kind: object.kind ?? '', namespace: object.metadata?.namespace, name: object.metadata?.name ?? '' };
+}
+
+function splitApiVersion(apiVersion: string): [string, string] {
+  const slash = apiVersion.indexOf('/');
+  return slash < 0 ? ['', apiVersion] : [apiVersion.slice(0, slash), apiVersion.slice(slash + 1)];
+}
+
+/** The typed models carry Date objects and undefined fields; callers work on plain JSON. */
+function plain<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+export function statusOf(error: unknown): number | undefined {
+  return error instanceof ApiException ? error.code : undefined;
+}
+
+/** Turns an ApiException into an Error that names the object and the API server's message. */
+function describe(error: unknown, verb: string, ref: ObjectRef): Error {
+  if (!(error instanceof ApiException)) return error as Error;
+  const where = `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
+  const message = `${verb} ${where}: HTTP ${error.code}: ${apiMessage(error.body)}`;
+  return error.code === 409 ? new ConflictError(message) : Object.assign(new Error(message), { code: error.code });
+}
+
+function apiMessage(body: unknown): string {
+  if (typeof body === 'string') {
+    try {
+      return (JSON.parse(body) as { message?: string }).message ?? body;
+    } catch {
+      return body;
+    }
+  }
+  return (body as { message?: string } | undefined)?.message ?? String(body);
+}

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Builds the real binaries the tests run (kube-apiserver, kubectl, etcd, auth_server, registry)
+# from pinned Go modules and caches them outside the repository, keyed by version.
+# Installs nginx, skopeo and bubblewrap from Debian when they are missing.
+# Prints the directory that holds the Go-built binaries (the KUBEBUILDER_ASSETS convention).
+#
+# When KUBEBUILDER_ASSETS is set, kube-apiserver, etcd and kubectl are taken from there instead.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache_root="${IRO_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/image-registry-operator}"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+
+log() { echo "[binaries] $*" >&2; }
+
+# build_once <cache-dir> <command...>: runs the build into <cache-dir> unless it is complete.
+build_once() {
+  local dir="$1"; shift
+  if [[ -f "$dir/.complete" ]]; then return 0; fi
+  log "building into $dir"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  local started=$SECONDS
+  # explicit check: set -e does not apply inside a function called from an if
+  if ! "$@" "$dir.tmp"; then rm -rf "$dir.tmp"; return 1; fi
+  touch "$dir.tmp/.complete"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  log "built $(basename "$dir") in $((SECONDS - started))s"
+}
+
+build_kubernetes() {
+  local out="$1" minor="${KUBERNETES_VERSION#1.}"
+  minor="${minor%%.*}"
+  # upstream's build tags and version stamping, so /version reports the real release
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION"
+  ldflags+=" -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
+  ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=v$KUBERNETES_VERSION"
+  (cd "$here/kubernetes" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldflags" \
+    -o "$out/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
+}
+
+build_etcd() {
+  local out="$1"
+  (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$out/etcd" go.etcd.io/etcd/server/v3)
+}
+
+build_auth_server() {
+  local out="$1"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w -X main.Version=$DOCKER_AUTH_VERSION" \
+    "github.com/cesanta/docker_auth/auth_server@$DOCKER_AUTH_PSEUDO_VERSION"
+}
+
+build_registry() {
+  local out="$1"
+  GOBIN="$out" go install -trimpath \
+    -ldflags "-s -w -X github.com/distribution/distribution/v3/version.version=v$REGISTRY_VERSION" \
+    "github.com/distribution/distribution/v3/cmd/registry@v$REGISTRY_VERSION"
+}
+
+install_debian_tools() {
+  local missing=()
+  command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
+  command -v skopeo >/dev/null || missing+=(skopeo)
+  command -v bwrap >/dev/null || missing+=(bubblewrap)
+  command -v openssl >/dev/null || missing+=(openssl)
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    local sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
+    local apt_log; apt_log="$(mktemp)"
+    if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+        --no-install-recommends "${missing[@]}"; } >"$apt_log" 2>&1; then
+      cat "$apt_log" >&2; rm -f "$apt_log"; return 1
+    fi
+    rm -f "$apt_log"
+  fi
+}
+
+install_debian_tools
+if [[ -z "${KUBEBUILDER_ASSETS:-}" ]]; then
+  build_once "$cache_root/build/kubernetes-v$KUBERNETES_VERSION" build_kubernetes
+  build_once "$cache_root/build/etcd-v$ETCD_VERSION" build_etcd
+fi
+# The Go module proxy this project can reach refuses docker_auth (403 "This module version is not
+# available"); tests that need auth_server say so and skip, instead of running a stand-in.
+auth_unavailable="$cache_root/build/docker_auth-$DOCKER_AUTH_VERSION.unavailable"
+if ! build_once "$cache_root/build/docker_auth-$DOCKER_AUTH_VERSION" build_auth_server 2>"$auth_unavailable.log"; then
+  mv "$auth_unavailable.log" "$auth_unavailable"
+  log "auth_server unavailable: $(grep -m1 -o 'reading .*' "$auth_unavailable" || tail -1 "$auth_unavailable")"
+else
+  cat "$auth_unavailable.log" >&2; rm -f "$auth_unavailable" "$auth_unavailable.log"
+fi
+build_once "$cache_root/build/registry-v$REGISTRY_VERSION" build_registry
+
+# One directory with every binary, KUBEBUILDER_ASSETS style; symlinks point into the versioned builds.
+assets="$cache_root/assets-k$KUBERNETES_VERSION-e$ETCD_VERSION-a$DOCKER_AUTH_VERSION-r$REGISTRY_VERSION"
+mkdir -p "$assets"
+if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
+  for b in kube-apiserver kubectl etcd; do ln -sfn "$KUBEBUILDER_ASSETS/$b" "$assets/$b"; done
+else
+  for b in kube-apiserver kubectl; do ln -sfn "$cache_root/build/kubernetes-v$KUBERNETES_VERSION/$b" "$assets/$b"; done
+  ln -sfn "$cache_root/build/etcd-v$ETCD_VERSION/etcd" "$assets/etcd"
+fi
+if [[ -f "$auth_unavailable" ]]; then
+  rm -f "$assets/auth_server"; cp "$auth_unavailable" "$assets/auth_server.unavailable"
+else
+  ln -sfn "$cache_root/build/docker_auth-$DOCKER_AUTH_VERSION/auth_server" "$assets/auth_server"
+  rm -f "$assets/auth_server.unavailable"
+fi
+ln -sfn "$cache_root/build/registry-v$REGISTRY_VERSION/registry" "$assets/registry"
+echo "$assets"

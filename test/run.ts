@@ -1,0 +1,91 @@
+// `npm test`: runs every uvu test file in its own process — unit tests first, then the integration
+// and end-to-end tests against one real control plane started here — and ends with exactly one
+// summary line `N passed, M failed` counted from the runs.
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startControlPlane, type ControlPlane } from './support/control-plane.ts';
+import { installExitHandlers } from './support/processes.ts';
+import { parseUvuTotals } from './support/uvu-totals.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const filters = process.argv.slice(2);
+
+interface FileResult {
+  file: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  output: string;
+}
+
+function testFiles(dir: string): string[] {
+  const abs = join(root, 'test', dir);
+  if (!existsSync(abs)) return [];
+  return readdirSync(abs)
+    .filter((name) => name.endsWith('.test.ts'))
+    .map((name) => join(abs, name))
+    .filter((file) => filters.length === 0 || filters.some((f) => file.includes(f)))
+    .sort();
+}
+
+function runFile(file: string, env: NodeJS.ProcessEnv): Promise<FileResult> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, file], {
+      cwd: root,
+      env: { ...env, FORCE_COLOR: '0', NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.once('close', (code) => resolve({ file: relative(root, file), ...parseUvuTotals(output, code ?? 1), output }));
+  });
+}
+
+async function runAll(files: string[], env: NodeJS.ProcessEnv, parallel: number): Promise<FileResult[]> {
+  const results: FileResult[] = [];
+  const queue = [...files];
+  const worker = async () => {
+    for (let file = queue.shift(); file; file = queue.shift()) {
+      const started = Date.now();
+      const result = await runFile(file, env);
+      results.push(result);
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      const skipped = result.skipped ? `, ${result.skipped} skipped` : '';
+      console.log(`── ${result.file}: ${result.passed} passed, ${result.failed} failed${skipped} (${seconds}s)`);
+      if (result.failed > 0 || process.env.TEST_VERBOSE) console.log(result.output.trimEnd().replace(/^/gm, '   '));
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return results;
+}
+
+async function main(): Promise<void> {
+  installExitHandlers();
+  const unit = testFiles('unit');
+  const withCluster = [...testFiles('integration'), ...testFiles('e2e')];
+  const results = await runAll(unit, process.env, 2);
+  if (withCluster.length > 0) {
+    let plane: ControlPlane | undefined;
+    try {
+      plane = await startControlPlane();
+      console.log(`── control plane: kube-apiserver ${plane.version} at ${plane.server}`);
+      const env = { ...process.env, IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: plane.assetsDir };
+      results.push(...(await runAll(withCluster, env, 1)));
+    } catch (error) {
+      console.log(`── control plane failed to start: ${(error as Error).message}`);
+      results.push({ file: 'control plane', passed: 0, failed: 1, skipped: 0, output: '' });
+    } finally {
+      await plane?.stop();
+    }
+  }
+  const passed = results.reduce((n, r) => n + r.passed, 0);
+  const failed = results.reduce((n, r) => n + r.failed, 0);
+  const skipped = results.reduce((n, r) => n + r.skipped, 0);
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+  process.exitCode = failed > 0 ? 1 : 0;
+}
+
+await main();

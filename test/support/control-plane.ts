@@ -1,0 +1,171 @@
+// A real Kubernetes control plane (etcd + kube-apiserver) on loopback, envtest-style:
+// the same flags controller-runtime's envtest passes, an admin client certificate in a kubeconfig.
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { issueTestCertificate, newRsaKeyPem, type KeyPairPem } from './pki.ts';
+import { freePort, installExitHandlers, startProcess, waitFor, type ManagedProcess } from './processes.ts';
+import { testBinaries } from './binaries.ts';
+
+export interface ControlPlane {
+  /** https://127.0.0.1:<port> */
+  server: string;
+  kubeconfig: string;
+  /** directory holding kube-apiserver, etcd, kubectl, auth_server, registry */
+  assetsDir: string;
+  /** the CA that signs client certificates the API server accepts */
+  clientCa: KeyPairPem;
+  /** the CA of the API server's serving certificate */
+  servingCa: KeyPairPem;
+  workDir: string;
+  version: string;
+  stop(): Promise<void>;
+}
+
+export async function startControlPlane(options: { workDir?: string; keepWorkDir?: boolean } = {}): Promise<ControlPlane> {
+  installExitHandlers();
+  const assetsDir = await testBinaries();
+  const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'iro-control-plane-'));
+  mkdirSync(workDir, { recursive: true });
+  const processes: ManagedProcess[] = [];
+  const stop = async () => {
+    for (const p of processes.reverse()) await p.stop();
+    if (!options.keepWorkDir) rmSync(workDir, { recursive: true, force: true });
+  };
+  try {
+    const etcdUrl = await startEtcd(assetsDir, workDir, processes);
+    const plane = await startApiServer(assetsDir, workDir, etcdUrl, processes);
+    return { ...plane, assetsDir, workDir, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function startEtcd(assetsDir: string, workDir: string, processes: ManagedProcess[]): Promise<string> {
+  const [clientPort, peerPort] = [await freePort(), await freePort()];
+  const url = `http://127.0.0.1:${clientPort}`;
+  const etcd = startProcess('etcd', join(assetsDir, 'etcd'), [
+    '--data-dir', join(workDir, 'etcd'),
+    '--listen-client-urls', url, '--advertise-client-urls', url,
+    '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
+    '--unsafe-no-fsync=true', '--log-level', 'warn',
+  ], join(workDir, 'etcd.log'));
+  processes.push(etcd);
+  await waitFor('etcd /health', () => httpOk(`${url}/health`), 30_000, () => exitedMessage(etcd, join(workDir, 'etcd.log')));
+  return url;
+}
+
+async function startApiServer(assetsDir: string, workDir: string, etcdUrl: string, processes: ManagedProcess[]) {
+  const port = await freePort();
+  const server = `https://127.0.0.1:${port}`;
+  const pki = writePki(workDir);
+  const apiserver = startProcess('kube-apiserver', join(assetsDir, 'kube-apiserver'), [
+    '--etcd-servers', etcdUrl,
+    '--cert-dir', join(workDir, 'pki'),
+    '--tls-cert-file', pki.servingCertFile, '--tls-private-key-file', pki.servingKeyFile,
+    '--secure-port', String(port), '--bind-address', '127.0.0.1',
+    '--service-cluster-ip-range', '10.0.0.0/24',
+    '--allow-privileged=true',
+    '--disable-admission-plugins', 'ServiceAccount',
+    '--authorization-mode', 'RBAC',
+    '--service-account-issuer', `${server}/`,
+    '--service-account-key-file', pki.saPublicFile,
+    '--service-account-signing-key-file', pki.saPrivateFile,
+    '--client-ca-file', pki.clientCaFile,
+    '--v', '1',
+  ], join(workDir, 'kube-apiserver.log'));
+  processes.push(apiserver);
+  const admin = pki.admin;
+  await waitFor('kube-apiserver /readyz', () => httpsOk(`${server}/readyz`, admin, pki.servingCa.certPem), 90_000,
+    () => exitedMessage(apiserver, join(workDir, 'kube-apiserver.log')));
+  const kubeconfig = join(workDir, 'kubeconfig');
+  writeFileSync(kubeconfig, kubeconfigYaml(server, pki.servingCa.certPem, admin), { mode: 0o600 });
+  const version = await httpsJson(`${server}/version`, admin, pki.servingCa.certPem);
+  return { server, kubeconfig, clientCa: pki.clientCa, servingCa: pki.servingCa, version: String(version.gitVersion) };
+}
+
+function writePki(workDir: string) {
+  const dir = join(workDir, 'pki');
+  mkdirSync(dir, { recursive: true });
+  const servingCa = issueTestCertificate({ commonName: 'test-serving-ca', isCa: true });
+  const serving = issueTestCertificate({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1', '10.0.0.1'], issuer: servingCa });
+  const clientCa = issueTestCertificate({ commonName: 'test-client-ca', isCa: true });
+  const admin = issueTestCertificate({ commonName: 'admin', organization: 'system:masters', usage: 'client', issuer: clientCa });
+  const sa = newRsaKeyPem();
+  const files = {
+    servingCertFile: join(dir, 'apiserver.crt'),
+    servingKeyFile: join(dir, 'apiserver.key'),
+    clientCaFile: join(dir, 'client-ca.crt'),
+    saPublicFile: join(dir, 'sa.pub'),
+    saPrivateFile: join(dir, 'sa.key'),
+  };
+  writeFileSync(files.servingCertFile, serving.certPem + servingCa.certPem);
+  writeFileSync(files.servingKeyFile, serving.keyPem, { mode: 0o600 });
+  writeFileSync(files.clientCaFile, clientCa.certPem);
+  writeFileSync(files.saPublicFile, sa.publicKeyPem);
+  writeFileSync(files.saPrivateFile, sa.privateKeyPem, { mode: 0o600 });
+  return { ...files, servingCa, clientCa, admin };
+}
+
+function kubeconfigYaml(server: string, caPem: string, admin: KeyPairPem): string {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: local',
+    '  cluster:',
+    `    server: ${server}`,
+    `    certificate-authority-data: ${b64(caPem)}`,
+    'users:',
+    '- name: admin',
+    '  user:',
+    `    client-certificate-data: ${b64(admin.certPem)}`,
+    `    client-key-data: ${b64(admin.keyPem)}`,
+    'contexts:',
+    '- name: local',
+    '  context: {cluster: local, user: admin, namespace: default}',
+    'current-context: local',
+    '',
+  ].join('\n');
+}
+
+function exitedMessage(p: ManagedProcess, logFile: string): string | undefined {
+  if (p.child.exitCode === null && p.child.signalCode === null) return undefined;
+  const tail = readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n');
+  return `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}):\n${tail}`;
+}
+
+function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, { timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false)).on('timeout', () => req.destroy());
+    req.end();
+  });
+}
+
+function httpsGet(url: string, client: KeyPairPem, caPem: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { cert: client.certPem, key: client.keyPem, ca: caPem, timeout: 5_000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject).on('timeout', () => req.destroy(new Error('timeout')));
+    req.end();
+  });
+}
+
+async function httpsOk(url: string, client: KeyPairPem, caPem: string): Promise<boolean> {
+  return (await httpsGet(url, client, caPem)).status === 200;
+}
+
+async function httpsJson(url: string, client: KeyPairPem, caPem: string): Promise<Record<string, unknown>> {
+  return JSON.parse((await httpsGet(url, client, caPem)).body) as Record<string, unknown>;
+}
