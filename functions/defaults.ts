@@ -1,0 +1,102 @@
+// Expanding and defaulting of the project's custom resources, as JSON Patch `add` operations for
+// what is missing (the mutating webhook's answer). Values already present are never replaced,
+// except the registry label on push/pull CRs, which the operator owns (a stale value would hide
+// the CR from the Jobs that select by it).
+//
+// On UPDATE, fields that are immutable once set (registryRef, storageClassName, accessModes) are
+// filled from the previous object when the new one omits them: an apply that leaves them out
+// keeps them instead of tripping the immutability check or picking up a changed default.
+import { defaultAcl } from './docker-auth-config.ts';
+import { isPlainObject, missingAddOps, pointer, type JsonPatchOp } from './json-patch.ts';
+import { registryLabelValue, REGISTRY_LABEL, type RegistryKey } from './reconcile-job.ts';
+import type { OperatorConfig } from './types.ts';
+import { isDns1035Label, isDns1123Label } from './validation.ts';
+
+// The ACL made explicit is the one docker_auth gets for a registry without spec.auth.acl.
+export { defaultAcl };
+
+export const DEFAULT_REPLICAS = 1;
+export const DEFAULT_STORAGE = '8Gi';
+
+function field(object: unknown, ...path: string[]): unknown {
+  return path.reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), object);
+}
+
+function present(value: unknown): boolean {
+  return value !== undefined && value !== null;
+}
+
+/** Gives `issuerRef` an explicit kind (cert-manager's own default is Issuer). */
+function issuerKindDefaults(source: unknown): Record<string, unknown> | undefined {
+  return isPlainObject(field(source, 'issuerRef')) ? { issuerRef: { kind: 'Issuer' } } : undefined;
+}
+
+/**
+ * ImageRegistry: replicas 1; accessModes ReadWriteOnce for one replica, ReadWriteMany for more;
+ * storage 8Gi; the default ACL made explicit; issuerRef.kind Issuer.
+ */
+export function defaultImageRegistry(registry: unknown, old?: unknown): JsonPatchOp[] {
+  const spec = field(registry, 'spec');
+  if (present(spec) && !isPlainObject(spec)) return [];
+  const replicas = field(spec, 'replicas');
+  const oldPvc = (key: string) => field(old, 'spec', 'persistentVolumeClaim', key);
+  const accessModes = oldPvc('accessModes') ?? [typeof replicas === 'number' && replicas > 1 ? 'ReadWriteMany' : 'ReadWriteOnce'];
+  const storage = field(old, 'spec', 'persistentVolumeClaim', 'resources', 'requests', 'storage') ?? DEFAULT_STORAGE;
+  const storageClassName = oldPvc('storageClassName');
+  const tls = issuerKindDefaults(field(spec, 'tls'));
+  const ca = issuerKindDefaults(field(spec, 'auth', 'ca'));
+  return missingAddOps(registry, {
+    spec: {
+      replicas: DEFAULT_REPLICAS,
+      persistentVolumeClaim: {
+        ...(present(storageClassName) ? { storageClassName } : {}),
+        accessModes,
+        resources: { requests: { storage } },
+      },
+      ...(tls ? { tls } : {}),
+      auth: { ...(ca ? { ca } : {}), acl: defaultAcl() },
+    },
+  });
+}
+
+export interface ImageSecretContext {
+  config: OperatorConfig;
+  /** the namespace of the ImagePushSecret / ImagePullSecret */
+  namespace: string;
+  /** the previous object on UPDATE */
+  old?: unknown;
+}
+
+function nonEmptyString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/**
+ * The registry a push/pull CR belongs to. No registryRef → the operator's default registry (in
+ * the configured default namespace, else the CR's own). A name without a namespace → the CR's
+ * namespace, as for most references in Kubernetes.
+ */
+export function resolveRegistryRef(secret: unknown, { config, namespace, old }: ImageSecretContext): RegistryKey {
+  const ref = (obj: unknown, key: string) => nonEmptyString(field(obj, 'spec', 'registryRef', key));
+  const name = ref(secret, 'name') ?? ref(old, 'name');
+  const refNamespace = ref(secret, 'namespace') ?? ref(old, 'namespace');
+  if (name !== undefined) return { name, namespace: refNamespace ?? namespace };
+  return { name: config.defaultRegistry.name, namespace: refNamespace ?? config.defaultRegistry.namespace ?? namespace };
+}
+
+/** ImagePushSecret / ImagePullSecret: registryRef filled in, the registry label set. */
+export function defaultImageSecret(secret: unknown, context: ImageSecretContext): JsonPatchOp[] {
+  const spec = field(secret, 'spec');
+  if (!isPlainObject(secret) || (present(spec) && !isPlainObject(spec))) return [];
+  const registry = resolveRegistryRef(secret, context);
+  const ops = missingAddOps(secret, { spec: { registryRef: { name: registry.name, namespace: registry.namespace } } });
+  // an invalid reference is denied by validation; a label made of it would fail earlier and less clearly
+  if (!isDns1035Label(registry.name) || !isDns1123Label(registry.namespace)) return ops;
+  const value = registryLabelValue(registry);
+  const metadata = secret['metadata'];
+  const labels = field(metadata, 'labels');
+  if (!isPlainObject(metadata)) return [...ops, { op: 'add', path: '/metadata', value: { labels: { [REGISTRY_LABEL]: value } } }];
+  if (!isPlainObject(labels)) return [...ops, { op: 'add', path: '/metadata/labels', value: { [REGISTRY_LABEL]: value } }];
+  if (labels[REGISTRY_LABEL] === value) return ops;
+  return [...ops, { op: 'add', path: pointer('metadata', 'labels', REGISTRY_LABEL), value }];
+}

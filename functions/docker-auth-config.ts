@@ -1,0 +1,133 @@
+// docker_auth (cesanta/docker_auth 1.14) configuration: static users from the registry's
+// ImageRegistryAccounts and the ACL. docker_auth watches this file and reloads it on change, so
+// account changes need no pod restart.
+import { DEFAULT_SCALAR_STYLE_RULES, SCALAR_STYLE, dump, type ScalarLayout } from 'js-yaml';
+import { parseDuration } from './duration.ts';
+import { tokenIssuer } from './names.ts';
+import { ACL_MATCH_KEYS, type AclEntry, type ImageRegistry, type ImageRegistryAccount } from './types.ts';
+
+/** Container paths (see registry-objects.ts) docker_auth reads. */
+export const AUTH_CONFIG_PATH = '/config/auth_config.yml';
+export const TOKEN_CERT_PATH = '/etc/registry-auth/tls.crt';
+export const TOKEN_KEY_PATH = '/etc/registry-auth/tls.key';
+export const DEFAULT_AUTH_ADDRESS = '127.0.0.1:5001';
+/** Header nginx fills with the client address, so ACL `ip` rules see the client, not nginx. */
+export const REAL_IP_HEADER = 'X-Real-IP';
+/** Token lifetime in seconds (docker_auth's `token.expiration`). */
+export const TOKEN_EXPIRATION_SECONDS = 900;
+
+export interface DockerAuthConfigInput {
+  registry: ImageRegistry;
+  /** the accounts of the registry's namespace; others, expired and deleting ones are skipped */
+  accounts: readonly ImageRegistryAccount[];
+  hostname: string;
+  now: Date;
+  /** host:port docker_auth listens on (nginx proxies /auth/token to it) */
+  address?: string;
+}
+
+/** Push accounts may push and pull, pull accounts may pull; nothing else matches, so it is denied. */
+export function defaultAcl(): AclEntry[] {
+  return [
+    { match: { labels: { accessMode: 'push' } }, actions: ['push', 'pull'], comment: 'push accounts' },
+    { match: { labels: { accessMode: 'pull' } }, actions: ['pull'], comment: 'pull accounts' },
+  ];
+}
+
+/** When the account stops being valid (creationTimestamp + ttl); undefined when it never expires. */
+export function accountExpiry(account: ImageRegistryAccount): Date | undefined {
+  const ttl = account.spec.ttl;
+  const created = account.metadata.creationTimestamp;
+  // An account without creationTimestamp has not been stored yet, so its ttl has not started.
+  if (!ttl || !created) return undefined;
+  return new Date(Date.parse(created) + parseDuration(ttl));
+}
+
+/** Accounts the registry should accept at `now`, sorted by name. */
+export function activeAccounts(registry: ImageRegistry, accounts: readonly ImageRegistryAccount[], now: Date): ImageRegistryAccount[] {
+  const namespace = registry.metadata.namespace;
+  return accounts
+    .filter((a) => a.metadata.namespace === namespace && !a.metadata.deletionTimestamp && a.metadata.name)
+    .filter((a) => {
+      const expiry = accountExpiry(a);
+      return expiry === undefined || expiry.getTime() > now.getTime();
+    })
+    .sort((a, b) => compare(a.metadata.name as string, b.metadata.name as string));
+}
+
+/** The `auth_config.yml` text; deterministic for equal input so an unchanged run writes nothing. */
+export function dockerAuthConfig(input: DockerAuthConfigInput): string {
+  const acl = input.registry.spec?.auth?.acl ?? defaultAcl();
+  assertAclKnownToDockerAuth(acl);
+  const users: Record<string, { password: string; labels: Record<string, string[]> }> = {};
+  for (const account of activeAccounts(input.registry, input.accounts, input.now)) {
+    const name = account.metadata.name as string;
+    // `account` is set last so an account cannot claim another one's identity through its labels.
+    users[name] = { password: account.spec.password, labels: { ...sortedLabels(account.spec.labels), account: [name] } };
+  }
+  const config = {
+    server: { addr: input.address ?? DEFAULT_AUTH_ADDRESS, real_ip_header: REAL_IP_HEADER },
+    token: {
+      issuer: tokenIssuer(input.hostname),
+      certificate: TOKEN_CERT_PATH,
+      key: TOKEN_KEY_PATH,
+      expiration: TOKEN_EXPIRATION_SECONDS,
+      // registry v3 finds the signing key by its RFC 7638 thumbprint, not the libtrust key ID.
+      disable_legacy_key_id: true,
+    },
+    users,
+    acl: acl.map(copyAclEntry),
+  };
+  // Collections from depth 2 on are written in flow style: one line per user keeps the Secret
+  // small enough for thousands of accounts.
+  return dump(config, {
+    flowLevel: 2,
+    lineWidth: -1,
+    noRefs: true,
+    flowSkipCommaSpace: true,
+    scalarStyleRules: [quoteForGoYaml, ...Object.values(DEFAULT_SCALAR_STYLE_RULES)],
+  });
+}
+
+// docker_auth parses with go-yaml v2 (YAML 1.1), which ends plain scalars inside flow collections
+// at characters YAML 1.2 allows there (`?`, `:`, ...). Any string beyond a conservative character
+// set (names, bcrypt hashes, paths) is therefore double-quoted.
+const GO_YAML_SAFE_PLAIN = /^[A-Za-z0-9$][A-Za-z0-9._/$+=@-]*$/;
+
+function quoteForGoYaml(layout: ScalarLayout): void {
+  if (layout.style === SCALAR_STYLE.PLAIN && !GO_YAML_SAFE_PLAIN.test(layout.node.value)) {
+    layout.style = SCALAR_STYLE.DOUBLE_QUOTED;
+  }
+}
+
+/**
+ * docker_auth silently drops match keys it does not know, which turns a rule into "match
+ * everything"; refuse to write such an ACL instead of widening access.
+ */
+export function assertAclKnownToDockerAuth(acl: readonly AclEntry[]): void {
+  const known: readonly string[] = ACL_MATCH_KEYS;
+  acl.forEach((entry, i) => {
+    const unknown = Object.keys(entry.match ?? {}).filter((key) => !known.includes(key));
+    if (unknown.length > 0) throw new Error(`spec.auth.acl[${i}].match: unknown key(s) ${unknown.join(', ')}`);
+    if (!Array.isArray(entry.actions)) throw new Error(`spec.auth.acl[${i}].actions: must be a list`);
+  });
+}
+
+function copyAclEntry(entry: AclEntry): AclEntry {
+  const match = Object.fromEntries(Object.entries(entry.match).filter(([, v]) => v !== undefined));
+  return { match, actions: [...entry.actions], ...(entry.comment ? { comment: entry.comment } : {}) };
+}
+
+function sortedLabels(labels: Record<string, string[]> | undefined): Record<string, string[]> {
+  return Object.fromEntries(
+    Object.keys(labels ?? {})
+      .filter((key) => key !== 'account')
+      .sort(compare)
+      .map((key) => [key, [...((labels ?? {})[key] ?? [])]]),
+  );
+}
+
+// Code-point order, independent of the Job's locale.
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}

@@ -1,0 +1,104 @@
+// RFC 6902 JSON Patch helpers: building `add` operations for defaults (RFC 6901 pointers) and a
+// small pure applier, so tests and callers can see what a mutating webhook's patch does.
+
+export type JsonPatchOp =
+  | { op: 'add'; path: string; value: unknown }
+  | { op: 'replace'; path: string; value: unknown }
+  | { op: 'remove'; path: string }
+  | { op: 'test'; path: string; value: unknown };
+
+/** A patch that cannot be applied (bad pointer, missing parent, failed test). */
+export class JsonPatchError extends Error {
+  override name = 'JsonPatchError';
+}
+
+/** Escapes one reference token (RFC 6901: `~` → `~0`, `/` → `~1`, in that order). */
+export function escapePointerToken(token: string): string {
+  return token.replaceAll('~', '~0').replaceAll('/', '~1');
+}
+
+export function unescapePointerToken(token: string): string {
+  return token.replaceAll('~1', '/').replaceAll('~0', '~');
+}
+
+/** Builds a JSON pointer from unescaped tokens: pointer('metadata', 'labels', 'a/b') → /metadata/labels/a~1b */
+export function pointer(...tokens: (string | number)[]): string {
+  return tokens.map((t) => '/' + escapePointerToken(String(t))).join('');
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * `add` operations that give `target` every member of `defaults` it lacks. A missing (or null)
+ * member is added with its whole default subtree, so parents are created along the way; a member
+ * that is present is never touched (also when it has another type: validation reports that).
+ * Arrays in `defaults` are leaves.
+ */
+export function missingAddOps(target: unknown, defaults: Record<string, unknown>, basePath = ''): JsonPatchOp[] {
+  if (!isPlainObject(target)) return [];
+  return Object.entries(defaults).flatMap(([key, value]): JsonPatchOp[] => {
+    const path = `${basePath}/${escapePointerToken(key)}`;
+    const current = target[key];
+    if (current === undefined || current === null) return [{ op: 'add', path, value: structuredClone(value) }];
+    if (isPlainObject(value) && isPlainObject(current)) return missingAddOps(current, value, path);
+    return [];
+  });
+}
+
+function parsePointer(path: string): string[] {
+  if (path === '') return [];
+  if (!path.startsWith('/')) throw new JsonPatchError(`invalid JSON pointer ${JSON.stringify(path)}`);
+  return path.slice(1).split('/').map(unescapePointerToken);
+}
+
+function arrayIndex(token: string, length: number, forAdd: boolean): number {
+  if (forAdd && token === '-') return length;
+  if (!/^(0|[1-9][0-9]*)$/.test(token)) throw new JsonPatchError(`invalid array index ${JSON.stringify(token)}`);
+  const index = Number(token);
+  if (index > (forAdd ? length : length - 1)) throw new JsonPatchError(`array index ${index} out of bounds`);
+  return index;
+}
+
+function getAt(doc: unknown, tokens: string[]): unknown {
+  let node = doc;
+  for (const token of tokens) {
+    if (Array.isArray(node)) node = node[arrayIndex(token, node.length, false)];
+    else if (isPlainObject(node) && Object.hasOwn(node, token)) node = node[token];
+    else throw new JsonPatchError(`path /${tokens.map(escapePointerToken).join('/')} does not exist`);
+  }
+  return node;
+}
+
+function applyOne(doc: unknown, op: JsonPatchOp): unknown {
+  const tokens = parsePointer(op.path);
+  if (op.op === 'test') {
+    if (JSON.stringify(getAt(doc, tokens)) !== JSON.stringify(op.value)) throw new JsonPatchError(`test failed at ${op.path}`);
+    return doc;
+  }
+  const last = tokens.at(-1);
+  if (last === undefined) {
+    if (op.op === 'remove') throw new JsonPatchError('cannot remove the document root');
+    return structuredClone(op.value);
+  }
+  const parent = getAt(doc, tokens.slice(0, -1));
+  if (Array.isArray(parent)) {
+    const index = arrayIndex(last, parent.length, op.op === 'add');
+    if (op.op === 'add') parent.splice(index, 0, structuredClone(op.value));
+    else if (op.op === 'replace') parent[index] = structuredClone(op.value);
+    else parent.splice(index, 1);
+  } else if (isPlainObject(parent)) {
+    if (op.op !== 'add' && !Object.hasOwn(parent, last)) throw new JsonPatchError(`path ${op.path} does not exist`);
+    if (op.op === 'remove') delete parent[last];
+    else parent[last] = structuredClone(op.value);
+  } else {
+    throw new JsonPatchError(`parent of ${op.path} is not a container`);
+  }
+  return doc;
+}
+
+/** Applies a patch to a copy of `doc` (the input is not changed); throws JsonPatchError. */
+export function applyJsonPatch<T>(doc: T, ops: readonly JsonPatchOp[]): T {
+  return ops.reduce<unknown>((current, op) => applyOne(current, op), structuredClone(doc)) as T;
+}

@@ -1,0 +1,380 @@
+// The Kubernetes objects one ImageRegistry consists of, as the reconcile Job applies them
+// (server-side apply): StatefulSet, LoadBalancer Service, config Secrets/ConfigMap, TLS Secrets and,
+// with issuerRef, cert-manager Certificates. All carry the registry's labels and a controller
+// ownerReference, so deleting the ImageRegistry garbage-collects them.
+import { createHash } from 'node:crypto';
+import type {
+  V1ConfigMap,
+  V1Container,
+  V1OwnerReference,
+  V1PersistentVolumeClaim,
+  V1Probe,
+  V1Secret,
+  V1SecurityContext,
+  V1Service,
+  V1StatefulSet,
+  V1Volume,
+} from '@kubernetes/client-node';
+import { AUTH_CONFIG_PATH, dockerAuthConfig } from './docker-auth-config.ts';
+import {
+  authConfigSecretName,
+  nginxConfigMapName,
+  registryAuthCertificateName,
+  registryConfigSecretName,
+  registryDnsNames,
+  registryLabels,
+  registrySelectorLabels,
+  registryTlsCertificateName,
+  registryTlsSecretName,
+  registryAuthSecretName,
+  serviceName,
+  statefulSetName,
+  tokenSignerCommonName,
+  DEFAULT_CLUSTER_DOMAIN,
+} from './names.ts';
+import { AUTH_HEALTH_PATH, HEALTH_PATH, NGINX_CONFIG_PATH, NGINX_PORT, NGINX_TLS_DIR, REGISTRY_HEALTH_PATH, nginxConfig, type NginxConfigInput } from './nginx-config.ts';
+import { REGISTRY_CONFIG_PATH, REGISTRY_DATA_PATH, registryConfig } from './registry-config.ts';
+import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type IssuerRef, type OperatorConfig } from './types.ts';
+
+export const EXTERNAL_DNS_HOSTNAME_ANNOTATION = 'external-dns.alpha.kubernetes.io/hostname';
+/** Pod template annotation whose change rolls the pods (renewed certificates, changed configs). */
+export const ROLLOUT_CHECKSUM_ANNOTATION = 'registry.mgoltzsche.github.com/rollout-checksum';
+export const DEFAULT_STORAGE_SIZE = '8Gi';
+export const SERVICE_PORT = 443;
+/** Container users: nginx's and distribution's image conventions, nobody for docker_auth. */
+export const NGINX_UID = 101;
+export const REGISTRY_UID = 1000;
+export const AUTH_UID = 65534;
+
+// Secrets are readable by owner and group: the pod's fsGroup (REGISTRY_UID) is every container's
+// supplementary group, so each container reads exactly the volumes it mounts.
+const SECRET_MODE = 0o440;
+const CONFIG_MAP_MODE = 0o444;
+
+export interface CertificateManifest {
+  apiVersion: 'cert-manager.io/v1';
+  kind: 'Certificate';
+  metadata: { name: string; namespace: string; labels: Record<string, string>; ownerReferences: V1OwnerReference[] };
+  spec: {
+    secretName: string;
+    issuerRef: { name: string; kind: string; group: string };
+    commonName?: string;
+    dnsNames?: string[];
+    usages: string[];
+    privateKey: { algorithm: 'RSA'; size: number; rotationPolicy: 'Always' };
+    secretTemplate: { labels: Record<string, string> };
+  };
+}
+
+export interface StatefulSetOptions {
+  tlsSecretName: string;
+  authSecretName: string;
+  /** e.g. rolloutAnnotations(...): a change rolls the pods */
+  templateAnnotations?: Record<string, string>;
+}
+
+/** Controller reference to the ImageRegistry; objects without it would outlive the registry. */
+export function registryOwnerReference(registry: ImageRegistry): V1OwnerReference {
+  const { name, uid } = registry.metadata;
+  if (!name || !uid) throw new Error('ImageRegistry needs metadata.name and metadata.uid to own objects');
+  return { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', name, uid, controller: true, blockOwnerDeletion: true };
+}
+
+/** The registry pod: nginx (TLS on 8443) in front of registry and docker_auth on loopback. */
+export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConfig, options: StatefulSetOptions): V1StatefulSet {
+  const { name, namespace } = identity(registry);
+  const replicas = registry.spec?.replicas ?? 1;
+  const pvc = registry.spec?.persistentVolumeClaim ?? {};
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: objectMeta(registry, statefulSetName(name)),
+    spec: {
+      replicas,
+      serviceName: serviceName(name),
+      selector: { matchLabels: registrySelectorLabels(name) },
+      podManagementPolicy: 'Parallel',
+      updateStrategy: { type: 'RollingUpdate' },
+      revisionHistoryLimit: 5,
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: pvc.deleteClaim ? 'Delete' : 'Retain', whenScaled: 'Retain' },
+      template: {
+        metadata: { labels: registryLabels(name), annotations: { ...(options.templateAnnotations ?? {}) } },
+        spec: {
+          // The pod talks to no Kubernetes API, and service links would inject REGISTRY_* variables
+          // (from a Service named "registry") that distribution reads as configuration overrides.
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: {
+            runAsNonRoot: true,
+            fsGroup: REGISTRY_UID,
+            fsGroupChangePolicy: 'OnRootMismatch',
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          affinity: {
+            podAntiAffinity: {
+              preferredDuringSchedulingIgnoredDuringExecution: [
+                { weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: registrySelectorLabels(name) } } },
+              ],
+            },
+          },
+          containers: [nginxContainer(config), registryContainer(config), authContainer(config)],
+          volumes: podVolumes(name, options),
+        },
+      },
+      volumeClaimTemplates: [dataClaimTemplate(name, namespace, replicas, pvc)],
+    },
+  };
+}
+
+/** LoadBalancer Service 443 → nginx 8443, announced to external-dns under the registry hostname. */
+export function desiredService(registry: ImageRegistry, hostname: string): V1Service {
+  const { name } = identity(registry);
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { ...objectMeta(registry, serviceName(name)), annotations: { [EXTERNAL_DNS_HOSTNAME_ANNOTATION]: hostname } },
+    spec: {
+      type: 'LoadBalancer',
+      // Keeps the client's source address (no SNAT), so docker_auth ACL `ip` rules see the client.
+      externalTrafficPolicy: 'Local',
+      selector: registrySelectorLabels(name),
+      ports: [{ name: 'https', protocol: 'TCP', port: SERVICE_PORT, targetPort: NGINX_PORT }],
+    },
+  };
+}
+
+export interface ConfigSecretsInput {
+  registry: ImageRegistry;
+  hostname: string;
+  /** ImageRegistryAccounts of the registry's namespace */
+  accounts: readonly ImageRegistryAccount[];
+  now: Date;
+  /** stable random secret, kept in the registry config Secret across runs */
+  httpSecret: string;
+  /** loopback addresses; only tests running several registries at once change them */
+  authAddress?: string;
+  registryAddress?: string;
+}
+
+/** docker_auth's `<r>-auth-config` (auth_config.yml) and the registry's `<r>-registry-config` (config.yml). */
+export function desiredConfigSecrets(input: ConfigSecretsInput): [V1Secret, V1Secret] {
+  const { name } = identity(input.registry);
+  const auth = dockerAuthConfig({
+    registry: input.registry,
+    accounts: input.accounts,
+    hostname: input.hostname,
+    now: input.now,
+    ...(input.authAddress ? { address: input.authAddress } : {}),
+  });
+  const registry = registryConfig({
+    hostname: input.hostname,
+    httpSecret: input.httpSecret,
+    ...(input.registryAddress ? { address: input.registryAddress } : {}),
+  });
+  return [
+    opaqueSecret(input.registry, authConfigSecretName(name), { 'auth_config.yml': auth }),
+    opaqueSecret(input.registry, registryConfigSecretName(name), { 'config.yml': registry }),
+  ];
+}
+
+/** `<r>-nginx` with nginx.conf. */
+export function desiredNginxConfigMap(registry: ImageRegistry, nginx: NginxConfigInput = {}): V1ConfigMap {
+  const { name } = identity(registry);
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: objectMeta(registry, nginxConfigMapName(name)), data: { 'nginx.conf': nginxConfig(nginx) } };
+}
+
+/** A kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) the operator maintains in self-signed mode. */
+export function desiredTlsSecret(registry: ImageRegistry, secretName: string, pems: { certPem: string; keyPem: string; caPem: string }): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: objectMeta(registry, secretName),
+    data: { 'tls.crt': base64(pems.certPem), 'tls.key': base64(pems.keyPem), 'ca.crt': base64(pems.caPem) },
+  };
+}
+
+/**
+ * The cert-manager Certificate for the serving TLS (`which: 'tls'`) or the token-signing key pair
+ * (`which: 'auth'`), or undefined when that source has no issuerRef.
+ */
+export function desiredCertificate(
+  registry: ImageRegistry,
+  which: 'tls' | 'auth',
+  hostname: string,
+  clusterDomain = DEFAULT_CLUSTER_DOMAIN,
+): CertificateManifest | undefined {
+  const { name, namespace } = identity(registry);
+  const source = which === 'tls' ? registry.spec?.tls : registry.spec?.auth?.ca;
+  if (!source?.issuerRef) return undefined;
+  const names =
+    which === 'tls'
+      ? { dnsNames: registryDnsNames(name, namespace, hostname, clusterDomain), usages: ['digital signature', 'key encipherment', 'server auth'] }
+      : { commonName: tokenSignerCommonName(name, namespace), usages: ['digital signature'] };
+  return {
+    apiVersion: 'cert-manager.io/v1',
+    kind: 'Certificate',
+    metadata: {
+      name: which === 'tls' ? registryTlsCertificateName(name) : registryAuthCertificateName(name),
+      namespace,
+      labels: registryLabels(name),
+      ownerReferences: [registryOwnerReference(registry)],
+    },
+    spec: {
+      secretName: which === 'tls' ? registryTlsSecretName(registry) : registryAuthSecretName(registry),
+      issuerRef: issuerRef(source.issuerRef),
+      ...names,
+      // RSA keeps the token algorithm RS256, which the registry config lists first.
+      privateKey: { algorithm: 'RSA', size: 2048, rotationPolicy: 'Always' },
+      secretTemplate: { labels: registryLabels(name) },
+    },
+  };
+}
+
+/**
+ * Template annotations that roll the pods when something the containers read only at start-up
+ * changes: the serving certificate (nginx), the token certificate (registry's rootcertbundle), the
+ * registry and nginx configs. docker_auth's config is left out: it reloads that file itself.
+ */
+export function rolloutAnnotations(inputs: { tlsCertPem: string; authCertPem: string; registryConfig: string; nginxConfig: string }): Record<string, string> {
+  const hash = createHash('sha256');
+  for (const part of [inputs.tlsCertPem, inputs.authCertPem, inputs.registryConfig, inputs.nginxConfig]) {
+    hash.update(String(part.length)).update(':').update(part);
+  }
+  return { [ROLLOUT_CHECKSUM_ANNOTATION]: hash.digest('hex') };
+}
+
+function nginxContainer(config: OperatorConfig): V1Container {
+  return {
+    name: 'nginx',
+    image: config.images.nginx,
+    // Runs nginx directly: the image's entrypoint scripts try to edit files on the read-only root.
+    command: ['nginx', '-e', 'stderr', '-c', NGINX_CONFIG_PATH, '-g', 'daemon off;'],
+    ports: [{ name: 'https', containerPort: NGINX_PORT, protocol: 'TCP' }],
+    securityContext: restrictedSecurityContext(NGINX_UID),
+    resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+    readinessProbe: httpsProbe(HEALTH_PATH, 2),
+    livenessProbe: { ...httpsProbe(HEALTH_PATH, 3), initialDelaySeconds: 10 },
+    volumeMounts: [
+      { name: 'nginx-config', mountPath: NGINX_CONFIG_PATH, subPath: 'nginx.conf', readOnly: true },
+      { name: 'tls', mountPath: NGINX_TLS_DIR, readOnly: true },
+      { name: 'tmp', mountPath: '/tmp' },
+    ],
+  };
+}
+
+function registryContainer(config: OperatorConfig): V1Container {
+  return {
+    name: 'registry',
+    image: config.images.registry,
+    args: ['serve', REGISTRY_CONFIG_PATH],
+    // distribution v3 exports traces to localhost:4318 unless told otherwise and logs every failure.
+    env: [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }],
+    securityContext: restrictedSecurityContext(REGISTRY_UID),
+    resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '512Mi' } },
+    // Probed through nginx: the registry listens on loopback, which the kubelet cannot reach.
+    readinessProbe: httpsProbe(REGISTRY_HEALTH_PATH, 3),
+    volumeMounts: [
+      { name: 'registry-config', mountPath: dirname(REGISTRY_CONFIG_PATH), readOnly: true },
+      { name: 'auth-cert', mountPath: '/etc/registry-auth', readOnly: true },
+      { name: 'data', mountPath: REGISTRY_DATA_PATH },
+    ],
+  };
+}
+
+function authContainer(config: OperatorConfig): V1Container {
+  return {
+    name: 'auth',
+    image: config.images.auth,
+    // The image's entrypoint is auth_server; glog would otherwise write log files to /tmp.
+    args: ['-logtostderr', AUTH_CONFIG_PATH],
+    securityContext: restrictedSecurityContext(AUTH_UID),
+    resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '256Mi' } },
+    readinessProbe: httpsProbe(AUTH_HEALTH_PATH, 3),
+    volumeMounts: [
+      // The whole directory, not a subPath: only then does the kubelet swap in a changed config,
+      // which docker_auth notices and reloads.
+      { name: 'auth-config', mountPath: dirname(AUTH_CONFIG_PATH), readOnly: true },
+      { name: 'auth-tls', mountPath: '/etc/registry-auth', readOnly: true },
+    ],
+  };
+}
+
+function podVolumes(name: string, options: StatefulSetOptions): V1Volume[] {
+  const keys = (...k: string[]) => k.map((key) => ({ key, path: key }));
+  return [
+    { name: 'nginx-config', configMap: { name: nginxConfigMapName(name), defaultMode: CONFIG_MAP_MODE } },
+    { name: 'tls', secret: { secretName: options.tlsSecretName, defaultMode: SECRET_MODE, items: keys('tls.crt', 'tls.key') } },
+    { name: 'registry-config', secret: { secretName: registryConfigSecretName(name), defaultMode: SECRET_MODE } },
+    // The registry gets only the token certificate, docker_auth also its key.
+    { name: 'auth-cert', secret: { secretName: options.authSecretName, defaultMode: SECRET_MODE, items: keys('tls.crt') } },
+    { name: 'auth-tls', secret: { secretName: options.authSecretName, defaultMode: SECRET_MODE, items: keys('tls.crt', 'tls.key') } },
+    { name: 'auth-config', secret: { secretName: authConfigSecretName(name), defaultMode: SECRET_MODE } },
+    { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
+  ];
+}
+
+function dataClaimTemplate(
+  name: string,
+  namespace: string,
+  replicas: number,
+  pvc: NonNullable<NonNullable<ImageRegistry['spec']>['persistentVolumeClaim']>,
+): V1PersistentVolumeClaim {
+  // More than one replica shares the data, which needs a ReadWriteMany volume.
+  const accessModes = pvc.accessModes?.length ? [...pvc.accessModes] : [replicas > 1 ? 'ReadWriteMany' : 'ReadWriteOnce'];
+  const requests = { storage: DEFAULT_STORAGE_SIZE, ...(pvc.resources?.requests ?? {}) };
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: 'data', namespace, labels: registryLabels(name) },
+    spec: {
+      accessModes,
+      ...(pvc.storageClassName ? { storageClassName: pvc.storageClassName } : {}),
+      resources: { requests, ...(pvc.resources?.limits ? { limits: { ...pvc.resources.limits } } : {}) },
+    },
+  };
+}
+
+function restrictedSecurityContext(uid: number): V1SecurityContext {
+  return {
+    runAsNonRoot: true,
+    runAsUser: uid,
+    runAsGroup: uid,
+    allowPrivilegeEscalation: false,
+    readOnlyRootFilesystem: true,
+    capabilities: { drop: ['ALL'] },
+    seccompProfile: { type: 'RuntimeDefault' },
+  };
+}
+
+function httpsProbe(path: string, failureThreshold: number): V1Probe {
+  return { httpGet: { path, port: NGINX_PORT, scheme: 'HTTPS' }, periodSeconds: 10, timeoutSeconds: 3, failureThreshold };
+}
+
+function opaqueSecret(registry: ImageRegistry, name: string, files: Record<string, string>): V1Secret {
+  const data = Object.fromEntries(Object.entries(files).map(([key, text]) => [key, base64(text)]));
+  return { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: objectMeta(registry, name), data };
+}
+
+function objectMeta(registry: ImageRegistry, name: string): { name: string; namespace: string; labels: Record<string, string>; ownerReferences: V1OwnerReference[] } {
+  const id = identity(registry);
+  return { name, namespace: id.namespace, labels: registryLabels(id.name), ownerReferences: [registryOwnerReference(registry)] };
+}
+
+function issuerRef(ref: IssuerRef): { name: string; kind: string; group: string } {
+  return { name: ref.name, kind: ref.kind ?? 'Issuer', group: 'cert-manager.io' };
+}
+
+function identity(registry: ImageRegistry): { name: string; namespace: string } {
+  const { name, namespace } = registry.metadata;
+  if (!name || !namespace) throw new Error('ImageRegistry needs metadata.name and metadata.namespace');
+  return { name, namespace };
+}
+
+function dirname(path: string): string {
+  return path.slice(0, path.lastIndexOf('/'));
+}
+
+function base64(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64');
+}

@@ -1,0 +1,482 @@
+// Validation of the project's custom resources. Every validator takes the object as received
+// (untrusted JSON: any shape) and returns ALL problems at once, each as "<field path>: <problem>";
+// an empty list means valid. On UPDATE the previous object is passed to check immutable fields.
+import { isIPv4, isIPv6 } from 'node:net';
+import { parseDuration } from './duration.ts';
+import { isPlainObject } from './json-patch.ts';
+import { ACL_ACTIONS, ACL_MATCH_KEYS } from './types.ts';
+
+export const HASH_HINT = "hash it, e.g. htpasswd -nbBC 10 '' PASSWORD | tr -d ':\\n'";
+/** Resource types in the token scopes the distribution registry asks docker_auth for. */
+export const ACL_TYPES = ['repository', 'registry'] as const;
+export const ACCESS_MODES = ['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod'] as const;
+export const ISSUER_KINDS = ['Issuer', 'ClusterIssuer'] as const;
+/** StatefulSet pods carry `<name>-<revision hash>` as a label value (≤ 63), which leaves 52. */
+export const MAX_REGISTRY_NAME = 52;
+/** Rotating accounts are named `push.<namespace ≤ 63>.<name>.<rotation>` (≤ 253 in all). */
+export const MAX_IMAGE_SECRET_NAME = 170;
+
+type Problems = string[];
+
+// ---------------------------------------------------------------------------------------------
+// Small value checks
+
+export function isDns1123Label(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= 63 && /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(value);
+}
+
+export function isDns1035Label(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= 63 && /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(value);
+}
+
+export function isDns1123Subdomain(value: unknown): value is string {
+  return (
+    typeof value === 'string' &&
+    value.length <= 253 &&
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(value)
+  );
+}
+
+/** The hashes golang.org/x/crypto/bcrypt (docker_auth) verifies: $2$, $2a$, $2b$, $2x$, $2y$; cost 04–31. */
+export function isBcryptHash(value: unknown): boolean {
+  return typeof value === 'string' && /^\$2[abxy]?\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$/.test(value);
+}
+
+/** The duration the Jobs will read (functions/duration.ts), in ms; undefined when invalid. */
+function durationMs(text: unknown): number | undefined {
+  if (typeof text !== 'string') return undefined;
+  try {
+    return parseDuration(text);
+  } catch {
+    return undefined;
+  }
+}
+
+/** An IP address or CIDR as Go's net.ParseIP / net.ParseCIDR (docker_auth's `ip` match) accept. */
+export function isIpOrCidr(value: unknown): boolean {
+  if (typeof value !== 'string' || value.includes('%')) return false;
+  const [address = '', bits, ...extra] = value.split('/');
+  if (extra.length > 0) return false;
+  const maxBits = isIPv4(address) ? 32 : isIPv6(address) ? 128 : 0;
+  if (maxBits === 0) return false;
+  return bits === undefined || (/^[0-9]{1,3}$/.test(bits) && Number(bits) <= maxBits);
+}
+
+/** A Kubernetes resource quantity ("8Gi", "500M", "1e9") greater than zero. */
+export function isPositiveQuantity(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  const match = /^\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][-+]?[0-9]+)?$/.exec(value);
+  return match !== null && /[1-9]/.test(match[1] ?? '');
+}
+
+// ---------------------------------------------------------------------------------------------
+// docker_auth match patterns: `/.../` is a Go RE2 regex, anything else a path.Match glob
+
+const POSIX_CLASSES = new Set([
+  'alnum', 'alpha', 'ascii', 'blank', 'cntrl', 'digit', 'graph',
+  'lower', 'print', 'punct', 'space', 'upper', 'word', 'xdigit',
+]);
+const RE2_LETTER_ESCAPES = new Set([...'afnrtvdDsSwWbBAzpPQx0']);
+
+/**
+ * Why Go's regexp.Compile (RE2) would refuse `source`, or undefined when it compiles. Go-only
+ * syntax is rewritten to its JavaScript equivalent and the result compiled by V8; what RE2
+ * lacks (lookaround, backreferences, atomic groups) and what it forbids (unknown escapes,
+ * repeat counts > 1000) is refused explicitly. An approximation of RE2, erring on refusal.
+ */
+export function re2Problem(source: string): string | undefined {
+  let js = '';
+  let inClass = false;
+  for (let i = 0; i < source.length; ) {
+    const c = source[i] as string;
+    const rest = source.slice(i);
+    if (c === '\\') {
+      const e = source[i + 1];
+      if (e === undefined) return 'trailing backslash';
+      if (/[1-9]/.test(e) || e === 'k') return 'backreferences are not supported (Go RE2 syntax)';
+      if (/[A-Za-z0-9]/.test(e) && !RE2_LETTER_ESCAPES.has(e)) return `invalid escape sequence \\${e}`;
+      if (e === 'Q') {
+        const end = source.indexOf('\\E', i + 2);
+        const literal = source.slice(i + 2, end === -1 ? undefined : end);
+        js += literal.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+        i = end === -1 ? source.length : end + 2;
+        continue;
+      }
+      if (e === 'x') {
+        const hex = /^\\x(?:[0-9A-Fa-f]{2}|\{[0-9A-Fa-f]{1,6}\})/.exec(rest);
+        if (!hex) return 'invalid \\x escape (use \\x41 or \\x{41})';
+        js += 'x';
+        i += hex[0].length;
+        continue;
+      }
+      if (e === 'p' || e === 'P') {
+        const cls = /^\\[pP](?:[A-Za-z]|\{\^?[A-Za-z_]+\})/.exec(rest);
+        if (!cls) return 'invalid Unicode class escape';
+        js += 'x';
+        i += cls[0].length;
+        continue;
+      }
+      if (inClass && (e === 'A' || e === 'z' || e === 'b' || e === 'B')) return `invalid escape \\${e} in a character class`;
+      js += e === 'A' ? '^' : e === 'z' ? '$' : `\\${e}`;
+      i += 2;
+      continue;
+    }
+    if (inClass) {
+      const posix = /^\[:(\^?)([a-z]+):\]/.exec(rest);
+      if (posix) {
+        if (!POSIX_CLASSES.has(posix[2] ?? '')) return `unknown character class [:${posix[2]}:]`;
+        js += 'x';
+        i += posix[0].length;
+        continue;
+      }
+      if (c === ']') inClass = false;
+      js += c === '[' ? '\\[' : c;
+      i += 1;
+      continue;
+    }
+    if (c === '[') {
+      // a `]` right after `[` or `[^` is a member, not the end of the class (as in RE2)
+      const open = /^\[\^?\]?/.exec(rest)?.[0] ?? '[';
+      js += open.endsWith(']') ? `${open.slice(0, -1)}\\]` : open;
+      inClass = true;
+      i += open.length;
+      continue;
+    }
+    if (rest.startsWith('(?')) {
+      if (/^\(\?<?[=!]/.test(rest)) return 'lookaround assertions are not supported (Go RE2 syntax)';
+      if (rest.startsWith('(?>')) return 'atomic groups are not supported (Go RE2 syntax)';
+      const named = /^\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>/.exec(rest);
+      const flags = /^\(\?([imsU]*)(?:-([imsU]*))?([:)])/.exec(rest);
+      if (named) {
+        js += `(?<${named[1]}>`;
+        i += named[0].length;
+      } else if (rest.startsWith('(?:')) {
+        js += '(?:';
+        i += 3;
+      } else if (flags && (flags[1] !== '' || (flags[2] ?? '') !== '') && flags[2] !== '') {
+        // Go's inline flags change matching, not syntax: drop them for the compile check
+        js += flags[3] === ':' ? '(?:' : '';
+        i += flags[0].length;
+      } else {
+        return `invalid or unsupported group syntax ${JSON.stringify(rest.slice(0, 6))}`;
+      }
+      continue;
+    }
+    const repeat = /^\{([0-9]+)(,([0-9]*))?\}/.exec(rest);
+    if (repeat && (Number(repeat[1]) > 1000 || Number(repeat[3] || 0) > 1000)) return 'repeat count exceeds 1000';
+    js += c;
+    i += 1;
+  }
+  if (inClass) return 'missing closing ] of a character class';
+  try {
+    new RegExp(js);
+    return undefined;
+  } catch (error) {
+    return (error as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
+  }
+}
+
+/** Why Go's path.Match would return ErrBadPattern for `pattern` (docker_auth: never matches). */
+export function globProblem(pattern: string): string | undefined {
+  const chars = [...pattern];
+  const member = (i: number): number | string => {
+    const c = chars[i];
+    if (c === undefined || c === '-' || c === ']') return 'malformed character class';
+    if (c !== '\\') return i + 1;
+    return chars[i + 1] === undefined ? 'trailing backslash' : i + 2;
+  };
+  for (let i = 0; i < chars.length; ) {
+    if (chars[i] === '\\') {
+      if (chars[i + 1] === undefined) return 'trailing backslash';
+      i += 2;
+    } else if (chars[i] === '[') {
+      i += chars[i + 1] === '^' ? 2 : 1;
+      for (let ranges = 0; ; ranges++) {
+        if (chars[i] === ']' && ranges > 0) break;
+        const lo = member(i);
+        if (typeof lo === 'string') return lo;
+        i = lo;
+        if (chars[i] === '-') {
+          const hi = member(i + 1);
+          if (typeof hi === 'string') return hi;
+          i = hi;
+        }
+      }
+      i += 1;
+    } else {
+      i += 1;
+    }
+  }
+  return undefined;
+}
+
+/** Why docker_auth would refuse or never match a match value, or undefined when it is fine. */
+export function matchPatternProblem(pattern: string): string | undefined {
+  if (pattern.length > 2 && pattern.startsWith('/') && pattern.endsWith('/')) {
+    const problem = re2Problem(pattern.slice(1, -1));
+    return problem === undefined ? undefined : `invalid regular expression: ${problem}`;
+  }
+  const problem = globProblem(pattern);
+  return problem === undefined ? undefined : `invalid glob pattern (it would never match): ${problem}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ACL
+
+function isPattern(value: string): boolean {
+  return (value.length > 2 && value.startsWith('/') && value.endsWith('/')) || /[*?[\\]/.test(value);
+}
+
+function validateMatch(match: unknown, path: string): Problems {
+  const keys = ACL_MATCH_KEYS.join(', ');
+  if (!isPlainObject(match)) return [`${path}: required; an object with at least one of ${keys}`];
+  const labels = match['labels'];
+  const effective = Object.keys(match).filter((key) => (ACL_MATCH_KEYS as readonly string[]).includes(key) && key !== 'labels');
+  if (effective.length === 0 && !(isPlainObject(labels) && Object.keys(labels).length > 0)) {
+    // an empty match (also one whose unknown keys docker_auth or the API server dropped) matches every request
+    return [
+      ...Object.keys(match).filter((key) => key !== 'labels').map((key) => unknownMatchKey(`${path}.${key}`)),
+      `${path}: must set at least one of ${keys}: an empty match matches every request; write account: '/.*/' to match everything on purpose`,
+    ];
+  }
+  return Object.entries(match).flatMap(([key, value]): Problems => {
+    const at = `${path}.${key}`;
+    if (!(ACL_MATCH_KEYS as readonly string[]).includes(key)) return [unknownMatchKey(at)];
+    if (key === 'labels') {
+      if (!isPlainObject(value)) return [`${at}: must be an object of label name to pattern`];
+      return Object.entries(value).flatMap(([label, pattern]): Problems => {
+        if (typeof pattern !== 'string') return [`${at}[${label}]: must be a string pattern`];
+        const problem = matchPatternProblem(pattern);
+        return problem ? [`${at}[${label}]: ${problem}`] : [];
+      });
+    }
+    if (typeof value !== 'string') return [`${at}: must be a string`];
+    if (key === 'ip') return isIpOrCidr(value) ? [] : [`${at}: must be an IP address or CIDR, e.g. 10.0.0.0/8`];
+    if (key === 'type' && !isPattern(value) && !(ACL_TYPES as readonly string[]).includes(value)) {
+      return [`${at}: must be one of ${ACL_TYPES.join(', ')} (or a pattern)`];
+    }
+    const problem = matchPatternProblem(value);
+    return problem ? [`${at}: ${problem}`] : [];
+  });
+}
+
+function unknownMatchKey(path: string): string {
+  return `${path}: unknown match key; docker_auth would drop it and the rule would match more than intended (allowed: ${ACL_MATCH_KEYS.join(', ')})`;
+}
+
+/**
+ * A list of push, pull, or `*` alone (docker_auth grants every action only for exactly ["*"]).
+ * An empty list is a deny rule (docker_auth: "stop processing"); a missing one would crash it.
+ */
+function validateActions(actions: unknown, path: string): Problems {
+  if (!Array.isArray(actions)) {
+    return [`${path}: required; a list of ${ACL_ACTIONS.join(', ')} ([] denies the request and stops the search)`];
+  }
+  const unknown = actions.flatMap((action, i): Problems =>
+    (ACL_ACTIONS as readonly unknown[]).includes(action) ? [] : [`${path}[${i}]: must be one of ${ACL_ACTIONS.join(', ')}`],
+  );
+  const lonelyStar = actions.includes('*') && actions.length > 1 ? [`${path}: '*' must stand alone: docker_auth grants every action only for ["*"]`] : [];
+  return [...unknown, ...lonelyStar];
+}
+
+/** docker_auth ACL entries (first match wins), strictly: unknown keys would widen a rule. */
+export function validateAcl(acl: unknown, path: string): Problems {
+  if (!Array.isArray(acl)) return [`${path}: must be a list of ACL entries`];
+  return acl.flatMap((entry, i): Problems => {
+    const at = `${path}[${i}]`;
+    if (!isPlainObject(entry)) return [`${at}: must be an object with match and actions`];
+    const unknown = Object.keys(entry)
+      .filter((key) => !['match', 'actions', 'comment'].includes(key))
+      .map((key) => `${at}.${key}: unknown field (allowed: match, actions, comment)`);
+    const comment = entry['comment'] === undefined || typeof entry['comment'] === 'string' ? [] : [`${at}.comment: must be a string`];
+    return [...unknown, ...validateMatch(entry['match'], `${at}.match`), ...validateActions(entry['actions'], `${at}.actions`), ...comment];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resources
+
+function field(object: unknown, ...path: string[]): unknown {
+  return path.reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), object);
+}
+
+function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+}
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (!isPlainObject(value)) return value;
+  return Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical(value[key])]));
+}
+
+function objectOrAbsent(value: unknown, path: string): Problems {
+  return value === undefined || value === null || isPlainObject(value) ? [] : [`${path}: must be an object`];
+}
+
+function validateCertificateSource(source: unknown, path: string): Problems {
+  if (source === undefined || source === null) return [];
+  if (!isPlainObject(source)) return [`${path}: must be an object`];
+  const problems: Problems = [];
+  const secretName = source['secretName'];
+  if (secretName !== undefined && !isDns1123Subdomain(secretName)) {
+    problems.push(`${path}.secretName: must be a Secret name (DNS-1123 subdomain)`);
+  }
+  const issuerRef = source['issuerRef'];
+  if (issuerRef !== undefined && issuerRef !== null) {
+    if (!isPlainObject(issuerRef)) return [...problems, `${path}.issuerRef: must be an object with name and kind`];
+    if (typeof issuerRef['name'] !== 'string' || issuerRef['name'] === '') problems.push(`${path}.issuerRef.name: required`);
+    const kind = issuerRef['kind'];
+    if (kind !== undefined && !(ISSUER_KINDS as readonly unknown[]).includes(kind)) {
+      problems.push(`${path}.issuerRef.kind: must be ${ISSUER_KINDS.join(' or ')}`);
+    }
+  }
+  return problems;
+}
+
+function validatePersistentVolumeClaim(pvc: unknown, replicas: unknown, path: string): Problems {
+  if (pvc === undefined || pvc === null) return [];
+  if (!isPlainObject(pvc)) return [`${path}: must be an object`];
+  const problems: Problems = [];
+  const { storageClassName, accessModes, resources, deleteClaim } = pvc;
+  if (storageClassName !== undefined && !isDns1123Subdomain(storageClassName)) {
+    problems.push(`${path}.storageClassName: must be a StorageClass name (DNS-1123 subdomain)`);
+  }
+  if (accessModes !== undefined) {
+    if (!Array.isArray(accessModes) || accessModes.length === 0) {
+      problems.push(`${path}.accessModes: must be a non-empty list of ${ACCESS_MODES.join(', ')}`);
+    } else {
+      accessModes.forEach((mode, i) => {
+        if (mode === 'ReadOnlyMany') problems.push(`${path}.accessModes[${i}]: ReadOnlyMany cannot work, the registry writes to its volume`);
+        else if (!(ACCESS_MODES as readonly unknown[]).includes(mode)) problems.push(`${path}.accessModes[${i}]: must be one of ${ACCESS_MODES.join(', ')}`);
+      });
+      if (typeof replicas === 'number' && replicas > 1 && !accessModes.includes('ReadWriteMany')) {
+        problems.push(`${path}.accessModes: must include ReadWriteMany when spec.replicas > 1 (the replicas share one volume)`);
+      }
+    }
+  }
+  if (resources !== undefined) {
+    const storage = field(resources, 'requests', 'storage');
+    if (!isPlainObject(resources)) problems.push(`${path}.resources: must be an object`);
+    else if (storage !== undefined && !isPositiveQuantity(storage)) {
+      problems.push(`${path}.resources.requests.storage: must be a quantity greater than zero, e.g. 8Gi`);
+    }
+  }
+  if (deleteClaim !== undefined && typeof deleteClaim !== 'boolean') problems.push(`${path}.deleteClaim: must be true or false`);
+  return problems;
+}
+
+function immutableOnceSet(oldValue: unknown, newValue: unknown, path: string, hint: string): Problems {
+  if (oldValue === undefined || oldValue === null) return [];
+  const normalise = (v: unknown) => (Array.isArray(v) ? [...v].map(String).sort() : v);
+  return sameJson(normalise(oldValue), normalise(newValue)) ? [] : [`${path}: is immutable once set (was ${JSON.stringify(oldValue)}); ${hint}`];
+}
+
+/**
+ * ImageRegistry. replicas may be 0 (scaling a registry to zero is a legitimate operation: the
+ * volume stays). storageClassName and accessModes are immutable once set, as the StatefulSet's
+ * volumeClaimTemplates are.
+ */
+export function validateImageRegistry(registry: unknown, old?: unknown): Problems {
+  const problems: Problems = [];
+  const name = field(registry, 'metadata', 'name');
+  if (typeof name === 'string' && name !== '' && (!isDns1035Label(name) || name.length > MAX_REGISTRY_NAME)) {
+    problems.push(
+      `metadata.name: must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter) of at most ${MAX_REGISTRY_NAME} characters: it names the registry's Service and StatefulSet and is part of its hostname`,
+    );
+  }
+  const spec = field(registry, 'spec');
+  if (spec === undefined || spec === null) return problems;
+  if (!isPlainObject(spec)) return [...problems, 'spec: must be an object'];
+  const { replicas, persistentVolumeClaim, tls, auth } = spec;
+  if (replicas !== undefined && !(Number.isInteger(replicas) && (replicas as number) >= 0)) {
+    problems.push('spec.replicas: must be an integer >= 0');
+  }
+  problems.push(...validatePersistentVolumeClaim(persistentVolumeClaim, replicas, 'spec.persistentVolumeClaim'));
+  problems.push(...validateCertificateSource(tls, 'spec.tls'));
+  problems.push(...objectOrAbsent(auth, 'spec.auth'));
+  problems.push(...validateCertificateSource(field(auth, 'ca'), 'spec.auth.ca'));
+  const acl = field(auth, 'acl');
+  if (acl !== undefined && acl !== null) problems.push(...validateAcl(acl, 'spec.auth.acl'));
+  if (old !== undefined && old !== null) {
+    const hint = 'StatefulSet volume claims cannot change; create a new ImageRegistry instead';
+    for (const key of ['storageClassName', 'accessModes']) {
+      const path = ['spec', 'persistentVolumeClaim', key];
+      problems.push(...immutableOnceSet(field(old, ...path), field(registry, ...path), path.join('.'), hint));
+    }
+  }
+  return problems;
+}
+
+/** ImageRegistryAccount: bcrypt-only password, string-list labels, positive ttl; spec immutable. */
+export function validateImageRegistryAccount(account: unknown, old?: unknown): Problems {
+  const spec = field(account, 'spec');
+  if (!isPlainObject(spec)) return ['spec: required; an object with password (a bcrypt hash), labels and ttl'];
+  const problems: Problems = [];
+  const { password, labels, ttl } = spec;
+  if (typeof password !== 'string' || password === '') {
+    problems.push(`spec.password: required; a bcrypt hash of the password (${HASH_HINT})`);
+  } else if (!isBcryptHash(password)) {
+    // never echo the value: it may be a plain password
+    problems.push(
+      password.startsWith('$2')
+        ? 'spec.password: malformed bcrypt hash (expected $2a$, $2b$ or $2y$, a cost of 04-31 and 53 characters of salt and hash)'
+        : `spec.password: must be a bcrypt hash, not a plain password; ${HASH_HINT}`,
+    );
+  }
+  if (labels !== undefined && labels !== null) {
+    if (!isPlainObject(labels)) problems.push('spec.labels: must be an object of label name to a list of strings');
+    else {
+      for (const [key, values] of Object.entries(labels)) {
+        if (key === '') problems.push('spec.labels: label names must not be empty');
+        if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
+          problems.push(`spec.labels[${key}]: must be a list of strings`);
+        }
+      }
+    }
+  }
+  if (ttl !== undefined && ttl !== null) {
+    const ms = durationMs(ttl);
+    if (ms === undefined) problems.push('spec.ttl: must be a Go duration, e.g. 48h or 90m');
+    else if (ms <= 0) problems.push('spec.ttl: must be greater than zero');
+  }
+  if (old !== undefined && old !== null && !sameJson(field(old, 'spec'), spec)) {
+    problems.push('spec: is immutable; create a new ImageRegistryAccount (and delete the old one) instead');
+  }
+  return problems;
+}
+
+/**
+ * ImagePushSecret / ImagePullSecret. spec.registryRef is immutable once set: moving a secret to
+ * another registry would strand its accounts in the old one; delete and recreate it instead.
+ */
+export function validateImageSecret(secret: unknown, old?: unknown): Problems {
+  const problems: Problems = [];
+  const kind = field(secret, 'kind');
+  const name = field(secret, 'metadata', 'name');
+  if (typeof name === 'string' && name.length > MAX_IMAGE_SECRET_NAME) {
+    problems.push(`metadata.name: must be at most ${MAX_IMAGE_SECRET_NAME} characters (rotating accounts are named <push|pull>.<namespace>.<name>.<rotation>)`);
+  }
+  const spec = field(secret, 'spec');
+  if (spec !== undefined && spec !== null && !isPlainObject(spec)) return [...problems, 'spec: must be an object'];
+  const ref = field(spec, 'registryRef');
+  if (ref !== undefined && ref !== null) {
+    if (!isPlainObject(ref)) problems.push('spec.registryRef: must be an object with name and namespace');
+    else {
+      if (ref['name'] !== undefined && !(isDns1035Label(ref['name']) && ref['name'].length <= MAX_REGISTRY_NAME)) {
+        problems.push('spec.registryRef.name: must be the name of an ImageRegistry (DNS-1035 label)');
+      }
+      if (ref['namespace'] !== undefined && !isDns1123Label(ref['namespace'])) {
+        problems.push('spec.registryRef.namespace: must be a namespace name (DNS-1123 label)');
+      }
+    }
+  }
+  if (old !== undefined && old !== null) {
+    const hint = `delete and recreate the ${typeof kind === 'string' ? kind : 'secret'} to use another registry`;
+    for (const key of ['name', 'namespace']) {
+      const path = ['spec', 'registryRef', key];
+      problems.push(...immutableOnceSet(field(old, ...path), field(secret, ...path), path.join('.'), hint));
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,145 @@
+import { load } from 'js-yaml';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  accountExpiry,
+  activeAccounts,
+  assertAclKnownToDockerAuth,
+  defaultAcl,
+  dockerAuthConfig,
+} from '../../functions/docker-auth-config.ts';
+import type { AclEntry, ImageRegistry, ImageRegistryAccount } from '../../functions/types.ts';
+
+const HASH = '$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy';
+const now = new Date('2025-01-02T00:00:00Z');
+const hostname = 'registry.infra.svc.example.org';
+
+function registry(acl?: AclEntry[]): ImageRegistry {
+  return {
+    apiVersion: 'registry.mgoltzsche.github.com/v1alpha1',
+    kind: 'ImageRegistry',
+    metadata: { name: 'registry', namespace: 'infra', uid: 'u1' },
+    spec: acl ? { auth: { acl } } : {},
+  };
+}
+
+function account(name: string, opts: { namespace?: string; created?: string; ttl?: string; labels?: Record<string, string[]>; deleting?: boolean } = {}): ImageRegistryAccount {
+  return {
+    apiVersion: 'registry.mgoltzsche.github.com/v1alpha1',
+    kind: 'ImageRegistryAccount',
+    metadata: {
+      name,
+      namespace: opts.namespace ?? 'infra',
+      ...(opts.created ? { creationTimestamp: opts.created } : {}),
+      ...(opts.deleting ? { deletionTimestamp: '2025-01-01T00:00:00Z' } : {}),
+    },
+    spec: { password: HASH, ...(opts.ttl ? { ttl: opts.ttl } : {}), ...(opts.labels ? { labels: opts.labels } : {}) },
+  };
+}
+
+type Parsed = {
+  server: Record<string, unknown>;
+  token: Record<string, unknown>;
+  users: Record<string, { password: string; labels: Record<string, string[]> }>;
+  acl: AclEntry[];
+};
+
+test('defaultAcl: push may push and pull, pull may pull, matched on account labels', () => {
+  const acl = defaultAcl();
+  assert.equal(acl.map((e) => [e.match, e.actions]), [
+    [{ labels: { accessMode: 'push' } }, ['push', 'pull']],
+    [{ labels: { accessMode: 'pull' } }, ['pull']],
+  ]);
+  acl[0]?.actions.push('*');
+  assert.equal(defaultAcl()[0]?.actions, ['push', 'pull'], 'a fresh copy each call');
+});
+
+test('accountExpiry is creationTimestamp + ttl, undefined without either', () => {
+  assert.equal(accountExpiry(account('a', { created: '2025-01-01T00:00:00Z', ttl: '48h' })), new Date('2025-01-03T00:00:00Z'));
+  assert.equal(accountExpiry(account('a', { created: '2025-01-01T00:00:00Z', ttl: '1h30m' })), new Date('2025-01-01T01:30:00Z'));
+  assert.is(accountExpiry(account('a', { created: '2025-01-01T00:00:00Z' })), undefined);
+  assert.is(accountExpiry(account('a', { ttl: '1h' })), undefined);
+});
+
+test('dockerAuthConfig: server, token and default ACL for docker_auth 1.14 and registry v3', () => {
+  const parsed = load(dockerAuthConfig({ registry: registry(), accounts: [], hostname, now })) as Parsed;
+  assert.equal(parsed.server, { addr: '127.0.0.1:5001', real_ip_header: 'X-Real-IP' });
+  assert.equal(parsed.token, {
+    issuer: 'https://registry.infra.svc.example.org/auth/token',
+    certificate: '/etc/registry-auth/tls.crt',
+    key: '/etc/registry-auth/tls.key',
+    expiration: 900,
+    disable_legacy_key_id: true,
+  });
+  // docker_auth refuses a config without any auth method; an empty map means "nobody".
+  assert.equal(parsed.users, {});
+  assert.equal(parsed.acl, defaultAcl());
+  const other = load(dockerAuthConfig({ registry: registry(), accounts: [], hostname, now, address: '127.0.0.7:5001' })) as Parsed;
+  assert.is(other.server.addr, '127.0.0.7:5001');
+});
+
+test('dockerAuthConfig: users are the active accounts of the namespace with their labels plus account', () => {
+  const accounts = [
+    account('push.team-a.app.2', { created: '2025-01-01T00:00:00Z', ttl: '48h', labels: { namespace: ['team-a'], name: ['app'], accessMode: ['push'] } }),
+    account('push.team-a.app.1', { created: '2024-12-30T00:00:00Z', ttl: '48h', labels: { namespace: ['team-a'], name: ['app'], accessMode: ['push'] } }),
+    account('pull.team-b.web.1', { created: '2025-01-01T00:00:00Z', ttl: '24h', labels: { accessMode: ['pull'] } }),
+    account('static', { labels: { accessMode: ['push'], account: ['someone-else'] } }),
+    account('elsewhere', { namespace: 'other' }),
+    account('going', { deleting: true }),
+  ];
+  const input = { registry: registry(), accounts, hostname, now };
+  const text = dockerAuthConfig(input);
+  const parsed = load(text) as Parsed;
+  // push.team-a.app.1 expired at 2025-01-01T00:00Z; pull.team-b.web.1 expires exactly at now.
+  assert.equal(Object.keys(parsed.users), ['push.team-a.app.2', 'static']);
+  assert.equal(parsed.users['push.team-a.app.2'], {
+    password: HASH,
+    labels: { accessMode: ['push'], name: ['app'], namespace: ['team-a'], account: ['push.team-a.app.2'] },
+  });
+  assert.equal(parsed.users.static?.labels.account, ['static'], 'an account cannot claim another account label');
+  assert.equal(activeAccounts(registry(), accounts, now).map((a) => a.metadata.name), ['push.team-a.app.2', 'static']);
+  // Deterministic: the same input in another order gives the same bytes.
+  assert.is(dockerAuthConfig({ ...input, accounts: [...accounts].reverse() }), text);
+  assert.is(accounts[3]?.spec.labels?.account?.[0], 'someone-else', 'input not mutated');
+});
+
+test('dockerAuthConfig: spec.auth.acl replaces the default; odd strings survive the YAML round trip', () => {
+  const acl: AclEntry[] = [
+    { match: { account: 'f??bar', name: '${labels:namespace}/*', labels: { group: '/trainee|dev/' } }, actions: ['*'], comment: 'a: b, "c"' },
+    { match: { ip: '10.0.0.0/8', type: 'repository', service: 'x' }, actions: ['pull'] },
+    { match: {}, actions: [] },
+  ];
+  const labels = { odd: ['on', '', 'a: b', '0777', 'x?y', '#c', 'a,b', 'null', '~', 'é', '- x'] };
+  const text = dockerAuthConfig({ registry: registry(acl), accounts: [account('static', { labels })], hostname, now });
+  const parsed = load(text) as Parsed;
+  assert.equal(parsed.acl, acl);
+  assert.equal(parsed.users.static?.labels.odd, labels.odd);
+  // Strings with characters go-yaml v2 ends flow scalars at are quoted.
+  assert.match(text, /account: "f\?\?bar"/);
+});
+
+test('dockerAuthConfig refuses ACL match keys docker_auth would silently drop', () => {
+  const bad = [{ match: { labels: { accessMode: 'pull' }, namespace: 'x' }, actions: ['pull'] }] as unknown as AclEntry[];
+  assert.throws(() => dockerAuthConfig({ registry: registry(bad), accounts: [], hostname, now }), /acl\[0\]\.match: unknown key\(s\) namespace/);
+  assert.throws(() => assertAclKnownToDockerAuth([{ match: {}, actions: 'pull' } as unknown as AclEntry]), /actions/);
+  assertAclKnownToDockerAuth(defaultAcl());
+});
+
+test('dockerAuthConfig is compact: 5,000 typical accounts fit a 1 MiB Secret', () => {
+  const typical = (i: number) =>
+    account(`push.team-${i % 100}.app-${i}.${i % 7}`, {
+      created: '2025-01-01T12:00:00Z',
+      ttl: '48h',
+      labels: { namespace: [`team-${i % 100}`], name: [`app-${i}`], accessMode: ['push'] },
+    });
+  const base = Buffer.byteLength(dockerAuthConfig({ registry: registry(), accounts: [], hostname, now }));
+  const accounts = Array.from({ length: 5000 }, (_, i) => typical(i));
+  const full = Buffer.byteLength(dockerAuthConfig({ registry: registry(), accounts, hostname, now }));
+  const perAccount = (full - base) / accounts.length;
+  console.log(`    auth_config.yml: ${perAccount.toFixed(1)} bytes per account (names like push.team-42.app-1234.3), ${full} bytes for 5,000`);
+  assert.ok(full < 1024 * 1024, `${full} bytes`);
+  // 1 MiB / 5,000 = 209.7 bytes; the line is ~155 + 3·len(namespace) + 3·len(cr) + 2·len(rotation).
+  assert.ok(perAccount < 209, `${perAccount} bytes per account`);
+});
+
+test.run();

@@ -1,0 +1,199 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  desiredReconcileJob,
+  operatorConfigEnv,
+  reconcileJobName,
+  reconcileWindow,
+  REGISTRY_LABEL,
+  registryLabelValue,
+} from '../../functions/reconcile-job.ts';
+import type { OperatorConfig } from '../../functions/types.ts';
+import { isAlreadyExists, reconcileEnqueuer } from '../../webhooks/enqueue.ts';
+
+const config: OperatorConfig = {
+  namespace: 'image-registry-operator',
+  dnsZone: 'svc.example.org',
+  defaultRegistry: { name: 'registry' },
+  images: { registry: 'registry:3.0.0', auth: 'cesanta/docker_auth:1.14.0', nginx: 'nginx:1.29.3-alpine', operator: 'image-registry-operator:0.1.0' },
+  rotationIntervalSeconds: 86400,
+};
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+const t0 = Date.parse('2025-06-01T12:00:00.000Z');
+
+test('reconcileWindow: 5 s buckets; end = bucket end + 2 s grace', () => {
+  const w = reconcileWindow(new Date(t0 + 3_400));
+  assert.is(w.start.toISOString(), '2025-06-01T12:00:00.000Z');
+  assert.is(w.end.toISOString(), '2025-06-01T12:00:07.000Z');
+  assert.equal(reconcileWindow(new Date(t0)).start, w.start, 'the bucket includes its start');
+  assert.is(reconcileWindow(new Date(t0 + 5_000)).start.getTime(), t0 + 5_000, 'and excludes its end');
+  assert.is(reconcileWindow(new Date(t0 + 61_000), { lengthSeconds: 30, graceSeconds: 0 }).end.getTime(), t0 + 90_000);
+});
+
+test('reconcileJobName: same registry and window → same name; otherwise different', () => {
+  const reg = { namespace: 'apps', name: 'registry' };
+  const a = reconcileJobName(reg, reconcileWindow(new Date(t0 + 100)).start);
+  assert.is(a, reconcileJobName(reg, reconcileWindow(new Date(t0 + 4_999)).start));
+  assert.is.not(a, reconcileJobName(reg, reconcileWindow(new Date(t0 + 5_000)).start));
+  assert.is.not(a, reconcileJobName({ namespace: 'apps', name: 'registry2' }, new Date(t0)));
+  assert.match(a, /^reconcile-apps-registry-[0-9a-f]{8}-1748779200$/);
+});
+
+test('reconcileJobName: dashes cannot make two registries share a name', () => {
+  const a = reconcileJobName({ namespace: 'a-b', name: 'c' }, new Date(t0));
+  const b = reconcileJobName({ namespace: 'a', name: 'b-c' }, new Date(t0));
+  assert.is.not(a, b);
+});
+
+test('reconcileJobName: always a DNS-1123 label of at most 63 characters', () => {
+  const long = { namespace: 'n'.repeat(63), name: 'r'.repeat(52) };
+  const cut = { namespace: 'x'.repeat(20), name: '-'.repeat(0) + 'y-'.repeat(8) + 'z' };
+  for (const reg of [long, cut, { namespace: 'a', name: 'b' }]) {
+    const name = reconcileJobName(reg, new Date(t0));
+    assert.ok(name.length <= 63, name);
+    assert.match(name, DNS_LABEL);
+  }
+  assert.is.not(
+    reconcileJobName(long, new Date(t0)),
+    reconcileJobName({ ...long, name: 'r'.repeat(51) + 's' }, new Date(t0)),
+    'names that differ only in the cut-off part still differ',
+  );
+});
+
+test('registryLabelValue: readable when it fits, hashed and valid when not', () => {
+  assert.is(registryLabelValue({ namespace: 'apps', name: 'registry' }), 'apps.registry');
+  const a = registryLabelValue({ namespace: 'n'.repeat(63), name: 'r'.repeat(52) });
+  const b = registryLabelValue({ namespace: 'n'.repeat(63), name: 'r'.repeat(51) });
+  for (const v of [a, b]) {
+    assert.ok(v.length <= 63, v);
+    assert.match(v, LABEL_VALUE);
+  }
+  assert.is.not(a, b);
+  assert.ok(a.startsWith('nnnn'));
+});
+
+test('operatorConfigEnv: the variables the entry points read; unset default namespace omitted', () => {
+  const env = Object.fromEntries(operatorConfigEnv(config).map((e) => [e.name, e.value]));
+  assert.equal(env, {
+    OPERATOR_NAMESPACE: 'image-registry-operator',
+    OPERATOR_DNS_ZONE: 'svc.example.org',
+    OPERATOR_DEFAULT_REGISTRY_NAME: 'registry',
+    OPERATOR_IMAGE_REGISTRY: 'registry:3.0.0',
+    OPERATOR_IMAGE_AUTH: 'cesanta/docker_auth:1.14.0',
+    OPERATOR_IMAGE_NGINX: 'nginx:1.29.3-alpine',
+    OPERATOR_IMAGE: 'image-registry-operator:0.1.0',
+    OPERATOR_ROTATION_INTERVAL: '24h',
+  });
+  assert.is(Object.fromEntries(operatorConfigEnv({ ...config, rotationIntervalSeconds: 5400 }).map((e) => [e.name, e.value]))['OPERATOR_ROTATION_INTERVAL'], '1h30m');
+  const withNs = operatorConfigEnv({ ...config, defaultRegistry: { name: 'r', namespace: 'infra' } });
+  assert.ok(withNs.some((e) => e.name === 'OPERATOR_DEFAULT_REGISTRY_NAMESPACE' && e.value === 'infra'));
+});
+
+test('desiredReconcileJob: the Job that runs the reconcile entry point after its window', () => {
+  const registry = { namespace: 'apps', name: 'registry' };
+  const window = reconcileWindow(new Date(t0 + 1_000));
+  const job = desiredReconcileJob({ registry, config, windowStart: window.start, windowEnd: window.end });
+  assert.is(job.apiVersion, 'batch/v1');
+  assert.is(job.kind, 'Job');
+  assert.is(job.metadata.namespace, 'image-registry-operator');
+  assert.is(job.metadata.name, reconcileJobName(registry, window.start));
+  assert.is(job.metadata.labels['app.kubernetes.io/component'], 'reconcile');
+  assert.is(job.metadata.labels[REGISTRY_LABEL], 'apps.registry');
+  assert.equal(job.spec.template.metadata.labels, job.metadata.labels);
+  assert.is(job.spec.backoffLimit, 3);
+  assert.is(job.spec.activeDeadlineSeconds, 600);
+  assert.is(job.spec.ttlSecondsAfterFinished, 300);
+  const pod = job.spec.template.spec;
+  assert.is(pod.serviceAccountName, 'image-registry-operator-jobs');
+  assert.is(pod.restartPolicy, 'Never');
+  assert.is(pod.containers.length, 1);
+  const [container] = pod.containers;
+  assert.is(container?.image, 'image-registry-operator:0.1.0');
+  assert.equal(container?.command, ['node', '/app/dist/reconcile.js']);
+  assert.equal(container?.args, ['--registry', 'apps/registry', '--not-before', '2025-06-01T12:00:07.000Z']);
+  assert.equal(container?.env, operatorConfigEnv(config));
+});
+
+test('desiredReconcileJob: PodSecurity restricted and bounded resources', () => {
+  const job = desiredReconcileJob({ registry: { namespace: 'a', name: 'b' }, config, windowEnd: new Date(t0), image: 'op:dev' });
+  const pod = job.spec.template.spec;
+  assert.is(pod.securityContext.runAsNonRoot, true);
+  assert.is(pod.securityContext.seccompProfile.type, 'RuntimeDefault');
+  const [c] = pod.containers;
+  assert.is(c?.image, 'op:dev');
+  assert.is(c?.securityContext.allowPrivilegeEscalation, false);
+  assert.equal(c?.securityContext.capabilities.drop, ['ALL']);
+  assert.is(c?.securityContext.runAsNonRoot, true);
+  assert.ok(c?.resources.limits.memory, 'memory limit set');
+  assert.ok(c?.resources.requests.cpu, 'cpu request set');
+  assert.ok(!JSON.stringify(pod).includes('hostPath'));
+  // without windowStart the name is derived from windowEnd and the default window
+  assert.is(job.metadata.name, reconcileJobName({ namespace: 'a', name: 'b' }, new Date(t0 - 7_000)));
+});
+
+test('isAlreadyExists recognises client-node errors and Status bodies', () => {
+  assert.ok(isAlreadyExists({ code: 409, body: '{}' }));
+  assert.ok(isAlreadyExists({ statusCode: 409 }));
+  assert.ok(isAlreadyExists({ code: 0, body: { kind: 'Status', reason: 'AlreadyExists' } }));
+  assert.not.ok(isAlreadyExists({ code: 403 }));
+  assert.not.ok(isAlreadyExists(new Error('boom')));
+  assert.not.ok(isAlreadyExists(undefined));
+});
+
+test('reconcileEnqueuer: creates the window Job once, 409 = coalesced, new window = new Job', async () => {
+  let clock = t0 + 1_000;
+  const created: string[] = [];
+  const existing = new Set<string>();
+  const enqueue = reconcileEnqueuer({
+    config,
+    now: () => clock,
+    createJob: async (job) => {
+      if (existing.has(job.metadata.name)) throw Object.assign(new Error('exists'), { code: 409 });
+      existing.add(job.metadata.name);
+      created.push(job.metadata.name);
+    },
+  });
+  const reg = { namespace: 'apps', name: 'registry' };
+  assert.is(await enqueue(reg), 'created');
+  assert.is(await enqueue(reg), 'coalesced');
+  assert.is(await enqueue({ namespace: 'apps', name: 'other' }), 'created');
+  clock += 5_000;
+  assert.is(await enqueue(reg), 'created');
+  assert.is(created.length, 3);
+  // another webhook replica (fresh memory) in the same window: the API server says 409
+  const replica = reconcileEnqueuer({ config, now: () => clock, createJob: async (job) => {
+    if (existing.has(job.metadata.name)) throw Object.assign(new Error('exists'), { code: 409 });
+  } });
+  assert.is(await replica(reg), 'coalesced');
+});
+
+test('reconcileEnqueuer: a burst of 50 in one window makes one API call', async () => {
+  let calls = 0;
+  const enqueue = reconcileEnqueuer({ config, now: () => t0 + 2_000, createJob: async () => void calls++ });
+  const results = [];
+  for (let i = 0; i < 50; i++) results.push(await enqueue({ namespace: 'apps', name: 'registry' }));
+  assert.is(calls, 1);
+  assert.is(results.filter((r) => r === 'created').length, 1);
+});
+
+test('reconcileEnqueuer: other errors propagate and are not remembered', async () => {
+  let fail = true;
+  const enqueue = reconcileEnqueuer({
+    config,
+    now: () => t0,
+    createJob: async () => {
+      if (fail) throw Object.assign(new Error('forbidden'), { code: 403 });
+    },
+  });
+  try {
+    await enqueue({ namespace: 'a', name: 'b' });
+    assert.unreachable('should have thrown');
+  } catch (error) {
+    assert.is((error as Error).message, 'forbidden');
+  }
+  fail = false;
+  assert.is(await enqueue({ namespace: 'a', name: 'b' }), 'created');
+});
+
+test.run();

@@ -1,0 +1,46 @@
+import { load } from 'js-yaml';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { dockerAuthConfig } from '../../functions/docker-auth-config.ts';
+import { registryConfig } from '../../functions/registry-config.ts';
+import type { ImageRegistry } from '../../functions/types.ts';
+
+const hostname = 'registry.infra.svc.example.org';
+
+test('registryConfig: distribution v3 config with token auth, filesystem storage and health', () => {
+  const parsed = load(registryConfig({ hostname, httpSecret: 's3cr3t: "quoted"' })) as Record<string, any>;
+  assert.is(parsed.version, '0.1');
+  assert.is(parsed.log.level, 'info');
+  assert.equal(parsed.storage, {
+    filesystem: { rootdirectory: '/var/lib/registry' },
+    delete: { enabled: true },
+    cache: { blobdescriptor: 'inmemory' },
+  });
+  assert.equal(parsed.http, { addr: '127.0.0.1:5000', secret: 's3cr3t: "quoted"', headers: { 'X-Content-Type-Options': ['nosniff'] } });
+  assert.equal(parsed.auth.token, {
+    realm: 'https://registry.infra.svc.example.org/auth/token',
+    service: hostname,
+    issuer: 'https://registry.infra.svc.example.org/auth/token',
+    rootcertbundle: '/etc/registry-auth/tls.crt',
+    signingalgorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512'],
+  });
+  assert.equal(parsed.health, { storagedriver: { enabled: true, interval: '10s', threshold: 3 } });
+});
+
+test('registryConfig: the token issuer and cert path match docker_auth; no HMAC algorithms', () => {
+  const registry: ImageRegistry = { apiVersion: 'v', kind: 'ImageRegistry', metadata: { name: 'registry', namespace: 'infra' } };
+  const auth = load(dockerAuthConfig({ registry, accounts: [], hostname, now: new Date() })) as Record<string, any>;
+  const reg = load(registryConfig({ hostname, httpSecret: 'x' })) as Record<string, any>;
+  assert.is(reg.auth.token.issuer, auth.token.issuer);
+  assert.is(reg.auth.token.rootcertbundle, auth.token.certificate);
+  assert.ok((reg.auth.token.signingalgorithms as string[]).every((alg) => !alg.startsWith('HS')));
+});
+
+test('registryConfig: address override, deterministic, and a secret is required', () => {
+  const text = registryConfig({ hostname, httpSecret: 'x', address: '127.0.0.3:5000' });
+  assert.is((load(text) as any).http.addr, '127.0.0.3:5000');
+  assert.is(registryConfig({ hostname, httpSecret: 'x', address: '127.0.0.3:5000' }), text);
+  assert.throws(() => registryConfig({ hostname, httpSecret: '' }), /secret/);
+});
+
+test.run();

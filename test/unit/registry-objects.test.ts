@@ -1,0 +1,270 @@
+import { load } from 'js-yaml';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { V1Container, V1PodSpec, V1Secret } from '@kubernetes/client-node';
+import { nginxConfig } from '../../functions/nginx-config.ts';
+import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
+import { registryConfig } from '../../functions/registry-config.ts';
+import {
+  ROLLOUT_CHECKSUM_ANNOTATION,
+  desiredCertificate,
+  desiredConfigSecrets,
+  desiredNginxConfigMap,
+  desiredService,
+  desiredStatefulSet,
+  desiredTlsSecret,
+  registryOwnerReference,
+  rolloutAnnotations,
+} from '../../functions/registry-objects.ts';
+import type { ImageRegistry, ImageRegistryAccount } from '../../functions/types.ts';
+
+const config = operatorConfigFromEnv({ OPERATOR_IMAGE_NGINX: 'mirror/nginx:1', OPERATOR_IMAGE_REGISTRY: 'mirror/registry:3', OPERATOR_IMAGE_AUTH: 'mirror/auth:1' });
+const hostname = 'registry.infra.svc.example.org';
+const labels = {
+  'app.kubernetes.io/name': 'image-registry',
+  'app.kubernetes.io/instance': 'registry',
+  'app.kubernetes.io/managed-by': 'image-registry-operator',
+};
+const owner = {
+  apiVersion: 'registry.mgoltzsche.github.com/v1alpha1',
+  kind: 'ImageRegistry',
+  name: 'registry',
+  uid: 'uid-1',
+  controller: true,
+  blockOwnerDeletion: true,
+};
+
+function registry(spec: ImageRegistry['spec'] = {}): ImageRegistry {
+  return { apiVersion: 'registry.mgoltzsche.github.com/v1alpha1', kind: 'ImageRegistry', metadata: { name: 'registry', namespace: 'infra', uid: 'uid-1', generation: 1 }, spec };
+}
+
+const options = { tlsSecretName: 'registry-tls', authSecretName: 'registry-auth-tls', templateAnnotations: { [ROLLOUT_CHECKSUM_ANNOTATION]: 'abc' } };
+const sts = desiredStatefulSet(registry(), config, options);
+const pod = sts.spec?.template.spec as V1PodSpec;
+const container = (name: string): V1Container => {
+  const found = pod.containers.find((c) => c.name === name);
+  assert.ok(found, name);
+  return found as V1Container;
+};
+// Where each container sees which volume (and, for projected keys, which files).
+function mounts(name: string): Record<string, string> {
+  return Object.fromEntries((container(name).volumeMounts ?? []).map((m) => [m.mountPath, m.subPath ? `${m.name}:${m.subPath}` : m.name]));
+}
+
+test('desiredStatefulSet: identity, owner, selector, replicas, rollout annotations', () => {
+  assert.is(sts.apiVersion, 'apps/v1');
+  assert.is(sts.kind, 'StatefulSet');
+  assert.equal(sts.metadata, { name: 'registry', namespace: 'infra', labels, ownerReferences: [owner] });
+  assert.is(sts.spec?.replicas, 1);
+  assert.is(sts.spec?.serviceName, 'registry');
+  assert.equal(sts.spec?.selector.matchLabels, { 'app.kubernetes.io/name': 'image-registry', 'app.kubernetes.io/instance': 'registry' });
+  assert.equal(sts.spec?.template.metadata?.labels, labels);
+  assert.equal(sts.spec?.template.metadata?.annotations, { [ROLLOUT_CHECKSUM_ANNOTATION]: 'abc' });
+  assert.is(desiredStatefulSet(registry({ replicas: 3 }), config, options).spec?.replicas, 3);
+  assert.is(pod.automountServiceAccountToken, false);
+  assert.is(pod.enableServiceLinks, false, 'no REGISTRY_* service variables for distribution to misread');
+});
+
+test('desiredStatefulSet: three containers with the configured stock images and commands', () => {
+  assert.equal(pod.containers.map((c) => [c.name, c.image]), [
+    ['nginx', 'mirror/nginx:1'],
+    ['registry', 'mirror/registry:3'],
+    ['auth', 'mirror/auth:1'],
+  ]);
+  assert.equal(container('nginx').command, ['nginx', '-e', 'stderr', '-c', '/etc/nginx/nginx.conf', '-g', 'daemon off;']);
+  assert.equal(container('nginx').ports, [{ name: 'https', containerPort: 8443, protocol: 'TCP' }]);
+  assert.equal(container('registry').args, ['serve', '/etc/docker/registry/config.yml']);
+  assert.equal(container('registry').env, [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }]);
+  assert.is(container('auth').command, undefined, 'the image entrypoint is auth_server');
+  assert.equal(container('auth').args, ['-logtostderr', '/config/auth_config.yml']);
+  for (const c of pod.containers) {
+    assert.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory, `${c.name} resources`);
+  }
+});
+
+test('desiredStatefulSet: volumes at the container paths, each container only what it needs', () => {
+  assert.equal(mounts('nginx'), { '/etc/nginx/nginx.conf': 'nginx-config:nginx.conf', '/etc/nginx/tls': 'tls', '/tmp': 'tmp' });
+  assert.equal(mounts('registry'), { '/etc/docker/registry': 'registry-config', '/etc/registry-auth': 'auth-cert', '/var/lib/registry': 'data' });
+  assert.equal(mounts('auth'), { '/config': 'auth-config', '/etc/registry-auth': 'auth-tls' });
+  const volumes = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
+  assert.equal(volumes['nginx-config']?.configMap?.name, 'registry-nginx');
+  assert.is(volumes.tls?.secret?.secretName, 'registry-tls');
+  assert.equal(volumes.tls?.secret?.items?.map((i) => i.path), ['tls.crt', 'tls.key']);
+  assert.is(volumes['registry-config']?.secret?.secretName, 'registry-registry-config');
+  assert.is(volumes['auth-config']?.secret?.secretName, 'registry-auth-config');
+  assert.is(volumes['auth-cert']?.secret?.secretName, 'registry-auth-tls');
+  assert.equal(volumes['auth-cert']?.secret?.items?.map((i) => i.path), ['tls.crt'], 'the registry never sees the token key');
+  assert.equal(volumes['auth-tls']?.secret?.items?.map((i) => i.path), ['tls.crt', 'tls.key']);
+  assert.ok(volumes.tmp?.emptyDir);
+  assert.is(volumes.tls?.secret?.defaultMode, 0o440);
+  const custom = desiredStatefulSet(registry(), config, { tlsSecretName: 'mine', authSecretName: 'signer' }).spec?.template.spec?.volumes ?? [];
+  assert.is(custom.find((v) => v.name === 'tls')?.secret?.secretName, 'mine');
+  assert.is(custom.find((v) => v.name === 'auth-tls')?.secret?.secretName, 'signer');
+});
+
+// The checks of the Pod Security Standard "restricted" profile (v1.2x+) that apply to this spec.
+function restrictedViolations(spec: V1PodSpec): string[] {
+  const problems: string[] = [];
+  const podSc = spec.securityContext ?? {};
+  if (spec.hostNetwork || spec.hostPID || spec.hostIPC) problems.push('host namespaces');
+  for (const v of spec.volumes ?? []) {
+    const allowed = ['configMap', 'csi', 'downwardAPI', 'emptyDir', 'ephemeral', 'persistentVolumeClaim', 'projected', 'secret'];
+    const kinds = Object.keys(v).filter((k) => k !== 'name');
+    if (!kinds.every((k) => allowed.includes(k))) problems.push(`volume ${v.name}: ${kinds}`);
+  }
+  for (const c of [...(spec.initContainers ?? []), ...spec.containers]) {
+    const sc = c.securityContext ?? {};
+    if (sc.privileged) problems.push(`${c.name}: privileged`);
+    if (sc.allowPrivilegeEscalation !== false) problems.push(`${c.name}: allowPrivilegeEscalation`);
+    if (!sc.capabilities?.drop?.includes('ALL')) problems.push(`${c.name}: capabilities.drop ALL`);
+    if ((sc.capabilities?.add ?? []).some((cap) => cap !== 'NET_BIND_SERVICE')) problems.push(`${c.name}: capabilities.add`);
+    if (!(sc.runAsNonRoot ?? podSc.runAsNonRoot)) problems.push(`${c.name}: runAsNonRoot`);
+    if ((sc.runAsUser ?? podSc.runAsUser) === 0) problems.push(`${c.name}: runAsUser 0`);
+    const seccomp = sc.seccompProfile?.type ?? podSc.seccompProfile?.type;
+    if (seccomp !== 'RuntimeDefault' && seccomp !== 'Localhost') problems.push(`${c.name}: seccompProfile`);
+    if ((c.ports ?? []).some((p) => p.hostPort)) problems.push(`${c.name}: hostPort`);
+  }
+  return problems;
+}
+
+test('desiredStatefulSet: restricted PodSecurity, read-only root, distinct non-root users', () => {
+  assert.equal(restrictedViolations(pod), []);
+  assert.equal(pod.containers.map((c) => c.securityContext?.runAsUser), [101, 1000, 65534]);
+  assert.ok(pod.containers.every((c) => c.securityContext?.readOnlyRootFilesystem === true));
+  assert.is(pod.securityContext?.fsGroup, 1000, 'the registry user can write the PVC');
+  // The checker itself catches a violation.
+  const broken = structuredClone(pod);
+  delete broken.containers[0]?.securityContext?.capabilities;
+  assert.equal(restrictedViolations(broken), ['nginx: capabilities.drop ALL']);
+});
+
+test('desiredStatefulSet: probes go through nginx over HTTPS (registry and auth listen on loopback)', () => {
+  const probe = (name: string, kind: 'readinessProbe' | 'livenessProbe') => container(name)[kind]?.httpGet;
+  assert.equal(probe('nginx', 'readinessProbe'), { path: '/health', port: 8443, scheme: 'HTTPS' });
+  assert.equal(probe('nginx', 'livenessProbe'), { path: '/health', port: 8443, scheme: 'HTTPS' });
+  assert.equal(probe('registry', 'readinessProbe'), { path: '/health/registry', port: 8443, scheme: 'HTTPS' });
+  assert.equal(probe('auth', 'readinessProbe'), { path: '/health/auth', port: 8443, scheme: 'HTTPS' });
+  // A liveness probe through nginx would restart a healthy registry when nginx fails.
+  assert.is(container('registry').livenessProbe, undefined);
+  assert.is(container('auth').livenessProbe, undefined);
+});
+
+test('desiredStatefulSet: data volume claim template and retention from spec.persistentVolumeClaim', () => {
+  const [claim] = sts.spec?.volumeClaimTemplates ?? [];
+  assert.is(claim?.metadata?.name, 'data');
+  assert.equal(claim?.spec, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } } });
+  assert.equal(sts.spec?.persistentVolumeClaimRetentionPolicy, { whenDeleted: 'Retain', whenScaled: 'Retain' });
+
+  const custom = desiredStatefulSet(
+    registry({ replicas: 2, persistentVolumeClaim: { storageClassName: 'fast', resources: { requests: { storage: '100Gi' } }, deleteClaim: true } }),
+    config,
+    options,
+  );
+  assert.equal(custom.spec?.volumeClaimTemplates?.[0]?.spec, { accessModes: ['ReadWriteMany'], storageClassName: 'fast', resources: { requests: { storage: '100Gi' } } });
+  assert.equal(custom.spec?.persistentVolumeClaimRetentionPolicy, { whenDeleted: 'Delete', whenScaled: 'Retain' });
+  const explicit = desiredStatefulSet(registry({ persistentVolumeClaim: { accessModes: ['ReadWriteOncePod'] } }), config, options);
+  assert.equal(explicit.spec?.volumeClaimTemplates?.[0]?.spec?.accessModes, ['ReadWriteOncePod']);
+});
+
+test('desiredService: LoadBalancer 443 → 8443 with the external-dns hostname', () => {
+  const svc = desiredService(registry(), hostname);
+  assert.equal(svc.metadata, {
+    name: 'registry',
+    namespace: 'infra',
+    labels,
+    ownerReferences: [owner],
+    annotations: { 'external-dns.alpha.kubernetes.io/hostname': hostname },
+  });
+  assert.is(svc.spec?.type, 'LoadBalancer');
+  assert.equal(svc.spec?.ports, [{ name: 'https', protocol: 'TCP', port: 443, targetPort: 8443 }]);
+  assert.equal(svc.spec?.selector, sts.spec?.selector.matchLabels);
+  assert.is(svc.spec?.externalTrafficPolicy, 'Local');
+});
+
+const decode = (secret: V1Secret, key: string): string => Buffer.from(secret.data?.[key] ?? '', 'base64').toString('utf8');
+const account = (name: string): ImageRegistryAccount => ({
+  apiVersion: 'registry.mgoltzsche.github.com/v1alpha1',
+  kind: 'ImageRegistryAccount',
+  metadata: { name, namespace: 'infra', creationTimestamp: '2025-01-01T00:00:00Z' },
+  spec: { password: '$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy', labels: { accessMode: ['push'] } },
+});
+
+test('desiredConfigSecrets: auth_config.yml and config.yml in owned Opaque Secrets', () => {
+  const now = new Date('2025-01-02T00:00:00Z');
+  const [auth, reg] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [account('static')], now, httpSecret: 'stable' });
+  assert.equal(auth.metadata, { name: 'registry-auth-config', namespace: 'infra', labels, ownerReferences: [owner] });
+  assert.is(auth.type, 'Opaque');
+  assert.equal(Object.keys(auth.data ?? {}), ['auth_config.yml']);
+  const authConfig = load(decode(auth, 'auth_config.yml')) as any;
+  assert.equal(Object.keys(authConfig.users), ['static']);
+  assert.is(authConfig.token.issuer, `https://${hostname}/auth/token`);
+  assert.is(reg.metadata?.name, 'registry-registry-config');
+  const regConfig = load(decode(reg, 'config.yml')) as any;
+  assert.is(regConfig.http.secret, 'stable');
+  assert.is(regConfig.auth.token.service, hostname);
+
+  const [auth2, reg2] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [], now, httpSecret: 'stable', authAddress: '127.0.0.5:5001', registryAddress: '127.0.0.5:5000' });
+  assert.is((load(decode(auth2, 'auth_config.yml')) as any).server.addr, '127.0.0.5:5001');
+  assert.is((load(decode(reg2, 'config.yml')) as any).http.addr, '127.0.0.5:5000');
+});
+
+test('desiredNginxConfigMap and desiredTlsSecret', () => {
+  const cm = desiredNginxConfigMap(registry());
+  assert.equal(cm.metadata, { name: 'registry-nginx', namespace: 'infra', labels, ownerReferences: [owner] });
+  assert.is(cm.data?.['nginx.conf'], nginxConfig());
+  const tls = desiredTlsSecret(registry(), 'registry-tls', { certPem: 'CERT', keyPem: 'KEY', caPem: 'CA' });
+  assert.is(tls.type, 'kubernetes.io/tls');
+  assert.equal([decode(tls, 'tls.crt'), decode(tls, 'tls.key'), decode(tls, 'ca.crt')], ['CERT', 'KEY', 'CA']);
+  assert.equal(tls.metadata?.ownerReferences, [owner]);
+});
+
+test('desiredCertificate: only with issuerRef; SANs and secret names per mode', () => {
+  assert.is(desiredCertificate(registry(), 'tls', hostname), undefined);
+  assert.is(desiredCertificate(registry({ tls: { secretName: 'x' } }), 'tls', hostname), undefined);
+  const tls = desiredCertificate(registry({ tls: { issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer' } } }), 'tls', hostname);
+  assert.equal(tls?.metadata, { name: 'registry-tls', namespace: 'infra', labels, ownerReferences: [owner] });
+  assert.is(tls?.apiVersion, 'cert-manager.io/v1');
+  assert.is(tls?.spec.secretName, 'registry-tls');
+  assert.equal(tls?.spec.issuerRef, { name: 'letsencrypt', kind: 'ClusterIssuer', group: 'cert-manager.io' });
+  assert.equal(tls?.spec.dnsNames, [hostname, 'registry.infra.svc', 'registry.infra.svc.cluster.local']);
+  assert.ok(tls?.spec.usages.includes('server auth'));
+  assert.equal(tls?.spec.secretTemplate.labels, labels);
+
+  const named = desiredCertificate(registry({ tls: { secretName: 'custom-tls', issuerRef: { name: 'ca' } } }), 'tls', hostname);
+  assert.is(named?.spec.secretName, 'custom-tls');
+  assert.is(named?.spec.issuerRef.kind, 'Issuer');
+
+  assert.is(desiredCertificate(registry({ tls: { issuerRef: { name: 'ca' } } }), 'auth', hostname), undefined);
+  const auth = desiredCertificate(registry({ auth: { ca: { issuerRef: { name: 'ca' } } } }), 'auth', hostname);
+  assert.is(auth?.metadata.name, 'registry-auth-tls');
+  assert.is(auth?.spec.secretName, 'registry-auth-tls');
+  assert.is(auth?.spec.commonName, 'registry.infra token signer');
+  assert.equal(auth?.spec.usages, ['digital signature']);
+  assert.is(auth?.spec.privateKey.algorithm, 'RSA');
+});
+
+test('rolloutAnnotations: a renewed certificate or changed config rolls the pods, accounts do not', () => {
+  const now = new Date('2025-01-02T00:00:00Z');
+  const base = { tlsCertPem: 'LEAF-1', authCertPem: 'TOKEN-1', registryConfig: registryConfig({ hostname, httpSecret: 's' }), nginxConfig: nginxConfig() };
+  const a = rolloutAnnotations(base);
+  assert.match(a[ROLLOUT_CHECKSUM_ANNOTATION] ?? '', /^[0-9a-f]{64}$/);
+  assert.equal(rolloutAnnotations({ ...base }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-2' }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, authCertPem: 'TOKEN-2' }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, registryConfig: registryConfig({ hostname, httpSecret: 'other' }) }), a);
+  // Moving bytes between parts is a different input, not the same concatenation.
+  assert.not.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-1T', authCertPem: 'OKEN-1' }), a);
+  // Accounts only change the docker_auth Secret, which is no input of the checksum or the StatefulSet.
+  const [, regA] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [], now, httpSecret: 's' });
+  const [, regB] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [account('new')], now, httpSecret: 's' });
+  assert.is(decode(regA, 'config.yml'), decode(regB, 'config.yml'));
+});
+
+test('objects need a stored registry (name, namespace, uid)', () => {
+  const unsaved = { ...registry(), metadata: { name: 'registry', namespace: 'infra' } };
+  assert.throws(() => registryOwnerReference(unsaved), /uid/);
+  assert.throws(() => desiredService(unsaved, hostname), /uid/);
+  assert.throws(() => desiredStatefulSet({ ...registry(), metadata: { name: 'r', uid: 'u' } }, config, options), /namespace/);
+});
+
+test.run();

@@ -1,0 +1,103 @@
+// In-process Prometheus metrics of the webhook, rendered in the text exposition format.
+// Label values come from a fixed set (our kinds, "other", "invalid"), never raw input, so a
+// client cannot create unbounded series.
+
+export const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export type Labels = Record<string, string>;
+
+export interface RequestLabels {
+  /** our kind, "other" for kinds not ours, "invalid" for a body that is no AdmissionReview */
+  kind: string;
+  operation: string;
+  /** patched | unchanged | allowed | denied | ignored | invalid | too_large | error */
+  result: string;
+}
+
+export interface Metrics {
+  countRequest(labels: RequestLabels): void;
+  observeDuration(webhook: string, seconds: number): void;
+  countEnqueued(result: 'created' | 'coalesced'): void;
+  countEnqueueFailure(): void;
+  /** the Prometheus text exposition */
+  render(): string;
+}
+
+function escapeLabelValue(value: string): string {
+  return value.replaceAll('\\', '\\\\').replaceAll('"', '\\"').replaceAll('\n', '\\n');
+}
+
+function formatLabels(labels: Labels): string {
+  const parts = Object.entries(labels).map(([name, value]) => `${name}="${escapeLabelValue(value)}"`);
+  return parts.length > 0 ? `{${parts.join(',')}}` : '';
+}
+
+function header(name: string, type: string, help: string): string[] {
+  return [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
+}
+
+/** Counters keyed by their formatted label set. */
+function counter() {
+  const values = new Map<string, number>();
+  return {
+    inc(labels: Labels, by = 1) {
+      const key = formatLabels(labels);
+      values.set(key, (values.get(key) ?? 0) + by);
+    },
+    lines(name: string): string[] {
+      return [...values].map(([labels, value]) => `${name}${labels} ${value}`);
+    },
+  };
+}
+
+function histogram(buckets: readonly number[]) {
+  const series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  return {
+    observe(labels: Labels, value: number) {
+      const key = formatLabels(labels);
+      const entry = series.get(key) ?? { labels, counts: buckets.map(() => 0), sum: 0, count: 0 };
+      buckets.forEach((le, i) => {
+        if (value <= le) entry.counts[i] = (entry.counts[i] ?? 0) + 1;
+      });
+      entry.sum += value;
+      entry.count += 1;
+      series.set(key, entry);
+    },
+    lines(name: string): string[] {
+      return [...series.values()].flatMap(({ labels, counts, sum, count }) => [
+        ...buckets.map((le, i) => `${name}_bucket${formatLabels({ ...labels, le: String(le) })} ${counts[i] ?? 0}`),
+        `${name}_bucket${formatLabels({ ...labels, le: '+Inf' })} ${count}`,
+        `${name}_sum${formatLabels(labels)} ${sum}`,
+        `${name}_count${formatLabels(labels)} ${count}`,
+      ]);
+    },
+  };
+}
+
+export function createMetrics(): Metrics {
+  const requests = counter();
+  const durations = histogram(DURATION_BUCKETS);
+  const enqueued = counter();
+  const enqueueFailures = counter();
+  // series that exist from the start, so rates and alerts work before the first event
+  enqueued.inc({ result: 'created' }, 0);
+  enqueued.inc({ result: 'coalesced' }, 0);
+  enqueueFailures.inc({}, 0);
+  return {
+    countRequest: ({ kind, operation, result }) => requests.inc({ kind, operation, result }),
+    observeDuration: (webhook, seconds) => durations.observe({ webhook }, seconds),
+    countEnqueued: (result) => enqueued.inc({ result }),
+    countEnqueueFailure: () => enqueueFailures.inc({}),
+    render: () =>
+      [
+        ...header('webhook_requests_total', 'counter', 'Admission requests by kind, operation and result.'),
+        ...requests.lines('webhook_requests_total'),
+        ...header('webhook_request_duration_seconds', 'histogram', 'Time to answer an admission request.'),
+        ...durations.lines('webhook_request_duration_seconds'),
+        ...header('webhook_jobs_enqueued_total', 'counter', 'Reconcile Jobs created, or found already queued for their window (coalesced).'),
+        ...enqueued.lines('webhook_jobs_enqueued_total'),
+        ...header('webhook_enqueue_failures_total', 'counter', 'Reconcile Jobs that could not be enqueued (the resync CronJob repairs).'),
+        ...enqueueFailures.lines('webhook_enqueue_failures_total'),
+      ].join('\n') + '\n',
+  };
+}
