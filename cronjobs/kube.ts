@@ -12,6 +12,13 @@ import {
 
 export const FIELD_MANAGER = 'image-registry-operator';
 
+/** Objects as plain JSON (timestamps are strings): the shapes of functions/types.ts and client-node's models. */
+export interface AnyObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+}
+
 export interface ObjectRef {
   apiVersion: string;
   kind: string;
@@ -23,16 +30,16 @@ export interface ObjectRef {
 export class ConflictError extends Error {}
 
 export interface Kube {
-  read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | undefined>;
-  list<T extends KubernetesObject>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<T[]>;
+  read<T extends object>(ref: ObjectRef): Promise<T | undefined>;
+  list<T extends object>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<T[]>;
   /** server-side apply (force: we own the fields we write) */
-  apply<T extends KubernetesObject>(object: T): Promise<T>;
+  apply<T extends object>(object: T): Promise<T>;
   /** server-side apply of the status subresource of one of our custom resources */
-  applyStatus(object: KubernetesObject & { status: unknown }, plural: string): Promise<void>;
+  applyStatus(object: AnyObject & { status: unknown }, plural: string): Promise<void>;
   /** create; AlreadyExists surfaces as ConflictError */
-  create<T extends KubernetesObject>(object: T): Promise<T>;
+  create<T extends object>(object: T): Promise<T>;
   /** update guarded by metadata.resourceVersion; a stale version surfaces as ConflictError */
-  replace<T extends KubernetesObject>(object: T): Promise<T>;
+  replace<T extends object>(object: T): Promise<T>;
   /** deletes; false when it was already gone */
   remove(ref: ObjectRef, options?: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; uid?: string }): Promise<boolean>;
 }
@@ -47,28 +54,28 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
   const objects = KubernetesObjectApi.makeApiClient(config);
   const customObjects = config.makeApiClient(CustomObjectsApi);
   return {
-    read: async <T extends KubernetesObject>(ref: ObjectRef) => {
+    read: async <T extends object>(ref: ObjectRef) => {
       try {
-        return plain(await objects.read<T>(header(ref)));
+        return plain((await objects.read(header(ref) as never)) as T);
       } catch (error) {
         if (statusOf(error) === 404) return undefined;
         throw describe(error, 'read', ref);
       }
     },
-    list: async <T extends KubernetesObject>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string) => {
+    list: async <T extends object>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string) => {
       const items: T[] = [];
       let continueToken: string | undefined;
       do {
         const page = await objects
-          .list<T>(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector, 500, continueToken)
+          .list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector, 500, continueToken)
           .catch((error: unknown) => { throw describe(error, 'list', { apiVersion, kind, namespace, name: '' }); });
-        items.push(...page.items.map((item) => plain({ ...item, apiVersion, kind })));
+        items.push(...page.items.map((item) => plain<T>({ ...item, apiVersion, kind })));
         continueToken = page.metadata?._continue || undefined;
       } while (continueToken);
       return items;
     },
-    apply: async <T extends KubernetesObject>(object: T) =>
-      plain(await objects.patch<T>(object, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)
+    apply: async <T extends object>(object: T) =>
+      plain<T>(await objects.patch(object as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)
         .catch((error: unknown) => { throw describe(error, 'apply', refOf(object)); })),
     applyStatus: async (object, plural) => {
       const [group, version] = splitApiVersion(object.apiVersion ?? '');
@@ -78,11 +85,11 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
         setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
       ).catch((error: unknown) => { throw describe(error, 'apply status of', ref); });
     },
-    create: async <T extends KubernetesObject>(object: T) =>
-      plain(await objects.create<T>(object, undefined, undefined, FIELD_MANAGER)
+    create: async <T extends object>(object: T) =>
+      plain<T>(await objects.create(object as KubernetesObject, undefined, undefined, FIELD_MANAGER)
         .catch((error: unknown) => { throw describe(error, 'create', refOf(object)); })),
-    replace: async <T extends KubernetesObject>(object: T) =>
-      plain(await objects.replace<T>(object, undefined, undefined, FIELD_MANAGER)
+    replace: async <T extends object>(object: T) =>
+      plain<T>(await objects.replace(object as KubernetesObject, undefined, undefined, FIELD_MANAGER)
         .catch((error: unknown) => { throw describe(error, 'replace', refOf(object)); })),
     remove: async (ref, options = {}) => {
       const body = options.uid ? { preconditions: { uid: options.uid } } : undefined;
@@ -101,7 +108,7 @@ function header(ref: ObjectRef): KubernetesObject & { metadata: { name: string }
   return { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
 }
 
-function refOf(object: KubernetesObject): ObjectRef {
+function refOf(object: AnyObject): ObjectRef {
   return { apiVersion: object.apiVersion ?? '', kind: object.kind ?? '', namespace: object.metadata?.namespace, name: object.metadata?.name ?? '' };
 }
 
@@ -111,7 +118,7 @@ function splitApiVersion(apiVersion: string): [string, string] {
 }
 
 /** The typed models carry Date objects and undefined fields; callers work on plain JSON. */
-function plain<T>(value: T): T {
+function plain<T>(value: unknown): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 

@@ -62,8 +62,17 @@ async function runAll(files: string[], env: NodeJS.ProcessEnv, parallel: number)
   return results;
 }
 
+/** The tests run the bundles in dist/ as the Jobs do, so build them first. */
+function buildBundles(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [...process.execArgv, join(root, 'test/build.ts')], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
+    child.once('close', (code) => (code === 0 ? resolve() : reject(new Error(`npm run build failed with exit code ${code}`))));
+  });
+}
+
 async function main(): Promise<void> {
   installExitHandlers();
+  await buildBundles();
   const unit = testFiles('unit');
   const withCluster = [...testFiles('integration'), ...testFiles('e2e')];
   const results = await runAll(unit, process.env, 2);

@@ -2,6 +2,7 @@
 // or one started for this process alone when a test file is run by itself.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { startControlPlane } from './control-plane.ts';
 import { run } from './processes.ts';
 import { testBinaries } from './binaries.ts';
@@ -13,8 +14,13 @@ export interface TestCluster {
   kubectl(args: string[], opts?: { input?: string; namespace?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** creates a namespace with a unique name starting with prefix */
   createNamespace(prefix: string, labels?: Record<string, string>): Promise<string>;
+  /** renders a kustomize directory of the repo (e.g. 'kustomize/crds') and server-side applies it; throws on failure */
+  applyKustomize(dir: string): Promise<string>;
+  /** the CRDs of kustomize/crds, applied and Established (once per process) */
+  installCrds(): Promise<void>;
 }
 
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 let cluster: Promise<TestCluster> | undefined;
 
 export function testCluster(): Promise<TestCluster> {
@@ -40,5 +46,20 @@ async function connect(): Promise<TestCluster> {
     if (result.code !== 0) throw new Error(`creating namespace ${name}: ${result.stderr}`);
     return name;
   };
-  return { kubeconfig, assetsDir, kubectl, createNamespace };
+  const applyKustomize = async (dir: string) => {
+    const rendered = await kubectl(['kustomize', join(repoRoot, dir)]);
+    if (rendered.code !== 0) throw new Error(`kubectl kustomize ${dir}: ${rendered.stderr}`);
+    const applied = await kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=tests', '-f', '-'], { input: rendered.stdout });
+    if (applied.code !== 0) throw new Error(`applying ${dir}: ${applied.stderr}`);
+    return rendered.stdout;
+  };
+  let crds: Promise<void> | undefined;
+  const installCrds = () => {
+    crds ??= applyKustomize('kustomize/crds').then(async () => {
+      const waited = await kubectl(['wait', '--for', 'condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=image-registry-operator']);
+      if (waited.code !== 0) throw new Error(`waiting for the CRDs: ${waited.stderr}`);
+    });
+    return crds;
+  };
+  return { kubeconfig, assetsDir, kubectl, createNamespace, applyKustomize, installCrds };
 }

@@ -1,0 +1,48 @@
+// Writes the docker_auth config Secret from the live ImageRegistryAccounts with optimistic
+// concurrency: read the Secret's resourceVersion BEFORE listing the accounts, write with it, and on
+// a conflict start over. Any writer whose list missed an account loses the race to the writer that
+// created it, so concurrent Jobs never drop an account from the config.
+import type { V1Secret } from '@kubernetes/client-node';
+import { authConfigSecretName } from '../functions/names.ts';
+import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount } from '../functions/types.ts';
+import { ConflictError, type Kube } from './kube.ts';
+
+/** Builds [authConfigSecret, registryConfigSecret] from the accounts. */
+export type ConfigSecretsBuilder = (accounts: readonly ImageRegistryAccount[]) => [V1Secret, V1Secret];
+
+const MAX_ATTEMPTS = 20;
+
+export async function writeAuthConfig(
+  kube: Kube,
+  registry: ImageRegistry,
+  build: ConfigSecretsBuilder,
+  exclude: (account: ImageRegistryAccount) => boolean = () => false,
+): Promise<{ changed: boolean; accounts: number }> {
+  const namespace = registry.metadata.namespace ?? '';
+  const name = authConfigSecretName(registry.metadata.name ?? '');
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const current = await kube.read<V1Secret & { apiVersion: string; kind: string }>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
+    const accounts = (await kube.list<ImageRegistryAccount & { apiVersion: string; kind: string }>(GROUP_VERSION, 'ImageRegistryAccount', namespace)).filter((a) => !exclude(a));
+    const [desired] = build(accounts);
+    if (current && sameData(current.data, desired.data)) return { changed: false, accounts: accounts.length };
+    try {
+      if (current) {
+        await kube.replace({ ...current, type: desired.type, data: desired.data, metadata: { ...current.metadata, labels: desired.metadata?.labels, ownerReferences: desired.metadata?.ownerReferences } } as never);
+      } else {
+        await kube.create(desired as never);
+      }
+      return { changed: true, accounts: accounts.length };
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      // another writer got there first: back off a little (jitter spreads the retries) and re-read
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * attempt));
+    }
+  }
+  throw new Error(`Secret ${namespace}/${name}: gave up after ${MAX_ATTEMPTS} conflicting writes`);
+}
+
+function sameData(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const keys = new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})]);
+  for (const key of keys) if (a?.[key] !== b?.[key]) return false;
+  return true;
+}

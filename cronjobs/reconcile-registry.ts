@@ -1,0 +1,131 @@
+// Reconciles one ImageRegistry: read → compute with functions/ → apply → status.
+// Order matters: certificates, then the docker_auth config (accounts), then the workload, so a
+// half-done run never serves with credentials or certificates the auth config does not know.
+import { load } from 'js-yaml';
+import type { KeyPair } from '../functions/certificate-sources.ts';
+import { certificateMode } from '../functions/certificate-sources.ts';
+import { registryAuthSecretName, registryConfigSecretName, registryHostname, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
+import { nginxConfig } from '../functions/nginx-config.ts';
+import {
+  desiredConfigSecrets,
+  desiredNginxConfigMap,
+  desiredService,
+  desiredStatefulSet,
+  rolloutAnnotations,
+} from '../functions/registry-objects.ts';
+import { readinessChanged, registryReadiness, registryStatus, type RegistryProblem, type StatefulSetState } from '../functions/registry-status.ts';
+import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type OperatorConfig } from '../functions/types.ts';
+import { writeAuthConfig, type ConfigSecretsBuilder } from './auth-config.ts';
+import { ensureOperatorCa, resolveKeyPair, type ResolvedKeyPair } from './certificates.ts';
+import { recordEvent } from './events.ts';
+import { randomToken } from './keys.ts';
+import type { Kube } from './kube.ts';
+import { log } from './log.ts';
+
+export interface RegistryKey {
+  namespace: string;
+  name: string;
+}
+
+export interface ReconcileOptions {
+  kube: Kube;
+  config: OperatorConfig;
+  now: () => Date;
+  /** how long to wait for a ready replica before reporting RolloutPending (the resync finishes it) */
+  rolloutTimeoutMs: number;
+  /** runs between the certificates and the auth config: creates accounts, returns a hook for after it */
+  accountsStep?: AccountsStep;
+}
+
+/** issue-4 extension point: push/pull accounts and Secrets of this registry */
+export type AccountsStep = (registry: ImageRegistry, context: { hostname: string; caPem: string }) => Promise<{
+  excludeAccounts?: (account: ImageRegistryAccount) => boolean;
+  afterAuthConfig?: () => Promise<void>;
+}>;
+
+export type ReconcileResult = 'missing' | 'ready' | 'not-ready';
+
+export async function reconcileRegistry(key: RegistryKey, options: ReconcileOptions): Promise<ReconcileResult> {
+  const { kube, config } = options;
+  const registry = await kube.read<ImageRegistry>({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', ...key });
+  if (!registry || registry.metadata.deletionTimestamp) return 'missing';
+  const now = options.now();
+  const hostname = registryHostname(key.name, key.namespace, config.dnsZone);
+  const { tls, auth } = await keyPairs(registry, hostname, options, now);
+  const problem: RegistryProblem | undefined = tls.problem ?? auth.problem;
+  if (!problem && tls.pair && auth.pair) {
+    await applyRegistryObjects(registry, hostname, tls.pair, auth.pair, options);
+  }
+  const statefulSet = problem ? undefined : await waitForRollout(kube, registry, options.rolloutTimeoutMs);
+  const readiness = registryReadiness(registry, problem, statefulSet);
+  await kube.applyStatus({ ...registry, status: registryStatus(registry, { hostname, tlsSecretName: registryTlsSecretName(registry), readiness }, options.now()) }, 'imageregistries');
+  await reportChanges(kube, registry, { tls, auth, readiness }, now);
+  log('info', 'registry reconciled', { registry: `${key.namespace}/${key.name}`, ready: readiness.status, reason: readiness.reason });
+  return readiness.status === 'True' ? 'ready' : 'not-ready';
+}
+
+async function keyPairs(registry: ImageRegistry, hostname: string, options: ReconcileOptions, now: Date): Promise<{ tls: ResolvedKeyPair; auth: ResolvedKeyPair }> {
+  const needsCa = certificateMode(registry.spec?.tls) === 'self-signed' || certificateMode(registry.spec?.auth?.ca) === 'self-signed';
+  const ca = needsCa ? await ensureOperatorCa(options.kube, options.config, now) : { certPem: '', keyPem: '', caPem: '' };
+  const tls = await resolveKeyPair(options.kube, registry, 'tls', ca, hostname, now);
+  const auth = await resolveKeyPair(options.kube, registry, 'auth', ca, hostname, now);
+  return { tls, auth };
+}
+
+async function applyRegistryObjects(registry: ImageRegistry, hostname: string, tls: KeyPair, auth: KeyPair, options: ReconcileOptions): Promise<void> {
+  const { kube } = options;
+  const accounts = await options.accountsStep?.(registry, { hostname, caPem: tls.caPem || tls.certPem });
+  const httpSecret = (await existingHttpSecret(kube, registry)) ?? randomToken();
+  const configSecrets: ConfigSecretsBuilder = (liveAccounts) =>
+    desiredConfigSecrets({ registry, hostname, accounts: liveAccounts, now: options.now(), httpSecret });
+  await writeAuthConfig(kube, registry, configSecrets, accounts?.excludeAccounts);
+  const [, registrySecret] = configSecrets([]);
+  await kube.apply(registrySecret as never);
+  await accounts?.afterAuthConfig?.();
+  await kube.apply(desiredNginxConfigMap(registry) as never);
+  await kube.apply(desiredService(registry, hostname) as never);
+  const registryConfigText = Buffer.from(registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
+  const templateAnnotations = rolloutAnnotations({ tlsCertPem: tls.certPem, authCertPem: auth.certPem, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
+  const statefulSet = desiredStatefulSet(registry, options.config, {
+    tlsSecretName: registryTlsSecretName(registry),
+    authSecretName: registryAuthSecretName(registry),
+    templateAnnotations,
+  });
+  await kube.apply(statefulSet as never);
+}
+
+/** The registry's http.secret must stay stable across runs (it signs upload state between replicas). */
+async function existingHttpSecret(kube: Kube, registry: ImageRegistry): Promise<string | undefined> {
+  const name = registryConfigSecretName(registry.metadata.name ?? '');
+  const secret = await kube.read<{ data?: Record<string, string> } & { apiVersion: string; kind: string }>({ apiVersion: 'v1', kind: 'Secret', namespace: registry.metadata.namespace, name });
+  const text = secret?.data?.['config.yml'];
+  if (!text) return undefined;
+  const parsed = load(Buffer.from(text, 'base64').toString('utf8')) as { http?: { secret?: unknown } } | undefined;
+  return typeof parsed?.http?.secret === 'string' && parsed.http.secret ? parsed.http.secret : undefined;
+}
+
+async function waitForRollout(kube: Kube, registry: ImageRegistry, timeoutMs: number): Promise<StatefulSetState | undefined> {
+  const ref = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: registry.metadata.namespace, name: statefulSetName(registry.metadata.name ?? '') };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const statefulSet = await kube.read<StatefulSetState & { apiVersion: string; kind: string }>(ref);
+    if ((statefulSet?.status?.readyReplicas ?? 0) >= 1 || Date.now() >= deadline || (registry.spec?.replicas ?? 1) === 0) return statefulSet;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
+
+async function reportChanges(
+  kube: Kube,
+  registry: ImageRegistry,
+  changes: { tls: ResolvedKeyPair; auth: ResolvedKeyPair; readiness: { status: string; reason: string; message: string } },
+  now: Date,
+): Promise<void> {
+  const involved = { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata };
+  for (const [what, resolved] of [['TLS', changes.tls], ['token-signing', changes.auth]] as const) {
+    if (resolved.issued) await recordEvent(kube, involved, 'Normal', 'CertificateIssued', `issued ${what} certificate: ${resolved.issued.message}`, now);
+  }
+  if (readinessChanged(registry, changes.readiness as never)) {
+    const type = changes.readiness.status === 'True' ? 'Normal' : 'Warning';
+    await recordEvent(kube, involved, type, changes.readiness.reason, changes.readiness.message, now);
+  }
+}

@@ -1,0 +1,41 @@
+// The reconcile Job: reconcile the registries named by --registry <ns>/<name> (repeatable), or all.
+// --not-before <ISO time>: the coalescing window's end; waiting for it means every admission of
+// the window is stored before this Job reads.
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../functions/duration.ts';
+import { operatorConfigFromEnv } from '../functions/operator-config.ts';
+import { GROUP_VERSION, type ImageRegistry } from '../functions/types.ts';
+import { connectKube } from './kube.ts';
+import { errorMessage, log } from './log.ts';
+import { reconcileRegistry, type RegistryKey } from './reconcile-registry.ts';
+
+export function parseRegistryArgs(argv: string[]): { registries: RegistryKey[]; notBefore?: Date } {
+  const { values } = parseArgs({ args: argv, options: { registry: { type: 'string', multiple: true }, 'not-before': { type: 'string' } } });
+  const registries = (values.registry ?? []).map((text) => {
+    const [namespace, name, extra] = text.split('/');
+    if (!namespace || !name || extra !== undefined) throw new Error(`--registry ${JSON.stringify(text)}: expected <namespace>/<name>`);
+    return { namespace, name };
+  });
+  const notBefore = values['not-before'] ? new Date(values['not-before']) : undefined;
+  if (notBefore && Number.isNaN(notBefore.getTime())) throw new Error(`--not-before ${JSON.stringify(values['not-before'])}: expected an ISO 8601 time`);
+  return { registries, ...(notBefore ? { notBefore } : {}) };
+}
+
+export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const { registries, notBefore } = parseRegistryArgs(argv);
+  const config = operatorConfigFromEnv(env);
+  const rolloutTimeoutMs = parseDuration(env.OPERATOR_ROLLOUT_TIMEOUT || '60s');
+  if (notBefore && notBefore.getTime() > Date.now()) await new Promise((resolve) => setTimeout(resolve, notBefore.getTime() - Date.now()));
+  const kube = connectKube();
+  const keys = registries.length > 0 ? registries : (await kube.list<ImageRegistry>(GROUP_VERSION, 'ImageRegistry')).map((r) => ({ namespace: r.metadata.namespace ?? '', name: r.metadata.name ?? '' }));
+  let failures = 0;
+  for (const key of keys) {
+    try {
+      await reconcileRegistry(key, { kube, config, now: () => new Date(), rolloutTimeoutMs });
+    } catch (error) {
+      failures++;
+      log('error', 'registry reconcile failed', { registry: `${key.namespace}/${key.name}`, error: errorMessage(error) });
+    }
+  }
+  return failures === 0 ? 0 : 1;
+}

@@ -1,0 +1,43 @@
+// The ImageRegistry's status: hostname, TLS Secret and a Ready condition that says why not.
+import { notReady, ready, setCondition, READY, getCondition, type ConditionInput } from './conditions.ts';
+import type { Condition, ImageRegistry, ImageRegistryStatus } from './types.ts';
+
+export interface RegistryProblem {
+  reason: string;
+  message: string;
+}
+
+export interface StatefulSetState {
+  status?: { readyReplicas?: number; replicas?: number; updatedReplicas?: number };
+}
+
+/** Ready when the certificates are usable and the StatefulSet has a ready replica. */
+export function registryReadiness(registry: ImageRegistry, problem: RegistryProblem | undefined, statefulSet: StatefulSetState | undefined): ConditionInput {
+  if (problem) return notReady(problem.reason, problem.message);
+  const wanted = registry.spec?.replicas ?? 1;
+  if (wanted === 0) return notReady('ScaledToZero', 'spec.replicas is 0: the registry is stopped, its volume is kept');
+  const readyReplicas = statefulSet?.status?.readyReplicas ?? 0;
+  if (readyReplicas < 1) return notReady('RolloutPending', `waiting for a ready replica of StatefulSet ${registry.metadata.name} (0/${wanted} ready)`);
+  return ready(`${readyReplicas}/${wanted} replicas ready`);
+}
+
+export function registryStatus(
+  registry: ImageRegistry,
+  fields: { hostname: string; tlsSecretName: string; readiness: ConditionInput },
+  now: Date,
+): ImageRegistryStatus {
+  const generation = registry.metadata.generation;
+  const conditions: Condition[] = setCondition(registry.status?.conditions, fields.readiness, now, generation);
+  return {
+    ...(generation === undefined ? {} : { observedGeneration: generation }),
+    conditions,
+    hostname: fields.hostname,
+    tlsSecretName: fields.tlsSecretName,
+  };
+}
+
+/** True when the Ready condition changes (status or reason), i.e. worth an Event. */
+export function readinessChanged(registry: ImageRegistry, readiness: ConditionInput): boolean {
+  const previous = getCondition(registry.status?.conditions, READY);
+  return previous?.status !== readiness.status || previous?.reason !== readiness.reason;
+}

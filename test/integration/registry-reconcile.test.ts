@@ -1,0 +1,221 @@
+// The reconcile Job against the real API server: run as a process from the command, args and env
+// of our reconcile Job manifest, it creates the registry's objects; a second run changes nothing;
+// all three certificate modes; the pod template passes PodSecurity "restricted"; renewal.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { X509Certificate } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { testCluster, type TestCluster } from '../support/cluster.ts';
+import { run } from '../support/processes.ts';
+import { issueTestCertificate } from '../support/pki.ts';
+import { fulfilCertificates, installCertificateCrd } from '../support/cert-manager.ts';
+import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
+import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
+import { GROUP_VERSION } from '../../functions/types.ts';
+import { connectKube } from '../../cronjobs/kube.ts';
+import { reconcileRegistry } from '../../cronjobs/reconcile-registry.ts';
+import { KubeConfig } from '@kubernetes/client-node';
+
+type Obj = Record<string, any>;
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const OPERATOR_NAMESPACE = 'image-registry-operator';
+
+let ready: Promise<{ cluster: TestCluster; ns: string }> | undefined;
+function setup() {
+  ready ??= (async () => {
+    const cluster = await testCluster();
+    await cluster.installCrds();
+    await installCertificateCrd(cluster);
+    await cluster.kubectl(['create', 'namespace', OPERATOR_NAMESPACE]);
+    const ns = await cluster.createNamespace('reconcile');
+    return { cluster, ns };
+  })();
+  return ready;
+}
+
+/** Runs the reconcile Job's container the way a kubelet would: its command, args and env. */
+async function runReconcileJob(cluster: TestCluster, namespace: string, name: string) {
+  const config = operatorConfigFromEnv({});
+  const job = desiredReconcileJob({ registry: { namespace, name }, config, windowEnd: new Date() });
+  const container = job.spec.template.spec.containers[0]!;
+  const [command, script] = container.command;
+  assert.is(command, 'node');
+  const env = Object.fromEntries(container.env.map((e) => [e.name, e.value]));
+  const result = await run(process.execPath, [script!.replace(/^\/app\//, root), ...container.args], {
+    env: { PATH: process.env.PATH, KUBECONFIG: cluster.kubeconfig, OPERATOR_ROLLOUT_TIMEOUT: '0s', ...env },
+  });
+  assert.is(result.code, 0, `reconcile Job failed:\n${result.stdout}\n${result.stderr}`);
+  return result;
+}
+
+async function get(cluster: TestCluster, kind: string, name: string, namespace: string): Promise<Obj | undefined> {
+  const result = await cluster.kubectl(['get', kind, name, '-o', 'json'], { namespace });
+  return result.code === 0 ? JSON.parse(result.stdout) : undefined;
+}
+
+async function apply(cluster: TestCluster, object: Obj, namespace: string): Promise<void> {
+  const result = await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(object), namespace });
+  assert.is(result.code, 0, result.stderr);
+}
+
+const registry = (name: string, spec: Obj = {}) => ({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name }, spec });
+const readyCondition = (object: Obj | undefined) => (object?.status?.conditions ?? []).find((c: Obj) => c.type === 'Ready');
+const decode = (secret: Obj, key: string) => Buffer.from(secret.data[key], 'base64').toString('utf8');
+
+const OWNED = [
+  ['service', 'reg'],
+  ['statefulset', 'reg'],
+  ['secret', 'reg-tls'],
+  ['secret', 'reg-auth-tls'],
+  ['secret', 'reg-auth-config'],
+  ['secret', 'reg-registry-config'],
+  ['configmap', 'reg-nginx'],
+] as const;
+
+test('self-signed: the reconcile Job creates Service, StatefulSet, Secrets and ConfigMap owned by the registry', async () => {
+  const { cluster, ns } = await setup();
+  await apply(cluster, registry('reg'), ns);
+  await runReconcileJob(cluster, ns, 'reg');
+  const stored = await get(cluster, 'imageregistry', 'reg', ns);
+  for (const [kind, name] of OWNED) {
+    const object = await get(cluster, kind, name, ns);
+    assert.ok(object, `${kind} ${name} exists`);
+    const owner = object.metadata.ownerReferences?.[0];
+    assert.equal([owner?.kind, owner?.name, owner?.uid, owner?.controller], ['ImageRegistry', 'reg', stored!.metadata.uid, true], `${kind} ${name} owner`);
+  }
+  assert.is(stored!.status.hostname, `reg.${ns}.svc.example.org`);
+  assert.is(stored!.status.tlsSecretName, 'reg-tls');
+  const service = await get(cluster, 'service', 'reg', ns);
+  assert.is(service!.spec.type, 'LoadBalancer');
+  assert.is(service!.metadata.annotations['external-dns.alpha.kubernetes.io/hostname'], `reg.${ns}.svc.example.org`);
+});
+
+test('self-signed: the TLS leaf names the hostname and chains to the operator CA kept in the operator namespace', async () => {
+  const { cluster, ns } = await setup();
+  const tls = await get(cluster, 'secret', 'reg-tls', ns);
+  const ca = await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE);
+  assert.ok(ca, 'operator CA Secret');
+  const leaf = new X509Certificate(decode(tls!, 'tls.crt'));
+  const caCert = new X509Certificate(decode(ca!, 'tls.crt'));
+  assert.ok(leaf.verify(caCert.publicKey), 'leaf signed by the operator CA');
+  assert.is(decode(tls!, 'ca.crt'), decode(ca!, 'tls.crt'));
+  assert.match(leaf.subjectAltName ?? '', `DNS:reg.${ns}.svc.example.org`);
+  assert.match(leaf.subjectAltName ?? '', `DNS:reg.${ns}.svc.cluster.local`);
+});
+
+test('no kubelet has started a replica yet → Ready=False RolloutPending, with an Event', async () => {
+  const { cluster, ns } = await setup();
+  const condition = readyCondition(await get(cluster, 'imageregistry', 'reg', ns));
+  assert.equal([condition?.status, condition?.reason], ['False', 'RolloutPending']);
+  const events = await cluster.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=reg,involvedObject.kind=ImageRegistry', '-o', 'json'], { namespace: ns });
+  const reasons = (JSON.parse(events.stdout).items as Obj[]).map((e) => e.reason);
+  assert.ok(reasons.includes('CertificateIssued'), reasons.join(','));
+  assert.ok(reasons.includes('RolloutPending'), reasons.join(','));
+});
+
+test('a second run changes nothing: every resourceVersion stays equal', async () => {
+  const { cluster, ns } = await setup();
+  const versions = async () => {
+    const list: string[] = [];
+    for (const [kind, name] of [...OWNED, ['imageregistry', 'reg']] as const) list.push(`${kind}/${name}@${(await get(cluster, kind, name, ns))!.metadata.resourceVersion}`);
+    list.push(`ca@${(await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE))!.metadata.resourceVersion}`);
+    return list;
+  };
+  const before = await versions();
+  await runReconcileJob(cluster, ns, 'reg');
+  assert.equal(await versions(), before);
+});
+
+test('a ready replica (StatefulSet status as the controller would set it) → Ready=True', async () => {
+  const { cluster, ns } = await setup();
+  const patched = await cluster.kubectl(['patch', 'statefulset', 'reg', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 } })], { namespace: ns });
+  assert.is(patched.code, 0, patched.stderr);
+  await runReconcileJob(cluster, ns, 'reg');
+  const condition = readyCondition(await get(cluster, 'imageregistry', 'reg', ns));
+  assert.equal([condition?.status, condition?.reason], ['True', 'Ready']);
+});
+
+test('the StatefulSet pod template is accepted in a namespace that enforces PodSecurity restricted', async () => {
+  const { cluster, ns } = await setup();
+  const restricted = await cluster.createNamespace('restricted', { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' });
+  const statefulSet = await get(cluster, 'statefulset', 'reg', ns);
+  // as the StatefulSet controller builds pod reg-0: the template plus a volume per claim template
+  const claims = statefulSet!.spec.volumeClaimTemplates.map((t: Obj) => ({ name: t.metadata.name, persistentVolumeClaim: { claimName: `${t.metadata.name}-reg-0` } }));
+  const template = statefulSet!.spec.template;
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'reg-0', ...template.metadata }, spec: { ...template.spec, volumes: [...template.spec.volumes, ...claims] } };
+  const accepted = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(pod), namespace: restricted });
+  assert.is(accepted.code, 0, accepted.stderr);
+  // the check is real: the same pod with an added capability is refused there
+  pod.spec = { ...pod.spec, containers: pod.spec.containers.map((c: Obj, i: number) => (i === 0 ? { ...c, securityContext: { ...c.securityContext, capabilities: { drop: ['ALL'], add: ['NET_RAW'] } } } : c)) };
+  const refused = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(pod), namespace: restricted });
+  assert.is.not(refused.code, 0);
+  assert.match(refused.stderr, /violates PodSecurity "restricted/, refused.stderr);
+});
+
+test('existing secretName: missing → Ready=False SecretNotFound naming it; once created the registry uses it', async () => {
+  const { cluster, ns } = await setup();
+  await apply(cluster, registry('mine', { tls: { secretName: 'my-tls' } }), ns);
+  await runReconcileJob(cluster, ns, 'mine');
+  const condition = readyCondition(await get(cluster, 'imageregistry', 'mine', ns));
+  assert.equal([condition?.status, condition?.reason], ['False', 'SecretNotFound']);
+  assert.match(condition.message, 'my-tls');
+  assert.match(condition.message, 'spec.tls.secretName');
+  assert.not.ok(await get(cluster, 'statefulset', 'mine', ns), 'no StatefulSet without its certificate');
+
+  const ca = issueTestCertificate({ commonName: 'user CA', isCa: true });
+  const leaf = issueTestCertificate({ commonName: `mine.${ns}.svc.example.org`, dnsNames: [`mine.${ns}.svc.example.org`], issuer: ca });
+  const created = await cluster.kubectl(['create', 'secret', 'tls', 'my-tls', '--cert', await writeTemp(leaf.certPem), '--key', await writeTemp(leaf.keyPem)], { namespace: ns });
+  assert.is(created.code, 0, created.stderr);
+  await runReconcileJob(cluster, ns, 'mine');
+  const statefulSet = await get(cluster, 'statefulset', 'mine', ns);
+  const tlsVolume = statefulSet!.spec.template.spec.volumes.find((v: Obj) => v.secret?.secretName === 'my-tls');
+  assert.ok(tlsVolume, 'the pod mounts the user Secret');
+  assert.is((await get(cluster, 'imageregistry', 'mine', ns))!.status.tlsSecretName, 'my-tls');
+  assert.not.ok(await get(cluster, 'secret', 'mine-tls', ns), 'no operator-made TLS Secret in secretName mode');
+});
+
+test('cert-manager issuerRef: a Certificate is created; once the stand-in fills its Secret the registry uses it', async () => {
+  const { cluster, ns } = await setup();
+  await apply(cluster, registry('cm', { tls: { issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer' } } }), ns);
+  await runReconcileJob(cluster, ns, 'cm');
+  const certificate = await get(cluster, 'certificates.cert-manager.io', 'cm-tls', ns);
+  assert.ok(certificate, 'Certificate cm-tls');
+  assert.equal(certificate!.spec.issuerRef, { name: 'letsencrypt', kind: 'ClusterIssuer', group: 'cert-manager.io' });
+  assert.ok(certificate!.spec.dnsNames.includes(`cm.${ns}.svc.example.org`));
+  assert.is(readyCondition(await get(cluster, 'imageregistry', 'cm', ns))?.reason, 'CertificatePending');
+
+  const fulfilled = await fulfilCertificates(cluster, ns, issueTestCertificate({ commonName: 'issuer', isCa: true }));
+  assert.ok(fulfilled.includes('cm-tls'));
+  await runReconcileJob(cluster, ns, 'cm');
+  assert.is(readyCondition(await get(cluster, 'imageregistry', 'cm', ns))?.reason, 'RolloutPending');
+  const statefulSet = await get(cluster, 'statefulset', 'cm', ns);
+  assert.ok(statefulSet!.spec.template.spec.volumes.some((v: Obj) => v.secret?.secretName === certificate!.spec.secretName));
+});
+
+test('renewal with an injected clock: a leaf past 2/3 of its life is reissued and rolls the pods, the CA is not', async () => {
+  const { cluster, ns } = await setup();
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(cluster.kubeconfig);
+  const kube = connectKube(kubeConfig);
+  const config = operatorConfigFromEnv({});
+  const before = { tls: await get(cluster, 'secret', 'reg-tls', ns), ca: await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE), sts: await get(cluster, 'statefulset', 'reg', ns) };
+  const notAfter = new Date(new X509Certificate(decode(before.tls!, 'tls.crt')).validTo);
+  const pastTwoThirds = new Date(notAfter.getTime() - 24 * 3600_000); // one day before expiry of a 90-day leaf
+  await reconcileRegistry({ namespace: ns, name: 'reg' }, { kube, config, now: () => pastTwoThirds, rolloutTimeoutMs: 0 });
+  const after = { tls: await get(cluster, 'secret', 'reg-tls', ns), ca: await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE), sts: await get(cluster, 'statefulset', 'reg', ns) };
+  assert.is.not(decode(after.tls!, 'tls.crt'), decode(before.tls!, 'tls.crt'), 'leaf reissued');
+  assert.is(after.ca!.metadata.resourceVersion, before.ca!.metadata.resourceVersion, 'CA kept');
+  const annotation = (s: Obj | undefined) => s!.spec.template.metadata.annotations['registry.mgoltzsche.github.com/rollout-checksum'];
+  assert.is.not(annotation(after.sts), annotation(before.sts), 'pod template annotation changed → pods roll');
+});
+
+async function writeTemp(content: string): Promise<string> {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const file = join(mkdtempSync(join(tmpdir(), 'iro-test-')), 'file.pem');
+  writeFileSync(file, content, { mode: 0o600 });
+  return file;
+}
+
+test.run();
