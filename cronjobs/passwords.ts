@@ -9,8 +9,11 @@
 // keep whatever cost their own hash has.
 //
 // Many hashes at once (a rotation of every CR) run in a pool of worker threads, one per available
-// core. The worker is the sibling module bcrypt-worker: `.ts` under tsx, `.js` when bundled, where
-// the build writes dist/bcrypt-worker.js next to the entry points.
+// core, once the work outweighs starting the workers (~50–200 ms each on 2 busy cores; measured
+// break-even: ~200 hashes at cost 4, ~3 at cost 10). The worker is the sibling module
+// bcrypt-worker: `.ts` under tsx, `.js` when bundled, where the build writes dist/bcrypt-worker.js
+// next to the entry points. (Re-entering the entry's own bundle in the worker would run the whole
+// Job again inside it; an eval'd worker that requires bcryptjs needs a node_modules the image lacks.)
 import { hashSync } from 'bcryptjs';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -22,8 +25,10 @@ import type { HashReply, HashRequest } from './bcrypt-worker.ts';
 export const BCRYPT_COST = 4;
 /** 24 bytes = 192 bits from the CSPRNG; 32 characters of base64url, far below bcrypt's 72-byte limit. */
 export const PASSWORD_BYTES = 24;
-/** Up to this many hashes are computed inline: starting workers costs more than it saves. */
+/** Up to this many hashes are always computed inline. */
 export const INLINE_MAX = 2;
+/** The pool starts at this much work, counted in cost-4 hashes (~2 ms each); each cost step doubles it. */
+export const POOL_MIN_WORK = 256;
 /** Name of the worker's bundle in dist/ (test/build.ts entry point). */
 export const BCRYPT_WORKER_ENTRY = 'bcrypt-worker';
 
@@ -36,7 +41,7 @@ export interface HashOptions {
   cost?: number;
   /** worker threads at most; default os.availableParallelism() */
   workers?: number;
-  /** auto: pool above INLINE_MAX hashes when the worker exists; inline / pool: force one (pool throws without a worker) */
+  /** auto: the pool when usePool() says so and the worker exists; inline / pool: force one (pool throws without a worker) */
   strategy?: 'auto' | 'inline' | 'pool';
   /** the worker module; default bcryptWorkerUrl() */
   workerUrl?: URL;
@@ -53,7 +58,7 @@ export async function hashPasswords(passwords: readonly string[], options: HashO
     if (!existsSync(fileURLToPath(workerUrl))) throw new Error(`bcrypt worker ${fileURLToPath(workerUrl)} does not exist`);
     return hashInPool(passwords, cost, Math.max(size, 1), workerUrl);
   }
-  if (strategy === 'inline' || passwords.length <= INLINE_MAX || size < 2) return passwords.map((p) => hashSync(p, cost));
+  if (strategy === 'inline' || size < 2 || !usePool(passwords.length, cost)) return passwords.map((p) => hashSync(p, cost));
   if (!existsSync(fileURLToPath(workerUrl))) {
     // still correct, only slower; say so once per call instead of failing a rotation
     console.error(JSON.stringify({ level: 'warn', msg: 'bcrypt worker missing, hashing inline', worker: fileURLToPath(workerUrl) }));
@@ -62,10 +67,19 @@ export async function hashPasswords(passwords: readonly string[], options: HashO
   return hashInPool(passwords, cost, size, workerUrl);
 }
 
-/** The worker module beside `base` (this module under tsx, the entry's bundle when bundled). */
+/** Whether hashing `count` passwords at `cost` is worth starting worker threads. */
+export function usePool(count: number, cost: number): boolean {
+  return count > INLINE_MAX && count * 2 ** (cost - 4) >= POOL_MIN_WORK;
+}
+
+/**
+ * The worker module beside `base` (this module under tsx, the entry's bundle when bundled), or one
+ * directory up when `base` is a code-splitting chunk in dist/chunks/.
+ */
 export function bcryptWorkerUrl(base: string = import.meta.url): URL {
   const extension = /\.[cm]?[jt]s$/.exec(new URL(base).pathname)?.[0] ?? '.js';
-  return new URL(`./${BCRYPT_WORKER_ENTRY}${extension}`, base);
+  const candidates = [`./${BCRYPT_WORKER_ENTRY}${extension}`, `../${BCRYPT_WORKER_ENTRY}${extension}`].map((path) => new URL(path, base));
+  return candidates.find((url) => existsSync(fileURLToPath(url))) ?? (candidates[0] as URL);
 }
 
 // Each worker takes the next password when it returns a hash, so a slow worker never holds up others.

@@ -14,7 +14,8 @@ import {
   rolloutAnnotations,
 } from '../functions/registry-objects.ts';
 import { readinessChanged, registryReadiness, registryStatus, type RegistryProblem, type StatefulSetState } from '../functions/registry-status.ts';
-import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type OperatorConfig } from '../functions/types.ts';
+import { GROUP_VERSION, type ImageRegistry, type OperatorConfig } from '../functions/types.ts';
+import { markImageSecretsNotReady, prepareImageSecrets } from './reconcile-image-secrets.ts';
 import { writeAuthConfig, type ConfigSecretsBuilder } from './auth-config.ts';
 import { ensureOperatorCa, resolveKeyPair, type ResolvedKeyPair } from './certificates.ts';
 import { recordEvent } from './events.ts';
@@ -33,15 +34,9 @@ export interface ReconcileOptions {
   now: () => Date;
   /** how long to wait for a ready replica before reporting RolloutPending (the resync finishes it) */
   rolloutTimeoutMs: number;
-  /** runs between the certificates and the auth config: creates accounts, returns a hook for after it */
-  accountsStep?: AccountsStep;
+  /** rotate every push/pull secret of the registry now (the rotation CronJob) */
+  forceRotation?: boolean;
 }
-
-/** issue-4 extension point: push/pull accounts and Secrets of this registry */
-export type AccountsStep = (registry: ImageRegistry, context: { hostname: string; caPem: string }) => Promise<{
-  excludeAccounts?: (account: ImageRegistryAccount) => boolean;
-  afterAuthConfig?: () => Promise<void>;
-}>;
 
 export type ReconcileResult = 'missing' | 'ready' | 'not-ready';
 
@@ -53,8 +48,11 @@ export async function reconcileRegistry(key: RegistryKey, options: ReconcileOpti
   const hostname = registryHostname(key.name, key.namespace, config.dnsZone);
   const { tls, auth } = await keyPairs(registry, hostname, options, now);
   const problem: RegistryProblem | undefined = tls.problem ?? auth.problem;
+  const imageSecrets = { kube, config, now: options.now, force: options.forceRotation ?? false };
   if (!problem && tls.pair && auth.pair) {
     await applyRegistryObjects(registry, hostname, tls.pair, auth.pair, options);
+  } else if (problem) {
+    await markImageSecretsNotReady(key, { hostname, message: problem.message }, imageSecrets);
   }
   const statefulSet = problem ? undefined : await waitForRollout(kube, registry, options.rolloutTimeoutMs);
   const readiness = registryReadiness(registry, problem, statefulSet);
@@ -74,14 +72,17 @@ async function keyPairs(registry: ImageRegistry, hostname: string, options: Reco
 
 async function applyRegistryObjects(registry: ImageRegistry, hostname: string, tls: KeyPair, auth: KeyPair, options: ReconcileOptions): Promise<void> {
   const { kube } = options;
-  const accounts = await options.accountsStep?.(registry, { hostname, caPem: tls.caPem || tls.certPem });
+  const key = { namespace: registry.metadata.namespace ?? '', name: registry.metadata.name ?? '' };
+  const imageSecrets = { kube, config: options.config, now: options.now, force: options.forceRotation ?? false };
+  // clients verify the registry with ca.crt: the issuing CA, or the certificate itself when it has none
+  const accounts = await prepareImageSecrets(key, { hostname, caPem: tls.caPem || tls.certPem }, imageSecrets);
   const httpSecret = (await existingHttpSecret(kube, registry)) ?? randomToken();
   const configSecrets: ConfigSecretsBuilder = (liveAccounts) =>
     desiredConfigSecrets({ registry, hostname, accounts: liveAccounts, now: options.now(), httpSecret });
-  await writeAuthConfig(kube, registry, configSecrets, accounts?.excludeAccounts);
+  await writeAuthConfig(kube, registry, configSecrets, accounts.excludeAccounts);
   const [, registrySecret] = configSecrets([]);
   await kube.apply(registrySecret as never);
-  await accounts?.afterAuthConfig?.();
+  await accounts.afterAuthConfig();
   await kube.apply(desiredNginxConfigMap(registry) as never);
   await kube.apply(desiredService(registry, hostname) as never);
   const registryConfigText = Buffer.from(registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');

@@ -4,10 +4,12 @@
 import { parseArgs } from 'node:util';
 import { parseDuration } from '../functions/duration.ts';
 import { operatorConfigFromEnv } from '../functions/operator-config.ts';
-import { GROUP_VERSION, type ImageRegistry } from '../functions/types.ts';
-import { connectKube } from './kube.ts';
+import { GROUP_VERSION, type ImageRegistry, type OperatorConfig } from '../functions/types.ts';
+import { connectKube, type Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
 import { reconcileRegistry, type RegistryKey } from './reconcile-registry.ts';
+import { listImageSecrets, markImageSecretsNotReady } from './reconcile-image-secrets.ts';
+import { resolveRegistryRef } from '../functions/accounts.ts';
 
 export function parseRegistryArgs(argv: string[]): { registries: RegistryKey[]; notBefore?: Date } {
   const { values } = parseArgs({ args: argv, options: { registry: { type: 'string', multiple: true }, 'not-before': { type: 'string' } } });
@@ -21,17 +23,32 @@ export function parseRegistryArgs(argv: string[]): { registries: RegistryKey[]; 
   return { registries, ...(notBefore ? { notBefore } : {}) };
 }
 
-export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+/** Every ImageRegistry, plus the registries push/pull CRs point to that do not exist (→ RegistryNotFound). */
+async function everyRegistryKey(kube: Kube, config: OperatorConfig): Promise<RegistryKey[]> {
+  const keys = new Map<string, RegistryKey>();
+  for (const r of await kube.list<ImageRegistry>(GROUP_VERSION, 'ImageRegistry')) {
+    keys.set(`${r.metadata.namespace}/${r.metadata.name}`, { namespace: r.metadata.namespace ?? '', name: r.metadata.name ?? '' });
+  }
+  for (const cr of await listImageSecrets(kube)) {
+    const ref = resolveRegistryRef(cr, config);
+    keys.set(`${ref.namespace}/${ref.name}`, ref);
+  }
+  return [...keys.values()];
+}
+
+export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, options: { forceRotation?: boolean } = {}): Promise<number> {
   const { registries, notBefore } = parseRegistryArgs(argv);
   const config = operatorConfigFromEnv(env);
   const rolloutTimeoutMs = parseDuration(env.OPERATOR_ROLLOUT_TIMEOUT || '60s');
   if (notBefore && notBefore.getTime() > Date.now()) await new Promise((resolve) => setTimeout(resolve, notBefore.getTime() - Date.now()));
   const kube = connectKube();
-  const keys = registries.length > 0 ? registries : (await kube.list<ImageRegistry>(GROUP_VERSION, 'ImageRegistry')).map((r) => ({ namespace: r.metadata.namespace ?? '', name: r.metadata.name ?? '' }));
+  const keys = registries.length > 0 ? registries : await everyRegistryKey(kube, config);
   let failures = 0;
   for (const key of keys) {
     try {
-      await reconcileRegistry(key, { kube, config, now: () => new Date(), rolloutTimeoutMs });
+      const now = () => new Date();
+      const result = await reconcileRegistry(key, { kube, config, now, rolloutTimeoutMs, forceRotation: options.forceRotation ?? false });
+      if (result === 'missing') await markImageSecretsNotReady(key, 'missing', { kube, config, now, force: false });
     } catch (error) {
       failures++;
       log('error', 'registry reconcile failed', { registry: `${key.namespace}/${key.name}`, error: errorMessage(error) });

@@ -8,8 +8,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 /** dist/<name>.js ← source entry point */
 export const entryPoints: Record<string, string> = {
   reconcile: 'cronjobs/reconcile.ts',
+  rotate: 'cronjobs/rotate.ts',
   webhook: 'webhooks/server.ts',
   bootstrap: 'cronjobs/bootstrap.ts',
+  // not an entry of its own: the bcrypt pool's worker thread (cronjobs/passwords.ts loads it from beside the entry)
+  'bcrypt-worker': 'cronjobs/bcrypt-worker.ts',
 };
 
 // ESM bundles that pull in CommonJS packages need a real `require`.

@@ -1,0 +1,163 @@
+// Push/pull secrets of one registry: decide rotations, create the new immutable accounts, and —
+// only after the docker_auth config holds them — write the Secrets and statuses; then delete the
+// expired and revoked accounts the new config no longer lists.
+import type { V1Secret } from '@kubernetes/client-node';
+import { accountsToDelete, desiredAccount, resolveRegistryRef, type AccountDeletion } from '../functions/accounts.ts';
+import {
+  desiredImageSecret,
+  imageSecretStatus,
+  nextRotation,
+  readImageSecret,
+  REGISTRY_NOT_READY,
+  rotationDecision,
+  ROTATED_EVENT,
+  REVOKED_EVENT,
+} from '../functions/image-secrets.ts';
+import { imageSecretName } from '../functions/names.ts';
+import { REGISTRY_LABEL, registryLabelValue, type RegistryKey } from '../functions/reconcile-job.ts';
+import { GROUP_VERSION, type ImageRegistryAccount, type ImageSecret, type OperatorConfig } from '../functions/types.ts';
+import { recordEvent } from './events.ts';
+import { ConflictError, type Kube } from './kube.ts';
+import { log } from './log.ts';
+import { hashPasswords, newPassword } from './passwords.ts';
+
+export const IMAGE_SECRET_KINDS = ['ImagePushSecret', 'ImagePullSecret'] as const;
+const PLURAL = { ImagePushSecret: 'imagepushsecrets', ImagePullSecret: 'imagepullsecrets' } as const;
+
+interface Issued {
+  cr: ImageSecret;
+  account: ImageRegistryAccount;
+  password: string;
+  rotation: number;
+  reason: string;
+}
+
+export interface ImageSecretsContext {
+  kube: Kube;
+  config: OperatorConfig;
+  now: () => Date;
+  /** rotate every CR now (the rotation CronJob; `kubectl create job --from=cronjob/...`) */
+  force: boolean;
+}
+
+/** Every push/pull CR of the cluster; the Jobs filter by the registry each resolves to. */
+export async function listImageSecrets(kube: Kube): Promise<ImageSecret[]> {
+  const lists = await Promise.all(IMAGE_SECRET_KINDS.map((kind) => kube.list<ImageSecret>(GROUP_VERSION, kind)));
+  return lists.flat();
+}
+
+function resolvesTo(cr: ImageSecret, key: RegistryKey, config: OperatorConfig): boolean {
+  const ref = resolveRegistryRef(cr, config);
+  return ref.namespace === key.namespace && ref.name === key.name && !cr.metadata.deletionTimestamp;
+}
+
+/**
+ * Step 1 (before the auth config is written): create the accounts of the CRs that need a rotation.
+ * Returns what the registry reconcile needs next: accounts to leave out of the config, and step 2.
+ */
+export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostname: string; caPem: string }, context: ImageSecretsContext) {
+  const { kube, config } = context;
+  const now = context.now();
+  // accounts first, CRs second: a CR list taken later holds every owner of a listed account
+  const accounts = await kube.list<ImageRegistryAccount>(GROUP_VERSION, 'ImageRegistryAccount', key.namespace);
+  const allCrs = await listImageSecrets(kube);
+  const crs = allCrs.filter((cr) => resolvesTo(cr, key, config));
+  const secrets = await secretsOf(kube, key);
+  const byName = new Map(accounts.map((a) => [a.metadata.name, a]));
+  const due = crs.flatMap((cr) => {
+    const secret = secrets.get(secretKey(cr));
+    const username = secret ? readImageSecret(cr.kind, secret).username : undefined;
+    const decision = rotationDecision({
+      cr, secret, currentAccount: username ? byName.get(username) : undefined,
+      registryHostname: registryCa.hostname, caPem: registryCa.caPem, now, intervalSeconds: config.rotationIntervalSeconds, force: context.force,
+    });
+    return decision.rotate ? [{ cr, secret, reason: decision.message }] : [];
+  });
+  const passwords = due.map(() => newPassword());
+  const hashes = await hashPasswords(passwords);
+  const issued: Issued[] = [];
+  for (const [i, { cr, secret, reason }] of due.entries()) {
+    const rotation = nextRotation(cr, accounts, secret);
+    const account = desiredAccount({ cr, registry: key, rotation, passwordHash: hashes[i] as string, intervalSeconds: config.rotationIntervalSeconds });
+    try {
+      await kube.create(account);
+      issued.push({ cr, account, password: passwords[i] as string, rotation, reason });
+    } catch (error) {
+      // another Job issued this rotation at the same moment; its Secret write wins, ours is dropped
+      if (!(error instanceof ConflictError)) throw error;
+    }
+  }
+  const deletions = accountsToDelete({ accounts, imageSecrets: allCrs, config, now, registry: key });
+  const excluded = new Set(deletions.map((d) => d.account.metadata.name));
+  return {
+    excludeAccounts: (account: ImageRegistryAccount) => excluded.has(account.metadata.name),
+    afterAuthConfig: () => finishImageSecrets(key, registryCa, { crs, issued, deletions }, context),
+  };
+}
+
+/** Step 2 (the auth config now accepts every issued account): Secrets, statuses, deletions. */
+async function finishImageSecrets(
+  key: RegistryKey,
+  registryCa: { hostname: string; caPem: string },
+  work: { crs: ImageSecret[]; issued: Issued[]; deletions: AccountDeletion[] },
+  context: ImageSecretsContext,
+): Promise<void> {
+  const { kube } = context;
+  const now = context.now();
+  const issuedByCr = new Map(work.issued.map((i) => [crKey(i.cr), i]));
+  for (const cr of work.crs) {
+    const issued = issuedByCr.get(crKey(cr));
+    if (issued) {
+      await kube.apply(desiredImageSecret(cr, { ...registryCa, username: issued.account.metadata.name ?? '', password: issued.password, rotation: issued.rotation, rotationDate: now, registry: key }));
+    }
+    const status = imageSecretStatus({ cr, now, registry: key, hostname: registryCa.hostname, ...(issued ? { issued: { rotation: issued.rotation, rotationDate: now } } : {}) });
+    await applyStatusIfChanged(kube, cr, status);
+    if (issued) await recordEvent(kube, cr, 'Normal', ROTATED_EVENT, `rotation ${issued.rotation}: new account ${issued.account.metadata.name} (${issued.reason})`, now);
+  }
+  await deleteAccounts(kube, key, work.deletions, now);
+  if (work.issued.length || work.deletions.length) {
+    log('info', 'image secrets reconciled', { registry: `${key.namespace}/${key.name}`, crs: work.crs.length, rotated: work.issued.length, deleted: work.deletions.length });
+  }
+}
+
+async function deleteAccounts(kube: Kube, key: RegistryKey, deletions: AccountDeletion[], now: Date): Promise<void> {
+  for (const { account, reason, message } of deletions) {
+    const name = account.metadata.name ?? '';
+    await kube.remove({ apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', namespace: key.namespace, name }, { uid: account.metadata.uid });
+    if (reason === 'Revoked') {
+      const registry = { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: key.name, namespace: key.namespace } };
+      await recordEvent(kube, registry, 'Normal', REVOKED_EVENT, `deleted account ${name}: ${message}`, now);
+    }
+  }
+}
+
+/** Marks the CRs of a registry that cannot issue credentials (missing, or its certificates are not usable). */
+export async function markImageSecretsNotReady(key: RegistryKey, problem: { hostname: string; message: string } | 'missing', context: ImageSecretsContext): Promise<void> {
+  const { kube, config } = context;
+  const crs = (await listImageSecrets(kube)).filter((cr) => resolvesTo(cr, key, config));
+  for (const cr of crs) {
+    const status = problem === 'missing'
+      ? imageSecretStatus({ cr, now: context.now(), registry: key })
+      : imageSecretStatus({ cr, now: context.now(), registry: key, hostname: problem.hostname, notReady: { reason: REGISTRY_NOT_READY, message: `registry ${key.namespace}/${key.name}: ${problem.message}` } });
+    await applyStatusIfChanged(kube, cr, status);
+  }
+}
+
+async function applyStatusIfChanged(kube: Kube, cr: ImageSecret, status: ImageSecret['status']): Promise<void> {
+  if (JSON.stringify(status) === JSON.stringify(cr.status)) return;
+  await kube.applyStatus({ apiVersion: cr.apiVersion, kind: cr.kind, metadata: cr.metadata, status }, PLURAL[cr.kind]);
+}
+
+/** The push/pull Secrets of this registry, by `<namespace>/<name>` — one list, not one read per CR. */
+async function secretsOf(kube: Kube, key: RegistryKey): Promise<Map<string, V1Secret>> {
+  const secrets = await kube.list<V1Secret>('v1', 'Secret', undefined, `${REGISTRY_LABEL}=${registryLabelValue(key)}`);
+  return new Map(secrets.map((s) => [`${s.metadata?.namespace}/${s.metadata?.name}`, s]));
+}
+
+function secretKey(cr: ImageSecret): string {
+  return `${cr.metadata.namespace}/${imageSecretName(cr.kind, cr.metadata.name ?? '')}`;
+}
+
+function crKey(cr: ImageSecret): string {
+  return `${cr.kind}/${cr.metadata.namespace}/${cr.metadata.name}`;
+}

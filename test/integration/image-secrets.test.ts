@@ -1,0 +1,249 @@
+// Push/pull secrets, accounts and rotation against the real API server. Jobs run through the Job
+// stand-in from their own manifests with the Jobs' ServiceAccount token (our RBAC, for real).
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { compareSync } from 'bcryptjs';
+import { load } from 'js-yaml';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { testCluster, type TestCluster } from '../support/cluster.ts';
+import { startJobRunner, type JobRunner } from '../support/job-runner.ts';
+import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { run } from '../support/processes.ts';
+import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
+import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
+import { GROUP_VERSION } from '../../functions/types.ts';
+import { connectKube } from '../../cronjobs/kube.ts';
+import { reconcileRegistry } from '../../cronjobs/reconcile-registry.ts';
+
+type Obj = Record<string, any>;
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const config = operatorConfigFromEnv({});
+const test = suite('image secrets');
+
+interface Setup {
+  cluster: TestCluster;
+  ns: string;
+  runner: JobRunner;
+}
+let ready: Promise<Setup> | undefined;
+function setup(): Promise<Setup> {
+  ready ??= (async () => {
+    const cluster = await testCluster();
+    await installOperatorBase(cluster);
+    const ns = await cluster.createNamespace('secrets');
+    const runner = startJobRunner({ kubeconfig: cluster.kubeconfig, namespace: OPERATOR_NAMESPACE, repoRoot: root, env: { OPERATOR_ROLLOUT_TIMEOUT: '0s' } });
+    await apply(cluster, ns, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: {} });
+    return { cluster, ns, runner };
+  })();
+  return ready;
+}
+
+async function apply(cluster: TestCluster, namespace: string, ...objects: Obj[]): Promise<void> {
+  const result = await cluster.kubectl(['apply', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n'), namespace });
+  assert.is(result.code, 0, result.stderr);
+}
+
+async function get(cluster: TestCluster, kind: string, name: string, namespace: string): Promise<Obj | undefined> {
+  const result = await cluster.kubectl(['get', kind, name, '-o', 'json'], { namespace });
+  return result.code === 0 ? JSON.parse(result.stdout) : undefined;
+}
+
+async function list(cluster: TestCluster, kind: string, namespace: string, selector?: string): Promise<Obj[]> {
+  const result = await cluster.kubectl(['get', kind, '-o', 'json', ...(selector ? ['-l', selector] : [])], { namespace });
+  assert.is(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout).items;
+}
+
+/** Creates the reconcile Job the webhook would create and lets the stand-in run it. */
+let jobCounter = 0;
+async function reconcileJob({ cluster, ns, runner }: Setup): Promise<void> {
+  const job = desiredReconcileJob({ registry: { namespace: ns, name: 'reg' }, config, windowEnd: new Date() });
+  job.metadata.name = `reconcile-secrets-test-${++jobCounter}`;
+  await apply(cluster, OPERATOR_NAMESPACE, job);
+  const finished = await runner.waitForJob(job.metadata.name, 60_000);
+  assert.is(finished.result, 'Complete', finished.logs());
+}
+
+const secretData = (secret: Obj, key: string) => Buffer.from(secret.data[key], 'base64').toString('utf8');
+
+async function authUsers(cluster: TestCluster, ns: string): Promise<Record<string, { password: string; labels: Record<string, string[]> }>> {
+  const secret = await get(cluster, 'secret', 'reg-auth-config', ns);
+  return (load(secretData(secret!, 'auth_config.yml')) as { users: Record<string, { password: string; labels: Record<string, string[]> }> }).users;
+}
+
+const pushSecret = (name: string) => ({ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name }, spec: { registryRef: { name: 'reg' } } });
+const pullSecret = (name: string) => ({ apiVersion: GROUP_VERSION, kind: 'ImagePullSecret', metadata: { name }, spec: { registryRef: { name: 'reg' } } });
+
+test('push and pull Secrets have the exact names, types and keys; auths holds only the hostname', async () => {
+  const s = await setup();
+  await apply(s.cluster, s.ns, pushSecret('app'), pullSecret('app'));
+  await reconcileJob(s);
+  const hostname = `reg.${s.ns}.svc.example.org`;
+  const push = await get(s.cluster, 'secret', 'app-image-push-secret', s.ns);
+  const pull = await get(s.cluster, 'secret', 'app-image-pull-secret', s.ns);
+  assert.is(push?.type, 'Opaque');
+  assert.is(pull?.type, 'kubernetes.io/dockerconfigjson');
+  assert.equal(Object.keys(push!.data).sort(), ['ca.crt', 'config.json', 'hostname', 'password', 'username']);
+  assert.equal(Object.keys(pull!.data).sort(), ['.dockerconfigjson', 'ca.crt', 'hostname', 'password', 'username']);
+  for (const [secret, key] of [[push!, 'config.json'], [pull!, '.dockerconfigjson']] as const) {
+    const auths = JSON.parse(secretData(secret, key)).auths;
+    assert.equal(Object.keys(auths), [hostname]);
+    assert.is(auths[hostname].username, secretData(secret, 'username'));
+    assert.is(Buffer.from(auths[hostname].auth, 'base64').toString(), `${secretData(secret, 'username')}:${secretData(secret, 'password')}`);
+    assert.is(secretData(secret, 'hostname'), hostname);
+    assert.match(secretData(secret, 'ca.crt'), /BEGIN CERTIFICATE/);
+  }
+  assert.is(secretData(push!, 'username'), `push.${s.ns}.app.1`);
+  assert.is(secretData(pull!, 'username'), `pull.${s.ns}.app.1`);
+});
+
+test('username is the account; the password verifies against its bcrypt hash; the auth config lists it', async () => {
+  const s = await setup();
+  const users = await authUsers(s.cluster, s.ns);
+  for (const [secretName, mode] of [['app-image-push-secret', 'push'], ['app-image-pull-secret', 'pull']] as const) {
+    const secret = await get(s.cluster, 'secret', secretName, s.ns);
+    const username = secretData(secret!, 'username');
+    const account = await get(s.cluster, 'imageregistryaccount', username, s.ns);
+    assert.ok(account, `account ${username}`);
+    assert.ok(compareSync(secretData(secret!, 'password'), account!.spec.password), 'password matches the account hash');
+    assert.equal(account!.spec.labels, { namespace: [s.ns], name: ['app'], accessMode: [mode] });
+    assert.is(users[username]?.password, account!.spec.password);
+    assert.equal(users[username]?.labels.accessMode, [mode]);
+  }
+  const cr = await get(s.cluster, 'imagepushsecret', 'app', s.ns);
+  assert.is(cr!.status.rotation, 1);
+  assert.equal(cr!.status.registry, { name: 'reg', namespace: s.ns, hostname: `reg.${s.ns}.svc.example.org` });
+  assert.is(cr!.status.conditions.find((c: Obj) => c.type === 'Ready').status, 'True');
+});
+
+test('a no-op reconcile does not rotate', async () => {
+  const s = await setup();
+  const before = await get(s.cluster, 'secret', 'app-image-push-secret', s.ns);
+  const accounts = (await list(s.cluster, 'imageregistryaccount', s.ns)).length;
+  await reconcileJob(s);
+  const after = await get(s.cluster, 'secret', 'app-image-push-secret', s.ns);
+  assert.is(after!.metadata.resourceVersion, before!.metadata.resourceVersion);
+  assert.is((await get(s.cluster, 'imagepushsecret', 'app', s.ns))!.status.rotation, 1);
+  assert.is((await list(s.cluster, 'imageregistryaccount', s.ns)).length, accounts);
+});
+
+test('forced rotation with the real `kubectl create job --from=cronjob/…` increments rotation and keeps the previous account', async () => {
+  const s = await setup();
+  const created = await s.cluster.kubectl(['create', 'job', '--from=cronjob/image-registry-operator-rotate', 'rotate-now'], { namespace: OPERATOR_NAMESPACE });
+  assert.is(created.code, 0, created.stderr);
+  const finished = await s.runner.waitForJob('rotate-now', 60_000);
+  assert.is(finished.result, 'Complete', finished.logs());
+  assert.equal(finished.containerArgv, ['node', '/app/dist/rotate.js']);
+  assert.is(finished.serviceAccount, 'image-registry-operator-jobs');
+  const cr = await get(s.cluster, 'imagepushsecret', 'app', s.ns);
+  assert.is(cr!.status.rotation, 2);
+  const secret = await get(s.cluster, 'secret', 'app-image-push-secret', s.ns);
+  assert.is(secretData(secret!, 'username'), `push.${s.ns}.app.2`);
+  const users = await authUsers(s.cluster, s.ns);
+  assert.ok(users[`push.${s.ns}.app.1`], 'previous account still valid until its TTL');
+  assert.ok(users[`push.${s.ns}.app.2`], 'new account valid');
+  const events = await list(s.cluster, 'events', s.ns);
+  assert.ok(events.some((e) => e.reason === 'Rotated' && e.involvedObject.name === 'app'), 'Rotated event');
+});
+
+test('a user-created static account is honoured and left alone', async () => {
+  const s = await setup();
+  const hash = '$2b$10$4SCLA.VA7PruOV62oqimyOQYVhg19CPc5v1Hnqv1yvTialynqhFyq';
+  await apply(s.cluster, s.ns, { apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: 'ci-bot' }, spec: { password: hash, labels: { accessMode: ['push'] } } });
+  await reconcileJob(s);
+  const users = await authUsers(s.cluster, s.ns);
+  assert.equal(users['ci-bot'], { password: hash, labels: { accessMode: ['push'], account: ['ci-bot'] } });
+});
+
+test('with the clock past the TTL (injected), expired accounts disappear and credentials are rotated', async () => {
+  const s = await setup();
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(s.cluster.kubeconfig);
+  const later = new Date(Date.now() + 2 * config.rotationIntervalSeconds * 1000 + 60_000);
+  await reconcileRegistry({ namespace: s.ns, name: 'reg' }, { kube: connectKube(kubeConfig), config, now: () => later, rolloutTimeoutMs: 0 });
+  const names = (await list(s.cluster, 'imageregistryaccount', s.ns)).map((a) => a.metadata.name);
+  assert.not.ok(names.includes(`push.${s.ns}.app.1`), 'rotation 1 expired and deleted');
+  assert.not.ok(names.includes(`push.${s.ns}.app.2`), 'rotation 2 expired and deleted');
+  assert.ok(names.includes(`push.${s.ns}.app.3`), 'a fresh account replaced them');
+  assert.ok(names.includes('ci-bot'), 'the static account is never deleted');
+  const users = await authUsers(s.cluster, s.ns);
+  assert.not.ok(users[`push.${s.ns}.app.1`]);
+});
+
+test('deleting the CR revokes its accounts', async () => {
+  const s = await setup();
+  const deleted = await s.cluster.kubectl(['delete', 'imagepullsecret', 'app'], { namespace: s.ns });
+  assert.is(deleted.code, 0, deleted.stderr);
+  await reconcileJob(s);
+  const accounts = await list(s.cluster, 'imageregistryaccount', s.ns);
+  assert.not.ok(accounts.some((a) => a.spec.labels?.accessMode?.[0] === 'pull' && a.spec.labels?.name?.[0] === 'app'), 'pull accounts of app revoked');
+  assert.ok(accounts.some((a) => a.metadata.name.startsWith(`push.${s.ns}.app.`)), 'the push CR keeps its account');
+  assert.not.ok(Object.keys(await authUsers(s.cluster, s.ns)).some((u) => u.startsWith(`pull.${s.ns}.app.`)));
+});
+
+test('a push secret for a registry that does not exist reports RegistryNotFound', async () => {
+  const s = await setup();
+  await apply(s.cluster, s.ns, { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'lost' }, spec: { registryRef: { name: 'nowhere' } } });
+  const job = desiredReconcileJob({ registry: { namespace: s.ns, name: 'nowhere' }, config, windowEnd: new Date() });
+  job.metadata.name = 'reconcile-nowhere-test';
+  await apply(s.cluster, OPERATOR_NAMESPACE, job);
+  assert.is((await s.runner.waitForJob(job.metadata.name, 60_000)).result, 'Complete');
+  const condition = (await get(s.cluster, 'imagepushsecret', 'lost', s.ns))!.status.conditions.find((c: Obj) => c.type === 'Ready');
+  assert.equal([condition.status, condition.reason], ['False', 'RegistryNotFound']);
+  assert.match(condition.message, `${s.ns}/nowhere`);
+});
+
+/**
+ * Secrets of live push/pull CRs whose credentials the auth config would refuse (unknown username or
+ * bcrypt mismatch). A deleted CR's Secret is left out: the garbage collector (not running here)
+ * removes it through its ownerReference, and its credentials are meant to be revoked.
+ */
+async function secretsMissingFromAuthConfig(s: Setup, ns: string): Promise<string[]> {
+  const users = await authUsers(s.cluster, ns);
+  const live = new Set([...(await list(s.cluster, 'imagepushsecret', ns)), ...(await list(s.cluster, 'imagepullsecret', ns))].map((cr) => cr.metadata.uid));
+  const secrets = (await list(s.cluster, 'secret', ns))
+    .filter((x) => x.metadata.name.endsWith('-image-push-secret') || x.metadata.name.endsWith('-image-pull-secret'))
+    .filter((x) => live.has(x.metadata.ownerReferences?.[0]?.uid));
+  return secrets.filter((secret) => {
+    const user = users[secretData(secret, 'username')];
+    return !user || !compareSync(secretData(secret, 'password'), user.password);
+  }).map((secret) => secret.metadata.name);
+}
+
+test('concurrency: 4 reconcile processes at once on one registry with 40 push/pull CRs lose no account', async () => {
+  const s = await setup();
+  const crs = Array.from({ length: 20 }, (_, i) => [pushSecret(`c${i}`), pullSecret(`c${i}`)]).flat();
+  await apply(s.cluster, s.ns, ...crs);
+  const env = { PATH: process.env.PATH, KUBECONFIG: s.cluster.kubeconfig, OPERATOR_ROLLOUT_TIMEOUT: '0s' };
+  const runs = await Promise.all(Array.from({ length: 4 }, () => run(process.execPath, [`${root}dist/reconcile.js`, '--registry', `${s.ns}/reg`], { env })));
+  for (const r of runs) assert.is(r.code, 0, r.stdout + r.stderr);
+  const secrets = (await list(s.cluster, 'secret', s.ns)).filter((x) => /^c\d+-image-(push|pull)-secret$/.test(x.metadata.name));
+  assert.is(secrets.length, 40);
+  assert.equal(await secretsMissingFromAuthConfig(s, s.ns), [], 'every Secret works against the auth config');
+});
+
+test('faults: 20 rotations killed at random points, each followed by a normal run, converge with nothing lost or orphaned', async () => {
+  const s = await setup();
+  const env = { PATH: process.env.PATH, KUBECONFIG: s.cluster.kubeconfig, OPERATOR_ROLLOUT_TIMEOUT: '0s' };
+  for (let i = 0; i < 20; i++) {
+    if (i % 5 === 4) await s.cluster.kubectl(['delete', 'imagepushsecret', `c${i}`], { namespace: s.ns }); // revocations mid-way
+    const killAfterMs = Math.floor(Math.random() * 1500);
+    await run(process.execPath, [`${root}dist/rotate.js`, '--registry', `${s.ns}/reg`], { env, timeoutMs: killAfterMs });
+    const normal = await run(process.execPath, [`${root}dist/reconcile.js`, '--registry', `${s.ns}/reg`], { env });
+    assert.is(normal.code, 0, normal.stdout + normal.stderr);
+    assert.equal(await secretsMissingFromAuthConfig(s, s.ns), [], `after kill #${i + 1} at ${killAfterMs} ms`);
+  }
+  const liveCrs = new Set([...(await list(s.cluster, 'imagepushsecret', s.ns)).map((c) => `push/${c.metadata.name}`), ...(await list(s.cluster, 'imagepullsecret', s.ns)).map((c) => `pull/${c.metadata.name}`)]);
+  const orphans = (await list(s.cluster, 'imageregistryaccount', s.ns))
+    .filter((a) => a.spec.labels?.accessMode)
+    .filter((a) => a.metadata.labels?.['app.kubernetes.io/managed-by'] && !liveCrs.has(`${a.spec.labels.accessMode[0]}/${a.spec.labels.name[0]}`));
+  assert.equal(orphans.map((a) => a.metadata.name), [], 'no account outlives its CR');
+});
+
+test('stop the Job stand-in', async () => {
+  const s = await setup();
+  await s.runner.stop();
+});
+
+test.run();
