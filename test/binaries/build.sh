@@ -66,6 +66,8 @@ install_debian_tools() {
   command -v skopeo >/dev/null || missing+=(skopeo)
   command -v bwrap >/dev/null || missing+=(bubblewrap)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || missing+=(iproute2)
+  command -v setpriv >/dev/null || missing+=(util-linux)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     local sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo

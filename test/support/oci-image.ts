@@ -1,0 +1,128 @@
+// A minimal OCI image layout on disk (oci-layout, index.json, blobs/sha256/…): one gzip layer with
+// the given files, an image config and a manifest tagged in index.json. skopeo copies it with
+// `oci:<dir>:<tag>`, so the end-to-end tests push real images without a Docker engine.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync, gzipSync } from 'node:zlib';
+
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+export const OCI_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip';
+
+export interface OciImage {
+  dir: string;
+  tag: string;
+  /** `oci:<dir>:<tag>`, as skopeo names it */
+  reference: string;
+  manifestDigest: string;
+  configDigest: string;
+  layerDigest: string;
+}
+
+/** Writes an image whose single layer holds `files` (path → content) into a new layout at dir. */
+export function writeOciImage(dir: string, tag: string, files: Record<string, string>): OciImage {
+  mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const tar = tarArchive(files);
+  const layer = gzipSync(tar);
+  const layerDigest = writeBlob(dir, layer);
+  const config = Buffer.from(
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: {},
+      rootfs: { type: 'layers', diff_ids: [digest(tar)] },
+    }),
+  );
+  const configDigest = writeBlob(dir, config);
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, digest: configDigest, size: config.length },
+      layers: [{ mediaType: OCI_LAYER_GZIP, digest: layerDigest, size: layer.length }],
+    }),
+  );
+  const manifestDigest = writeBlob(dir, manifest);
+  writeFileSync(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  writeFileSync(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [{ mediaType: OCI_MANIFEST, digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } }],
+    }),
+  );
+  return { dir, tag, reference: `oci:${dir}:${tag}`, manifestDigest, configDigest, layerDigest };
+}
+
+/** Reads the files of every layer of the image tagged `tag` in an OCI layout (e.g. one skopeo pulled). */
+export function readOciImageFiles(dir: string, tag: string): Record<string, string> {
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string; annotations?: Record<string, string> }[] };
+  const entry = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
+  if (!entry) throw new Error(`no image tagged ${tag} in ${dir}`);
+  const manifest = JSON.parse(readBlob(dir, entry.digest).toString('utf8')) as { layers: { digest: string; mediaType: string }[] };
+  const files: Record<string, string> = {};
+  for (const layer of manifest.layers) {
+    const blob = readBlob(dir, layer.digest);
+    const tar = layer.mediaType.endsWith('+gzip') ? gunzipSync(blob) : blob;
+    Object.assign(files, untar(tar));
+  }
+  return files;
+}
+
+export function digest(data: Buffer): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+function writeBlob(dir: string, data: Buffer): string {
+  const d = digest(data);
+  writeFileSync(join(dir, 'blobs', 'sha256', d.slice('sha256:'.length)), data);
+  return d;
+}
+
+function readBlob(dir: string, d: string): Buffer {
+  const data = readFileSync(join(dir, 'blobs', 'sha256', d.replace(/^sha256:/, '')));
+  if (digest(data) !== d) throw new Error(`blob ${d} in ${dir} does not match its digest`);
+  return data;
+}
+
+// ustar: a 512-byte header per file, the content padded to 512 bytes, two zero blocks at the end.
+function tarArchive(files: Record<string, string>): Buffer {
+  const blocks: Buffer[] = [];
+  for (const [path, text] of Object.entries(files)) {
+    const content = Buffer.from(text, 'utf8');
+    if (Buffer.byteLength(path) > 100) throw new Error(`tar path too long for this writer: ${path}`);
+    const header = Buffer.alloc(512);
+    header.write(path, 0, 100, 'utf8');
+    header.write('0000644\0', 100); // mode
+    header.write('0000000\0', 108); // uid
+    header.write('0000000\0', 116); // gid
+    header.write(`${content.length.toString(8).padStart(11, '0')}\0`, 124);
+    header.write('00000000000\0', 136); // mtime 0: the same files give the same digest
+    header.write('        ', 148); // checksum field counts as spaces while summing
+    header.write('0', 156); // regular file
+    header.write('ustar\0', 257);
+    header.write('00', 263);
+    let sum = 0;
+    for (const byte of header) sum += byte;
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+    blocks.push(header, content, Buffer.alloc((512 - (content.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return Buffer.concat(blocks);
+}
+
+function untar(tar: Buffer): Record<string, string> {
+  const files: Record<string, string> = {};
+  for (let offset = 0; offset + 512 <= tar.length; ) {
+    const header = tar.subarray(offset, offset + 512);
+    if (header.every((b) => b === 0)) break;
+    const name = header.subarray(0, 100).toString('utf8').replace(/\0.*$/s, '');
+    const size = Number.parseInt(header.subarray(124, 136).toString('ascii').replace(/\0.*$/s, '').trim() || '0', 8);
+    const type = String.fromCharCode(header[156] ?? 0);
+    offset += 512;
+    if (type === '0' || type === '\0') files[name] = tar.subarray(offset, offset + size).toString('utf8');
+    offset += Math.ceil(size / 512) * 512;
+  }
+  return files;
+}
