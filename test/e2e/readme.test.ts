@@ -1,0 +1,105 @@
+// The README's quickstart for real: `npm start`'s sandbox is started as its own process, the
+// commands of the README's "Usage" section run against it as written, and after Ctrl-C (SIGINT)
+// nothing the sandbox started is left running.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { authServerUnavailable, testBinaries } from '../support/binaries.ts';
+import { delay, run } from '../support/processes.ts';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const test = suite('README usage in the npm start sandbox');
+
+/** The shell lines between <!-- usage:start --> and <!-- usage:end --> in README.md. */
+export function usageCommands(readme: string): string[] {
+  const section = /<!-- usage:start -->([\s\S]*?)<!-- usage:end -->/.exec(readme)?.[1] ?? '';
+  return section.split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('```') && !line.startsWith('#'));
+}
+
+const commands = usageCommands(readFileSync(join(root, 'README.md'), 'utf8'));
+// these need a running docker_auth: a registry pod is only Ready, and a push only authorized, with it
+const needsAuthServer = (command: string) => /skopeo copy|condition=Ready imageregistry\//.test(command);
+const authMissing = authServerUnavailable(await testBinaries());
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  env: NodeJS.ProcessEnv;
+  dataDir: string;
+  workDir: string;
+}
+let started: Promise<Started> | undefined;
+
+/** Starts the sandbox exactly as `npm start -- --data <dir>` does and reads the export line it prints. */
+function sandbox(): Promise<Started> {
+  started ??= (async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'iro-readme-sandbox-'));
+    const child = spawn('sh', [join(root, 'test/with-node.sh'), join(root, 'test/sandbox/start.ts'), '--data', dataDir], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    let output = '';
+    child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const deadline = Date.now() + 180_000;
+    while (!output.includes('sandbox ready')) {
+      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up:\n${output}`);
+      await delay(200);
+    }
+    const exportLine = /^\s*export (.*)$/m.exec(output)?.[1] ?? '';
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const assignment of exportLine.split(' ')) {
+      const [key, value] = assignment.split('=') as [string, string];
+      env[key] = value.replace('$PATH', process.env.PATH ?? '');
+    }
+    // the commands write config.json and ca.crt into the working directory: keep them out of the repo
+    const workDir = mkdtempSync(join(tmpdir(), 'iro-readme-work-'));
+    symlinkSync(join(root, 'kustomize'), join(workDir, 'kustomize'));
+    return { child, output: () => output, env, dataDir, workDir };
+  })();
+  return started;
+}
+
+test('npm start prints the export line and the next commands', async () => {
+  const s = await sandbox();
+  assert.match(s.output(), 'export KUBECONFIG=');
+  assert.ok(s.env.KUBECONFIG && s.env.IRO_SANDBOX, 'KUBECONFIG and IRO_SANDBOX exported');
+  assert.ok(commands.length >= 8, `the README has its usage commands (${commands.length})`);
+});
+
+for (const [i, command] of commands.entries()) {
+  const skip = needsAuthServer(command) && authMissing;
+  if (skip && i === commands.findIndex(needsAuthServer)) console.log(`SKIP README steps that need docker_auth: auth_server could not be built: ${authMissing}`);
+  (skip ? test.skip : test)(`README step ${i + 1}: ${command}`, async () => {
+    const s = await sandbox();
+    const result = await run('bash', ['-o', 'pipefail', '-c', command], { env: s.env, cwd: s.workDir, timeoutMs: 240_000 });
+    assert.is(result.code, 0, `${command}\n${result.stdout}\n${result.stderr}`);
+    if (command.includes('{.status.rotation}')) assert.is(result.stdout.trim(), '2', 'the forced rotation incremented the rotation');
+    if (command.includes('config\\.json')) {
+      const config = JSON.parse(readFileSync(join(s.workDir, 'config.json'), 'utf8'));
+      assert.equal(Object.keys(config.auths), ['registry.default.svc.example.org']);
+    }
+  });
+}
+
+test('after Ctrl-C (SIGINT) no process the sandbox started is still running', async () => {
+  const s = await sandbox();
+  process.kill(-s.child.pid!, 'SIGINT');
+  const deadline = Date.now() + 60_000;
+  while (s.child.exitCode === null && Date.now() < deadline) await delay(200);
+  assert.is(s.child.exitCode, 0, s.output().slice(-2000));
+  const left = await run('pgrep', ['-af', s.dataDir]);
+  assert.is(left.stdout.trim(), '', `processes left behind:\n${left.stdout}`);
+  let groupAlive = true;
+  try {
+    process.kill(-s.child.pid!, 0);
+  } catch {
+    groupAlive = false;
+  }
+  assert.not.ok(groupAlive, 'the sandbox process group is gone');
+  rmSync(s.dataDir, { recursive: true, force: true });
+  rmSync(s.workDir, { recursive: true, force: true });
+});
+
+test.run();
