@@ -1,4 +1,4 @@
-// End to end: one ImageRegistry's objects (built by the pure functions, applied to the real API
+// End to end: one ImageRegistry's objects (written by the real reconcile Job against the real API
 // server) run as a pod *from the stored StatefulSet's own spec* — registry, docker_auth and nginx
 // as local binaries under bubblewrap, volumes materialised from the stored Secrets/ConfigMap —
 // with the Service port on a loopback address and the registry hostname resolving to it. Real
@@ -9,31 +9,22 @@
 // auth is still tested: it must accept tokens signed with the key of `<r>-auth-tls` and refuse others.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import bcrypt from 'bcryptjs';
 import { randomBytes, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
 import { connect as tlsConnect, type PeerCertificate } from 'node:tls';
 import type { V1Secret, V1StatefulSet } from '@kubernetes/client-node';
-import { selfSignedCa, signedCertificate } from '../../functions/certificates.ts';
-import { accountName, registryDnsNames, registryHostname, tokenIssuer, tokenSignerCommonName } from '../../functions/names.ts';
-import { nginxConfig } from '../../functions/nginx-config.ts';
+import { registryHostname, tokenIssuer } from '../../functions/names.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
-import { registryConfig } from '../../functions/registry-config.ts';
-import {
-  desiredConfigSecrets,
-  desiredNginxConfigMap,
-  desiredService,
-  desiredStatefulSet,
-  desiredTlsSecret,
-  rolloutAnnotations,
-} from '../../functions/registry-objects.ts';
-import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount } from '../../functions/types.ts';
+import { GROUP_VERSION } from '../../functions/types.ts';
 import { authServerUnavailable } from '../support/binaries.ts';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
+import { installOperatorBase } from '../support/operator.ts';
 import { readOciImageFiles, writeOciImage, type OciImage } from '../support/oci-image.ts';
 import { newRsaKeyPem } from '../support/pki.ts';
 import { runStatefulSetPod, type RunningPod } from '../support/pod-runner.ts';
@@ -41,14 +32,9 @@ import { run } from '../support/processes.ts';
 import { signRegistryToken, tokenClaims } from '../support/registry-token.ts';
 
 const NAME = 'registry';
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const REPO = 'test/hello';
 const SKOPEO = '/usr/bin/skopeo';
-
-interface KeyPair {
-  certPem: string;
-  keyPem: string;
-  caPem: string;
-}
 
 interface Account {
   name: string;
@@ -79,6 +65,16 @@ async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Runs the reconcile Job's container the way a kubelet would: its command, args and env. */
+async function runReconcileJob(cluster: TestCluster, namespace: string, name: string): Promise<void> {
+  const job = desiredReconcileJob({ registry: { namespace, name }, config: operatorConfigFromEnv({}), windowEnd: new Date() });
+  const container = job.spec.template.spec.containers[0]!;
+  const env = Object.fromEntries(container.env.map((e) => [e.name, e.value]));
+  const script = container.command[1]!.replace(/^\/app\//, repoRoot);
+  const result = await run(process.execPath, [script, ...container.args], { env: { PATH: process.env.PATH, KUBECONFIG: cluster.kubeconfig, OPERATOR_ROLLOUT_TIMEOUT: '0s', ...env } });
+  if (result.code !== 0) throw new Error(`reconcile Job failed:\n${result.stdout}\n${result.stderr}`);
+}
+
 // Set up once, inside the tests: uvu swallows errors thrown by before() hooks.
 let setup: Promise<Setup> | undefined;
 let createdWorkDir: string | undefined;
@@ -89,62 +85,25 @@ function started(): Promise<Setup> {
 
 async function start(): Promise<Setup> {
   const cluster = await testCluster();
-  await cluster.installCrds();
+  await installOperatorBase(cluster);
   const namespace = await cluster.createNamespace('e2e-registry');
   const config = operatorConfigFromEnv({});
   const hostname = registryHostname(NAME, namespace, config.dnsZone);
-  const now = new Date();
 
-  const registry = await applyAndRead<ImageRegistry>(cluster, namespace, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: NAME }, spec: {} });
-  const push = { name: accountName('push', namespace, 'app', 0), password: randomBytes(18).toString('base64url') };
-  const pull = { name: accountName('pull', namespace, 'app', 0), password: randomBytes(18).toString('base64url') };
-  const accounts = await Promise.all(
-    [
-      { ...push, mode: 'push' },
-      { ...pull, mode: 'pull' },
-    ].map((a) =>
-      applyAndRead<ImageRegistryAccount>(cluster, namespace, {
-        apiVersion: GROUP_VERSION,
-        kind: 'ImageRegistryAccount',
-        metadata: { name: a.name },
-        spec: { password: bcrypt.hashSync(a.password, 10), labels: { namespace: [namespace], name: ['app'], accessMode: [a.mode] } },
-      }),
-    ),
-  );
-
-  // Self-signed mode as the reconcile Job does it: an operator CA signs the TLS leaf and the token certificate.
-  const caKey = newRsaKeyPem().privateKeyPem;
-  const caPem = selfSignedCa({ commonName: 'image-registry-operator root CA', keyPem: caKey, now, serial: serial() });
-  const ca = { certPem: caPem, keyPem: caKey };
-  const tlsKey = newRsaKeyPem().privateKeyPem;
-  const tls: KeyPair = {
-    keyPem: tlsKey,
-    caPem,
-    certPem: signedCertificate({ commonName: hostname, dnsNames: registryDnsNames(NAME, namespace, hostname), keyPem: tlsKey, ca, now, serial: serial(), usage: 'server' }),
-  };
-  const tokenKey = newRsaKeyPem().privateKeyPem;
-  const auth: KeyPair = {
-    keyPem: tokenKey,
-    caPem,
-    certPem: signedCertificate({ commonName: tokenSignerCommonName(NAME, namespace), keyPem: tokenKey, ca, now, serial: serial(), usage: 'signing' }),
-  };
-
-  const httpSecret = randomBytes(24).toString('base64url');
-  const [authConfig, registryConfigSecret] = desiredConfigSecrets({ registry, hostname, accounts, now, httpSecret });
-  const objects = [
-    desiredTlsSecret(registry, `${NAME}-tls`, tls),
-    desiredTlsSecret(registry, `${NAME}-auth-tls`, auth),
-    authConfig,
-    registryConfigSecret,
-    desiredNginxConfigMap(registry),
-    desiredService(registry, hostname),
-    desiredStatefulSet(registry, config, {
-      tlsSecretName: `${NAME}-tls`,
-      authSecretName: `${NAME}-auth-tls`,
-      templateAnnotations: rolloutAnnotations({ tlsCertPem: tls.certPem, authCertPem: auth.certPem, registryConfig: registryConfig({ hostname, httpSecret }), nginxConfig: nginxConfig() }),
-    }),
-  ];
-  await timed('apply objects', () => apply(cluster, namespace, objects));
+  // The objects come from the real reconcile Job, run from its own manifest's command, args and env.
+  await apply(cluster, namespace, [
+    { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: NAME }, spec: {} },
+    { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: { registryRef: { name: NAME } } },
+    { apiVersion: GROUP_VERSION, kind: 'ImagePullSecret', metadata: { name: 'app' }, spec: { registryRef: { name: NAME } } },
+  ] as never);
+  await timed('reconcile Job', () => runReconcileJob(cluster, namespace, NAME));
+  const credentials = async (secret: string): Promise<Account> => ({
+    name: await secretKey(cluster, namespace, secret, 'username'),
+    password: await secretKey(cluster, namespace, secret, 'password'),
+  });
+  const push = await credentials('app-image-push-secret');
+  const pull = await credentials('app-image-pull-secret');
+  const tokenKey = await secretKey(cluster, namespace, `${NAME}-auth-tls`, 'tls.key');
 
   const workDir = mkdtempSync(join(tmpdir(), 'iro-e2e-'));
   createdWorkDir = workDir;
@@ -439,21 +398,10 @@ function otherLoopback(address: string): string {
   return `${address.split('.').slice(0, 3).join('.')}.${last === 254 ? 1 : last + 1}`;
 }
 
-function serial(): string {
-  return randomBytes(16).toString('hex');
-}
-
 async function apply(cluster: TestCluster, namespace: string, objects: unknown[]): Promise<void> {
   const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
   const result = await cluster.kubectl(['apply', '--server-side', '--field-manager=e2e-test', '-f', '-'], { input: list, namespace });
   if (result.code !== 0) throw new Error(`kubectl apply: ${result.stderr}`);
-}
-
-async function applyAndRead<T>(cluster: TestCluster, namespace: string, object: { apiVersion: string; kind: string; metadata: { name: string }; spec?: unknown }): Promise<T> {
-  await apply(cluster, namespace, [object]);
-  const read = await cluster.kubectl(['get', object.kind.toLowerCase(), object.metadata.name, '-o', 'json'], { namespace });
-  if (read.code !== 0) throw new Error(`kubectl get ${object.kind} ${object.metadata.name}: ${read.stderr}`);
-  return JSON.parse(read.stdout) as T;
 }
 
 async function secretKey(cluster: TestCluster, namespace: string, name: string, key: string): Promise<string> {
