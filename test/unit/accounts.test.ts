@@ -20,17 +20,13 @@ import {
 } from '../../functions/accounts.ts';
 import { activeAccounts } from '../../functions/docker-auth-config.ts';
 import { REGISTRY_LABEL } from '../../functions/reconcile-job.ts';
+import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { ImageRegistry, ImageRegistryAccount, ImageSecret, OperatorConfig } from '../../functions/types.ts';
 import { isDns1123Subdomain } from '../../functions/validation.ts';
 
 const HASH = '$2b$04$abcdefghijklmnopqrstuu5UQ0Jq2OUn3nTf8Jl4DX2xEqkjLrGLa';
-const config: OperatorConfig = {
-  namespace: 'image-registry-operator',
-  dnsZone: 'svc.example.org',
-  defaultRegistry: { name: 'registry' },
-  images: { registry: 'registry:3.0.0', auth: 'cesanta/docker_auth:1.14.0', nginx: 'nginx:1.29.3-alpine', operator: 'image-registry-operator:0.1.0' },
-  rotationIntervalSeconds: 86400,
-};
+// the operator's defaults, as the webhook and the Jobs read them from an empty environment
+const config: OperatorConfig = operatorConfigFromEnv({});
 const REGISTRY = { name: 'registry', namespace: 'infra' };
 
 function cr(kind: ImageSecret['kind'], name = 'example', namespace = 'apps', extra: Partial<ImageSecret> = {}): ImageSecret {

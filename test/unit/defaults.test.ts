@@ -9,15 +9,11 @@ import {
 import { defaultAcl as dockerAuthDefaultAcl } from '../../functions/docker-auth-config.ts';
 import { applyJsonPatch } from '../../functions/json-patch.ts';
 import { REGISTRY_LABEL } from '../../functions/reconcile-job.ts';
+import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
 
-const config: OperatorConfig = {
-  namespace: 'image-registry-operator',
-  dnsZone: 'svc.example.org',
-  defaultRegistry: { name: 'registry' },
-  images: { registry: 'registry:3.0.0', auth: 'cesanta/docker_auth:1.14.0', nginx: 'nginx:1.29.3-alpine', operator: 'image-registry-operator:0.1.0' },
-  rotationIntervalSeconds: 86400,
-};
+// the operator's defaults, as the webhook and the Jobs read them from an empty environment
+const config: OperatorConfig = operatorConfigFromEnv({});
 
 const DEFAULT_ACL = defaultAcl();
 

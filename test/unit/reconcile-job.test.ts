@@ -8,16 +8,12 @@ import {
   REGISTRY_LABEL,
   registryLabelValue,
 } from '../../functions/reconcile-job.ts';
+import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
 import { isAlreadyExists, reconcileEnqueuer } from '../../webhooks/enqueue.ts';
 
-const config: OperatorConfig = {
-  namespace: 'image-registry-operator',
-  dnsZone: 'svc.example.org',
-  defaultRegistry: { name: 'registry' },
-  images: { registry: 'registry:3.0.0', auth: 'cesanta/docker_auth:1.14.0', nginx: 'nginx:1.29.3-alpine', operator: 'image-registry-operator:0.1.0' },
-  rotationIntervalSeconds: 86400,
-};
+// the operator's defaults, as the webhook and the Jobs read them from an empty environment
+const config: OperatorConfig = operatorConfigFromEnv({});
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const t0 = Date.parse('2025-06-01T12:00:00.000Z');
