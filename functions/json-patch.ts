@@ -31,6 +31,18 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
 }
 
 /**
+ * A deep copy of JSON data (objects, arrays, primitives). Several times faster than structuredClone
+ * for the small values of a patch, which is on the webhook's request path.
+ */
+export function cloneJson<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(cloneJson) as T;
+  if (!isPlainObject(value)) return value;
+  const copy: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) copy[key] = cloneJson(value[key]);
+  return copy as T;
+}
+
+/**
  * `add` operations that give `target` every member of `defaults` it lacks. A missing (or null)
  * member is added with its whole default subtree, so parents are created along the way; a member
  * that is present is never touched (also when it has another type: validation reports that).
@@ -41,7 +53,7 @@ export function missingAddOps(target: unknown, defaults: Record<string, unknown>
   return Object.entries(defaults).flatMap(([key, value]): JsonPatchOp[] => {
     const path = `${basePath}/${escapePointerToken(key)}`;
     const current = target[key];
-    if (current === undefined || current === null) return [{ op: 'add', path, value: structuredClone(value) }];
+    if (current === undefined || current === null) return [{ op: 'add', path, value: cloneJson(value) }];
     if (isPlainObject(value) && isPlainObject(current)) return missingAddOps(current, value, path);
     return [];
   });
@@ -80,18 +92,18 @@ function applyOne(doc: unknown, op: JsonPatchOp): unknown {
   const last = tokens.at(-1);
   if (last === undefined) {
     if (op.op === 'remove') throw new JsonPatchError('cannot remove the document root');
-    return structuredClone(op.value);
+    return cloneJson(op.value);
   }
   const parent = getAt(doc, tokens.slice(0, -1));
   if (Array.isArray(parent)) {
     const index = arrayIndex(last, parent.length, op.op === 'add');
-    if (op.op === 'add') parent.splice(index, 0, structuredClone(op.value));
-    else if (op.op === 'replace') parent[index] = structuredClone(op.value);
+    if (op.op === 'add') parent.splice(index, 0, cloneJson(op.value));
+    else if (op.op === 'replace') parent[index] = cloneJson(op.value);
     else parent.splice(index, 1);
   } else if (isPlainObject(parent)) {
     if (op.op !== 'add' && !Object.hasOwn(parent, last)) throw new JsonPatchError(`path ${op.path} does not exist`);
     if (op.op === 'remove') delete parent[last];
-    else parent[last] = structuredClone(op.value);
+    else parent[last] = cloneJson(op.value);
   } else {
     throw new JsonPatchError(`parent of ${op.path} is not a container`);
   }
@@ -100,5 +112,5 @@ function applyOne(doc: unknown, op: JsonPatchOp): unknown {
 
 /** Applies a patch to a copy of `doc` (the input is not changed); throws JsonPatchError. */
 export function applyJsonPatch<T>(doc: T, ops: readonly JsonPatchOp[]): T {
-  return ops.reduce<unknown>((current, op) => applyOne(current, op), structuredClone(doc)) as T;
+  return ops.reduce<unknown>((current, op) => applyOne(current, op), cloneJson(doc)) as T;
 }

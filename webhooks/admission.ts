@@ -41,7 +41,7 @@ export interface AdmissionResponse {
     code: number;
     reason?: string;
     message: string;
-    details?: { causes: StatusCause[] };
+    details?: { name?: string; group?: string; kind?: string; causes: StatusCause[] };
   };
   patchType?: 'JSONPatch';
   /** base64 of the JSON Patch */
@@ -134,11 +134,18 @@ export function patched(uid: string, ops: readonly JsonPatchOp[], warnings: read
 
 const STATUS_REASONS: Record<number, string> = { 400: 'BadRequest', 403: 'Forbidden', 409: 'Conflict', 422: 'Invalid' };
 
+/** The object a denial is about: with it, kubectl says `The ImageRegistry "x" is invalid: …`. */
+export interface DeniedObject {
+  name?: string;
+  group?: string;
+  kind?: string;
+}
+
 /**
  * Denied with 422 Invalid (as the API server answers invalid objects). The message lists every
  * problem; each "<field>: <problem>" also becomes a status cause naming the field.
  */
-export function denied(uid: string, problems: readonly string[], code = 422): AdmissionResponse {
+export function denied(uid: string, problems: readonly string[], code = 422, object: DeniedObject = {}): AdmissionResponse {
   const causes = problems.map((problem): StatusCause => {
     const at = problem.indexOf(': ');
     return at > 0
@@ -148,6 +155,6 @@ export function denied(uid: string, problems: readonly string[], code = 422): Ad
   return {
     uid,
     allowed: false,
-    status: { code, reason: STATUS_REASONS[code] ?? 'BadRequest', message: problems.join('; '), details: { causes } },
+    status: { code, reason: STATUS_REASONS[code] ?? 'BadRequest', message: problems.join('; '), details: { ...object, causes } },
   };
 }

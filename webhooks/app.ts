@@ -212,7 +212,11 @@ export function createApp(deps: WebhookDeps): Hono {
     // status writes go through the subresource; their spec did not change
     if (request.subResource) return { response: allowed(request.uid), result: 'allowed' };
     const problems = problemsOf(kind, request);
-    if (problems.length > 0) return { response: denied(request.uid, problems), result: 'denied' };
+    if (problems.length > 0) {
+      const name = request.name || field(request.object, 'metadata', 'name');
+      const object = { group: request.kind.group, kind: request.kind.kind, ...(typeof name === 'string' && name ? { name } : {}) };
+      return { response: denied(request.uid, problems, 422, object), result: 'denied' };
+    }
     const warnings = await registryWarnings(kind, request, namespace);
     if (needsReconcile(request)) await enqueue(kind, request, namespace);
     return { response: allowed(request.uid, warnings), result: 'allowed' };
@@ -261,7 +265,8 @@ export function createApp(deps: WebhookDeps): Hono {
       onError: (c) => {
         metrics.countRequest({ kind: 'invalid', operation: 'invalid', result: 'too_large' });
         log({ level: 'warn', msg: 'admission body too large', webhook, maxBytes: maxSize });
-        return c.json({ error: `request body larger than ${maxSize} bytes` }, 413);
+        // the rest of the body is not read, so this connection cannot carry another request
+        return c.json({ error: `request body larger than ${maxSize} bytes` }, 413, { connection: 'close' });
       },
     });
     app.post(`/${webhook}`, limit, (c) => review(webhook, c));

@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
   applyJsonPatch,
+  cloneJson,
   escapePointerToken,
   JsonPatchError,
   missingAddOps,
@@ -55,6 +56,23 @@ test('applyJsonPatch refuses what RFC 6902 refuses', () => {
   assert.throws(() => applyJsonPatch(doc, [{ op: 'test', path: '/a/b', value: 2 }]), (error: unknown) => error instanceof JsonPatchError);
   assert.throws(() => applyJsonPatch(doc, [{ op: 'add', path: 'a', value: 1 }]), (error: unknown) => error instanceof JsonPatchError);
   assert.throws(() => applyJsonPatch(doc, [{ op: 'add', path: '/a/b/c', value: 1 }]), (error: unknown) => error instanceof JsonPatchError);
+});
+
+test('cloneJson copies JSON deeply; the copy shares nothing with the original', () => {
+  const original = { a: [1, { b: 'c' }, null], d: { e: true, f: { g: [] as unknown[] } }, h: 0 };
+  const copy = cloneJson(original);
+  assert.equal(copy, original);
+  copy.a.push(2);
+  (copy.a[1] as { b: string }).b = 'changed';
+  copy.d.f.g.push('x');
+  assert.equal(original, { a: [1, { b: 'c' }, null], d: { e: true, f: { g: [] } }, h: 0 });
+  assert.is(cloneJson('text'), 'text');
+  assert.is(cloneJson(null), null);
+  // the patch carries copies: changing an added value later does not change the patch
+  const defaults = { spec: { acl: [{ actions: ['pull'] }] } };
+  const [op] = missingAddOps({}, defaults);
+  defaults.spec.acl[0]?.actions.push('push');
+  assert.equal((op as { value: unknown }).value, { acl: [{ actions: ['pull'] }] });
 });
 
 test.run();

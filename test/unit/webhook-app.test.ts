@@ -198,6 +198,11 @@ test('validate: a plain account password is denied with 422, the field and the h
   assert.ok(json.response.status.message.includes('spec.ttl: must be a Go duration'));
   assert.not.ok(json.response.status.message.includes('plaintext-pw'));
   assert.equal(json.response.status.details.causes.map((c: any) => c.field), ['spec.password', 'spec.ttl']);
+  // kubectl prints `The ImageRegistryAccount "<name>" is invalid: …` from these
+  assert.equal(
+    { kind: json.response.status.details.kind, group: json.response.status.details.group, name: json.response.status.details.name },
+    { kind: 'ImageRegistryAccount', group: 'registry.mgoltzsche.github.com', name: 'ci' },
+  );
   assert.is(enqueued.length, 0, 'denied → nothing enqueued');
 });
 
@@ -385,6 +390,8 @@ test('bodies over the limit → 413 (default limit 3 MiB)', async () => {
   const big = JSON.stringify(review('ImageRegistry', 'CREATE', { ...imageRegistry(), pad: 'x'.repeat(3 * 1024 * 1024) }));
   const res = await app.request('/validate', { method: 'POST', body: big, headers: { 'content-length': String(Buffer.byteLength(big)) } });
   assert.is(res.status, 413);
+  // the rest of the body stays unread: a keep-alive client must not send its next request on this connection
+  assert.is(res.headers.get('connection'), 'close');
   const small = harness({ maxBodyBytes: 1000 });
   const chunked = await small.app.request('/mutate', { method: 'POST', body: JSON.stringify(review('ImageRegistry', 'CREATE', { ...imageRegistry(), pad: 'x'.repeat(2000) })) });
   assert.is(chunked.status, 413);

@@ -1,0 +1,469 @@
+// The admission webhooks end to end: the real API server calls the real webhook server process
+// (dist/webhook.js) over TLS, configured by the webhook configurations rendered from kustomize/
+// with clientConfig.service rewritten to a loopback URL and a test CA (as envtest does). The
+// webhook runs with a token of its own ServiceAccount, so its RBAC is exercised too; the Jobs it
+// enqueues are run by the Job stand-in from their own command/args/env.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { join } from 'node:path';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { defaultAcl } from '../../functions/docker-auth-config.ts';
+import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
+import { desiredReconcileJob, reconcileWindow, registryLabelValue, REGISTRY_LABEL, type RegistryKey } from '../../functions/reconcile-job.ts';
+import { GROUP_VERSION, type OperatorConfig } from '../../functions/types.ts';
+import { testCluster, type TestCluster } from '../support/cluster.ts';
+import { startJobRunner, type JobObject, type JobRunner } from '../support/job-runner.ts';
+import { kubeApi, serviceAccountKubeconfig } from '../support/kube-api.ts';
+import { waitFor } from '../support/processes.ts';
+import {
+  applyObjects,
+  buildBundles,
+  configEnv,
+  createWebhookConfigurations,
+  deleteWebhookConfigurations,
+  deleteWebhookConfigurationsOnExit,
+  isWebhookConfiguration,
+  pointWebhooksAt,
+  renderInstall,
+  repoRoot,
+  startWebhook,
+  testServingTls,
+  type Obj,
+  type TestTls,
+  type WebhookProcess,
+} from '../support/webhook.ts';
+
+// A real bcrypt hash (cost 10) of a random password nobody knows.
+const HASH = '$2b$10$4SCLA.VA7PruOV62oqimyOQYVhg19CPc5v1Hnqv1yvTialynqhFyq';
+
+/** Whether the webhook's log shows it denied this object (kubectl prints the causes, not who refused). */
+function deniedByWebhook(webhook: WebhookProcess, namespace: string, name: string): boolean {
+  return webhook.logs().split('\n').some((line) => {
+    if (!line.includes('"result":"denied"')) return false;
+    const event = JSON.parse(line) as { msg?: string; webhook?: string; namespace?: string; name?: string };
+    return event.msg === 'admission' && event.webhook === 'validate' && event.namespace === namespace && event.name === name;
+  });
+}
+
+interface Setup {
+  cluster: TestCluster;
+  config: OperatorConfig;
+  env: Record<string, string>;
+  tls: TestTls;
+  webhookKubeconfig: string;
+  webhook: WebhookProcess;
+  runner: JobRunner;
+}
+
+let setup: Promise<Setup> | undefined;
+let current: Setup | undefined;
+function installed(): Promise<Setup> {
+  setup ??= install().then((s) => (current = s));
+  return setup;
+}
+
+async function install(): Promise<Setup> {
+  const started = new Date(Date.now() - 1000);
+  const cluster = await testCluster();
+  deleteWebhookConfigurationsOnExit(cluster);
+  await buildBundles(['webhook']);
+  const objects = await renderInstall(cluster);
+  // everything but the webhook configurations (applied below, pointed at the test server) and the
+  // bootstrap Job (it would replace their caBundle; webhook-bootstrap.test.ts runs it)
+  await applyObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && o.kind !== 'Job'));
+  const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => `crd/${o.metadata.name}`);
+  const established = await cluster.kubectl(['wait', '--for', 'condition=Established', '--timeout=60s', ...crds]);
+  if (established.code !== 0) throw new Error(established.stderr);
+  const env = configEnv(objects);
+  const config = operatorConfigFromEnv(env);
+  const api = kubeApi(cluster.kubeconfig);
+  const webhookKubeconfig = await serviceAccountKubeconfig(api, {
+    namespace: config.namespace,
+    serviceAccount: 'image-registry-operator-webhook',
+    file: join(mkdtempSync(join(tmpdir(), 'iro-webhook-sa-')), 'kubeconfig'),
+  });
+  api.close();
+  const tls = testServingTls();
+  const webhook = await startWebhook({ tls, env, kubeconfig: webhookKubeconfig });
+  await createWebhookConfigurations(cluster, pointWebhooksAt(objects, `127.0.0.1:${webhook.port}`, tls.ca.certPem));
+  await webhookEffective(cluster);
+  const runner = startJobRunner({
+    kubeconfig: cluster.kubeconfig,
+    namespace: config.namespace,
+    repoRoot,
+    // the registry pods never become ready here (no kubelet): don't let the reconcile wait long for them
+    env: { OPERATOR_ROLLOUT_TIMEOUT: '2s' },
+    filter: (job) => Date.parse(job.metadata.creationTimestamp ?? '') >= started.getTime(),
+  });
+  return { cluster, config, env, tls, webhookKubeconfig, webhook, runner };
+}
+
+/** The API server picks webhook configurations up asynchronously: wait until ours is called. */
+async function webhookEffective(cluster: TestCluster): Promise<void> {
+  const probe = JSON.stringify({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'probe', namespace: 'default' }, spec: { auth: { acl: [{ match: { account: '/(/' }, actions: ['pull'] }] } } });
+  // only the webhook compiles ACL regexes
+  await waitFor('the API server to call the webhook', async () => /invalid regular expression/.test((await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: probe })).stderr), 30_000);
+}
+
+const namespaces: string[] = [];
+async function namespace(cluster: TestCluster, prefix: string): Promise<string> {
+  const ns = await cluster.createNamespace(prefix);
+  namespaces.push(ns);
+  return ns;
+}
+
+async function apply(manifest: Obj | Obj[], ns: string, args: string[] = []) {
+  const { cluster } = await installed();
+  const input = (Array.isArray(manifest) ? manifest : [manifest]).map((o) => JSON.stringify(o)).join('\n');
+  return cluster.kubectl(['apply', ...args, '-f', '-'], { input, namespace: ns });
+}
+
+async function get(kind: string, name: string, ns: string): Promise<Obj | undefined> {
+  const { cluster } = await installed();
+  const result = await cluster.kubectl(['get', kind, name, '-o', 'json'], { namespace: ns });
+  return result.code === 0 ? (JSON.parse(result.stdout) as Obj) : undefined;
+}
+
+async function reconcileJobsOf(registry: RegistryKey): Promise<JobObject[]> {
+  const { cluster, config } = await installed();
+  const listed = await cluster.kubectl(['get', 'jobs', '-l', `${REGISTRY_LABEL}=${registryLabelValue(registry)}`, '-o', 'json'], { namespace: config.namespace });
+  assert.is(listed.code, 0, listed.stderr);
+  return (JSON.parse(listed.stdout) as { items: JobObject[] }).items;
+}
+
+function object(kind: string, name: string, spec?: unknown, metadata: Record<string, unknown> = {}): Obj {
+  return { apiVersion: GROUP_VERSION, kind, metadata: { name, ...metadata }, ...(spec === undefined ? {} : { spec }) };
+}
+const registry = (name: string, spec?: unknown) => object('ImageRegistry', name, spec);
+const account = (name: string, spec?: unknown) => object('ImageRegistryAccount', name, spec);
+const pushSecret = (name: string, spec?: unknown) => object('ImagePushSecret', name, spec);
+const pullSecret = (name: string, spec?: unknown) => object('ImagePullSecret', name, spec);
+const acl = (...entries: unknown[]) => ({ auth: { acl: entries } });
+const match = (m: Record<string, unknown>, actions: string[] = ['pull']) => ({ match: m, actions });
+const spec = (o: Obj | undefined) => (o?.spec ?? {}) as Record<string, unknown>;
+
+// ── defaults ──────────────────────────────────────────────────────────────────────────────────────
+
+test('kubectl apply of kustomize/examples: the webhook’s defaults are in the stored objects', async () => {
+  const { cluster } = await installed();
+  const ns = await namespace(cluster, 'wh-examples');
+  const applied = await cluster.kubectl(['apply', '-k', join(repoRoot, 'kustomize/examples')], { namespace: ns });
+  assert.is(applied.code, 0, applied.stderr);
+  const label = registryLabelValue({ namespace: ns, name: 'registry' });
+  for (const kind of ['ImagePushSecret', 'ImagePullSecret']) {
+    const stored = await get(kind, 'example', ns);
+    // the push example has no registryRef at all, the pull example one without namespace
+    assert.equal(spec(stored).registryRef, { name: 'registry', namespace: ns }, kind);
+    assert.is(stored?.metadata.labels?.[REGISTRY_LABEL], label, kind);
+  }
+  const example = await get('ImageRegistry', 'registry', ns);
+  assert.equal(spec(example).persistentVolumeClaim, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } }, deleteClaim: false });
+
+  // what the examples write out explicitly is what the webhook fills in for an empty spec
+  assert.is((await apply([registry('minimal'), registry('replicated', { replicas: 3 })], ns)).code, 0);
+  const minimal = spec(await get('ImageRegistry', 'minimal', ns));
+  assert.is(minimal.replicas, 1);
+  assert.equal(minimal.persistentVolumeClaim, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } } });
+  assert.equal((minimal.auth as { acl: unknown }).acl, defaultAcl());
+  assert.equal((spec(example).auth as { acl: unknown[] }).acl.map((e) => ({ ...(e as object), comment: undefined })), defaultAcl().map((e) => ({ ...e, comment: undefined })));
+  const replicated = spec(await get('ImageRegistry', 'replicated', ns));
+  assert.equal((replicated.persistentVolumeClaim as { accessModes: string[] }).accessModes, ['ReadWriteMany']);
+  const issuer = await apply(registry('issued', { tls: { issuerRef: { name: 'letsencrypt' } } }), ns);
+  assert.is(issuer.code, 0, issuer.stderr);
+  assert.equal((spec(await get('ImageRegistry', 'issued', ns)).tls as { issuerRef: unknown }).issuerRef, { name: 'letsencrypt', kind: 'Issuer' });
+});
+
+test('a registryRef to a registry that does not exist yet is allowed with a warning', async () => {
+  const { cluster } = await installed();
+  const ns = await namespace(cluster, 'wh-warning');
+  const result = await apply(pushSecret('early', { registryRef: { name: 'later' } }), ns);
+  assert.is(result.code, 0, result.stderr);
+  assert.match(result.stderr, `Warning: spec.registryRef: ImageRegistry ${ns}/later does not exist (yet)`);
+  assert.ok(await get('ImagePushSecret', 'early', ns));
+  const quiet = await apply([registry('present'), pullSecret('on-time', { registryRef: { name: 'present' } })], ns);
+  assert.is(quiet.code, 0, quiet.stderr);
+  assert.not.match(quiet.stderr, 'Warning');
+});
+
+// ── validation ────────────────────────────────────────────────────────────────────────────────────
+
+interface InvalidRow {
+  name: string;
+  /** applied first and must be accepted (update rows) */
+  before?: Obj;
+  manifest: Obj;
+  /** the field the message must name */
+  field: string;
+  args?: string[];
+  /** refused by the validating webhook (not the CRD schema): checked when set */
+  byWebhook?: true;
+}
+
+const long = (n: number) => `r${'a'.repeat(n - 1)}`;
+const invalidRows: InvalidRow[] = [
+  // ImageRegistry: ACL patterns docker_auth could not compile — only the webhook can see these
+  { name: 'ACL regex with an unclosed group', manifest: registry('re-group', acl(match({ account: '/(ci/' }))), field: 'spec.auth.acl[0].match.account', byWebhook: true },
+  { name: 'ACL regex with a lookahead (not RE2)', manifest: registry('re-lookahead', acl(match({ name: '/a(?=b)/' }))), field: 'spec.auth.acl[0].match.name', byWebhook: true },
+  { name: 'ACL regex with a backreference (not RE2)', manifest: registry('re-backref', acl(match({ name: '/(a)\\1/' }))), field: 'spec.auth.acl[0].match.name', byWebhook: true },
+  { name: 'ACL regex with a reversed range', manifest: registry('re-range', acl(match({ service: '/[z-a]/' }))), field: 'spec.auth.acl[0].match.service', byWebhook: true },
+  { name: 'ACL regex with a repeat count over 1000', manifest: registry('re-repeat', acl(match({ labels: { team: '/x{1001}/' } }))), field: 'spec.auth.acl[0].match.labels[team]', byWebhook: true },
+  { name: 'ACL regex with an escape Go does not know', manifest: registry('re-escape', acl(match({ account: '/\\C/' }))), field: 'spec.auth.acl[0].match.account', byWebhook: true },
+  { name: 'ACL regex with a nested repetition', manifest: registry('re-nested', acl(match({ name: '/a**/' }))), field: 'spec.auth.acl[0].match.name', byWebhook: true },
+  { name: 'ACL regex with an unknown POSIX class', manifest: registry('re-posix', acl(match({ name: '/[[:foo:]]/' }))), field: 'spec.auth.acl[0].match.name', byWebhook: true },
+  { name: 'ACL regex in the second entry', manifest: registry('re-second', acl(match({ account: 'ci' }), match({ account: '/[/' }, ['push']))), field: 'spec.auth.acl[1].match.account', byWebhook: true },
+  { name: 'ACL glob with an unclosed class', manifest: registry('glob-class', acl(match({ account: 'ci-[' }))), field: 'spec.auth.acl[0].match.account', byWebhook: true },
+  { name: 'ACL glob with a dangling range', manifest: registry('glob-range', acl(match({ name: 'team/[a-' }))), field: 'spec.auth.acl[0].match.name', byWebhook: true },
+  { name: 'ACL glob with a trailing backslash', manifest: registry('glob-escape', acl(match({ labels: { accessMode: 'push\\' } }))), field: 'spec.auth.acl[0].match.labels[accessMode]', byWebhook: true },
+  // ImageRegistry: immutable once set — only the webhook sees the old object for these
+  {
+    name: 'changing storageClassName',
+    before: registry('sc', { persistentVolumeClaim: { storageClassName: 'fast' } }),
+    manifest: registry('sc', { persistentVolumeClaim: { storageClassName: 'slow' } }),
+    field: 'spec.persistentVolumeClaim.storageClassName',
+    byWebhook: true,
+  },
+  {
+    name: 'changing accessModes',
+    before: registry('modes', { persistentVolumeClaim: { accessModes: ['ReadWriteOnce'] } }),
+    manifest: registry('modes', { persistentVolumeClaim: { accessModes: ['ReadWriteMany'] } }),
+    field: 'spec.persistentVolumeClaim.accessModes',
+    byWebhook: true,
+  },
+  {
+    // accessModes were defaulted to ReadWriteOnce for 1 replica and stay so: 3 replicas cannot share it
+    name: 'scaling to 3 replicas with defaulted ReadWriteOnce',
+    before: registry('scale'),
+    manifest: registry('scale', { replicas: 3 }),
+    field: 'accessModes',
+  },
+  // ImageRegistry: schema-level problems
+  { name: 'replicas negative', manifest: registry('neg', { replicas: -1 }), field: 'spec.replicas' },
+  { name: 'replicas too many', manifest: registry('many', { replicas: 101 }), field: 'spec.replicas' },
+  { name: 'replicas a string (client-side validation off)', manifest: registry('str', { replicas: 'three' }), field: 'spec.replicas', args: ['--validate=false'] },
+  { name: '3 replicas on an explicit ReadWriteOnce volume', manifest: registry('rwo3', { replicas: 3, persistentVolumeClaim: { accessModes: ['ReadWriteOnce'] } }), field: 'accessModes' },
+  { name: 'accessModes ReadOnlyMany', manifest: registry('rom', { persistentVolumeClaim: { accessModes: ['ReadOnlyMany'] } }), field: 'spec.persistentVolumeClaim.accessModes' },
+  { name: 'accessModes unknown', manifest: registry('bogus', { persistentVolumeClaim: { accessModes: ['Sometimes'] } }), field: 'spec.persistentVolumeClaim.accessModes' },
+  { name: 'storage request zero', manifest: registry('zero', { persistentVolumeClaim: { resources: { requests: { storage: '0' } } } }), field: 'storage' },
+  { name: 'storage request not a quantity', manifest: registry('lots', { persistentVolumeClaim: { resources: { requests: { storage: 'lots' } } } }), field: 'storage' },
+  { name: 'storageClassName not a name', manifest: registry('scname', { persistentVolumeClaim: { storageClassName: 'Fast_SSD' } }), field: 'spec.persistentVolumeClaim.storageClassName' },
+  { name: 'tls.issuerRef.kind unknown', manifest: registry('kind', { tls: { issuerRef: { name: 'x', kind: 'Authority' } } }), field: 'spec.tls.issuerRef.kind' },
+  { name: 'tls.issuerRef without name', manifest: registry('noname', { tls: { issuerRef: { kind: 'Issuer' } } }), field: 'spec.tls.issuerRef.name' },
+  { name: 'auth.ca.issuerRef.kind unknown', manifest: registry('cakind', { auth: { ca: { issuerRef: { name: 'x', kind: 'Cluster' } } } }), field: 'spec.auth.ca.issuerRef.kind' },
+  { name: 'tls.secretName not a name', manifest: registry('secret', { tls: { secretName: 'My_Secret' } }), field: 'spec.tls.secretName' },
+  { name: 'ACL action unknown', manifest: registry('action', acl(match({ account: 'ci' }, ['delete']))), field: 'spec.auth.acl[0].actions' },
+  { name: "ACL '*' with other actions", manifest: registry('star', acl(match({ account: 'ci' }, ['*', 'pull']))), field: 'spec.auth.acl[0].actions' },
+  { name: 'ACL empty match (matches everything)', manifest: registry('empty', acl(match({}))), field: 'spec.auth.acl[0].match' },
+  { name: 'ACL match on an invalid IP', manifest: registry('ip', acl(match({ ip: '300.1.1.1' }))), field: 'spec.auth.acl[0].match.ip' },
+  { name: 'ACL entry without actions', manifest: registry('noactions', acl({ match: { account: 'ci' } })), field: 'spec.auth.acl[0].actions' },
+  { name: 'registry name with upper case', manifest: registry('Registry'), field: 'metadata.name' },
+  { name: 'registry name starting with a digit', manifest: registry('1registry'), field: 'metadata.name' },
+  { name: 'registry name longer than 52', manifest: registry(long(53)), field: 'metadata.name' },
+  // ImageRegistryAccount
+  { name: 'account with a plain password (client-side validation off)', manifest: account('plain', { password: 'hunter2hunter2' }), field: 'spec.password', args: ['--validate=false'] },
+  { name: 'account with a malformed bcrypt hash', manifest: account('short', { password: '$2b$10$tooShort' }), field: 'spec.password' },
+  { name: 'account without password', manifest: account('nopass', { labels: { accessMode: ['push'] } }), field: 'spec.password' },
+  { name: 'account ttl not a duration', manifest: account('forever', { password: HASH, ttl: 'forever' }), field: 'spec.ttl' },
+  { name: 'account ttl zero', manifest: account('zero-ttl', { password: HASH, ttl: '0s' }), field: 'spec.ttl' },
+  { name: 'account label values not a list', manifest: account('labels', { password: HASH, labels: { accessMode: 'push' } }), field: 'spec.labels' },
+  {
+    name: 'changing an account’s labels',
+    before: account('immutable', { password: HASH, labels: { accessMode: ['pull'] } }),
+    manifest: account('immutable', { password: HASH, labels: { accessMode: ['push'] } }),
+    field: 'spec',
+  },
+  {
+    name: 'changing an account’s ttl',
+    before: account('ttl-change', { password: HASH, ttl: '48h' }),
+    manifest: account('ttl-change', { password: HASH, ttl: '96h' }),
+    field: 'spec',
+  },
+  // ImagePushSecret / ImagePullSecret
+  {
+    name: 'moving a push secret to another registry',
+    before: pushSecret('moved', { registryRef: { name: 'one' } }),
+    manifest: pushSecret('moved', { registryRef: { name: 'two' } }),
+    field: 'spec.registryRef.name',
+    byWebhook: true,
+  },
+  {
+    name: 'moving a pull secret to another namespace’s registry',
+    before: pullSecret('moved', { registryRef: { name: 'one', namespace: 'team-a' } }),
+    manifest: pullSecret('moved', { registryRef: { name: 'one', namespace: 'team-b' } }),
+    field: 'spec.registryRef.namespace',
+    byWebhook: true,
+  },
+  {
+    // the defaulted namespace counts as set
+    name: 'pointing a defaulted push secret at another namespace',
+    before: pushSecret('defaulted'),
+    manifest: pushSecret('defaulted', { registryRef: { name: 'registry', namespace: 'elsewhere' } }),
+    field: 'spec.registryRef.namespace',
+    byWebhook: true,
+  },
+  { name: 'push secret registryRef.name not a registry name', manifest: pushSecret('badref', { registryRef: { name: 'Bad_Name' } }), field: 'spec.registryRef.name' },
+  { name: 'pull secret registryRef.namespace not a namespace', manifest: pullSecret('badns', { registryRef: { name: 'registry', namespace: 'Team_A' } }), field: 'spec.registryRef.namespace' },
+  { name: 'push secret name too long for its accounts', manifest: pushSecret(long(200)), field: 'metadata.name' },
+];
+
+test(`${invalidRows.length} invalid CRs are rejected through the API server, each naming the field; none is stored`, async () => {
+  const { cluster, webhook } = await installed();
+  const ns = await namespace(cluster, 'wh-invalid');
+  const outcomes: { row: InvalidRow; code: number; stderr: string; previous?: Obj; stored?: Obj }[] = [];
+  const queue = [...invalidRows];
+  const worker = async () => {
+    for (let row = queue.shift(); row; row = queue.shift()) {
+      let previous: Obj | undefined;
+      if (row.before) {
+        const before = await apply(row.before, ns);
+        assert.is(before.code, 0, `${row.name}: the object before the change must be accepted: ${before.stderr}`);
+        previous = await get(row.before.kind, row.before.metadata.name, ns);
+      }
+      const result = await apply(row.manifest, ns, row.args);
+      outcomes.push({ row, ...result, previous, stored: await get(row.manifest.kind, row.manifest.metadata.name, ns) });
+    }
+  };
+  await Promise.all([worker(), worker(), worker()]);
+  const accepted = outcomes.filter((o) => o.code === 0).map((o) => o.row.name);
+  assert.equal(accepted, [], 'accepted although invalid');
+  for (const { row, stderr, previous, stored } of outcomes) {
+    assert.ok(stderr.includes(row.field), `${row.name}: the message names ${row.field}:\n${stderr}`);
+    if (row.byWebhook) assert.ok(deniedByWebhook(webhook, ns, row.manifest.metadata.name), `${row.name}: refused by the webhook:\n${stderr}`);
+    if (!row.before) assert.is(stored, undefined, `${row.name}: not stored`);
+    else {
+      // the refused change left the stored object as it was
+      assert.is(stored?.metadata.resourceVersion, previous?.metadata.resourceVersion, `${row.name}: unchanged`);
+      assert.equal(spec(stored), spec(previous), `${row.name}: spec unchanged`);
+    }
+  }
+  const byWebhook = outcomes.filter((o) => deniedByWebhook(webhook, ns, o.row.manifest.metadata.name)).length;
+  assert.ok(invalidRows.length >= 40);
+  assert.ok(byWebhook >= invalidRows.filter((r) => r.byWebhook).length);
+  console.log(`   ${outcomes.length} invalid CRs rejected: ${byWebhook} by the webhook, ${outcomes.length - byWebhook} by the CRD schema`);
+});
+
+// ── enqueue ───────────────────────────────────────────────────────────────────────────────────────
+
+test('kubectl apply --dry-run=server enqueues nothing; a real apply creates the reconcile Job the stand-in runs', async () => {
+  const { cluster, config, runner } = await installed();
+  const ns = await namespace(cluster, 'wh-enqueue');
+  const key = { namespace: ns, name: 'registry' };
+  const dry = await apply(registry('registry'), ns, ['--dry-run=server']);
+  assert.is(dry.code, 0, dry.stderr);
+  assert.match(dry.stdout, '(server dry run)');
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(await reconcileJobsOf(key), [], 'no Job for a dry run');
+  assert.is(await get('ImageRegistry', 'registry', ns), undefined);
+
+  const real = await apply(registry('registry'), ns);
+  assert.is(real.code, 0, real.stderr);
+  const jobs = await reconcileJobsOf(key);
+  assert.is(jobs.length, 1, 'one Job for the real apply');
+  const job = jobs[0] as JobObject & { spec: Record<string, unknown> };
+  // the Job is exactly the one functions/reconcile-job.ts describes for its window
+  const windowStart = new Date(Number(/-(\d+)$/.exec(job.metadata.name)?.[1]) * 1000);
+  const desired = desiredReconcileJob({ registry: key, config, windowStart, windowEnd: reconcileWindow(windowStart).end });
+  assert.is(job.metadata.name, desired.metadata.name);
+  assert.equal({ ...job.metadata.labels, ...desired.metadata.labels }, job.metadata.labels, 'labels');
+  assert.equal(job.metadata.annotations?.[`registry.mgoltzsche.github.com/registry-ref`], `${ns}/registry`);
+  for (const key of ['backoffLimit', 'activeDeadlineSeconds', 'ttlSecondsAfterFinished'] as const) assert.is(job.spec[key], desired.spec[key], key);
+  const pod = job.spec.template.spec as unknown as typeof desired.spec.template.spec;
+  assert.is(pod.serviceAccountName, 'image-registry-operator-jobs');
+  assert.equal(pod.securityContext, desired.spec.template.spec.securityContext);
+  const [container] = pod.containers;
+  const [wanted] = desired.spec.template.spec.containers;
+  assert.equal(
+    { image: container?.image, command: container?.command, args: container?.args, env: container?.env, securityContext: container?.securityContext },
+    { image: wanted?.image, command: wanted?.command, args: wanted?.args, env: wanted?.env, securityContext: wanted?.securityContext },
+  );
+  assert.equal(container?.command, ['node', '/app/dist/reconcile.js']);
+
+  // the stand-in runs the Job from its own command/args/env as image-registry-operator-jobs
+  const run = await runner.waitForJob(job.metadata.name, 90_000);
+  assert.equal(run.argv, [process.execPath, join(repoRoot, 'dist/reconcile.js'), ...(wanted?.args ?? [])]);
+  assert.is(run.serviceAccount, 'image-registry-operator-jobs');
+  assert.equal(Object.fromEntries(Object.entries(run.env).filter(([k]) => k.startsWith('OPERATOR_'))), Object.fromEntries((wanted?.env ?? []).map((e) => [e.name, e.value])));
+  assert.ok(run.attempts.length >= 1, 'the stand-in ran it');
+  assert.is(run.result, 'Complete', run.logs());
+  // what the reconcile entry point made of it: the registry's objects exist
+  const tlsSecret = await get('Secret', 'registry-tls', ns);
+  assert.ok(tlsSecret, 'the registry TLS Secret appears');
+  assert.is((tlsSecret as { type?: string }).type, 'kubernetes.io/tls');
+  assert.ok(await get('StatefulSet', 'registry', ns), 'the StatefulSet appears');
+});
+
+test('burst: 50 ImagePushSecrets in one apply → at most 3 reconcile Jobs for their registry; all 50 Secrets appear', async () => {
+  const { cluster, runner } = await installed();
+  const ns = await namespace(cluster, 'wh-burst');
+  const key = { namespace: ns, name: 'registry' };
+  // the registry first, and its own Job done, so that only the burst's Jobs are counted
+  assert.is((await apply(registry('registry'), ns)).code, 0);
+  const [first] = await reconcileJobsOf(key);
+  assert.ok(first);
+  assert.is((await runner.waitForJob(first.metadata.name, 90_000)).result, 'Complete');
+  const before = new Set((await reconcileJobsOf(key)).map((job) => job.metadata.name));
+
+  const secrets = Array.from({ length: 50 }, (_, i) => pushSecret(`app-${i}`));
+  const started = Date.now();
+  const result = await apply(secrets, ns);
+  const seconds = (Date.now() - started) / 1000;
+  assert.is(result.code, 0, result.stderr);
+  assert.is(result.stdout.trim().split('\n').length, 50);
+  const jobs = (await reconcileJobsOf(key)).filter((job) => !before.has(job.metadata.name));
+  console.log(`   50 ImagePushSecrets applied in ${seconds.toFixed(1)} s → ${jobs.length} reconcile Job(s)`);
+  assert.ok(jobs.length >= 1, 'the burst is enqueued');
+  assert.ok(jobs.length <= 3, `at most 3 Jobs, got ${jobs.map((j) => j.metadata.name).join(', ')}`);
+  // every one of them is labelled for the registry the Jobs select by
+  const listed = await cluster.kubectl(['get', 'imagepushsecrets', '-l', `${REGISTRY_LABEL}=${registryLabelValue(key)}`, '-o', 'name'], { namespace: ns });
+  assert.is(listed.stdout.trim().split('\n').length, 50);
+  // the stand-in runs the coalesced Jobs: every push secret gets its Secret
+  for (const job of jobs) assert.is((await runner.waitForJob(job.metadata.name, 120_000)).result, 'Complete', runner.logs(job.metadata.name));
+  const names = new Set(secrets.map((s) => `${s.metadata.name}-image-push-secret`));
+  let missing: string[] = [];
+  await waitFor('all 50 push Secrets', async () => {
+    const stored = await cluster.kubectl(['get', 'secrets', '-o', 'name'], { namespace: ns });
+    const present = new Set(stored.stdout.trim().split('\n').map((line) => line.replace('secret/', '')));
+    missing = [...names].filter((name) => !present.has(name));
+    return missing.length === 0;
+  }, 60_000).catch((error: Error) => assert.unreachable(`${error.message}; missing: ${missing.join(', ')}`));
+});
+
+test('webhook stopped → our CRs are refused with a clear message; a ConfigMap in the same namespace is still created', async () => {
+  const { cluster, webhook, env, tls, webhookKubeconfig } = await installed();
+  const ns = await namespace(cluster, 'wh-down');
+  const code = await webhook.stop();
+  assert.is(code, 0, 'SIGTERM ends the server gracefully');
+  assert.match(webhook.logs(), '"msg":"webhook shutting down","signal":"SIGTERM"');
+  const refused = await apply(pushSecret('while-down'), ns);
+  assert.is.not(refused.code, 0);
+  assert.match(refused.stderr, /failed calling webhook "(mutate|validate)\.registry\.mgoltzsche\.github\.com"/);
+  assert.match(refused.stderr, /connection refused/);
+  assert.is(await get('ImagePushSecret', 'while-down', ns), undefined);
+  const configMap = await apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'unaffected' }, data: { a: 'b' } }, ns);
+  assert.is(configMap.code, 0, configMap.stderr);
+  assert.ok(await get('ConfigMap', 'unaffected', ns));
+  // back up on the same port for whatever follows
+  const restarted = await startWebhook({ tls, env, kubeconfig: webhookKubeconfig, port: webhook.port });
+  if (current) current.webhook = restarted;
+  const again = await apply(pushSecret('after'), ns);
+  assert.is(again.code, 0, again.stderr);
+});
+
+test('clean up: the webhook configurations are removed, the stand-in and the webhook stopped', async () => {
+  const { cluster, config, runner } = await installed();
+  await deleteWebhookConfigurations(cluster);
+  const left = await cluster.kubectl(['get', 'mutatingwebhookconfigurations,validatingwebhookconfigurations', '-o', 'name']);
+  assert.not.match(left.stdout, 'image-registry-operator');
+  await runner.stop();
+  assert.is(await current?.webhook.stop(), 0);
+  // the Jobs enqueued by this file are of no use to the next one, and its CRs would only make the
+  // cluster-wide rotation and resync Jobs of later files slower (namespaces cannot be deleted
+  // here: no namespace controller runs)
+  await cluster.kubectl(['delete', 'jobs', '-l', 'app.kubernetes.io/component=reconcile', '--wait=false'], { namespace: config.namespace });
+  for (const ns of namespaces) {
+    const deleted = await cluster.kubectl(['delete', 'imagepushsecrets,imagepullsecrets,imageregistryaccounts,imageregistries', '--all', '--wait=false'], { namespace: ns });
+    assert.is(deleted.code, 0, deleted.stderr);
+  }
+});
+
+test.run();

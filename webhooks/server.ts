@@ -1,0 +1,171 @@
+// Entry point `node /app/dist/webhook.js`: the hono app served over TLS.
+//
+// - Certificate and key come from files mounted from the Secret the bootstrap Job maintains; they
+//   are reloaded (without a restart) when the kubelet swaps the files, and re-checked periodically.
+// - The Kubernetes client (@kubernetes/client-node, ~200 ms to load) is imported lazily: the
+//   server listens without it and warms it up in the background, so neither cold start nor the
+//   first admission pays for it.
+// - SIGTERM: stop accepting connections, let in-flight admissions finish, exit. The Deployment's
+//   preStop sleep keeps the pod serving until the Service has stopped sending it traffic.
+import { createServer, type Server } from 'node:https';
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { dirname } from 'node:path';
+import { serve } from '@hono/node-server';
+import { operatorConfigFromEnv } from '../functions/operator-config.ts';
+import type { RegistryKey } from '../functions/reconcile-job.ts';
+import { GROUP_VERSION, type OperatorConfig } from '../functions/types.ts';
+import type { Kube } from '../cronjobs/kube.ts';
+import { createApp, type LogEvent } from './app.ts';
+import { reconcileEnqueuer, type EnqueueResult } from './enqueue.ts';
+import { webhookServerConfigFromEnv, type WebhookServerConfig } from './server-config.ts';
+
+// One JSON line per event, written in batches: stdout writes are synchronous in Node on Linux (files
+// and pipes), so under load every admission's line would cost a write syscall; the lines of one turn
+// of the event loop go out in one write instead. Flushed at exit, so no line is lost.
+let pendingLines: string[] = [];
+function flushLog(): void {
+  if (pendingLines.length === 0) return;
+  const text = pendingLines.join('');
+  pendingLines = [];
+  process.stdout.write(text);
+}
+process.on('exit', flushLog);
+
+function log(event: LogEvent): void {
+  if (pendingLines.length === 0) setImmediate(flushLog);
+  pendingLines.push(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+}
+
+function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** The client, connected on first use; a failed load is retried by the next caller. */
+function lazyKube(): () => Promise<Kube> {
+  let kube: Promise<Kube> | undefined;
+  return () => {
+    kube ??= import('../cronjobs/kube.ts').then((module) => {
+      const client = module.connectKube();
+      // enqueue.ts recognises AlreadyExists by code 409; kube.ts turns it into a ConflictError
+      const create: Kube['create'] = (object) =>
+        client.create(object).catch((error: unknown) => {
+          throw error instanceof module.ConflictError ? Object.assign(error, { code: 409 }) : error;
+        });
+      return { ...client, create };
+    });
+    kube.catch(() => (kube = undefined));
+    return kube;
+  };
+}
+
+function webhookDeps(config: OperatorConfig, kube: () => Promise<Kube>) {
+  const enqueue = reconcileEnqueuer({ config, createJob: async (job) => (await kube()).create(job) });
+  const registryRef = (registry: RegistryKey) => ({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', ...registry });
+  return {
+    config,
+    log,
+    enqueueReconcile: (registry: RegistryKey): Promise<EnqueueResult> => enqueue(registry),
+    registryExists: async (registry: RegistryKey) => (await (await kube()).read(registryRef(registry))) !== undefined,
+    listRegistries: async (namespace: string) =>
+      (await (await kube()).list<{ metadata?: { name?: string } }>(GROUP_VERSION, 'ImageRegistry', namespace)).map((registry) => registry.metadata?.name ?? '').filter(Boolean),
+  };
+}
+
+interface Tls {
+  cert: Buffer;
+  key: Buffer;
+}
+
+function readTls(settings: WebhookServerConfig): Tls {
+  return { cert: readFileSync(settings.certFile), key: readFileSync(settings.keyFile) };
+}
+
+/** Swaps the server's certificate when the files changed; a half-written pair is retried later. */
+function watchTls(server: Server, settings: WebhookServerConfig, loaded: Tls): () => void {
+  let current = loaded;
+  let timer: NodeJS.Timeout | undefined;
+  const reload = () => {
+    try {
+      const next = readTls(settings);
+      if (next.cert.equals(current.cert) && next.key.equals(current.key)) return;
+      server.setSecureContext({ ...next, minVersion: 'TLSv1.2' });
+      current = next;
+      log({ level: 'info', msg: 'TLS certificate reloaded', certFile: settings.certFile });
+    } catch (error) {
+      log({ level: 'warn', msg: 'TLS certificate not reloaded; keeping the current one', error: errorMessage(error) });
+    }
+  };
+  // the kubelet replaces a Secret volume's files by swapping a symlink in the directory
+  const debounced = () => {
+    clearTimeout(timer);
+    timer = setTimeout(reload, 200);
+  };
+  const watchers: FSWatcher[] = [...new Set([dirname(settings.certFile), dirname(settings.keyFile)])].flatMap((dir) => {
+    try {
+      return [watch(dir, debounced).on('error', () => {})];
+    } catch {
+      return [];
+    }
+  });
+  const interval = setInterval(reload, settings.reloadIntervalMs);
+  interval.unref();
+  return () => {
+    clearInterval(interval);
+    clearTimeout(timer);
+    for (const watcher of watchers) watcher.close();
+  };
+}
+
+function main(): void {
+  let settings: WebhookServerConfig;
+  let config: OperatorConfig;
+  let tls: Tls;
+  try {
+    settings = webhookServerConfigFromEnv(process.env);
+    config = operatorConfigFromEnv(process.env);
+    tls = readTls(settings);
+  } catch (error) {
+    log({ level: 'error', msg: 'webhook cannot start', error: errorMessage(error) });
+    process.exit(1);
+  }
+  const kube = lazyKube();
+  const app = createApp(webhookDeps(config, kube));
+  const server = serve(
+    {
+      fetch: app.fetch,
+      port: settings.port,
+      ...(settings.host ? { hostname: settings.host } : {}),
+      createServer,
+      serverOptions: { ...tls, minVersion: 'TLSv1.2' },
+    },
+    (info) => {
+      log({ level: 'info', msg: 'webhook listening', address: info.address, port: info.port, namespace: config.namespace, startupMs: Math.round(performance.now()) });
+      // warm the client up off the request path
+      setImmediate(() => kube().catch((error: unknown) => log({ level: 'warn', msg: 'Kubernetes client not ready', error: errorMessage(error) })));
+    },
+  ) as Server;
+  server.requestTimeout = 10_000;
+  server.headersTimeout = 5_000;
+  server.on('error', (error) => {
+    log({ level: 'error', msg: 'webhook server failed', error: errorMessage(error) });
+    process.exit(1);
+  });
+  // a client that fails the handshake (port scanner, wrong CA) is not our error
+  server.on('tlsClientError', () => {});
+  const stopWatching = watchTls(server, settings, tls);
+
+  const shutdown = (signal: string) => {
+    log({ level: 'info', msg: 'webhook shutting down', signal });
+    stopWatching();
+    server.close(() => process.exit(0));
+    server.closeIdleConnections();
+    setTimeout(() => {
+      server.closeAllConnections();
+      process.exit(0);
+    }, settings.shutdownTimeoutMs).unref();
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+main();
