@@ -121,6 +121,8 @@ export function run(command: string, args: string[], options: { input?: string; 
       clearTimeout(timer);
       resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
     });
+    // a command that exits without reading its input must not crash us with EPIPE
+    child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
   });
 }
