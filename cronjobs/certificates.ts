@@ -84,8 +84,8 @@ export async function resolveKeyPair(
   const secretName = certificateSecretName(registry, purpose);
   const mode = certificateMode(certificateSource(registry, purpose));
   if (mode === 'cert-manager') {
-    const certificate = desiredCertificate(registry, purpose, hostname);
-    if (certificate) await kube.apply(certificate as never);
+    const problem = await applyCertificate(kube, registry, purpose, hostname);
+    if (problem) return { problem };
   }
   const secret = await kube.read<SecretObject>({ apiVersion: 'v1', kind: 'Secret', namespace, name: secretName });
   if (mode !== 'self-signed') {
@@ -103,6 +103,19 @@ export async function resolveKeyPair(
   const pair = issueLeaf(registry, purpose, ca, hostname, now);
   await kube.apply(desiredTlsSecret(registry, secretName, pair) as never);
   return { pair, issued: renewal };
+}
+
+/** The cert-manager Certificate; a cluster without cert-manager is a condition to report, not a crash. */
+async function applyCertificate(kube: Kube, registry: ImageRegistry, purpose: CertificatePurpose, hostname: string): Promise<CertificateProblem | undefined> {
+  const certificate = desiredCertificate(registry, purpose, hostname);
+  if (!certificate) return undefined;
+  try {
+    await kube.apply(certificate as never);
+    return undefined;
+  } catch (error) {
+    if ((error as { code?: number }).code !== 404) throw error;
+    return { reason: 'CertificatePending', message: `${purpose === 'tls' ? 'spec.tls' : 'spec.auth.ca'}.issuerRef needs cert-manager, but the API cert-manager.io/v1 Certificate is not served in this cluster` };
+  }
 }
 
 function issueLeaf(registry: ImageRegistry, purpose: CertificatePurpose, ca: KeyPair, hostname: string, now: Date): KeyPair {

@@ -36,8 +36,8 @@ export interface ImageSecretsContext {
   kube: Kube;
   config: OperatorConfig;
   now: () => Date;
-  /** rotate every CR now (the rotation CronJob; `kubectl create job --from=cronjob/...`) */
-  force: boolean;
+  /** replace credentials issued before this time (the rotation CronJob; `kubectl create job --from=cronjob/...`) */
+  forcedBefore?: Date;
 }
 
 /** Every push/pull CR of the cluster; the Jobs filter by the registry each resolves to. */
@@ -69,7 +69,7 @@ export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostna
     const username = secret ? readImageSecret(cr.kind, secret).username : undefined;
     const decision = rotationDecision({
       cr, secret, currentAccount: username ? byName.get(username) : undefined,
-      registryHostname: registryCa.hostname, caPem: registryCa.caPem, now, intervalSeconds: config.rotationIntervalSeconds, force: context.force,
+      registryHostname: registryCa.hostname, caPem: registryCa.caPem, now, intervalSeconds: config.rotationIntervalSeconds, ...(context.forcedBefore ? { forcedBefore: context.forcedBefore } : {}),
     });
     return decision.rotate ? [{ cr, secret, reason: decision.message }] : [];
   });

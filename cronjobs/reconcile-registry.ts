@@ -34,8 +34,8 @@ export interface ReconcileOptions {
   now: () => Date;
   /** how long to wait for a ready replica before reporting RolloutPending (the resync finishes it) */
   rolloutTimeoutMs: number;
-  /** rotate every push/pull secret of the registry now (the rotation CronJob) */
-  forceRotation?: boolean;
+  /** replace push/pull credentials issued before this time (the rotation CronJob) */
+  forcedBefore?: Date;
 }
 
 export type ReconcileResult = 'missing' | 'ready' | 'not-ready';
@@ -48,7 +48,7 @@ export async function reconcileRegistry(key: RegistryKey, options: ReconcileOpti
   const hostname = registryHostname(key.name, key.namespace, config.dnsZone);
   const { tls, auth } = await keyPairs(registry, hostname, options, now);
   const problem: RegistryProblem | undefined = tls.problem ?? auth.problem;
-  const imageSecrets = { kube, config, now: options.now, force: options.forceRotation ?? false };
+  const imageSecrets = { kube, config, now: options.now, ...forced(options) };
   if (!problem && tls.pair && auth.pair) {
     await applyRegistryObjects(registry, hostname, tls.pair, auth.pair, options);
   } else if (problem) {
@@ -62,6 +62,10 @@ export async function reconcileRegistry(key: RegistryKey, options: ReconcileOpti
   return readiness.status === 'True' ? 'ready' : 'not-ready';
 }
 
+function forced(options: ReconcileOptions): { forcedBefore?: Date } {
+  return options.forcedBefore ? { forcedBefore: options.forcedBefore } : {};
+}
+
 async function keyPairs(registry: ImageRegistry, hostname: string, options: ReconcileOptions, now: Date): Promise<{ tls: ResolvedKeyPair; auth: ResolvedKeyPair }> {
   const needsCa = certificateMode(registry.spec?.tls) === 'self-signed' || certificateMode(registry.spec?.auth?.ca) === 'self-signed';
   const ca = needsCa ? await ensureOperatorCa(options.kube, options.config, now) : { certPem: '', keyPem: '', caPem: '' };
@@ -73,7 +77,7 @@ async function keyPairs(registry: ImageRegistry, hostname: string, options: Reco
 async function applyRegistryObjects(registry: ImageRegistry, hostname: string, tls: KeyPair, auth: KeyPair, options: ReconcileOptions): Promise<void> {
   const { kube } = options;
   const key = { namespace: registry.metadata.namespace ?? '', name: registry.metadata.name ?? '' };
-  const imageSecrets = { kube, config: options.config, now: options.now, force: options.forceRotation ?? false };
+  const imageSecrets = { kube, config: options.config, now: options.now, ...forced(options) };
   // clients verify the registry with ca.crt: the issuing CA, or the certificate itself when it has none
   const accounts = await prepareImageSecrets(key, { hostname, caPem: tls.caPem || tls.certPem }, imageSecrets);
   const httpSecret = (await existingHttpSecret(kube, registry)) ?? randomToken();

@@ -36,7 +36,7 @@ async function everyRegistryKey(kube: Kube, config: OperatorConfig): Promise<Reg
   return [...keys.values()];
 }
 
-export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, options: { forceRotation?: boolean } = {}): Promise<number> {
+export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, options: { forcedBefore?: Date } = {}): Promise<number> {
   const { registries, notBefore } = parseRegistryArgs(argv);
   const config = operatorConfigFromEnv(env);
   const rolloutTimeoutMs = parseDuration(env.OPERATOR_ROLLOUT_TIMEOUT || '60s');
@@ -47,8 +47,8 @@ export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, optio
   for (const key of keys) {
     try {
       const now = () => new Date();
-      const result = await reconcileRegistry(key, { kube, config, now, rolloutTimeoutMs, forceRotation: options.forceRotation ?? false });
-      if (result === 'missing') await markImageSecretsNotReady(key, 'missing', { kube, config, now, force: false });
+      const result = await reconcileRegistry(key, { kube, config, now, rolloutTimeoutMs, ...(options.forcedBefore ? { forcedBefore: options.forcedBefore } : {}) });
+      if (result === 'missing') await markImageSecretsNotReady(key, 'missing', { kube, config, now });
     } catch (error) {
       failures++;
       log('error', 'registry reconcile failed', { registry: `${key.namespace}/${key.name}`, error: errorMessage(error) });

@@ -181,8 +181,12 @@ export interface RotationInput {
   caPem: string;
   now: Date;
   intervalSeconds: number;
-  /** `kubectl create job --from=cronjob/...` or an explicit request */
-  force?: boolean;
+  /**
+   * A forced rotation (the rotation CronJob, `kubectl create job --from=cronjob/...`) asked at this
+   * time: credentials issued before it are replaced. A retry of the same Job passes the same time,
+   * so it does not rotate again what the first attempt already rotated.
+   */
+  forcedBefore?: Date;
 }
 
 /**
@@ -223,7 +227,10 @@ export function rotationDecision(input: RotationInput): RotationDecision {
   if (expiry && expiry.getTime() - now.getTime() <= intervalMs + early) {
     return rotate('AccountExpiring', `account ${username} expires at ${formatTimestamp(expiry)}, within the rotation interval`);
   }
-  if (input.force) return rotate('Forced', 'rotation requested');
+  // timestamps have whole seconds: a rotation in the very second of the request is redone, not skipped
+  if (input.forcedBefore && last.getTime() <= input.forcedBefore.getTime()) {
+    return rotate('Forced', `rotation requested at ${formatTimestamp(input.forcedBefore)}`);
+  }
   return { rotate: false };
 }
 

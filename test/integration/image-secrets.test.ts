@@ -165,7 +165,9 @@ test('with the clock past the TTL (injected), expired accounts disappear and cre
   const names = (await list(s.cluster, 'imageregistryaccount', s.ns)).map((a) => a.metadata.name);
   assert.not.ok(names.includes(`push.${s.ns}.app.1`), 'rotation 1 expired and deleted');
   assert.not.ok(names.includes(`push.${s.ns}.app.2`), 'rotation 2 expired and deleted');
-  assert.ok(names.includes(`push.${s.ns}.app.3`), 'a fresh account replaced them');
+  const current = secretData((await get(s.cluster, 'secret', 'app-image-push-secret', s.ns))!, 'username');
+  assert.is(current, `push.${s.ns}.app.3`, 'a fresh account replaced them');
+  assert.ok(names.includes(current), 'the Secret names a live account');
   assert.ok(names.includes('ci-bot'), 'the static account is never deleted');
   const users = await authUsers(s.cluster, s.ns);
   assert.not.ok(users[`push.${s.ns}.app.1`]);

@@ -199,9 +199,12 @@ test('rotationDecision: account expiring within one interval (ttl shorter than t
   assert.match(message(expiring), /expires at 2025-01-02T06:00:00Z/);
 });
 
-test('rotationDecision: forced rotates an otherwise current Secret', () => {
-  assert.equal(decide({ force: true }), { rotate: true, reason: 'Forced', message: 'rotation requested' });
-  assert.equal(decide({ force: false }), { rotate: false });
+test('rotationDecision: forced rotates credentials issued before the request, once', () => {
+  const requested = new Date('2025-01-01T12:00:00Z');
+  assert.equal(decide({ forcedBefore: requested }), { rotate: true, reason: 'Forced', message: `rotation requested at 2025-01-01T12:00:00Z` });
+  assert.equal(decide({}), { rotate: false });
+  // a retry of the same forced Job after the Secret was rotated leaves it alone
+  assert.equal(decide({ forcedBefore: new Date(0) }), { rotate: false });
 });
 
 test('rotationDecision does not mutate its input', () => {
