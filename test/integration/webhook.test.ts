@@ -331,8 +331,8 @@ test(`${invalidRows.length} invalid CRs are rejected through the API server, eac
     if (row.byWebhook) assert.ok(deniedByWebhook(webhook, ns, row.manifest.metadata.name), `${row.name}: refused by the webhook:\n${stderr}`);
     if (!row.before) assert.is(stored, undefined, `${row.name}: not stored`);
     else {
-      // the refused change left the stored object as it was
-      assert.is(stored?.metadata.resourceVersion, previous?.metadata.resourceVersion, `${row.name}: unchanged`);
+      // the refused change left the stored spec as it was (the resourceVersion may move: reconcile
+      // Jobs of the earlier tests keep writing the status subresource)
       assert.equal(spec(stored), spec(previous), `${row.name}: spec unchanged`);
     }
   }
