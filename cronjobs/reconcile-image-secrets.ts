@@ -20,6 +20,7 @@ import { recordEvent } from './events.ts';
 import { ConflictError, type Kube } from './kube.ts';
 import { log } from './log.ts';
 import { hashPasswords, newPassword } from './passwords.ts';
+import { API_PARALLELISM, canonicalJson, mapLimit } from './concurrency.ts';
 
 export const IMAGE_SECRET_KINDS = ['ImagePushSecret', 'ImagePullSecret'] as const;
 const PLURAL = { ImagePushSecret: 'imagepushsecrets', ImagePullSecret: 'imagepullsecrets' } as const;
@@ -75,18 +76,19 @@ export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostna
   });
   const passwords = due.map(() => newPassword());
   const hashes = await hashPasswords(passwords);
-  const issued: Issued[] = [];
-  for (const [i, { cr, secret, reason }] of due.entries()) {
+  const created = await mapLimit(due, API_PARALLELISM, async ({ cr, secret, reason }, i): Promise<Issued | undefined> => {
     const rotation = nextRotation(cr, accounts, secret);
     const account = desiredAccount({ cr, registry: key, rotation, passwordHash: hashes[i] as string, intervalSeconds: config.rotationIntervalSeconds });
     try {
       await kube.create(account);
-      issued.push({ cr, account, password: passwords[i] as string, rotation, reason });
+      return { cr, account, password: passwords[i] as string, rotation, reason };
     } catch (error) {
       // another Job issued this rotation at the same moment; its Secret write wins, ours is dropped
       if (!(error instanceof ConflictError)) throw error;
+      return undefined;
     }
-  }
+  });
+  const issued = created.filter((i): i is Issued => i !== undefined);
   const deletions = accountsToDelete({ accounts, imageSecrets: allCrs, config, now, registry: key });
   const excluded = new Set(deletions.map((d) => d.account.metadata.name));
   return {
@@ -105,7 +107,7 @@ async function finishImageSecrets(
   const { kube } = context;
   const now = context.now();
   const issuedByCr = new Map(work.issued.map((i) => [crKey(i.cr), i]));
-  for (const cr of work.crs) {
+  await mapLimit(work.crs, API_PARALLELISM, async (cr) => {
     const issued = issuedByCr.get(crKey(cr));
     if (issued) {
       await kube.apply(desiredImageSecret(cr, { ...registryCa, username: issued.account.metadata.name ?? '', password: issued.password, rotation: issued.rotation, rotationDate: now, registry: key }));
@@ -113,7 +115,7 @@ async function finishImageSecrets(
     const status = imageSecretStatus({ cr, now, registry: key, hostname: registryCa.hostname, ...(issued ? { issued: { rotation: issued.rotation, rotationDate: now } } : {}) });
     await applyStatusIfChanged(kube, cr, status);
     if (issued) await recordEvent(kube, cr, 'Normal', ROTATED_EVENT, `rotation ${issued.rotation}: new account ${issued.account.metadata.name} (${issued.reason})`, now);
-  }
+  });
   await deleteAccounts(kube, key, work.deletions, now);
   if (work.issued.length || work.deletions.length) {
     log('info', 'image secrets reconciled', { registry: `${key.namespace}/${key.name}`, crs: work.crs.length, rotated: work.issued.length, deleted: work.deletions.length });
@@ -121,30 +123,30 @@ async function finishImageSecrets(
 }
 
 async function deleteAccounts(kube: Kube, key: RegistryKey, deletions: AccountDeletion[], now: Date): Promise<void> {
-  for (const { account, reason, message } of deletions) {
+  await mapLimit(deletions, API_PARALLELISM, async ({ account, reason, message }) => {
     const name = account.metadata.name ?? '';
     await kube.remove({ apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', namespace: key.namespace, name }, { uid: account.metadata.uid });
     if (reason === 'Revoked') {
       const registry = { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: key.name, namespace: key.namespace } };
       await recordEvent(kube, registry, 'Normal', REVOKED_EVENT, `deleted account ${name}: ${message}`, now);
     }
-  }
+  });
 }
 
 /** Marks the CRs of a registry that cannot issue credentials (missing, or its certificates are not usable). */
 export async function markImageSecretsNotReady(key: RegistryKey, problem: { hostname: string; message: string } | 'missing', context: ImageSecretsContext): Promise<void> {
   const { kube, config } = context;
   const crs = (await listImageSecrets(kube)).filter((cr) => resolvesTo(cr, key, config));
-  for (const cr of crs) {
+  await mapLimit(crs, API_PARALLELISM, async (cr) => {
     const status = problem === 'missing'
       ? imageSecretStatus({ cr, now: context.now(), registry: key })
       : imageSecretStatus({ cr, now: context.now(), registry: key, hostname: problem.hostname, notReady: { reason: REGISTRY_NOT_READY, message: `registry ${key.namespace}/${key.name}: ${problem.message}` } });
     await applyStatusIfChanged(kube, cr, status);
-  }
+  });
 }
 
 async function applyStatusIfChanged(kube: Kube, cr: ImageSecret, status: ImageSecret['status']): Promise<void> {
-  if (JSON.stringify(status) === JSON.stringify(cr.status)) return;
+  if (canonicalJson(status) === canonicalJson(cr.status)) return;
   await kube.applyStatus({ apiVersion: cr.apiVersion, kind: cr.kind, metadata: cr.metadata, status }, PLURAL[cr.kind]);
 }
 
