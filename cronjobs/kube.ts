@@ -62,17 +62,20 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
         throw describe(error, 'read', ref);
       }
     },
+    // One unpaged list: client-node deserializes the list metadata of a custom resource as ObjectMeta,
+    // which drops `continue`, so a paged list of our CRs silently ended after its first 500 items.
+    // Unpaged lists come from the API server's watch cache, which answers 429 while it (re)initializes
+    // (e.g. right after a CRD was created): retried for a few seconds.
     list: async <T extends object>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string) => {
-      const items: T[] = [];
-      let continueToken: string | undefined;
-      do {
-        const page = await objects
-          .list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector, 500, continueToken)
-          .catch((error: unknown) => { throw describe(error, 'list', { apiVersion, kind, namespace, name: '' }); });
-        items.push(...page.items.map((item) => plain<T>({ ...item, apiVersion, kind })));
-        continueToken = page.metadata?._continue || undefined;
-      } while (continueToken);
-      return items;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const list = await objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
+          return list.items.map((item) => plain<T>({ ...item, apiVersion, kind }));
+        } catch (error) {
+          if (statusOf(error) !== 429 || attempt >= 10) throw describe(error, 'list', { apiVersion, kind, namespace, name: '' });
+          await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+        }
+      }
     },
     apply: async <T extends object>(object: T) =>
       plain<T>(await objects.patch(object as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)

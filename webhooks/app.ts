@@ -12,8 +12,9 @@ import { bodyLimit } from 'hono/body-limit';
 import { defaultImageRegistry, defaultImageSecret, resolveRegistryRef } from '../functions/defaults.ts';
 import { isPlainObject, type JsonPatchOp } from '../functions/json-patch.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
-import { API_GROUP, API_VERSION, KINDS, type Kind, type OperatorConfig } from '../functions/types.ts';
+import { API_GROUP, API_VERSION, KINDS, type ImageRegistryAccount, type Kind, type OperatorConfig } from '../functions/types.ts';
 import { validateImageRegistry, validateImageRegistryAccount, validateImageSecret } from '../functions/validation.ts';
+import { isManagedAccount } from '../functions/accounts.ts';
 import {
   admissionReview,
   allowed,
@@ -159,6 +160,10 @@ export function createApp(deps: WebhookDeps): Hono {
       return [{ namespace, name }];
     }
     if (kind === 'ImageRegistryAccount') {
+      // the Jobs create and delete the rotation accounts themselves and write the auth config in the
+      // same run: a reconcile for those would only be a no-op Job one window later
+      const account = (request.object ?? request.oldObject) as ImageRegistryAccount | undefined;
+      if (account?.metadata && isManagedAccount(account)) return [];
       const names = await within(deps.listRegistries(namespace), timeoutMs);
       if (names === TIMED_OUT) throw new Error(`listing the registries of namespace ${namespace} timed out`);
       return names.map((name) => ({ namespace, name }));

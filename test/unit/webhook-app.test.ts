@@ -238,6 +238,15 @@ test('validate: ImageRegistry problems are all reported; immutable volume fields
   assert.match(upd.json.response.status.message, /spec.persistentVolumeClaim.storageClassName: is immutable/);
 });
 
+test('validate: an account the Jobs manage (rotation accounts) enqueues nothing — the Job that wrote it already did the work', async () => {
+  const { app, enqueued } = harness({}, ['apps/registry']);
+  const managed = { ...account({ password: hash, labels: { accessMode: ['push'], namespace: ['apps'], name: ['app'] }, ttl: '48h' }) };
+  managed.metadata = { ...managed.metadata, labels: { 'app.kubernetes.io/managed-by': 'image-registry-operator', 'registry.mgoltzsche.github.com/owner-kind': 'ImagePushSecret' } } as never;
+  const { json } = await post(app, '/validate', review('ImageRegistryAccount', 'CREATE', managed));
+  assert.is(json.response.allowed, true);
+  assert.equal(enqueued, []);
+});
+
 test('validate: ImageRegistry CREATE and DELETE enqueue the registry itself', async () => {
   const { app, enqueued } = harness();
   await post(app, '/validate', review('ImageRegistry', 'CREATE', imageRegistry({ replicas: 1 }, 'main')));
