@@ -50,7 +50,31 @@ export function loadKubeConfig(): KubeConfig {
   return config;
 }
 
+type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
+type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+
+/**
+ * client-node 2.0 gives every request a new undici Agent, so every request opened a TLS connection of
+ * its own (a handshake and a secure context each: most of a Job's CPU time). One dispatcher per
+ * KubeConfig keeps connections alive between requests; its TLS settings come from the kubeconfig.
+ */
+function reuseConnections(config: KubeConfig): void {
+  const apply = config.applySecurityAuthentication.bind(config);
+  let shared: Dispatcher | undefined;
+  config.applySecurityAuthentication = async (context: RequestContext) => {
+    await apply(context);
+    const fresh = context.getDispatcher();
+    if (!fresh) return;
+    shared ??= fresh;
+    if (fresh !== shared) {
+      context.setDispatcher(shared);
+      void fresh.close();
+    }
+  };
+}
+
 export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
+  reuseConnections(config);
   const objects = KubernetesObjectApi.makeApiClient(config);
   const customObjects = config.makeApiClient(CustomObjectsApi);
   return {

@@ -1,0 +1,145 @@
+// `npm run bench`: the benchmarks of issue 7, each figure next to a baseline measured in the same run
+// (medians of repeated runs; the machine's cores are shared). Prints the table and writes
+// test/bench/RESULTS.md. Not part of `npm test`: nothing here asserts timings.
+//
+//   npm run bench                      everything (~15 min on 2 cores); writes RESULTS.md
+//   npm run bench -- --only 2,5        some sections; prints only
+//   npm run bench -- --quick           fewer and shorter runs, to try the harness; prints only
+//   BENCH_MARKDOWN=1 npm run bench -- --only 3   also prints the report with its details
+//
+// Sizes, chosen for ~15 minutes on 2 shared cores: webhook 5 runs × 1.2 s per server and cell
+// (3 servers × 2 routes × 3 concurrencies); cold start 7 interleaved rounds; rotation 1,000 CRs × 5
+// timed runs after the first issuance (at least 3 within an 8 min budget on a loaded machine); CR → Secret 10 CRs; auth config by binary search.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { testCluster } from '../support/cluster.ts';
+import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
+import { kubeApi } from '../support/kube-api.ts';
+import { installExitHandlers } from '../support/processes.ts';
+import { repoRoot, testServingTls } from '../support/webhook.ts';
+import { startApiRecorder } from './api-recorder.ts';
+import { authConfigSection, verifyCapacityAtApiServer } from './auth-config-size.ts';
+import { buildApp, bundleHelper } from './bundles.ts';
+import { coldStartSection } from './cold-start.ts';
+import { machine, resultsMarkdown, textTable, type SectionResult } from './report.ts';
+import { rotationSection } from './rotation.ts';
+import { secretLatencySection } from './secret-latency.ts';
+import { webhookLoadSection } from './webhook-load.ts';
+
+const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } } });
+const only = values.only ? new Set(values.only.split(',').map((s) => s.trim())) : undefined;
+const quick = values.quick ?? false;
+const wanted = (n: number) => !only || only.has(String(n));
+const full = !only && !quick;
+
+const sizes = quick
+  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4 }
+  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 7, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10 };
+
+const TITLES: Record<number, string> = {
+  1: '1. Webhook over TLS',
+  2: '2. Job cold start',
+  3: '3. Rotation of 1,000 push/pull CRs',
+  4: '4. CR applied → Secret present',
+  5: '5. docker_auth config size',
+};
+
+function progress(message: string): void {
+  console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}`);
+}
+
+const results = new Map<number, SectionResult>();
+let failures = 0;
+
+async function section(n: number, work: () => Promise<SectionResult>): Promise<void> {
+  if (!wanted(n)) return;
+  progress(`${TITLES[n]}…`);
+  const started = Date.now();
+  try {
+    const result = await work();
+    results.set(n, result);
+    progress(`${TITLES[n]} done in ${((Date.now() - started) / 1000).toFixed(0)} s`);
+  } catch (error) {
+    failures++;
+    const message = error instanceof Error ? error.message : String(error);
+    progress(`${TITLES[n]} FAILED: ${message}`);
+    results.set(n, {
+      title: TITLES[n] ?? `${n}`,
+      rows: [{ figure: TITLES[n] ?? `${n}`, result: 'failed', baseline: '–', ratio: '–', target: '–', limit: message.split('\n')[0]?.slice(0, 300) ?? '' }],
+      details: ['```', message, '```'],
+      durationMs: Date.now() - started,
+    });
+  }
+}
+
+installExitHandlers();
+const startedAt = new Date();
+const host = machine();
+progress(`${host.cores} cores, ${host.memoryGiB.toFixed(1)} GiB, load ${host.load[0]?.toFixed(2)}; building the bundles`);
+const app = await buildApp();
+const workDir = mkdtempSync(join(tmpdir(), 'iro-bench-'));
+const tls = testServingTls();
+const recorder = await startApiRecorder(tls);
+const helpers = {
+  loadClient: await bundleHelper(join(repoRoot, 'test/bench/load-client.ts'), workDir),
+  baselineServer: await bundleHelper(join(repoRoot, 'test/bench/baseline-server.ts'), workDir),
+  honoEchoServer: await bundleHelper(join(repoRoot, 'test/bench/hono-echo-server.ts'), workDir),
+};
+
+const authConfig = wanted(5) ? authConfigSection() : undefined;
+await section(2, () => coldStartSection({ app, tls, recorder, runs: sizes.coldRuns }));
+await section(1, () => webhookLoadSection({ app, tls, recorder, ...helpers, workDir, runs: sizes.webhookRuns, warmupMs: sizes.warmupMs, durationMs: sizes.durationMs }));
+
+let plane: ControlPlane | undefined;
+if (wanted(3) || wanted(4) || wanted(5)) {
+  progress('starting etcd and kube-apiserver');
+  plane = await startControlPlane();
+  process.env.IRO_KUBECONFIG = plane.kubeconfig;
+  process.env.IRO_ASSETS = plane.assetsDir;
+  progress(`kube-apiserver ${plane.version}`);
+}
+try {
+  const cluster = plane ? await testCluster() : undefined;
+  if (cluster) {
+    await section(3, () => rotationSection({ app, cluster, crs: sizes.rotationCrs, runs: sizes.rotationRuns, budgetMs: sizes.rotationBudgetMs, namespaces: 5 }));
+    await section(5, async () => {
+      if (!authConfig) throw new Error('not computed');
+      const api = kubeApi(cluster.kubeconfig);
+      try {
+        await verifyCapacityAtApiServer(authConfig, api, await cluster.createNamespace('bench-capacity'));
+      } finally {
+        api.close();
+      }
+      return authConfig;
+    });
+    await section(4, () => secretLatencySection({ app, cluster, crs: sizes.latencyCrs }));
+  }
+} finally {
+  await plane?.stop();
+  await recorder.close();
+}
+
+host.load.push(loadavg()[0] ?? 0);
+const sections = [...results.keys()].sort((a, b) => a - b).map((n) => results.get(n) as SectionResult);
+const totalMs = Date.now() - startedAt.getTime();
+console.log('');
+console.log(textTable(sections));
+console.log('');
+for (const s of sections) for (const row of s.rows) console.log(`- ${row.figure}: limited by ${row.limit}`);
+if (full) {
+  const notes = [
+    `Sizes (chosen to keep the whole run near 15 minutes on 2 shared cores): webhook — ${sizes.webhookRuns} runs of ${sizes.warmupMs} ms warm-up + ${sizes.durationMs} ms per server, route and concurrency; cold start — ${sizes.coldRuns} interleaved rounds; rotation — ${sizes.rotationCrs} CRs, ${sizes.rotationRuns} timed runs (at least 3 within ${sizes.rotationBudgetMs / 60_000} min); CR → Secret — ${sizes.latencyCrs} CRs; auth config — binary search over the real config function.`,
+    '',
+    `${failures === 0 ? 'All sections completed.' : `${failures} section(s) failed; see their details.`} "Met" compares the median with the issue's target; ratios are medians of per-run ratios where runs are paired.`,
+  ];
+  const path = join(repoRoot, 'test/bench/RESULTS.md');
+  writeFileSync(path, resultsMarkdown({ sections, machine: host, startedAt, totalMs, command: 'npm run bench', notes }));
+  console.log(`\nwrote ${path} (${(totalMs / 60_000).toFixed(1)} min)`);
+} else {
+  console.log(`\n(partial or quick run: RESULTS.md not written; ${(totalMs / 60_000).toFixed(1)} min)\n`);
+  // the whole report on stdout, e.g. to look at the details of one section
+  if (process.env.BENCH_MARKDOWN) console.log(resultsMarkdown({ sections, machine: host, startedAt, totalMs, command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, notes: [] }));
+}
+process.exit(failures === 0 ? 0 : 1);
