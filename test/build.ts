@@ -44,6 +44,6 @@ for (const [name, source] of Object.entries(entryPoints).filter(([name]) => only
 }
 
 // The image copies dist/ without the repository's package.json. Marking the bundles as ES modules
-// spares Node detecting their format by syntax (a second parse of each ~1.8 MB bundle, ~15 ms of
-// every Job's cold start; measured by `npm run bench`, test/bench/RESULTS.md).
+// spares Node detecting their format by syntax (a second parse of each ~1.8 MB bundle: 7–12 ms of
+// CPU in every Job's cold start; measured by `npm run bench`, test/bench/RESULTS.md).
 writeFileSync(`${root}dist/package.json`, '{ "type": "module" }\n');

@@ -3,9 +3,9 @@
 // helper processes bundled to plain .mjs (so no TypeScript loader sits in a measured process), and
 // a variant of an entry bundle with a source map for attributing CPU profiles.
 import { build, type Metafile } from 'esbuild';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { buildBundles, repoRoot } from '../support/webhook.ts';
 
 /** The same banner test/build.ts gives every bundle (ESM bundles that require CommonJS). */
@@ -26,18 +26,21 @@ export async function buildApp(): Promise<AppDir> {
   return { root, dist };
 }
 
-/** Sizes of the .js files under dist/ (entry bundles and chunks), largest first. */
+/**
+ * Sizes of the entry bundles in dist/ and of the chunks they import (following relative imports):
+ * dist/chunks may also hold chunks of earlier builds, which no entry loads and the image never gets.
+ */
 export function bundleSizes(dist: string): { file: string; bytes: number }[] {
-  const files: { file: string; bytes: number }[] = [];
-  const walk = (dir: string) => {
-    for (const name of readdirSync(dir)) {
-      const path = join(dir, name);
-      if (statSync(path).isDirectory()) walk(path);
-      else if (name.endsWith('.js')) files.push({ file: relative(dist, path), bytes: statSync(path).size });
-    }
+  const files = new Map<string, number>();
+  const visit = (path: string) => {
+    const file = relative(dist, path);
+    if (files.has(file) || !existsSync(path)) return;
+    files.set(file, statSync(path).size);
+    const code = readFileSync(path, 'utf8');
+    for (const match of code.matchAll(/["'](\.\.?\/[\w./-]+\.js)["']/g)) visit(join(dirname(path), match[1] as string));
   };
-  walk(dist);
-  return files.sort((a, b) => b.bytes - a.bytes);
+  for (const name of readdirSync(dist)) if (name.endsWith('.js')) visit(join(dist, name));
+  return [...files].map(([file, bytes]) => ({ file, bytes })).sort((a, b) => b.bytes - a.bytes);
 }
 
 /** Bundles a benchmark helper (TypeScript) into one .mjs that plain `node` runs. */
@@ -70,6 +73,8 @@ export async function buildMappedVariant(source: string, name: string): Promise<
     metafile: true,
     logLevel: 'warning',
   });
+  // as test/build.ts does for dist/: the bundle is an ES module without Node having to detect it
+  writeFileSync(join(outDir, 'package.json'), '{ "type": "module" }\n');
   return { file: join(outDir, `${name}.js`), map: join(outDir, `${name}.js.map`), metafile: result.metafile };
 }
 
