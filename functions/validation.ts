@@ -223,6 +223,11 @@ export function matchPatternProblem(pattern: string): string | undefined {
 // ---------------------------------------------------------------------------------------------
 // ACL
 
+// docker_auth's users carry no `account` label (functions/docker-auth-config.ts): it would only
+// repeat the account name. An ACL matching on it would never match; an account setting it is refused.
+const RESERVED_ACCOUNT_LABEL = 'account';
+const RESERVED_ACCOUNT_LABEL_REASON = 'reserved: accounts carry no `account` label in docker_auth';
+
 function isPattern(value: string): boolean {
   return (value.length > 2 && value.startsWith('/') && value.endsWith('/')) || /[*?[\\]/.test(value);
 }
@@ -245,6 +250,7 @@ function validateMatch(match: unknown, path: string): Problems {
     if (key === 'labels') {
       if (!isPlainObject(value)) return [`${at}: must be an object of label name to pattern`];
       return Object.entries(value).flatMap(([label, pattern]): Problems => {
+        if (label === RESERVED_ACCOUNT_LABEL) return [`${at}[${label}]: ${RESERVED_ACCOUNT_LABEL_REASON}; match the account name with ${path}.account`];
         if (typeof pattern !== 'string') return [`${at}[${label}]: must be a string pattern`];
         const problem = matchPatternProblem(pattern);
         return problem ? [`${at}[${label}]: ${problem}`] : [];
@@ -429,6 +435,7 @@ export function validateImageRegistryAccount(account: unknown, old?: unknown): P
     else {
       for (const [key, values] of Object.entries(labels)) {
         if (key === '') problems.push('spec.labels: label names must not be empty');
+        if (key === RESERVED_ACCOUNT_LABEL) problems.push(`spec.labels[${key}]: ${RESERVED_ACCOUNT_LABEL_REASON}; ACLs match the account name as match.account`);
         if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
           problems.push(`spec.labels[${key}]: must be a list of strings`);
         }

@@ -78,7 +78,7 @@ test('dockerAuthConfig: server, token and default ACL for docker_auth 1.14 and r
   assert.is(other.server.addr, '127.0.0.7:5001');
 });
 
-test('dockerAuthConfig: users are the active accounts of the namespace with their labels plus account', () => {
+test('dockerAuthConfig: users are the active accounts of the namespace with their labels (no account label)', () => {
   const accounts = [
     account('push.team-a.app.2', { created: '2025-01-01T00:00:00Z', ttl: '48h', labels: { namespace: ['team-a'], name: ['app'], accessMode: ['push'] } }),
     account('push.team-a.app.1', { created: '2024-12-30T00:00:00Z', ttl: '48h', labels: { namespace: ['team-a'], name: ['app'], accessMode: ['push'] } }),
@@ -94,9 +94,9 @@ test('dockerAuthConfig: users are the active accounts of the namespace with thei
   assert.equal(Object.keys(parsed.users), ['push.team-a.app.2', 'static']);
   assert.equal(parsed.users['push.team-a.app.2'], {
     password: HASH,
-    labels: { accessMode: ['push'], name: ['app'], namespace: ['team-a'], account: ['push.team-a.app.2'] },
+    labels: { accessMode: ['push'], name: ['app'], namespace: ['team-a'] },
   });
-  assert.equal(parsed.users.static?.labels.account, ['static'], 'an account cannot claim another account label');
+  assert.equal(parsed.users.static?.labels, { accessMode: ['push'] }, 'an account label set by hand is dropped');
   assert.equal(activeAccounts(registry(), accounts, now).map((a) => a.metadata.name), ['push.team-a.app.2', 'static']);
   // Deterministic: the same input in another order gives the same bytes.
   assert.is(dockerAuthConfig({ ...input, accounts: [...accounts].reverse() }), text);

@@ -186,6 +186,8 @@ test('acl: match values must be strings, labels a map of strings', () => {
   oneProblem(acl([{ match: { account: ['a'] }, actions: ['pull'] }]), 'spec.auth.acl[0].match.account', 'string');
   oneProblem(acl([{ match: { labels: { accessMode: ['push'] } }, actions: ['pull'] }]), 'spec.auth.acl[0].match.labels[accessMode]', 'string');
   oneProblem(acl([{ match: { account: 'a', labels: 'push' }, actions: ['pull'] }]), 'spec.auth.acl[0].match.labels');
+  // users carry no `account` label: such a rule would never match, so it is refused with the way out
+  oneProblem(acl([{ match: { labels: { account: 'ci' } }, actions: ['pull'] }]), 'spec.auth.acl[0].match.labels[account]', 'match.account');
 });
 
 test('acl: comment must be a string; entries objects; acl a list', () => {
@@ -311,6 +313,7 @@ test('account: password and spec are required', () => {
 });
 
 test('account: ttl must be a Go duration greater than zero', () => {
+  oneProblem(validateImageRegistryAccount(account({ password: hash, labels: { account: ['other'] } })), 'spec.labels[account]', 'reserved');
   oneProblem(validateImageRegistryAccount(account({ password: hash, ttl: '2d' })), 'spec.ttl', 'Go duration');
   oneProblem(validateImageRegistryAccount(account({ password: hash, ttl: '48' })), 'spec.ttl', 'Go duration');
   assert.equal(validateImageRegistryAccount(account({ password: hash, ttl: '1h30m' })), []);
