@@ -18,8 +18,11 @@ export interface RegistryKey {
 export const REGISTRY_LABEL = `${API_GROUP}/registry`;
 export const JOB_SERVICE_ACCOUNT = 'image-registry-operator-jobs';
 export const RECONCILE_COMMAND = ['node', '/app/dist/reconcile.js'];
-export const DEFAULT_WINDOW_SECONDS = 5;
-export const DEFAULT_GRACE_SECONDS = 2;
+// 1 s + 1 s: a change waits 1.5 s on average before its Job reads (on a cluster the Job's pod starts
+// within that wait), and a burst still makes one Job per registry per second. The grace covers
+// persisting after admission and clock skew between the webhook's and the Job's nodes.
+export const DEFAULT_WINDOW_SECONDS = 1;
+export const DEFAULT_GRACE_SECONDS = 1;
 
 const MAX_LABEL_VALUE = 63;
 const MAX_JOB_NAME = 63;

@@ -18,20 +18,20 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const t0 = Date.parse('2025-06-01T12:00:00.000Z');
 
-test('reconcileWindow: 5 s buckets; end = bucket end + 2 s grace', () => {
-  const w = reconcileWindow(new Date(t0 + 3_400));
+test('reconcileWindow: 1 s buckets; end = bucket end + 1 s grace', () => {
+  const w = reconcileWindow(new Date(t0 + 400));
   assert.is(w.start.toISOString(), '2025-06-01T12:00:00.000Z');
-  assert.is(w.end.toISOString(), '2025-06-01T12:00:07.000Z');
+  assert.is(w.end.toISOString(), '2025-06-01T12:00:02.000Z');
   assert.equal(reconcileWindow(new Date(t0)).start, w.start, 'the bucket includes its start');
-  assert.is(reconcileWindow(new Date(t0 + 5_000)).start.getTime(), t0 + 5_000, 'and excludes its end');
+  assert.is(reconcileWindow(new Date(t0 + 1_000)).start.getTime(), t0 + 1_000, 'and excludes its end');
   assert.is(reconcileWindow(new Date(t0 + 61_000), { lengthSeconds: 30, graceSeconds: 0 }).end.getTime(), t0 + 90_000);
 });
 
 test('reconcileJobName: same registry and window → same name; otherwise different', () => {
   const reg = { namespace: 'apps', name: 'registry' };
   const a = reconcileJobName(reg, reconcileWindow(new Date(t0 + 100)).start);
-  assert.is(a, reconcileJobName(reg, reconcileWindow(new Date(t0 + 4_999)).start));
-  assert.is.not(a, reconcileJobName(reg, reconcileWindow(new Date(t0 + 5_000)).start));
+  assert.is(a, reconcileJobName(reg, reconcileWindow(new Date(t0 + 999)).start));
+  assert.is.not(a, reconcileJobName(reg, reconcileWindow(new Date(t0 + 1_000)).start));
   assert.is.not(a, reconcileJobName({ namespace: 'apps', name: 'registry2' }, new Date(t0)));
   assert.match(a, /^reconcile-apps-registry-[0-9a-f]{8}-1748779200$/);
 });
@@ -107,7 +107,7 @@ test('desiredReconcileJob: the Job that runs the reconcile entry point after its
   const [container] = pod.containers;
   assert.is(container?.image, 'image-registry-operator:0.1.0');
   assert.equal(container?.command, ['node', '/app/dist/reconcile.js']);
-  assert.equal(container?.args, ['--registry', 'apps/registry', '--not-before', '2025-06-01T12:00:07.000Z']);
+  assert.equal(container?.args, ['--registry', 'apps/registry', '--not-before', '2025-06-01T12:00:03.000Z']);
   assert.equal(container?.env, operatorConfigEnv(config));
 });
 
@@ -125,7 +125,7 @@ test('desiredReconcileJob: PodSecurity restricted and bounded resources', () => 
   assert.ok(c?.resources.requests.cpu, 'cpu request set');
   assert.ok(!JSON.stringify(pod).includes('hostPath'));
   // without windowStart the name is derived from windowEnd and the default window
-  assert.is(job.metadata.name, reconcileJobName({ namespace: 'a', name: 'b' }, new Date(t0 - 7_000)));
+  assert.is(job.metadata.name, reconcileJobName({ namespace: 'a', name: 'b' }, new Date(t0 - 2_000)));
 });
 
 test('isAlreadyExists recognises client-node errors and Status bodies', () => {
@@ -154,7 +154,7 @@ test('reconcileEnqueuer: creates the window Job once, 409 = coalesced, new windo
   assert.is(await enqueue(reg), 'created');
   assert.is(await enqueue(reg), 'coalesced');
   assert.is(await enqueue({ namespace: 'apps', name: 'other' }), 'created');
-  clock += 5_000;
+  clock += 1_000;
   assert.is(await enqueue(reg), 'created');
   assert.is(created.length, 3);
   // another webhook replica (fresh memory) in the same window: the API server says 409
