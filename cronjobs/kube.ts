@@ -3,13 +3,15 @@
 //
 // client-node's KubeConfig loads the configuration and authenticates every request (in a pod it
 // re-reads the rotating ServiceAccount token file, exec plugins refresh their credentials); the
-// requests themselves are plain JSON over one keep-alive connection pool of node:https. client-node's
-// typed API clients cost ~3.6 ms of CPU per request (measured in a rotation of 1,000 CRs): a
-// fetch() with web streams per request, a new undici Agent per request, and ObjectSerializer
-// round-trips of every body through its typed models (which the callers turned back into JSON).
+// requests themselves are plain JSON over one keep-alive connection pool of node:https. Through
+// client-node's typed API clients each request cost a fetch() with web streams, a new undici Agent
+// and ObjectSerializer round-trips of its bodies through typed models (which the callers turned back
+// into JSON): most of a rotation Job's CPU (test/bench, section 3).
 import http from 'node:http';
 import https from 'node:https';
-import { KubeConfig } from '@kubernetes/client-node';
+// KubeConfig alone: the package's index would also bundle its typed API clients (~130 KiB less per
+// Job bundle). The package has no exports map; a future one that hides this path fails the build.
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 
 export const FIELD_MANAGER = 'image-registry-operator';
 
@@ -82,13 +84,9 @@ function requester(config: KubeConfig): Send {
     await config.applyToHTTPSOptions(options);
     // a proxy (cluster.proxyUrl) is client-node's agent; otherwise our keep-alive one, made once
     // from the first request's TLS options
-    const proxied = Boolean(config.getCurrentCluster()?.proxyUrl);
-    if (!proxied) {
-      agent ??= new transport.Agent({
-        keepAlive: true,
-        keepAliveMsecs: 30_000,
-        ...(secure ? tlsOptionsOf(options) : {}),
-      });
+    if (!config.getCurrentCluster()?.proxyUrl) {
+      const tls = takeTlsOptions(options);
+      agent ??= new transport.Agent({ keepAlive: true, keepAliveMsecs: 30_000, ...(secure ? tls : {}) });
       options.agent = agent;
     }
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -126,11 +124,16 @@ function requester(config: KubeConfig): Send {
 
 const TLS_OPTIONS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
 
-function tlsOptionsOf(options: https.RequestOptions): https.AgentOptions {
+/**
+ * Moves the TLS options out of a request's options: the agent holds them. Left in, they would be part
+ * of every request's connection-pool key (node:https concatenates the CA and certificate into it).
+ */
+function takeTlsOptions(options: https.RequestOptions): https.AgentOptions {
   const tls: Record<string, unknown> = {};
-  for (const name of TLS_OPTIONS) if (options[name] !== undefined) tls[name] = options[name];
-  // the agent now holds them; left in each request's options they would only be compared again
-  for (const name of TLS_OPTIONS) delete options[name];
+  for (const name of TLS_OPTIONS) {
+    if (options[name] !== undefined) tls[name] = options[name];
+    delete options[name];
+  }
   return tls as https.AgentOptions;
 }
 
