@@ -1,14 +1,17 @@
 // The one module that talks to the Kubernetes API. Writes are server-side apply with one field
 // manager; reads return undefined on 404; optimistic-concurrency writes surface 409 as ConflictError.
-import {
-  ApiException,
-  CustomObjectsApi,
-  KubeConfig,
-  KubernetesObjectApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+//
+// client-node's KubeConfig loads the configuration and authenticates every request (in a pod it
+// re-reads the rotating ServiceAccount token file, exec plugins refresh their credentials); the
+// requests themselves are plain JSON over one keep-alive connection pool of node:https. Through
+// client-node's typed API clients each request cost a fetch() with web streams, a new undici Agent
+// and ObjectSerializer round-trips of its bodies through typed models (which the callers turned back
+// into JSON): most of a rotation Job's CPU (test/bench, section 3).
+import http from 'node:http';
+import https from 'node:https';
+// KubeConfig alone: the package's index would also bundle its typed API clients (~130 KiB less per
+// Job bundle). The package has no exports map; a future one that hides this path fails the build.
+import { KubeConfig } from '@kubernetes/client-node/dist/config.js';
 
 export const FIELD_MANAGER = 'image-registry-operator';
 
@@ -50,78 +53,189 @@ export function loadKubeConfig(): KubeConfig {
   return config;
 }
 
-type RequestContext = Parameters<KubeConfig['applySecurityAuthentication']>[0];
-type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
+interface Response {
+  status: number;
+  body: unknown;
+}
+
+/** An answer other than 2xx: the HTTP status and the API server's body (a Status object, usually). */
+class HttpError extends Error {
+  constructor(readonly code: number, readonly body: unknown) {
+    super(`HTTP ${code}`);
+  }
+}
+
+type Send = (method: string, path: string, body?: unknown, contentType?: string) => Promise<Response>;
 
 /**
- * client-node 2.0 gives every request a new undici Agent, so every request opened a TLS connection of
- * its own (a handshake and a secure context each: most of a Job's CPU time). One dispatcher per
- * KubeConfig keeps connections alive between requests; its TLS settings come from the kubeconfig.
+ * Requests to the current cluster of `config`. Credentials come from the KubeConfig for every request
+ * (applyToHTTPSOptions: bearer token, token file, exec plugin, basic auth, impersonation). The TLS
+ * settings (CA, client certificate, verification, server name) are taken once, for one keep-alive
+ * agent: a Job's hundreds of requests reuse a few connections instead of a handshake each.
  */
-function reuseConnections(config: KubeConfig): void {
-  const apply = config.applySecurityAuthentication.bind(config);
-  let shared: Dispatcher | undefined;
-  config.applySecurityAuthentication = async (context: RequestContext) => {
-    await apply(context);
-    const fresh = context.getDispatcher();
-    if (!fresh) return;
-    shared ??= fresh;
-    if (fresh !== shared) {
-      context.setDispatcher(shared);
-      void fresh.close();
+function requester(config: KubeConfig): Send {
+  const server = config.getCurrentCluster()?.server.replace(/\/+$/, '');
+  if (!server) throw new Error('kubeconfig: no current cluster');
+  const secure = !server.startsWith('http:');
+  const transport = secure ? https : http;
+  let agent: http.Agent | undefined;
+  return async (method, path, body, contentType = 'application/json') => {
+    const options: https.RequestOptions = { method, headers: {} };
+    await config.applyToHTTPSOptions(options);
+    // a proxy (cluster.proxyUrl) is client-node's agent; otherwise our keep-alive one, made once
+    // from the first request's TLS options
+    if (!config.getCurrentCluster()?.proxyUrl) {
+      const tls = takeTlsOptions(options);
+      agent ??= new transport.Agent({ keepAlive: true, keepAliveMsecs: 30_000, ...(secure ? tls : {}) });
+      options.agent = agent;
     }
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const headers = options.headers as http.OutgoingHttpHeaders;
+    headers.Accept = 'application/json';
+    if (payload) {
+      headers['Content-Type'] = contentType;
+      headers['Content-Length'] = payload.length;
+    }
+    return new Promise<Response>((resolve, reject) => {
+      const request = transport.request(`${server}${path}`, options, (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('error', reject);
+        response.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const status = response.statusCode ?? 0;
+          let parsed: unknown = text;
+          if (/\bjson\b/.test(response.headers['content-type'] ?? '')) {
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              // a truncated or non-JSON body is reported as text
+            }
+          }
+          if (status >= 200 && status < 300) resolve({ status, body: parsed });
+          else reject(new HttpError(status, parsed));
+        });
+      });
+      request.on('error', reject);
+      request.end(payload);
+    });
+  };
+}
+
+const TLS_OPTIONS = ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername'] as const;
+
+/**
+ * Moves the TLS options out of a request's options: the agent holds them. Left in, they would be part
+ * of every request's connection-pool key (node:https concatenates the CA and certificate into it).
+ */
+function takeTlsOptions(options: https.RequestOptions): https.AgentOptions {
+  const tls: Record<string, unknown> = {};
+  for (const name of TLS_OPTIONS) {
+    if (options[name] !== undefined) tls[name] = options[name];
+    delete options[name];
+  }
+  return tls as https.AgentOptions;
+}
+
+interface Resource {
+  /** the collection's path, `/apis/<group>/<version>[/namespaces/<ns>]/<plural>` */
+  collection(namespace?: string): string;
+}
+
+/** Where a kind lives (plural, namespaced), from the API server's discovery of its group version; asked once per group version. */
+function resources(send: Send): (apiVersion: string, kind: string) => Promise<Resource> {
+  const discovered = new Map<string, Promise<{ name: string; kind: string; namespaced: boolean }[]>>();
+  return async (apiVersion, kind) => {
+    const base = apiVersion.includes('/') ? `/apis/${apiVersion}` : `/api/${apiVersion}`;
+    let list = discovered.get(apiVersion);
+    if (!list) {
+      list = send('GET', base).then((response) => (response.body as { resources: { name: string; kind: string; namespaced: boolean }[] }).resources);
+      discovered.set(apiVersion, list);
+      list.catch(() => discovered.delete(apiVersion));
+    }
+    const resource = (await list).find((r) => r.kind === kind && !r.name.includes('/'));
+    if (!resource) throw new Error(`the API server does not serve ${kind} in ${apiVersion}`);
+    return {
+      collection: (namespace) => `${base}${resource.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${resource.name}`,
+    };
   };
 }
 
 export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
-  reuseConnections(config);
-  const objects = KubernetesObjectApi.makeApiClient(config);
-  const customObjects = config.makeApiClient(CustomObjectsApi);
+  const send = requester(config);
+  const resourceOf = resources(send);
+  const objectPath = async (ref: ObjectRef) => `${(await resourceOf(ref.apiVersion, ref.kind)).collection(ref.namespace)}/${encodeURIComponent(ref.name)}`;
+  const manager = `fieldManager=${FIELD_MANAGER}`;
   return {
     read: async <T extends object>(ref: ObjectRef) => {
       try {
-        return plain((await objects.read(header(ref) as never)) as T);
+        return (await send('GET', await objectPath(ref))).body as T;
       } catch (error) {
         if (statusOf(error) === 404) return undefined;
         throw describe(error, 'read', ref);
       }
     },
-    // One unpaged list: client-node deserializes the list metadata of a custom resource as ObjectMeta,
-    // which drops `continue`, so a paged list of our CRs silently ended after its first 500 items.
-    // Unpaged lists come from the API server's watch cache, which answers 429 while it (re)initializes
-    // (e.g. right after a CRD was created): retried for a few seconds.
+    // One unpaged list (the callers need every item; a paged list of a custom resource once lost
+    // its `continue` token in client-node's typed models). Unpaged lists come from the API server's
+    // watch cache, which answers 429 while it (re)initializes (e.g. right after a CRD was created):
+    // retried for a few seconds.
     list: async <T extends object>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string) => {
       for (let attempt = 1; ; attempt++) {
         try {
-          const list = await objects.list(apiVersion, kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
-          return list.items.map((item) => plain<T>({ ...item, apiVersion, kind }));
+          const query = labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : '';
+          const list = (await send('GET', `${(await resourceOf(apiVersion, kind)).collection(namespace)}${query}`)).body as { items: object[] };
+          // list items carry neither apiVersion nor kind
+          return list.items.map((item) => ({ ...item, apiVersion, kind }) as T);
         } catch (error) {
           if (statusOf(error) !== 429 || attempt >= 10) throw describe(error, 'list', { apiVersion, kind, namespace, name: '' });
           await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
         }
       }
     },
-    apply: async <T extends object>(object: T) =>
-      plain<T>(await objects.patch(object as KubernetesObject, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply)
-        .catch((error: unknown) => { throw describe(error, 'apply', refOf(object)); })),
-    applyStatus: async (object, plural) => {
-      const [group, version] = splitApiVersion(object.apiVersion ?? '');
+    apply: async <T extends object>(object: T) => {
       const ref = refOf(object);
-      await customObjects.patchNamespacedCustomObjectStatus(
-        { group, version, plural, namespace: ref.namespace ?? '', name: ref.name, body: { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: ref.name, namespace: ref.namespace }, status: object.status }, fieldManager: FIELD_MANAGER, force: true },
-        setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
-      ).catch((error: unknown) => { throw describe(error, 'apply status of', ref); });
-    },
-    create: async <T extends object>(object: T) =>
-      plain<T>(await objects.create(object as KubernetesObject, undefined, undefined, FIELD_MANAGER)
-        .catch((error: unknown) => { throw describe(error, 'create', refOf(object)); })),
-    replace: async <T extends object>(object: T) =>
-      plain<T>(await objects.replace(object as KubernetesObject, undefined, undefined, FIELD_MANAGER)
-        .catch((error: unknown) => { throw describe(error, 'replace', refOf(object)); })),
-    remove: async (ref, options = {}) => {
-      const body = options.uid ? { preconditions: { uid: options.uid } } : undefined;
       try {
-        await objects.delete(header(ref), undefined, undefined, undefined, undefined, options.propagationPolicy ?? 'Background', body);
+        return (await send('PATCH', `${await objectPath(ref)}?${manager}&force=true`, object, APPLY_PATCH)).body as T;
+      } catch (error) {
+        throw describe(error, 'apply', ref);
+      }
+    },
+    applyStatus: async (object, plural) => {
+      const ref = refOf(object);
+      const [group, version] = splitApiVersion(ref.apiVersion);
+      const path = `/apis/${group}/${version}/namespaces/${encodeURIComponent(ref.namespace ?? '')}/${plural}/${encodeURIComponent(ref.name)}/status`;
+      const body = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: ref.name, namespace: ref.namespace }, status: object.status };
+      try {
+        await send('PATCH', `${path}?${manager}&force=true`, body, APPLY_PATCH);
+      } catch (error) {
+        throw describe(error, 'apply status of', ref);
+      }
+    },
+    create: async <T extends object>(object: T) => {
+      const ref = refOf(object);
+      try {
+        return (await send('POST', `${(await resourceOf(ref.apiVersion, ref.kind)).collection(ref.namespace)}?${manager}`, object)).body as T;
+      } catch (error) {
+        throw describe(error, 'create', ref);
+      }
+    },
+    replace: async <T extends object>(object: T) => {
+      const ref = refOf(object);
+      try {
+        return (await send('PUT', `${await objectPath(ref)}?${manager}`, object)).body as T;
+      } catch (error) {
+        throw describe(error, 'replace', ref);
+      }
+    },
+    remove: async (ref, options = {}) => {
+      const body = {
+        apiVersion: 'v1',
+        kind: 'DeleteOptions',
+        propagationPolicy: options.propagationPolicy ?? 'Background',
+        ...(options.uid ? { preconditions: { uid: options.uid } } : {}),
+      };
+      try {
+        await send('DELETE', await objectPath(ref), body);
         return true;
       } catch (error) {
         if (statusOf(error) === 404) return false;
@@ -131,9 +245,8 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
   };
 }
 
-function header(ref: ObjectRef): KubernetesObject & { metadata: { name: string } } {
-  return { apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } };
-}
+/** Server-side apply; JSON is YAML. */
+const APPLY_PATCH = 'application/apply-patch+yaml';
 
 function refOf(object: AnyObject): ObjectRef {
   return { apiVersion: object.apiVersion ?? '', kind: object.kind ?? '', namespace: object.metadata?.namespace, name: object.metadata?.name ?? '' };
@@ -144,30 +257,19 @@ function splitApiVersion(apiVersion: string): [string, string] {
   return slash < 0 ? ['', apiVersion] : [apiVersion.slice(0, slash), apiVersion.slice(slash + 1)];
 }
 
-/** The typed models carry Date objects and undefined fields; callers work on plain JSON. */
-function plain<T>(value: unknown): T {
-  return JSON.parse(JSON.stringify(value)) as T;
-}
-
 export function statusOf(error: unknown): number | undefined {
-  return error instanceof ApiException ? error.code : undefined;
+  return error instanceof HttpError ? error.code : undefined;
 }
 
-/** Turns an ApiException into an Error that names the object and the API server's message. */
+/** Turns an HTTP error into an Error that names the object and the API server's message. */
 function describe(error: unknown, verb: string, ref: ObjectRef): Error {
-  if (!(error instanceof ApiException)) return error as Error;
+  if (!(error instanceof HttpError)) return error as Error;
   const where = `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
   const message = `${verb} ${where}: HTTP ${error.code}: ${apiMessage(error.body)}`;
   return error.code === 409 ? new ConflictError(message) : Object.assign(new Error(message), { code: error.code });
 }
 
 function apiMessage(body: unknown): string {
-  if (typeof body === 'string') {
-    try {
-      return (JSON.parse(body) as { message?: string }).message ?? body;
-    } catch {
-      return body;
-    }
-  }
-  return (body as { message?: string } | undefined)?.message ?? String(body);
+  if (typeof body === 'string') return body;
+  return (body as { message?: string } | undefined)?.message ?? JSON.stringify(body);
 }

@@ -144,6 +144,7 @@ if (full) {
     '- cronjobs/kube.ts `list`: a paged list of a custom resource stopped after its first 500 items (client-node drops `continue` from a CR list\'s metadata) — with more than 500 accounts in a registry\'s namespace the auth config missed accounts and the run deleted valid ones; now one unpaged list (retried while the watch cache initializes).',
     '- cronjobs/kube.ts `connectKube`: client-node 2.0 built a new undici Agent, i.e. a new TLS connection, for every request; one shared dispatcher per KubeConfig: a rotation of 200 CRs went from 13.5 s to 5.9 s (the TLS handshakes had been most of the Job\'s CPU).',
     '- test/build.ts writes dist/package.json `{"type":"module"}` (section 2).',
+    '- cronjobs/kube.ts: plain JSON requests over one keep-alive node:https agent, the KubeConfig still supplying credentials per request, instead of client-node\'s typed API clients (fetch() with web streams, an undici Agent and ObjectSerializer round-trips per request): in a rotation of 200 CRs (4 interleaved runs each, on a loaded machine) the rotate process\'s CPU went from 5.1 s to 2.8 s (5.0 → 2.8 ms per API request, start-up and bcrypt included) and its wall time from 17.4 s to 14.4 s; dist/rotate.js from 1844 KiB to 1621 KiB. API_PARALLELISM 16 or 32 was no faster than 8: the API server and etcd on the same cores are the limit.',
   ];
   const path = join(repoRoot, 'test/bench/RESULTS.md');
   writeFileSync(path, resultsMarkdown({ sections, machine: host, startedAt, totalMs, command: 'npm run bench', notes }));
