@@ -14,6 +14,8 @@ export class JsonPatchError extends Error {
 
 /** Escapes one reference token (RFC 6901: `~` → `~0`, `/` → `~1`, in that order). */
 export function escapePointerToken(token: string): string {
+  // most tokens need no escaping, and checking is far cheaper than two replaceAll calls
+  if (!token.includes('~') && !token.includes('/')) return token;
   return token.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
@@ -43,20 +45,52 @@ export function cloneJson<T>(value: T): T {
 }
 
 /**
+ * Equality of JSON data regardless of key order (undefined counts as null, as both mean "absent"
+ * to the callers). Compares in place: no sorted copies and no serialisation, which the webhook would
+ * otherwise pay on every UPDATE. Recursive: callers bound the depth (the webhook refuses bodies
+ * nesting deeper than 512 levels).
+ */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === undefined || a === null) return b === undefined || b === null;
+  if (typeof a !== 'object' || typeof b !== 'object' || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const left = a as Record<string, unknown>;
+  const right = b as Record<string, unknown>;
+  const keys = Object.keys(left);
+  if (keys.length !== Object.keys(right).length) return false;
+  for (const key of keys) if (!Object.hasOwn(right, key) || !jsonEqual(left[key], right[key])) return false;
+  return true;
+}
+
+/**
  * `add` operations that give `target` every member of `defaults` it lacks. A missing (or null)
  * member is added with its whole default subtree, so parents are created along the way; a member
  * that is present is never touched (also when it has another type: validation reports that).
  * Arrays in `defaults` are leaves.
  */
 export function missingAddOps(target: unknown, defaults: Record<string, unknown>, basePath = ''): JsonPatchOp[] {
-  if (!isPlainObject(target)) return [];
-  return Object.entries(defaults).flatMap(([key, value]): JsonPatchOp[] => {
-    const path = `${basePath}/${escapePointerToken(key)}`;
+  const ops: JsonPatchOp[] = [];
+  collectMissing(target, defaults, basePath, ops);
+  return ops;
+}
+
+// Plain loops into one list: this runs on every mutating admission, and flatMap over
+// Object.entries allocated an array per member and level.
+function collectMissing(target: unknown, defaults: Record<string, unknown>, basePath: string, ops: JsonPatchOp[]): void {
+  if (!isPlainObject(target)) return;
+  for (const key of Object.keys(defaults)) {
+    const value = defaults[key];
     const current = target[key];
-    if (current === undefined || current === null) return [{ op: 'add', path, value: cloneJson(value) }];
-    if (isPlainObject(value) && isPlainObject(current)) return missingAddOps(current, value, path);
-    return [];
-  });
+    const path = `${basePath}/${escapePointerToken(key)}`;
+    if (current === undefined || current === null) ops.push({ op: 'add', path, value: cloneJson(value) });
+    else if (isPlainObject(value) && isPlainObject(current)) collectMissing(current, value, path, ops);
+  }
 }
 
 function parsePointer(path: string): string[] {

@@ -3,7 +3,7 @@
 // an empty list means valid. On UPDATE the previous object is passed to check immutable fields.
 import { isIPv4, isIPv6 } from 'node:net';
 import { parseDuration } from './duration.ts';
-import { isPlainObject } from './json-patch.ts';
+import { isPlainObject, jsonEqual } from './json-patch.ts';
 import { ACL_ACTIONS, ACL_MATCH_KEYS } from './types.ts';
 
 export const HASH_HINT = "hash it, e.g. htpasswd -nbBC 10 '' PASSWORD | tr -d ':\\n'";
@@ -210,8 +210,26 @@ export function globProblem(pattern: string): string | undefined {
   return undefined;
 }
 
+// The verdicts on match patterns already checked. Every admission of a registry checks the same ACL
+// again, and a verdict depends on the pattern alone; re2Problem rewrites and compiles each regex.
+// Patterns are user input, so only short ones are kept and the cache is emptied when full.
+const PATTERN_VERDICTS_MAX = 1024;
+const PATTERN_VERDICT_MAX_LENGTH = 256;
+const patternVerdicts = new Map<string, string | undefined>();
+
 /** Why docker_auth would refuse or never match a match value, or undefined when it is fine. */
 export function matchPatternProblem(pattern: string): string | undefined {
+  const known = patternVerdicts.get(pattern);
+  if (known !== undefined || patternVerdicts.has(pattern)) return known;
+  const problem = uncachedMatchPatternProblem(pattern);
+  if (pattern.length <= PATTERN_VERDICT_MAX_LENGTH) {
+    if (patternVerdicts.size >= PATTERN_VERDICTS_MAX) patternVerdicts.clear();
+    patternVerdicts.set(pattern, problem);
+  }
+  return problem;
+}
+
+function uncachedMatchPatternProblem(pattern: string): string | undefined {
   if (pattern.length > 2 && pattern.startsWith('/') && pattern.endsWith('/')) {
     const problem = re2Problem(pattern.slice(1, -1));
     return problem === undefined ? undefined : `invalid regular expression: ${problem}`;
@@ -306,16 +324,6 @@ function field(object: unknown, ...path: string[]): unknown {
   return path.reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), object);
 }
 
-function sameJson(a: unknown, b: unknown): boolean {
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
-}
-
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (!isPlainObject(value)) return value;
-  return Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical(value[key])]));
-}
-
 function objectOrAbsent(value: unknown, path: string): Problems {
   return value === undefined || value === null || isPlainObject(value) ? [] : [`${path}: must be an object`];
 }
@@ -375,7 +383,7 @@ function validatePersistentVolumeClaim(pvc: unknown, replicas: unknown, path: st
 function immutableOnceSet(oldValue: unknown, newValue: unknown, path: string, hint: string): Problems {
   if (oldValue === undefined || oldValue === null) return [];
   const normalise = (v: unknown) => (Array.isArray(v) ? [...v].map(String).sort() : v);
-  return sameJson(normalise(oldValue), normalise(newValue)) ? [] : [`${path}: is immutable once set (was ${JSON.stringify(oldValue)}); ${hint}`];
+  return jsonEqual(normalise(oldValue), normalise(newValue)) ? [] : [`${path}: is immutable once set (was ${JSON.stringify(oldValue)}); ${hint}`];
 }
 
 /**
@@ -447,7 +455,7 @@ export function validateImageRegistryAccount(account: unknown, old?: unknown): P
     if (ms === undefined) problems.push('spec.ttl: must be a Go duration, e.g. 48h or 90m');
     else if (ms <= 0) problems.push('spec.ttl: must be greater than zero');
   }
-  if (old !== undefined && old !== null && !sameJson(field(old, 'spec'), spec)) {
+  if (old !== undefined && old !== null && !jsonEqual(field(old, 'spec'), spec)) {
     problems.push('spec: is immutable; create a new ImageRegistryAccount (and delete the old one) instead');
   }
   return problems;

@@ -68,32 +68,40 @@ function fail(message: string): never {
 /** Deeper JSON than any of our objects has; refusing it keeps recursive checks off stack limits. */
 export const MAX_JSON_DEPTH = 512;
 
-/** The deepest nesting of objects/arrays in a JSON text (strings skipped), without parsing it. */
-export function jsonDepth(text: string): number {
-  let depth = 0;
-  let max = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (inString) {
-      if (c === 0x5c) i++; // backslash: skip the escaped character
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b || c === 0x5b) max = Math.max(max, ++depth);
-    else if (c === 0x7d || c === 0x5d) depth--;
+/**
+ * Whether parsed JSON nests objects/arrays deeper than `max` levels. Iterative, so it copes with any
+ * depth (V8's JSON.parse is iterative too); it walks the parsed value rather than the text, which
+ * has a few dozen containers where the text has thousands of characters, and stops at the first
+ * node below the limit.
+ */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const nodes: object[] = [value];
+  const depths: number[] = [1];
+  while (nodes.length > 0) {
+    const node = nodes.pop() as object;
+    const depth = depths.pop() as number;
+    if (depth > max) return true;
+    const children = Array.isArray(node) ? node : Object.values(node);
+    for (const child of children) {
+      if (typeof child === 'object' && child !== null) {
+        nodes.push(child);
+        depths.push(depth + 1);
+      }
+    }
   }
-  return max;
+  return false;
 }
 
 /** Parses and checks a request body; throws InvalidAdmissionReviewError (never anything else). */
 export function parseAdmissionReview(body: string): AdmissionRequest {
-  if (jsonDepth(body) > MAX_JSON_DEPTH) fail(`body nests deeper than ${MAX_JSON_DEPTH} levels`);
   let review: unknown;
   try {
     review = JSON.parse(body);
   } catch {
     fail('body is not JSON');
   }
+  if (nestsDeeperThan(review, MAX_JSON_DEPTH)) fail(`body nests deeper than ${MAX_JSON_DEPTH} levels`);
   if (!isPlainObject(review)) fail('body is not a JSON object');
   if (review['kind'] !== 'AdmissionReview') fail('kind must be AdmissionReview');
   if (review['apiVersion'] !== ADMISSION_API_VERSION) fail(`apiVersion must be ${ADMISSION_API_VERSION}`);

@@ -7,10 +7,11 @@
 // (the webhook must never block other resources). A body that is not an AdmissionReview → 400,
 // larger than maxBodyBytes → 413. Everything that does I/O comes in through `deps`, so the TLS
 // server and the Kubernetes client plug in from outside and tests run with app.request().
+import type { IncomingMessage } from 'node:http';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { defaultImageRegistry, defaultImageSecret, resolveRegistryRef } from '../functions/defaults.ts';
-import { isPlainObject, type JsonPatchOp } from '../functions/json-patch.ts';
+import { isPlainObject, jsonEqual, type JsonPatchOp } from '../functions/json-patch.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { API_GROUP, API_VERSION, KINDS, type ImageRegistryAccount, type Kind, type OperatorConfig } from '../functions/types.ts';
 import { validateImageRegistry, validateImageRegistryAccount, validateImageSecret } from '../functions/validation.ts';
@@ -82,15 +83,16 @@ function field(object: unknown, ...path: string[]): unknown {
   return path.reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), object);
 }
 
-/** JSON equality regardless of key order. */
-function sameJson(a: unknown, b: unknown): boolean {
-  const canonical = (value: unknown): unknown =>
-    Array.isArray(value)
-      ? value.map(canonical)
-      : isPlainObject(value)
-        ? Object.fromEntries(Object.keys(value).sort().map((key) => [key, canonical(value[key])]))
-        : (value ?? null);
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+/**
+ * A request header. Served by @hono/node-server, the headers Node parsed are at hand in c.env
+ * (c.req.header would first build a web Headers object from them, on every admission); under
+ * app.request() there are only the web headers.
+ */
+function requestHeader(c: Context, name: string): string | undefined {
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  if (incoming?.headers === undefined) return c.req.header(name);
+  const value = incoming.headers[name];
+  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 function ourKind(request: AdmissionRequest): Kind | undefined {
@@ -121,7 +123,7 @@ function needsReconcile(request: AdmissionRequest): boolean {
   if (request.operation === 'CREATE' || request.operation === 'DELETE') return true;
   if (request.operation !== 'UPDATE') return false;
   const deleting = (o: unknown) => field(o, 'metadata', 'deletionTimestamp') !== undefined;
-  return !sameJson(field(request.oldObject, 'spec'), field(request.object, 'spec')) || deleting(request.object) !== deleting(request.oldObject);
+  return !jsonEqual(field(request.oldObject, 'spec'), field(request.object, 'spec')) || deleting(request.object) !== deleting(request.oldObject);
 }
 
 export function createApp(deps: WebhookDeps): Hono {
@@ -230,10 +232,10 @@ export function createApp(deps: WebhookDeps): Hono {
   async function review(webhook: Webhook, c: Context) {
     const started = now();
     const labels = { kind: 'invalid', operation: 'invalid' };
-    const finish = (result: string, response: Response, extra: LogEvent = {}) => {
-      metrics.countRequest({ ...labels, result });
+    const finish = (result: string, response: Response, extra?: LogEvent) => {
+      metrics.countRequest({ kind: labels.kind, operation: labels.operation, result });
       metrics.observeDuration(webhook, Math.max(0, now() - started) / 1000);
-      log({ level: result === 'invalid' ? 'warn' : 'info', msg: 'admission', webhook, ...labels, result, ...extra });
+      log({ level: result === 'invalid' ? 'warn' : 'info', msg: 'admission', webhook, kind: labels.kind, operation: labels.operation, result, ...extra });
       return response;
     };
     let request: AdmissionRequest;
@@ -257,8 +259,9 @@ export function createApp(deps: WebhookDeps): Hono {
       return finish('invalid', c.json({ error: `invalid AdmissionReview: ${errorMessage(error)}` }, 400), { uid: request.uid });
     }
     const { response, result } = webhook === 'mutate' ? mutate(kind, request, namespace) : await validate(kind, request, namespace);
-    const context = { uid: request.uid, namespace, name: request.name, dryRun: request.dryRun === true };
-    return finish(result, c.json(admissionReview(response)), { ...context, ...(response.status ? { message: response.status.message } : {}) });
+    const context: LogEvent = { uid: request.uid, namespace, name: request.name, dryRun: request.dryRun === true };
+    if (response.status) context['message'] = response.status.message;
+    return finish(result, c.json(admissionReview(response)), context);
   }
 
   const app = new Hono();
@@ -276,8 +279,8 @@ export function createApp(deps: WebhookDeps): Hono {
       // The API server always sends Content-Length: checking the header leaves the body untouched
       // for @hono/node-server's fast path (bodyLimit turns it into a counted web stream, which
       // costs a third of the throughput). Bodies without a length are counted as they stream.
-      const length = c.req.header('content-length');
-      if (length !== undefined && /^[0-9]+$/.test(length) && c.req.header('transfer-encoding') === undefined) {
+      const length = requestHeader(c, 'content-length');
+      if (length !== undefined && /^[0-9]+$/.test(length) && requestHeader(c, 'transfer-encoding') === undefined) {
         return Number(length) > maxSize ? Promise.resolve(tooLarge(c)) : next();
       }
       return streamingLimit(c, next);

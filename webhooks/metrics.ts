@@ -44,24 +44,41 @@ function counter() {
       const key = formatLabels(labels);
       values.set(key, (values.get(key) ?? 0) + by);
     },
+    /** the same for an already formatted label set */
+    incFormatted(key: string) {
+      values.set(key, (values.get(key) ?? 0) + 1);
+    },
     lines(name: string): string[] {
       return [...values].map(([labels, value]) => `${name}${labels} ${value}`);
     },
   };
 }
 
+interface Series {
+  labels: Labels;
+  counts: number[];
+  sum: number;
+  count: number;
+}
+
 function histogram(buckets: readonly number[]) {
-  const series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
+  const series = new Map<string, Series>();
   return {
-    observe(labels: Labels, value: number) {
+    /** The series of a label set; callers keep it instead of formatting the labels per observation. */
+    series(labels: Labels): Series {
       const key = formatLabels(labels);
-      const entry = series.get(key) ?? { labels, counts: buckets.map(() => 0), sum: 0, count: 0 };
-      buckets.forEach((le, i) => {
-        if (value <= le) entry.counts[i] = (entry.counts[i] ?? 0) + 1;
-      });
+      let entry = series.get(key);
+      if (entry === undefined) {
+        entry = { labels, counts: buckets.map(() => 0), sum: 0, count: 0 };
+        series.set(key, entry);
+      }
+      return entry;
+    },
+    observe(entry: Series, value: number) {
+      const { counts } = entry;
+      for (let i = 0; i < buckets.length; i++) if (value <= (buckets[i] as number)) counts[i] = (counts[i] as number) + 1;
       entry.sum += value;
       entry.count += 1;
-      series.set(key, entry);
     },
     lines(name: string): string[] {
       return [...series.values()].flatMap(({ labels, counts, sum, count }) => [
@@ -74,9 +91,24 @@ function histogram(buckets: readonly number[]) {
   };
 }
 
+/** get-or-create on a Map */
+function cached<K, V>(map: Map<K, V>, key: K, create: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = create();
+    map.set(key, value);
+  }
+  return value;
+}
+
 export function createMetrics(): Metrics {
   const requests = counter();
+  // Formatting and escaping a label set per admission cost more than counting it: each label set
+  // is formatted once and kept (kind → operation → result → formatted labels; duration series by
+  // webhook). Label values come from a fixed set, so these stay small.
+  const requestKeys = new Map<string, Map<string, Map<string, string>>>();
   const durations = histogram(DURATION_BUCKETS);
+  const durationSeries = new Map<string, Series>();
   const enqueued = counter();
   const enqueueFailures = counter();
   // series that exist from the start, so rates and alerts work before the first event
@@ -84,8 +116,11 @@ export function createMetrics(): Metrics {
   enqueued.inc({ result: 'coalesced' }, 0);
   enqueueFailures.inc({}, 0);
   return {
-    countRequest: ({ kind, operation, result }) => requests.inc({ kind, operation, result }),
-    observeDuration: (webhook, seconds) => durations.observe({ webhook }, seconds),
+    countRequest: ({ kind, operation, result }) => {
+      const byResult = cached(cached(requestKeys, kind, () => new Map()), operation, () => new Map<string, string>());
+      requests.incFormatted(cached(byResult, result, () => formatLabels({ kind, operation, result })));
+    },
+    observeDuration: (webhook, seconds) => durations.observe(cached(durationSeries, webhook, () => durations.series({ webhook })), seconds),
     countEnqueued: (result) => enqueued.inc({ result }),
     countEnqueueFailure: () => enqueueFailures.inc({}),
     render: () =>

@@ -5,6 +5,7 @@ import {
   cloneJson,
   escapePointerToken,
   JsonPatchError,
+  jsonEqual,
   missingAddOps,
   pointer,
   unescapePointerToken,
@@ -73,6 +74,46 @@ test('cloneJson copies JSON deeply; the copy shares nothing with the original', 
   const [op] = missingAddOps({}, defaults);
   defaults.spec.acl[0]?.actions.push('push');
   assert.equal((op as { value: unknown }).value, { acl: [{ actions: ['pull'] }] });
+});
+
+test('jsonEqual compares JSON data regardless of key order', () => {
+  assert.ok(jsonEqual({ a: 1, b: { c: [1, 'x', null], d: true } }, { b: { d: true, c: [1, 'x', null] }, a: 1 }));
+  assert.ok(jsonEqual(undefined, null), 'absent and null are both "no value"');
+  assert.ok(jsonEqual([undefined], [null]));
+  assert.ok(jsonEqual([], []));
+  assert.ok(jsonEqual({}, {}));
+  assert.not.ok(jsonEqual({}, []), 'an object is no array');
+  assert.not.ok(jsonEqual([], {}));
+  assert.not.ok(jsonEqual([1, 2], [2, 1]), 'array order counts');
+  assert.not.ok(jsonEqual({ a: 1 }, { a: 1, b: 2 }));
+  assert.not.ok(jsonEqual({ a: 1, b: 2 }, { a: 1, c: 2 }), 'same size, other keys');
+  assert.not.ok(jsonEqual({ a: null }, {}), 'a member set to null is still a member');
+  assert.not.ok(jsonEqual('1', 1));
+  assert.not.ok(jsonEqual({ a: { b: [1] } }, { a: { b: [1, 1] } }));
+  assert.not.ok(jsonEqual(null, {}));
+  assert.not.ok(jsonEqual({}, null));
+  // the same answers as comparing canonical (key-sorted) serialisations, on random JSON
+  let seed = 7;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const value = (depth: number): unknown => {
+    const r = random();
+    if (depth === 0 || r < 0.3) return [null, true, 0, 1, 'a', 'b'][Math.floor(random() * 6)];
+    if (r < 0.6) return Array.from({ length: Math.floor(random() * 3) }, () => value(depth - 1));
+    return Object.fromEntries(Array.from({ length: Math.floor(random() * 3) }, () => [['x', 'y', 'z'][Math.floor(random() * 3)] as string, value(depth - 1)]));
+  };
+  const canonical = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(canonical) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])])) : v;
+  const reversed = (v: unknown): unknown =>
+    Array.isArray(v) ? v.map(reversed) : v !== null && typeof v === 'object' ? Object.fromEntries(Object.keys(v).reverse().map((k) => [k, reversed((v as Record<string, unknown>)[k])])) : v;
+  let equalPairs = 0;
+  for (let i = 0; i < 5000; i++) {
+    const a = value(3);
+    const b = random() < 0.5 ? reversed(a) : value(3);
+    const expected = JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+    if (expected) equalPairs++;
+    assert.is(jsonEqual(a, b), expected, `${JSON.stringify(a)} vs ${JSON.stringify(b)}`);
+  }
+  assert.ok(equalPairs > 1000 && equalPairs < 4900, 'both outcomes were exercised');
 });
 
 test.run();

@@ -5,7 +5,7 @@ import { defaultAcl } from '../../functions/defaults.ts';
 import { applyJsonPatch, type JsonPatchOp } from '../../functions/json-patch.ts';
 import { REGISTRY_LABEL, type RegistryKey } from '../../functions/reconcile-job.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
-import { admissionReview, allowed, denied, jsonDepth, patched } from '../../webhooks/admission.ts';
+import { admissionReview, allowed, denied, nestsDeeperThan, patched } from '../../webhooks/admission.ts';
 import { createApp, type WebhookDeps } from '../../webhooks/app.ts';
 import { createMetrics } from '../../webhooks/metrics.ts';
 
@@ -379,7 +379,15 @@ test('malformed bodies → 400 with a JSON error, on both routes', async () => {
 
 test('deeply nested bodies → 400, not a stack overflow', async () => {
   const { app } = harness();
-  assert.is(jsonDepth('{"a":[1,{"b":"[[[{{"}],"c":"\\"["}'), 3, 'brackets inside strings do not count');
+  const three = JSON.parse('{"a":[1,{"b":"[[[{{"}],"c":"\\"["}');
+  assert.is(nestsDeeperThan(three, 3), false, 'brackets inside strings do not count');
+  assert.is(nestsDeeperThan(three, 2), true);
+  assert.is(nestsDeeperThan('[[[', 0), false, 'a string is no container');
+  const nested = (depth: number) => JSON.parse('['.repeat(depth) + ']'.repeat(depth));
+  assert.is(nestsDeeperThan(nested(512), 512), false, 'the limit itself is fine');
+  assert.is(nestsDeeperThan(nested(513), 512), true);
+  assert.is(nestsDeeperThan([{ a: 1 }, [], [[{ b: [] }]]], 5), false, 'the deepest branch counts, wherever it is');
+  assert.is(nestsDeeperThan([{ a: 1 }, [], [[{ b: [] }]]], 4), true);
   for (const depth of [600, 20_000, 200_000]) {
     const deep = '['.repeat(depth) + ']'.repeat(depth);
     const body = review('ImageRegistryAccount', 'UPDATE', null, { oldObject: null }) as any;
