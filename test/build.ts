@@ -2,6 +2,7 @@
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import { statSync, writeFileSync } from 'node:fs';
+import { bundleOptions } from './bundle-options.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -16,9 +17,6 @@ export const entryPoints: Record<string, string> = {
   'bcrypt-worker': 'cronjobs/bcrypt-worker.ts',
 };
 
-// ESM bundles that pull in CommonJS packages need a real `require`.
-const banner = "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
-
 // `test/build.ts webhook bootstrap` builds only the named entry points
 const only = process.argv.slice(2);
 // Entry points whose dynamic imports become chunks in dist/chunks/, read only when first needed:
@@ -28,17 +26,10 @@ const splitEntries = new Set(['webhook']);
 for (const [name, source] of Object.entries(entryPoints).filter(([name]) => only.length === 0 || only.includes(name))) {
   const outfile = `${root}dist/${name}.js`;
   await build({
+    ...bundleOptions,
     entryPoints: { [name]: `${root}${source}` },
     outdir: `${root}dist`,
     ...(splitEntries.has(name) ? { splitting: true, chunkNames: 'chunks/[name]-[hash]' } : {}),
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    banner: { js: banner },
-    legalComments: 'linked',
-    logLevel: 'warning',
   });
   console.log(`dist/${name}.js ${(statSync(outfile).size / 1024).toFixed(0)} KiB`);
 }
