@@ -20,7 +20,7 @@ export const entryPoints: Record<string, string> = {
 // `test/build.ts webhook bootstrap` builds only the named entry points
 const only = process.argv.slice(2);
 // Entry points whose dynamic imports become chunks in dist/chunks/, read only when first needed:
-// the webhook listens without parsing @kubernetes/client-node (~1.4 MB) and loads it right after.
+// the webhook listens without parsing @kubernetes/client-node (~1 MB with undici) and loads it right after.
 const splitEntries = new Set(['webhook']);
 
 for (const [name, source] of Object.entries(entryPoints).filter(([name]) => only.length === 0 || only.includes(name))) {
@@ -35,6 +35,6 @@ for (const [name, source] of Object.entries(entryPoints).filter(([name]) => only
 }
 
 // The image copies dist/ without the repository's package.json. Marking the bundles as ES modules
-// spares Node detecting their format by syntax (a second parse of each ~1.8 MB bundle: 7–12 ms of
-// CPU in every Job's cold start; measured by `npm run bench`, test/bench/RESULTS.md).
+// spares Node detecting their format by syntax (a second parse of each bundle: 7–12 ms of CPU
+// in every Job's cold start with the earlier 1.8 MB bundles; measured by `npm run bench`, test/bench/RESULTS.md).
 writeFileSync(`${root}dist/package.json`, '{ "type": "module" }\n');
