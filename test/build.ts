@@ -2,6 +2,7 @@
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
 import { statSync, writeFileSync } from 'node:fs';
+import { bundleOptions } from './bundle-options.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
@@ -16,34 +17,24 @@ export const entryPoints: Record<string, string> = {
   'bcrypt-worker': 'cronjobs/bcrypt-worker.ts',
 };
 
-// ESM bundles that pull in CommonJS packages need a real `require`.
-const banner = "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
-
 // `test/build.ts webhook bootstrap` builds only the named entry points
 const only = process.argv.slice(2);
 // Entry points whose dynamic imports become chunks in dist/chunks/, read only when first needed:
-// the webhook listens without parsing @kubernetes/client-node (~1.4 MB) and loads it right after.
+// the webhook listens without parsing @kubernetes/client-node (~1 MB with undici) and loads it right after.
 const splitEntries = new Set(['webhook']);
 
 for (const [name, source] of Object.entries(entryPoints).filter(([name]) => only.length === 0 || only.includes(name))) {
   const outfile = `${root}dist/${name}.js`;
   await build({
+    ...bundleOptions,
     entryPoints: { [name]: `${root}${source}` },
     outdir: `${root}dist`,
     ...(splitEntries.has(name) ? { splitting: true, chunkNames: 'chunks/[name]-[hash]' } : {}),
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    banner: { js: banner },
-    legalComments: 'linked',
-    logLevel: 'warning',
   });
   console.log(`dist/${name}.js ${(statSync(outfile).size / 1024).toFixed(0)} KiB`);
 }
 
 // The image copies dist/ without the repository's package.json. Marking the bundles as ES modules
-// spares Node detecting their format by syntax (a second parse of each ~1.8 MB bundle: 7–12 ms of
-// CPU in every Job's cold start; measured by `npm run bench`, test/bench/RESULTS.md).
+// spares Node detecting their format by syntax (a second parse of each bundle: 7–12 ms of CPU
+// in every Job's cold start with the earlier 1.8 MB bundles; measured by `npm run bench`, test/bench/RESULTS.md).
 writeFileSync(`${root}dist/package.json`, '{ "type": "module" }\n');

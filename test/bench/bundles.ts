@@ -6,10 +6,8 @@ import { build, type Metafile } from 'esbuild';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
+import { banner, bundleOptions } from '../bundle-options.ts';
 import { buildBundles, repoRoot } from '../support/webhook.ts';
-
-/** The same banner test/build.ts gives every bundle (ESM bundles that require CommonJS). */
-const BANNER = "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
 
 export interface AppDir {
   /** what /app is in the image: <root>/dist/<entry>.js */
@@ -44,15 +42,18 @@ export function bundleSizes(dist: string): { file: string; bytes: number }[] {
 }
 
 /** Bundles a benchmark helper (TypeScript) into one .mjs that plain `node` runs. */
-export async function bundleHelper(source: string, outDir: string, options: { minify?: boolean } = {}): Promise<string> {
+export async function bundleHelper(source: string, outDir: string, options: { asProduct?: boolean } = {}): Promise<string> {
   const name = source.replace(/^.*\//, '').replace(/\.ts$/, '');
   const outfile = join(outDir, `${name}.mjs`);
-  await build({ entryPoints: [source], outfile, bundle: true, minify: options.minify ?? false, format: 'esm', platform: 'node', target: 'node22', banner: { js: BANNER }, logLevel: 'warning' });
+  // asProduct: the product's own options (minified, the same dependencies left out), for a floor to compare the entries with
+  await build(options.asProduct
+    ? { ...bundleOptions, entryPoints: [source], outfile, legalComments: 'none' }
+    : { entryPoints: [source], outfile, bundle: true, format: 'esm', platform: 'node', target: 'node22', banner: { js: banner }, logLevel: 'warning' });
   return outfile;
 }
 
 /**
- * An entry bundled as test/build.ts does (minified ESM, same banner, no code splitting) plus an
+ * An entry bundled as test/build.ts does (its options, no code splitting) plus an
  * external source map and esbuild's metafile: the code is the same, the map lets a CPU profile's
  * positions be attributed to packages.
  */
@@ -60,18 +61,11 @@ export async function buildMappedVariant(source: string, name: string): Promise<
   const outDir = mkdtempSync(join(tmpdir(), 'iro-bench-mapped-'));
   mkdirSync(outDir, { recursive: true });
   const result = await build({
+    ...bundleOptions,
     entryPoints: { [name]: join(repoRoot, source) },
     outdir: outDir,
-    bundle: true,
-    minify: true,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    banner: { js: BANNER },
-    legalComments: 'linked',
     sourcemap: 'external',
     metafile: true,
-    logLevel: 'warning',
   });
   // as test/build.ts does for dist/: the bundle is an ES module without Node having to detect it
   writeFileSync(join(outDir, 'package.json'), '{ "type": "module" }\n');

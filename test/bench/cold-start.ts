@@ -251,7 +251,7 @@ export async function coldStartSection(context: ColdStartContext): Promise<Secti
   const cacheDir = join(workDir, 'compile-cache');
   await prepareCompileCache(app, cacheDir, workDir);
   const cached = { ...env, NODE_COMPILE_CACHE: cacheDir };
-  const probe = await bundleHelper(new URL('./probe-client-node.ts', import.meta.url).pathname, workDir, { minify: true });
+  const probe = await bundleHelper(new URL('./probe-client-node.ts', import.meta.url).pathname, workDir, { asProduct: true });
   const caFile = join(workDir, 'ca.crt');
   writeFileSync(caFile, context.tls.ca.certPem);
   const httpsFloor = `require('https').get({host:'127.0.0.1',port:${recorder.port},path:'/version',ca:require('fs').readFileSync(${JSON.stringify(caFile)})}).on('error',()=>{})`;
