@@ -1,7 +1,7 @@
 // `npm run build`: bundles each entry point into one minified ESM file in dist/.
 import { build } from 'esbuild';
 import { fileURLToPath } from 'node:url';
-import { statSync, writeFileSync } from 'node:fs';
+import { rmSync, statSync, writeFileSync } from 'node:fs';
 import { bundleOptions } from './bundle-options.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -24,6 +24,8 @@ const only = process.argv.slice(2);
 const splitEntries = new Set(['webhook']);
 
 for (const [name, source] of Object.entries(entryPoints).filter(([name]) => only.length === 0 || only.includes(name))) {
+  // chunk names carry a content hash: without this, chunks of earlier builds would pile up (and ship)
+  if (splitEntries.has(name)) rmSync(`${root}dist/chunks`, { recursive: true, force: true });
   const outfile = `${root}dist/${name}.js`;
   await build({
     ...bundleOptions,
