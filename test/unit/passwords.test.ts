@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BCRYPT_COST, bcryptWorkerUrl, hashPasswords, newPassword, PASSWORD_BYTES, usePool } from '../../cronjobs/passwords.ts';
 import { isBcryptHash } from '../../functions/validation.ts';
+import { bundleOptions } from '../bundle-options.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const passwordsModule = join(root, 'cronjobs/passwords.ts');
@@ -129,18 +130,8 @@ test('hashPasswords pool in an esbuild bundle run by plain node without node_mod
         `const hashes = await hashPasswords(passwords, { strategy: 'pool', workers: 2 });\n` +
         `console.log(JSON.stringify({ passwords, hashes }));\n`,
     );
-    const banner = "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);";
-    await build({
-      entryPoints: { rotate: entry, 'bcrypt-worker': workerModule },
-      outdir: join(dir, 'dist'),
-      bundle: true,
-      minify: true,
-      format: 'esm',
-      platform: 'node',
-      target: 'node22',
-      banner: { js: banner },
-      logLevel: 'error',
-    });
+    // the options the shipped bundles are built with
+    await build({ ...bundleOptions, entryPoints: { rotate: entry, 'bcrypt-worker': workerModule }, outdir: join(dir, 'dist'), logLevel: 'error' });
     const run = spawnSync(process.execPath, [join(dir, 'dist', 'rotate.js')], { cwd: dir, encoding: 'utf8', timeout: 60_000 });
     assert.is(run.status, 0, run.stderr);
     const { passwords, hashes } = JSON.parse(run.stdout) as { passwords: string[]; hashes: string[] };
