@@ -3,8 +3,10 @@
 // a conflict start over. Any writer whose list missed an account loses the race to the writer that
 // created it, so concurrent Jobs never drop an account from the config.
 import type { V1Secret } from '@kubernetes/client-node';
+import { SECRET_DATA_LIMIT_BYTES, secretDataBytes } from '../functions/docker-auth-config.ts';
 import { authConfigSecretName } from '../functions/names.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount } from '../functions/types.ts';
+import { recordEvent } from './events.ts';
 import { ConflictError, type Kube } from './kube.ts';
 
 /** Builds [authConfigSecret, registryConfigSecret] from the accounts. */
@@ -25,6 +27,7 @@ export async function writeAuthConfig(
     const accounts = (await kube.list<ImageRegistryAccount & { apiVersion: string; kind: string }>(GROUP_VERSION, 'ImageRegistryAccount', namespace)).filter((a) => !exclude(a));
     const [desired] = build(accounts);
     if (current && sameData(current.data, desired.data)) return { changed: false, accounts: accounts.length };
+    await refuseOversized(kube, registry, desired, accounts.length);
     try {
       if (current) {
         await kube.replace({ ...current, type: desired.type, data: desired.data, metadata: { ...current.metadata, labels: desired.metadata?.labels, ownerReferences: desired.metadata?.ownerReferences } } as never);
@@ -39,6 +42,23 @@ export async function writeAuthConfig(
     }
   }
   throw new Error(`Secret ${namespace}/${name}: gave up after ${MAX_ATTEMPTS} conflicting writes`);
+}
+
+export const AUTH_CONFIG_TOO_LARGE = 'AuthConfigTooLarge';
+
+/**
+ * The API server would refuse the write with a bare "Too long"; say instead what it means and what
+ * to do, on the registry (Warning Event) and in the Job's error. Nothing is written, so no Secret
+ * ever hands out credentials the auth config does not hold.
+ */
+async function refuseOversized(kube: Kube, registry: ImageRegistry, desired: V1Secret, accounts: number): Promise<void> {
+  const bytes = secretDataBytes(desired.data);
+  if (bytes <= SECRET_DATA_LIMIT_BYTES) return;
+  const message =
+    `the docker_auth config of ${accounts} accounts is ${bytes} bytes, over the ${SECRET_DATA_LIMIT_BYTES}-byte Secret limit ` +
+    `(about 5,500 accounts: each push/pull CR holds 2); spread the push/pull secrets over more registries or delete unused ImageRegistryAccounts`;
+  await recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, 'Warning', AUTH_CONFIG_TOO_LARGE, message, new Date());
+  throw new Error(`Secret ${desired.metadata?.namespace}/${desired.metadata?.name}: ${message}`);
 }
 
 function sameData(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {

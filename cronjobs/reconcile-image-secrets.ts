@@ -94,6 +94,8 @@ export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostna
   return {
     excludeAccounts: (account: ImageRegistryAccount) => excluded.has(account.metadata.name),
     afterAuthConfig: () => finishImageSecrets(key, registryCa, { crs, issued, deletions }, context),
+    /** the auth config could not be written: delete this run's accounts (no one has their passwords) */
+    abandon: () => abandonAccounts(kube, key, issued),
   };
 }
 
@@ -120,6 +122,13 @@ async function finishImageSecrets(
   if (work.issued.length || work.deletions.length) {
     log('info', 'image secrets reconciled', { registry: `${key.namespace}/${key.name}`, crs: work.crs.length, rotated: work.issued.length, deleted: work.deletions.length });
   }
+}
+
+async function abandonAccounts(kube: Kube, key: RegistryKey, issued: Issued[]): Promise<void> {
+  await mapLimit(issued, API_PARALLELISM, async ({ account }) => {
+    await kube.remove({ apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', namespace: key.namespace, name: account.metadata.name ?? '' });
+  });
+  if (issued.length) log('warn', 'accounts of this run deleted unused: the auth config was not written', { registry: `${key.namespace}/${key.name}`, accounts: issued.length });
 }
 
 async function deleteAccounts(kube: Kube, key: RegistryKey, deletions: AccountDeletion[], now: Date): Promise<void> {

@@ -21,7 +21,7 @@ import { ensureOperatorCa, resolveKeyPair, type ResolvedKeyPair } from './certif
 import { recordEvent } from './events.ts';
 import { randomToken } from './keys.ts';
 import type { Kube } from './kube.ts';
-import { log } from './log.ts';
+import { errorMessage, log } from './log.ts';
 
 export interface RegistryKey {
   namespace: string;
@@ -83,7 +83,12 @@ async function applyRegistryObjects(registry: ImageRegistry, hostname: string, t
   const httpSecret = (await existingHttpSecret(kube, registry)) ?? randomToken();
   const configSecrets: ConfigSecretsBuilder = (liveAccounts) =>
     desiredConfigSecrets({ registry, hostname, accounts: liveAccounts, now: options.now(), httpSecret });
-  await writeAuthConfig(kube, registry, configSecrets, accounts.excludeAccounts);
+  try {
+    await writeAuthConfig(kube, registry, configSecrets, accounts.excludeAccounts);
+  } catch (error) {
+    await accounts.abandon().catch((cleanup: unknown) => log('warn', 'cannot delete the unused accounts; the next run does', { error: errorMessage(cleanup) }));
+    throw error;
+  }
   const [, registrySecret] = configSecrets([]);
   await kube.apply(registrySecret as never);
   await accounts.afterAuthConfig();

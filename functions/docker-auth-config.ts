@@ -55,6 +55,14 @@ export function activeAccounts(registry: ImageRegistry, accounts: readonly Image
     .sort((a, b) => compare(a.metadata.name as string, b.metadata.name as string));
 }
 
+/** Kubernetes refuses a Secret whose data values (decoded) sum to more than 1 MiB. */
+export const SECRET_DATA_LIMIT_BYTES = 1024 * 1024;
+
+/** The bytes of a Secret's `data` as the API server counts them: its base64 values decoded. */
+export function secretDataBytes(data: Record<string, string> | undefined): number {
+  return Object.values(data ?? {}).reduce((sum, value) => sum + Buffer.byteLength(value, 'base64'), 0);
+}
+
 /** The `auth_config.yml` text; deterministic for equal input so an unchanged run writes nothing. */
 export function dockerAuthConfig(input: DockerAuthConfigInput): string {
   const acl = input.registry.spec?.auth?.acl ?? defaultAcl();

@@ -184,6 +184,44 @@ test('deleting the CR revokes its accounts', async () => {
   assert.not.ok(Object.keys(await authUsers(s.cluster, s.ns)).some((u) => u.startsWith(`pull.${s.ns}.app.`)));
 });
 
+test('an auth config over the 1 MiB Secret limit: clear error and Warning Event, no credentials handed out, no account left behind', async () => {
+  const s = await setup();
+  const ns = await s.cluster.createNamespace('oversize');
+  await apply(s.cluster, ns, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: {} }, pushSecret('app'));
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(s.cluster.kubeconfig);
+  const reconcile = (forcedBefore?: Date) =>
+    reconcileRegistry({ namespace: ns, name: 'reg' }, { kube: connectKube(kubeConfig), config, now: () => new Date(), rolloutTimeoutMs: 0, ...(forcedBefore ? { forcedBefore } : {}) });
+  await reconcile();
+  const before = await get(s.cluster, 'secret', 'app-image-push-secret', ns);
+  assert.is(secretData(before!, 'username'), `push.${ns}.app.1`);
+  // 5 static accounts with the most labels the schema allows (~260 KB each) push the config past 1 MiB
+  const bulky = Object.fromEntries(Array.from({ length: 32 }, (_, l) => [`label-${l}`, Array.from({ length: 32 }, (_, v) => `${l}-${v}-`.padEnd(253, 'x'))]));
+  const hash = '$2b$10$4SCLA.VA7PruOV62oqimyOQYVhg19CPc5v1Hnqv1yvTialynqhFyq';
+  for (let i = 0; i < 5; i++) {
+    const account = { apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: `bulky-${i}` }, spec: { password: hash, labels: bulky } };
+    const created = await s.cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(account), namespace: ns });
+    assert.is(created.code, 0, created.stderr);
+  }
+  const error = await reconcile(new Date()).then(() => undefined, (e: Error) => e);
+  assert.instance(error, Error, 'the reconcile fails');
+  assert.match(error!.message, /docker_auth config of \d+ accounts is \d+ bytes, over the 1048576-byte Secret limit/);
+  assert.match(error!.message, /more registries/);
+  // the Secret still holds the credentials the (unchanged) auth config accepts
+  const after = await get(s.cluster, 'secret', 'app-image-push-secret', ns);
+  assert.is(secretData(after!, 'username'), `push.${ns}.app.1`);
+  const users = await authUsers(s.cluster, ns);
+  assert.ok(compareSync(secretData(after!, 'password'), users[`push.${ns}.app.1`]!.password));
+  assert.not.ok(Object.keys(users).some((u) => u.startsWith('bulky-')));
+  // the forced rotation's new account was never handed out: deleted again
+  const names = (await list(s.cluster, 'imageregistryaccount', ns)).map((a) => a.metadata.name);
+  assert.equal(names.filter((n: string) => n.startsWith('push.')), [`push.${ns}.app.1`]);
+  const events = await list(s.cluster, 'events', ns, undefined);
+  const warning = events.find((e) => e.reason === 'AuthConfigTooLarge' && e.involvedObject.kind === 'ImageRegistry');
+  assert.ok(warning, 'a Warning Event on the registry');
+  assert.is(warning!.type, 'Warning');
+});
+
 test('a push secret for a registry that does not exist reports RegistryNotFound', async () => {
   const s = await setup();
   await apply(s.cluster, s.ns, { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'lost' }, spec: { registryRef: { name: 'nowhere' } } });

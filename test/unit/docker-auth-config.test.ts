@@ -7,6 +7,8 @@ import {
   assertAclKnownToDockerAuth,
   defaultAcl,
   dockerAuthConfig,
+  SECRET_DATA_LIMIT_BYTES,
+  secretDataBytes,
 } from '../../functions/docker-auth-config.ts';
 import type { AclEntry, ImageRegistry, ImageRegistryAccount } from '../../functions/types.ts';
 
@@ -143,3 +145,10 @@ test('dockerAuthConfig is compact: 5,000 typical accounts fit a 1 MiB Secret', (
 });
 
 test.run();
+
+test('secretDataBytes: the decoded bytes the API server counts against its 1 MiB limit', () => {
+  const data = { a: Buffer.from('x'.repeat(1000)).toString('base64'), b: Buffer.from('é').toString('base64') };
+  assert.is(secretDataBytes(data), 1002);
+  assert.is(secretDataBytes(undefined), 0);
+  assert.is(SECRET_DATA_LIMIT_BYTES, 1_048_576);
+});
