@@ -443,7 +443,8 @@ export function validateImageRegistryAccount(account: unknown, old?: unknown): P
     else {
       for (const [key, values] of Object.entries(labels)) {
         if (key === '') problems.push('spec.labels: label names must not be empty');
-        if (key === RESERVED_ACCOUNT_LABEL) problems.push(`spec.labels[${key}]: ${RESERVED_ACCOUNT_LABEL_REASON}; ACLs match the account name as match.account`);
+        // on CREATE only: an account stored before the label was reserved may still have its metadata edited
+        if (key === RESERVED_ACCOUNT_LABEL && (old === undefined || old === null)) problems.push(`spec.labels[${key}]: ${RESERVED_ACCOUNT_LABEL_REASON}; ACLs match the account name as match.account`);
         if (!Array.isArray(values) || !values.every((v) => typeof v === 'string')) {
           problems.push(`spec.labels[${key}]: must be a list of strings`);
         }

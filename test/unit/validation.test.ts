@@ -314,6 +314,8 @@ test('account: password and spec are required', () => {
 
 test('account: ttl must be a Go duration greater than zero', () => {
   oneProblem(validateImageRegistryAccount(account({ password: hash, labels: { account: ['other'] } })), 'spec.labels[account]', 'reserved');
+  const legacy = account({ password: hash, labels: { account: ['other'] } });
+  assert.equal(validateImageRegistryAccount(legacy, legacy), [], 'an account stored earlier can still be updated (e.g. its metadata)');
   oneProblem(validateImageRegistryAccount(account({ password: hash, ttl: '2d' })), 'spec.ttl', 'Go duration');
   oneProblem(validateImageRegistryAccount(account({ password: hash, ttl: '48' })), 'spec.ttl', 'Go duration');
   assert.equal(validateImageRegistryAccount(account({ password: hash, ttl: '1h30m' })), []);
