@@ -10,12 +10,14 @@ import { SourceMap } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { GROUP_VERSION } from '../../functions/types.ts';
 import { freePort } from '../support/processes.ts';
 import type { TestTls } from '../support/webhook.ts';
 import type { ApiRecorder } from './api-recorder.ts';
 import { bundleHelper, bundleSizes, buildMappedVariant, bytesByPackage, packageOf, type AppDir } from './bundles.ts';
 import type { Row, SectionResult } from './report.ts';
 import { interleaved, kib, median, ms, ratio } from './stats.ts';
+import { review } from './webhook-load.ts';
 
 export interface ColdStartContext {
   app: AppDir;
@@ -86,34 +88,17 @@ async function webhookStart(context: ColdStartContext, env: NodeJS.ProcessEnv): 
     });
     const next = recorder.nextRequest();
     // an ImagePushSecret CREATE: the validating webhook looks its registry up through the API
-    const review = admissionForLookup();
+    const target = { kind: 'ImagePushSecret', resource: 'imagepushsecrets', name: 'app', namespace: 'bench' };
+    const body = review('cold-start', { apiVersion: GROUP_VERSION, kind: target.kind, metadata: { name: target.name, namespace: target.namespace }, spec: {} }, target);
     const req = request({ host: '127.0.0.1', port, path: '/validate', method: 'POST', ca: tls.ca.certPem, agent: false, headers: { 'content-type': 'application/json' } }, (res) => res.resume());
     req.on('error', () => undefined);
-    req.end(JSON.stringify(review));
+    req.end(JSON.stringify(body));
     const firstRequest = await next;
     return { listening: listening - started, firstRequest: firstRequest - started };
   } finally {
     child.kill('SIGKILL');
     await exited;
   }
-}
-
-function admissionForLookup() {
-  return {
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: 'cold-start',
-      kind: { group: 'registry.mgoltzsche.github.com', version: 'v1alpha1', kind: 'ImagePushSecret' },
-      resource: { group: 'registry.mgoltzsche.github.com', version: 'v1alpha1', resource: 'imagepushsecrets' },
-      name: 'app',
-      namespace: 'bench',
-      operation: 'CREATE',
-      userInfo: { username: 'bench' },
-      object: { apiVersion: 'registry.mgoltzsche.github.com/v1alpha1', kind: 'ImagePushSecret', metadata: { name: 'app', namespace: 'bench' }, spec: {} },
-      dryRun: true,
-    },
-  };
 }
 
 export const PREPARE_KUBECONFIG = [

@@ -42,18 +42,19 @@ const POD_HEAP_FLAGS = '--max-old-space-size=64 --max-semi-space-size=1';
 
 const GROUP = 'registry.mgoltzsche.github.com';
 
-function review(uid: string, object: unknown) {
+/** A dry-run CREATE AdmissionReview as the API server sends it; an ImageRegistry unless `target` says otherwise. */
+export function review(uid: string, object: unknown, target = { kind: 'ImageRegistry', resource: 'imageregistries', name: 'registry', namespace: 'team-payments' }) {
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
     request: {
       uid,
-      kind: { group: GROUP, version: 'v1alpha1', kind: 'ImageRegistry' },
-      resource: { group: GROUP, version: 'v1alpha1', resource: 'imageregistries' },
-      requestKind: { group: GROUP, version: 'v1alpha1', kind: 'ImageRegistry' },
-      requestResource: { group: GROUP, version: 'v1alpha1', resource: 'imageregistries' },
-      name: 'registry',
-      namespace: 'team-payments',
+      kind: { group: GROUP, version: 'v1alpha1', kind: target.kind },
+      resource: { group: GROUP, version: 'v1alpha1', resource: target.resource },
+      requestKind: { group: GROUP, version: 'v1alpha1', kind: target.kind },
+      requestResource: { group: GROUP, version: 'v1alpha1', resource: target.resource },
+      name: target.name,
+      namespace: target.namespace,
       operation: 'CREATE',
       userInfo: { username: 'kubernetes-admin', groups: ['system:masters', 'system:authenticated'] },
       object,
