@@ -78,13 +78,14 @@ function requester(config: KubeConfig): Send {
   if (!server) throw new Error('kubeconfig: no current cluster');
   const secure = !server.startsWith('http:');
   const transport = secure ? https : http;
+  // behind a proxy (cluster.proxyUrl) requests keep client-node's agent
+  const proxied = Boolean(config.getCurrentCluster()?.proxyUrl);
   let agent: http.Agent | undefined;
   return async (method, path, body, contentType = 'application/json') => {
     const options: https.RequestOptions = { method, headers: {} };
     await config.applyToHTTPSOptions(options);
-    // a proxy (cluster.proxyUrl) is client-node's agent; otherwise our keep-alive one, made once
-    // from the first request's TLS options
-    if (!config.getCurrentCluster()?.proxyUrl) {
+    // otherwise our keep-alive agent, made once from the first request's TLS options
+    if (!proxied) {
       const tls = takeTlsOptions(options);
       agent ??= new transport.Agent({ keepAlive: true, keepAliveMsecs: 30_000, ...(secure ? tls : {}) });
       options.agent = agent;
