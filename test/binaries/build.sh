@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds the real binaries the tests run (kube-apiserver, kubectl, etcd, auth_server, registry)
+# Builds the real binaries the tests run (kube-apiserver, kube-controller-manager, kube-scheduler,
+# kubectl, etcd, auth_server, registry)
 # from pinned Go modules and caches them outside the repository, keyed by version.
 # Installs nginx, skopeo and bubblewrap from Debian when they are missing.
 # Prints the directory that holds the Go-built binaries (the KUBEBUILDER_ASSETS convention).
 #
-# When KUBEBUILDER_ASSETS is set, kube-apiserver, etcd and kubectl are taken from there instead.
+# When KUBEBUILDER_ASSETS is set, the control plane binaries, etcd and kubectl are taken from there
+# instead.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -30,6 +32,8 @@ build_once() {
   log "built $(basename "$dir") in $((SECONDS - started))s"
 }
 
+kubernetes_binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+
 build_kubernetes() {
   local out="$1" minor="${KUBERNETES_VERSION#1.}"
   minor="${minor%%.*}"
@@ -39,7 +43,7 @@ build_kubernetes() {
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
   ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=v$KUBERNETES_VERSION"
   (cd "$here/kubernetes" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldflags" \
-    -o "$out/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl)
+    -o "$out/" "${kubernetes_binaries[@]/#/k8s.io/kubernetes/cmd/}")
 }
 
 build_etcd() {
@@ -82,7 +86,8 @@ install_debian_tools() {
 
 install_debian_tools
 if [[ -z "${KUBEBUILDER_ASSETS:-}" ]]; then
-  build_once "$cache_root/build/kubernetes-v$KUBERNETES_VERSION" build_kubernetes
+  # "-cp": the whole control plane; caches of the apiserver-only build lack the controllers
+  build_once "$cache_root/build/kubernetes-cp-v$KUBERNETES_VERSION" build_kubernetes
   build_once "$cache_root/build/etcd-v$ETCD_VERSION" build_etcd
 fi
 # The Go module proxy this project can reach refuses docker_auth (403 "This module version is not
@@ -100,9 +105,9 @@ build_once "$cache_root/build/registry-v$REGISTRY_VERSION" build_registry
 assets="$cache_root/assets-k$KUBERNETES_VERSION-e$ETCD_VERSION-a$DOCKER_AUTH_VERSION-r$REGISTRY_VERSION"
 mkdir -p "$assets"
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
-  for b in kube-apiserver kubectl etcd; do ln -sfn "$KUBEBUILDER_ASSETS/$b" "$assets/$b"; done
+  for b in "${kubernetes_binaries[@]}" etcd; do ln -sfn "$KUBEBUILDER_ASSETS/$b" "$assets/$b"; done
 else
-  for b in kube-apiserver kubectl; do ln -sfn "$cache_root/build/kubernetes-v$KUBERNETES_VERSION/$b" "$assets/$b"; done
+  for b in "${kubernetes_binaries[@]}"; do ln -sfn "$cache_root/build/kubernetes-cp-v$KUBERNETES_VERSION/$b" "$assets/$b"; done
   ln -sfn "$cache_root/build/etcd-v$ETCD_VERSION/etcd" "$assets/etcd"
 fi
 if [[ -f "$auth_unavailable" ]]; then
