@@ -19,22 +19,20 @@ export async function writeAuthConfig(
   registry: ImageRegistry,
   build: ConfigSecretsBuilder,
   exclude: (account: ImageRegistryAccount) => boolean = () => false,
-): Promise<{ changed: boolean; accounts: number }> {
+): Promise<{ changed: boolean; accounts: number; resourceVersion: string }> {
   const namespace = registry.metadata.namespace ?? '';
   const name = authConfigSecretName(registry.metadata.name ?? '');
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     const current = await kube.read<V1Secret & { apiVersion: string; kind: string }>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
     const accounts = (await kube.list<ImageRegistryAccount & { apiVersion: string; kind: string }>(GROUP_VERSION, 'ImageRegistryAccount', namespace)).filter((a) => !exclude(a));
     const [desired] = build(accounts);
-    if (current && sameData(current.data, desired.data)) return { changed: false, accounts: accounts.length };
+    if (current && sameData(current.data, desired.data)) return { changed: false, accounts: accounts.length, resourceVersion: current.metadata?.resourceVersion ?? '' };
     await refuseOversized(kube, registry, desired, accounts.length);
     try {
-      if (current) {
-        await kube.replace({ ...current, type: desired.type, data: desired.data, metadata: { ...current.metadata, labels: desired.metadata?.labels, ownerReferences: desired.metadata?.ownerReferences } } as never);
-      } else {
-        await kube.create(desired as never);
-      }
-      return { changed: true, accounts: accounts.length };
+      const written: V1Secret = current
+        ? await kube.replace({ ...current, type: desired.type, data: desired.data, metadata: { ...current.metadata, labels: desired.metadata?.labels, ownerReferences: desired.metadata?.ownerReferences } } as never)
+        : await kube.create(desired as never);
+      return { changed: true, accounts: accounts.length, resourceVersion: written.metadata?.resourceVersion ?? '' };
     } catch (error) {
       if (!(error instanceof ConflictError)) throw error;
       // another writer got there first: back off a little (jitter spreads the retries) and re-read

@@ -1,6 +1,7 @@
 // Push/pull secrets of one registry: decide rotations, create the new immutable accounts, and —
-// only after the docker_auth config holds them — write the Secrets and statuses; then delete the
-// expired and revoked accounts the new config no longer lists.
+// only after the docker_auth config holds them AND every ready registry pod's docker_auth accepts
+// them — write the Secrets and statuses; then delete the expired and revoked accounts the new config
+// no longer lists.
 import type { V1Secret } from '@kubernetes/client-node';
 import { accountsToDelete, desiredAccount, resolveRegistryRef, type AccountDeletion } from '../functions/accounts.ts';
 import {
@@ -13,6 +14,8 @@ import {
   ROTATED_EVENT,
   REVOKED_EVENT,
 } from '../functions/image-secrets.ts';
+import { accountExpiry } from '../functions/docker-auth-config.ts';
+import { awaitsConfirmation, credentialCheckProblem, CREDENTIALS_PENDING, newestCredential, type CredentialCheckOutcome } from '../functions/credential-check.ts';
 import { imageSecretName } from '../functions/names.ts';
 import { REGISTRY_LABEL, registryLabelValue, type RegistryKey } from '../functions/reconcile-job.ts';
 import { GROUP_VERSION, type ImageRegistryAccount, type ImageSecret, type OperatorConfig } from '../functions/types.ts';
@@ -32,6 +35,16 @@ interface Issued {
   rotation: number;
   reason: string;
 }
+
+/** A credential to confirm with the registry pods before it is handed out (or the CR declared Ready). */
+export interface Credential {
+  account: ImageRegistryAccount;
+  username: string;
+  password: string;
+}
+
+/** Asks every ready registry pod whether it accepts the credential (cronjobs/credential-check.ts). */
+export type ConfirmCredential = (credential: Credential) => Promise<CredentialCheckOutcome>;
 
 export interface ImageSecretsContext {
   kube: Kube;
@@ -80,8 +93,9 @@ export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostna
     const rotation = nextRotation(cr, accounts, secret);
     const account = desiredAccount({ cr, registry: key, rotation, passwordHash: hashes[i] as string, intervalSeconds: config.rotationIntervalSeconds });
     try {
-      await kube.create(account);
-      return { cr, account, password: passwords[i] as string, rotation, reason };
+      // the stored object: its creationTimestamp tells which credential is the newest
+      const stored = await kube.create(account);
+      return { cr, account: stored, password: passwords[i] as string, rotation, reason };
     } catch (error) {
       // another Job issued this rotation at the same moment; its Secret write wins, ours is dropped
       if (!(error instanceof ConflictError)) throw error;
@@ -93,35 +107,73 @@ export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostna
   const excluded = new Set(deletions.map((d) => d.account.metadata.name));
   return {
     excludeAccounts: (account: ImageRegistryAccount) => excluded.has(account.metadata.name),
-    afterAuthConfig: () => finishImageSecrets(key, registryCa, { crs, issued, deletions }, context),
+    afterAuthConfig: (confirm: ConfirmCredential) => finishImageSecrets(key, registryCa, { crs, issued, deletions, secrets, accounts: byName }, confirm, context),
     /** the auth config could not be written: delete this run's accounts (no one has their passwords) */
     abandon: () => abandonAccounts(kube, key, issued),
   };
 }
 
-/** Step 2 (the auth config now accepts every issued account): Secrets, statuses, deletions. */
+/**
+ * Step 2 (the auth config now lists every issued account): confirm with the registry pods, then
+ * Secrets, statuses, deletions. Confirmed (or no ready pod to ask) → the Secrets are written. Not
+ * confirmed in time → nothing is handed out: new CRs stay Ready=False, rotated ones keep their
+ * previous Secret (its account is still valid), and this run's accounts are deleted unused.
+ */
 async function finishImageSecrets(
   key: RegistryKey,
   registryCa: { hostname: string; caPem: string },
-  work: { crs: ImageSecret[]; issued: Issued[]; deletions: AccountDeletion[] },
+  work: { crs: ImageSecret[]; issued: Issued[]; deletions: AccountDeletion[]; secrets: Map<string, V1Secret>; accounts: Map<string | undefined, ImageRegistryAccount> },
+  confirm: ConfirmCredential,
   context: ImageSecretsContext,
 ): Promise<void> {
   const { kube } = context;
-  const now = context.now();
   const issuedByCr = new Map(work.issued.map((i) => [crKey(i.cr), i]));
+  const probe = newestCredential([...work.issued.map(issuedCredential), ...unconfirmedCredentials(work)]);
+  const check = probe ? await confirm(probe) : undefined;
+  const problem = check && credentialCheckProblem(check, `${key.namespace}/${key.name}`);
+  const handOut = check?.outcome !== 'timeout';
+  const now = context.now();
   await mapLimit(work.crs, API_PARALLELISM, async (cr) => {
-    const issued = issuedByCr.get(crKey(cr));
+    const issued = handOut ? issuedByCr.get(crKey(cr)) : undefined;
     if (issued) {
       await kube.apply(desiredImageSecret(cr, { ...registryCa, username: issued.account.metadata.name ?? '', password: issued.password, rotation: issued.rotation, rotationDate: now, registry: key }));
     }
-    const status = imageSecretStatus({ cr, now, registry: key, hostname: registryCa.hostname, ...(issued ? { issued: { rotation: issued.rotation, rotationDate: now } } : {}) });
+    const checked = issued || issuedByCr.has(crKey(cr)) || awaitsConfirmation(cr);
+    // a rotated CR whose new credentials were not confirmed keeps its confirmed previous ones
+    const hasConfirmed = cr.status?.rotation !== undefined && !awaitsConfirmation(cr);
+    const keepsPrevious = !handOut && issuedByCr.has(crKey(cr)) && hasConfirmed;
+    const notReady = checked && problem && !keepsPrevious ? { notReady: problem } : {};
+    const status = imageSecretStatus({ cr, now, registry: key, hostname: registryCa.hostname, ...notReady, ...(issued ? { issued: { rotation: issued.rotation, rotationDate: now, ...expiryOf(issued.account) } } : {}) });
     await applyStatusIfChanged(kube, cr, status);
     if (issued) await recordEvent(kube, cr, 'Normal', ROTATED_EVENT, `rotation ${issued.rotation}: new account ${issued.account.metadata.name} (${issued.reason})`, now);
+    else if (!handOut && issuedByCr.has(crKey(cr))) await recordEvent(kube, cr, 'Warning', CREDENTIALS_PENDING, `new credentials not handed out: ${problem?.message}`, now);
   });
+  if (!handOut) await abandonAccounts(kube, key, work.issued);
   await deleteAccounts(kube, key, work.deletions, now);
   if (work.issued.length || work.deletions.length) {
-    log('info', 'image secrets reconciled', { registry: `${key.namespace}/${key.name}`, crs: work.crs.length, rotated: work.issued.length, deleted: work.deletions.length });
+    log('info', 'image secrets reconciled', { registry: `${key.namespace}/${key.name}`, crs: work.crs.length, rotated: handOut ? work.issued.length : 0, deleted: work.deletions.length, check: check?.outcome ?? 'none' });
   }
+}
+
+function expiryOf(account: ImageRegistryAccount): { expiryDate?: Date } {
+  const expiry = accountExpiry(account);
+  return expiry ? { expiryDate: expiry } : {};
+}
+
+function issuedCredential(issued: Issued): Credential {
+  return { account: issued.account, username: issued.account.metadata.name ?? '', password: issued.password };
+}
+
+/** Credentials already in Secrets whose CRs wait for a registry pod to confirm them. */
+function unconfirmedCredentials(work: { crs: ImageSecret[]; issued: Issued[]; secrets: Map<string, V1Secret>; accounts: Map<string | undefined, ImageRegistryAccount> }): Credential[] {
+  const rotated = new Set(work.issued.map((i) => crKey(i.cr)));
+  return work.crs.flatMap((cr) => {
+    const secret = work.secrets.get(secretKey(cr));
+    if (rotated.has(crKey(cr)) || !secret || !awaitsConfirmation(cr)) return [];
+    const { username, password } = readImageSecret(cr.kind, secret);
+    const account = work.accounts.get(username);
+    return username && password && account ? [{ account, username, password }] : [];
+  });
 }
 
 async function abandonAccounts(kube: Kube, key: RegistryKey, issued: Issued[]): Promise<void> {

@@ -15,7 +15,8 @@ import {
 } from '../functions/registry-objects.ts';
 import { readinessChanged, registryReadiness, registryStatus, type RegistryProblem, type StatefulSetState } from '../functions/registry-status.ts';
 import { GROUP_VERSION, type ImageRegistry, type OperatorConfig } from '../functions/types.ts';
-import { markImageSecretsNotReady, prepareImageSecrets } from './reconcile-image-secrets.ts';
+import { markImageSecretsNotReady, prepareImageSecrets, type ConfirmCredential } from './reconcile-image-secrets.ts';
+import { confirmCredentials } from './credential-check.ts';
 import { writeAuthConfig, type ConfigSecretsBuilder } from './auth-config.ts';
 import { ensureOperatorCa, resolveKeyPair, type ResolvedKeyPair } from './certificates.ts';
 import { recordEvent } from './events.ts';
@@ -34,6 +35,8 @@ export interface ReconcileOptions {
   now: () => Date;
   /** how long to wait for a ready replica before reporting RolloutPending (the resync finishes it) */
   rolloutTimeoutMs: number;
+  /** how long to wait for every ready registry pod to accept new credentials before handing them out */
+  credentialsTimeoutMs: number;
   /** replace push/pull credentials issued before this time (the rotation CronJob) */
   forcedBefore?: Date;
 }
@@ -49,12 +52,15 @@ export async function reconcileRegistry(key: RegistryKey, options: ReconcileOpti
   const { tls, auth } = await keyPairs(registry, hostname, options, now);
   const problem: RegistryProblem | undefined = tls.problem ?? auth.problem;
   const imageSecrets = { kube, config, now: options.now, ...forced(options) };
+  let statefulSet: StatefulSetState | undefined;
   if (!problem && tls.pair && auth.pair) {
-    await applyRegistryObjects(registry, hostname, tls.pair, auth.pair, options);
+    const applied = await applyRegistryObjects(registry, hostname, tls.pair, auth.pair, options);
+    // a new registry's pods first: credentials are confirmed with the pods that are ready now
+    statefulSet = await waitForRollout(kube, registry, options.rolloutTimeoutMs);
+    await applied.finishImageSecrets();
   } else if (problem) {
     await markImageSecretsNotReady(key, { hostname, message: problem.message }, imageSecrets);
   }
-  const statefulSet = problem ? undefined : await waitForRollout(kube, registry, options.rolloutTimeoutMs);
   const readiness = registryReadiness(registry, problem, statefulSet);
   await kube.applyStatus({ ...registry, status: registryStatus(registry, { hostname, tlsSecretName: registryTlsSecretName(registry), readiness }, options.now()) }, 'imageregistries');
   await reportChanges(kube, registry, { tls, auth, readiness }, now);
@@ -74,24 +80,29 @@ async function keyPairs(registry: ImageRegistry, hostname: string, options: Reco
   return { tls, auth };
 }
 
-async function applyRegistryObjects(registry: ImageRegistry, hostname: string, tls: KeyPair, auth: KeyPair, options: ReconcileOptions): Promise<void> {
+/**
+ * Accounts, auth config and the workload; returns the step that hands out the new credentials once
+ * the pods have had their chance to start (see reconcileRegistry).
+ */
+async function applyRegistryObjects(registry: ImageRegistry, hostname: string, tls: KeyPair, auth: KeyPair, options: ReconcileOptions): Promise<{ finishImageSecrets(): Promise<void> }> {
   const { kube } = options;
   const key = { namespace: registry.metadata.namespace ?? '', name: registry.metadata.name ?? '' };
   const imageSecrets = { kube, config: options.config, now: options.now, ...forced(options) };
   // clients verify the registry with ca.crt: the issuing CA, or the certificate itself when it has none
-  const accounts = await prepareImageSecrets(key, { hostname, caPem: tls.caPem || tls.certPem }, imageSecrets);
+  const caPem = tls.caPem || tls.certPem;
+  const accounts = await prepareImageSecrets(key, { hostname, caPem }, imageSecrets);
   const httpSecret = (await existingHttpSecret(kube, registry)) ?? randomToken();
   const configSecrets: ConfigSecretsBuilder = (liveAccounts) =>
     desiredConfigSecrets({ registry, hostname, accounts: liveAccounts, now: options.now(), httpSecret });
+  let authConfig: { resourceVersion: string };
   try {
-    await writeAuthConfig(kube, registry, configSecrets, accounts.excludeAccounts);
+    authConfig = await writeAuthConfig(kube, registry, configSecrets, accounts.excludeAccounts);
   } catch (error) {
     await accounts.abandon().catch((cleanup: unknown) => log('warn', 'cannot delete the unused accounts; the next run does', { error: errorMessage(cleanup) }));
     throw error;
   }
   const [, registrySecret] = configSecrets([]);
   await kube.apply(registrySecret as never);
-  await accounts.afterAuthConfig();
   await kube.apply(desiredNginxConfigMap(registry) as never);
   await kube.apply(desiredService(registry, hostname) as never);
   const registryConfigText = Buffer.from(registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
@@ -102,6 +113,9 @@ async function applyRegistryObjects(registry: ImageRegistry, hostname: string, t
     templateAnnotations,
   });
   await kube.apply(statefulSet as never);
+  const confirm: ConfirmCredential = ({ username, password }) =>
+    confirmCredentials(kube, key, { hostname, caPem, username, password, authConfigVersion: authConfig.resourceVersion, timeoutMs: options.credentialsTimeoutMs });
+  return { finishImageSecrets: () => accounts.afterAuthConfig(confirm) };
 }
 
 /** The registry's http.secret must stay stable across runs (it signs upload state between replicas). */

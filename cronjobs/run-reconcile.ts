@@ -2,7 +2,6 @@
 // --not-before <ISO time>: the coalescing window's end; waiting for it means every admission of
 // the window is stored before this Job reads.
 import { parseArgs } from 'node:util';
-import { parseDuration } from '../functions/duration.ts';
 import { operatorConfigFromEnv } from '../functions/operator-config.ts';
 import { GROUP_VERSION, type ImageRegistry, type OperatorConfig } from '../functions/types.ts';
 import { connectKube, type Kube } from './kube.ts';
@@ -39,7 +38,8 @@ async function everyRegistryKey(kube: Kube, config: OperatorConfig): Promise<Reg
 export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, options: { forcedBefore?: Date } = {}): Promise<number> {
   const { registries, notBefore } = parseRegistryArgs(argv);
   const config = operatorConfigFromEnv(env);
-  const rolloutTimeoutMs = parseDuration(env.OPERATOR_ROLLOUT_TIMEOUT || '60s');
+  const rolloutTimeoutMs = config.rolloutTimeoutSeconds * 1000;
+  const credentialsTimeoutMs = config.credentialsTimeoutSeconds * 1000;
   if (notBefore && notBefore.getTime() > Date.now()) await new Promise((resolve) => setTimeout(resolve, notBefore.getTime() - Date.now()));
   const kube = connectKube();
   const keys = registries.length > 0 ? registries : await everyRegistryKey(kube, config);
@@ -47,7 +47,7 @@ export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, optio
   for (const key of keys) {
     try {
       const now = () => new Date();
-      const result = await reconcileRegistry(key, { kube, config, now, rolloutTimeoutMs, ...(options.forcedBefore ? { forcedBefore: options.forcedBefore } : {}) });
+      const result = await reconcileRegistry(key, { kube, config, now, rolloutTimeoutMs, credentialsTimeoutMs, ...(options.forcedBefore ? { forcedBefore: options.forcedBefore } : {}) });
       if (result === 'missing') await markImageSecretsNotReady(key, 'missing', { kube, config, now });
     } catch (error) {
       failures++;

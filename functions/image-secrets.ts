@@ -244,7 +244,7 @@ export interface ImageSecretStatusInput {
   /** Ready=False with this reason (e.g. REGISTRY_NOT_READY) although the registry exists */
   notReady?: { reason: string; message: string };
   /** the credentials the Secret holds now; defaults to what the status already says */
-  issued?: { rotation: number; rotationDate: Date };
+  issued?: { rotation: number; rotationDate: Date; expiryDate?: Date };
 }
 
 /**
@@ -256,6 +256,7 @@ export function imageSecretStatus({ cr, now, registry, hostname, notReady: probl
   const generation = cr.metadata.generation;
   const rotation = issued?.rotation ?? cr.status?.rotation;
   const rotationDate = issued ? formatTimestamp(issued.rotationDate) : cr.status?.rotationDate;
+  const expiryDate = issued ? issued.expiryDate && formatTimestamp(issued.expiryDate) : cr.status?.expiryDate;
   const secretName = imageSecretName(cr.kind, name);
   const condition =
     hostname === undefined
@@ -270,6 +271,7 @@ export function imageSecretStatus({ cr, now, registry, hostname, notReady: probl
     conditions: setCondition(cr.status?.conditions, condition, now, generation),
     ...(rotation === undefined ? {} : { rotation }),
     ...(rotationDate === undefined ? {} : { rotationDate }),
+    ...(expiryDate === undefined ? {} : { expiryDate }),
     ...(hostname === undefined ? {} : { registry: { name: registry.name, namespace: registry.namespace, hostname } }),
   };
 }

@@ -12,6 +12,9 @@ export const OPERATOR_CONFIG_DEFAULTS = {
   OPERATOR_IMAGE_NGINX: 'nginx:1.29.3-alpine',
   OPERATOR_IMAGE: 'image-registry-operator:0.1.0',
   OPERATOR_ROTATION_INTERVAL: '24h',
+  OPERATOR_ROLLOUT_TIMEOUT: '60s',
+  // one periodic kubelet volume sync (~60 s) plus docker_auth's reload (~2 s), should touching the pods not help
+  OPERATOR_CREDENTIALS_TIMEOUT: '90s',
 } as const;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -59,6 +62,15 @@ export function operatorConfigFromEnv(env: Record<string, string | undefined>): 
   const rotationIntervalSeconds = rotationSeconds(interval);
   check('OPERATOR_ROTATION_INTERVAL', interval, rotationIntervalSeconds !== undefined, 'must be a positive duration of whole seconds such as 24h or 90m');
 
+  const timeout = (key: 'OPERATOR_ROLLOUT_TIMEOUT' | 'OPERATOR_CREDENTIALS_TIMEOUT'): number => {
+    const text = read(key);
+    const seconds = durationSeconds(text);
+    check(key, text, seconds !== undefined, 'must be a duration of whole seconds such as 60s or 2m (0s: do not wait)');
+    return seconds ?? 0;
+  };
+  const rolloutTimeoutSeconds = timeout('OPERATOR_ROLLOUT_TIMEOUT');
+  const credentialsTimeoutSeconds = timeout('OPERATOR_CREDENTIALS_TIMEOUT');
+
   if (problems.length > 0) throw new Error(`invalid operator configuration: ${problems.join('; ')}`);
   return {
     namespace,
@@ -66,7 +78,18 @@ export function operatorConfigFromEnv(env: Record<string, string | undefined>): 
     defaultRegistry: defaultNamespace === undefined ? { name: defaultName } : { name: defaultName, namespace: defaultNamespace },
     images,
     rotationIntervalSeconds: rotationIntervalSeconds as number,
+    rolloutTimeoutSeconds,
+    credentialsTimeoutSeconds,
   };
+}
+
+function durationSeconds(text: string): number | undefined {
+  try {
+    const seconds = parseDuration(text) / 1000;
+    return Number.isInteger(seconds) && seconds >= 0 ? seconds : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function rotationSeconds(text: string): number | undefined {

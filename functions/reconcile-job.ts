@@ -95,6 +95,8 @@ export function operatorConfigEnv(config: OperatorConfig): { name: string; value
     ['OPERATOR_IMAGE_NGINX', config.images.nginx],
     ['OPERATOR_IMAGE', config.images.operator],
     ['OPERATOR_ROTATION_INTERVAL', formatDuration(config.rotationIntervalSeconds * 1000)],
+    ['OPERATOR_ROLLOUT_TIMEOUT', `${config.rolloutTimeoutSeconds}s`],
+    ['OPERATOR_CREDENTIALS_TIMEOUT', `${config.credentialsTimeoutSeconds}s`],
   ];
   return env.flatMap(([name, value]) => (value === undefined || value === '' ? [] : [{ name, value }]));
 }

@@ -129,6 +129,8 @@ export interface ImageSecretStatus {
   conditions?: Condition[];
   rotation?: number;
   rotationDate?: string;
+  /** when the current credentials' account expires */
+  expiryDate?: string;
   registry?: { name: string; namespace: string; hostname: string };
 }
 
@@ -153,4 +155,8 @@ export interface OperatorConfig {
   images: { registry: string; auth: string; nginx: string; operator: string };
   /** how often push/pull secrets rotate; account TTL defaults to twice this */
   rotationIntervalSeconds: number;
+  /** how long a reconcile Job waits for a ready replica */
+  rolloutTimeoutSeconds: number;
+  /** how long a reconcile Job waits for every ready registry pod to accept new credentials */
+  credentialsTimeoutSeconds: number;
 }

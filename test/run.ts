@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startControlPlane, type ControlPlane } from './support/control-plane.ts';
+import { startCluster, type RunningCluster } from './support/cluster.ts';
 import { installExitHandlers } from './support/processes.ts';
 import { parseUvuTotals } from './support/uvu-totals.ts';
 
@@ -77,17 +77,17 @@ async function main(): Promise<void> {
   const withCluster = [...testFiles('integration'), ...testFiles('e2e')];
   const results = await runAll(unit, process.env, 2);
   if (withCluster.length > 0) {
-    let plane: ControlPlane | undefined;
+    let cluster: RunningCluster | undefined;
     try {
-      plane = await startControlPlane();
-      console.log(`── control plane: kube-apiserver ${plane.version} at ${plane.server}`);
-      const env = { ...process.env, IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: plane.assetsDir };
-      results.push(...(await runAll(withCluster, env, 1)));
+      cluster = await startCluster();
+      const { plane } = cluster;
+      console.log(`── control plane: kube-apiserver ${plane.version} at ${plane.server}, controllers and scheduler, kubelet stand-in (node ${cluster.kubelet.nodeName}); up in ${(plane.startupMs / 1000).toFixed(1)}s`);
+      results.push(...(await runAll(withCluster, { ...process.env, ...cluster.env }, 1)));
     } catch (error) {
       console.log(`── control plane failed to start: ${(error as Error).message}`);
       results.push({ file: 'control plane', passed: 0, failed: 1, skipped: 0, output: '' });
     } finally {
-      await plane?.stop();
+      await cluster?.stop();
     }
   }
   const passed = results.reduce((n, r) => n + r.passed, 0);

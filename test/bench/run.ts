@@ -14,8 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { testCluster } from '../support/cluster.ts';
-import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
+import { startCluster, testCluster, type RunningCluster } from '../support/cluster.ts';
 import { kubeApi } from '../support/kube-api.ts';
 import { installExitHandlers } from '../support/processes.ts';
 import { repoRoot, testServingTls } from '../support/webhook.ts';
@@ -97,16 +96,15 @@ const authConfig = wanted(5) ? authConfigSection() : undefined;
 await section(2, () => coldStartSection({ app, tls, recorder, runs: sizes.coldRuns }));
 await section(1, () => webhookLoadSection({ app, tls, recorder, ...helpers, workDir, runs: sizes.webhookRuns, warmupMs: sizes.warmupMs, durationMs: sizes.durationMs }));
 
-let plane: ControlPlane | undefined;
+let running: RunningCluster | undefined;
 if (wanted(3) || wanted(4) || wanted(5)) {
-  progress('starting etcd and kube-apiserver');
-  plane = await startControlPlane();
-  process.env.IRO_KUBECONFIG = plane.kubeconfig;
-  process.env.IRO_ASSETS = plane.assetsDir;
-  progress(`kube-apiserver ${plane.version}`);
+  progress('starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) and the kubelet stand-in');
+  running = await startCluster();
+  Object.assign(process.env, running.env);
+  progress(`kube-apiserver ${running.plane.version}, up in ${(running.plane.startupMs / 1000).toFixed(1)} s`);
 }
 try {
-  const cluster = plane ? await testCluster() : undefined;
+  const cluster = running ? await testCluster() : undefined;
   if (cluster) {
     await section(3, () => rotationSection({ app, cluster, crs: sizes.rotationCrs, runs: sizes.rotationRuns, budgetMs: sizes.rotationBudgetMs, namespaces: 5 }));
     await section(5, async () => {
@@ -122,7 +120,7 @@ try {
     await section(4, () => secretLatencySection({ app, cluster, crs: sizes.latencyCrs }));
   }
 } finally {
-  await plane?.stop();
+  await running?.stop();
   await recorder.close();
 }
 

@@ -21,8 +21,9 @@ export function usageCommands(readme: string): string[] {
 }
 
 const commands = usageCommands(readFileSync(join(root, 'README.md'), 'utf8'));
-// these need a running docker_auth: a registry pod is only Ready, and a push only authorized, with it
-const needsAuthServer = (command: string) => /skopeo copy|condition=Ready imageregistry\//.test(command);
+// these need a running docker_auth: a registry pod is only Ready, credentials are only confirmed
+// (Ready push/pull secrets), and a push only authorized, with it
+const needsAuthServer = (command: string) => /skopeo copy|condition=Ready image(registry|pushsecret|pullsecret)\//.test(command);
 const authMissing = authServerUnavailable(await testBinaries());
 
 interface Started {

@@ -1,5 +1,7 @@
-// Push/pull secrets, accounts and rotation against the real API server. Jobs run through the Job
-// stand-in from their own manifests with the Jobs' ServiceAccount token (our RBAC, for real).
+// Push/pull secrets, accounts and rotation against the real control plane. Jobs run through the real
+// Job controller and the kubelet stand-in from their own manifests, with the Jobs' ServiceAccount
+// token (our RBAC, for real). The registry here has 0 replicas: no pod can confirm credentials, so
+// Secrets are written and the CRs report RegistryNotReady (test/e2e covers confirmed credentials).
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { compareSync } from 'bcryptjs';
@@ -7,7 +9,8 @@ import { load } from 'js-yaml';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
-import { startJobRunner, type JobRunner } from '../support/job-runner.ts';
+import { waitFor } from '../support/processes.ts';
+import { waitForJob } from '../support/jobs.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { run } from '../support/processes.ts';
 import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
@@ -18,23 +21,21 @@ import { reconcileRegistry } from '../../cronjobs/reconcile-registry.ts';
 
 type Obj = Record<string, any>;
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const config = operatorConfigFromEnv({});
+const config = operatorConfigFromEnv({ OPERATOR_ROLLOUT_TIMEOUT: '0s' });
 const test = suite('image secrets');
 
 interface Setup {
   cluster: TestCluster;
   ns: string;
-  runner: JobRunner;
 }
 let ready: Promise<Setup> | undefined;
 function setup(): Promise<Setup> {
   ready ??= (async () => {
     const cluster = await testCluster();
-    await installOperatorBase(cluster);
+    await installOperatorBase(cluster, { OPERATOR_ROLLOUT_TIMEOUT: '0s' });
     const ns = await cluster.createNamespace('secrets');
-    const runner = startJobRunner({ kubeconfig: cluster.kubeconfig, namespace: OPERATOR_NAMESPACE, repoRoot: root, env: { OPERATOR_ROLLOUT_TIMEOUT: '0s' } });
-    await apply(cluster, ns, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: {} });
-    return { cluster, ns, runner };
+    await apply(cluster, ns, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: { replicas: 0 } });
+    return { cluster, ns };
   })();
   return ready;
 }
@@ -55,14 +56,14 @@ async function list(cluster: TestCluster, kind: string, namespace: string, selec
   return JSON.parse(result.stdout).items;
 }
 
-/** Creates the reconcile Job the webhook would create and lets the stand-in run it. */
+/** Creates the reconcile Job the webhook would create; the Job controller and the kubelet run it. */
 let jobCounter = 0;
-async function reconcileJob({ cluster, ns, runner }: Setup): Promise<void> {
+async function reconcileJob({ cluster, ns }: Setup): Promise<void> {
   const job = desiredReconcileJob({ registry: { namespace: ns, name: 'reg' }, config, windowEnd: new Date() });
   job.metadata.name = `reconcile-secrets-test-${++jobCounter}`;
   await apply(cluster, OPERATOR_NAMESPACE, job);
-  const finished = await runner.waitForJob(job.metadata.name, 60_000);
-  assert.is(finished.result, 'Complete', finished.logs());
+  const finished = await waitForJob(cluster, OPERATOR_NAMESPACE, job.metadata.name, 90_000);
+  assert.is(finished.result, 'Complete', finished.logs);
 }
 
 const secretData = (secret: Obj, key: string) => Buffer.from(secret.data[key], 'base64').toString('utf8');
@@ -114,7 +115,10 @@ test('username is the account; the password verifies against its bcrypt hash; th
   const cr = await get(s.cluster, 'imagepushsecret', 'app', s.ns);
   assert.is(cr!.status.rotation, 1);
   assert.equal(cr!.status.registry, { name: 'reg', namespace: s.ns, hostname: `reg.${s.ns}.svc.example.org` });
-  assert.is(cr!.status.conditions.find((c: Obj) => c.type === 'Ready').status, 'True');
+  // no registry pod could confirm them: Ready=False until one does (the e2e tests show True)
+  const condition = cr!.status.conditions.find((c: Obj) => c.type === 'Ready');
+  assert.equal([condition.status, condition.reason], ['False', 'RegistryNotReady']);
+  assert.match(condition.message, 'no ready pod to confirm the credentials');
 });
 
 test('a no-op reconcile does not rotate', async () => {
@@ -132,10 +136,10 @@ test('forced rotation with the real `kubectl create job --from=cronjob/…` incr
   const s = await setup();
   const created = await s.cluster.kubectl(['create', 'job', '--from=cronjob/image-registry-operator-rotate', 'rotate-now'], { namespace: OPERATOR_NAMESPACE });
   assert.is(created.code, 0, created.stderr);
-  const finished = await s.runner.waitForJob('rotate-now', 60_000);
-  assert.is(finished.result, 'Complete', finished.logs());
-  assert.equal(finished.containerArgv, ['node', '/app/dist/rotate.js']);
-  assert.is(finished.serviceAccount, 'image-registry-operator-jobs');
+  const finished = await waitForJob(s.cluster, OPERATOR_NAMESPACE, 'rotate-now', 90_000);
+  assert.is(finished.result, 'Complete', finished.logs);
+  assert.equal(finished.pods[0]?.spec.containers[0].command, ['node', '/app/dist/rotate.js']);
+  assert.is(finished.pods[0]?.spec.serviceAccountName, 'image-registry-operator-jobs');
   const cr = await get(s.cluster, 'imagepushsecret', 'app', s.ns);
   assert.is(cr!.status.rotation, 2);
   const secret = await get(s.cluster, 'secret', 'app-image-push-secret', s.ns);
@@ -161,7 +165,7 @@ test('with the clock past the TTL (injected), expired accounts disappear and cre
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(s.cluster.kubeconfig);
   const later = new Date(Date.now() + 2 * config.rotationIntervalSeconds * 1000 + 60_000);
-  await reconcileRegistry({ namespace: s.ns, name: 'reg' }, { kube: connectKube(kubeConfig), config, now: () => later, rolloutTimeoutMs: 0 });
+  await reconcileRegistry({ namespace: s.ns, name: 'reg' }, { kube: connectKube(kubeConfig), config, now: () => later, rolloutTimeoutMs: 0, credentialsTimeoutMs: 10_000 });
   const names = (await list(s.cluster, 'imageregistryaccount', s.ns)).map((a) => a.metadata.name);
   assert.not.ok(names.includes(`push.${s.ns}.app.1`), 'rotation 1 expired and deleted');
   assert.not.ok(names.includes(`push.${s.ns}.app.2`), 'rotation 2 expired and deleted');
@@ -173,10 +177,11 @@ test('with the clock past the TTL (injected), expired accounts disappear and cre
   assert.not.ok(users[`push.${s.ns}.app.1`]);
 });
 
-test('deleting the CR revokes its accounts', async () => {
+test('deleting the CR revokes its accounts; the garbage collector deletes its Secret', async () => {
   const s = await setup();
   const deleted = await s.cluster.kubectl(['delete', 'imagepullsecret', 'app'], { namespace: s.ns });
   assert.is(deleted.code, 0, deleted.stderr);
+  await waitFor('the garbage collector to delete app-image-pull-secret', async () => (await get(s.cluster, 'secret', 'app-image-pull-secret', s.ns)) === undefined, 30_000);
   await reconcileJob(s);
   const accounts = await list(s.cluster, 'imageregistryaccount', s.ns);
   assert.not.ok(accounts.some((a) => a.spec.labels?.accessMode?.[0] === 'pull' && a.spec.labels?.name?.[0] === 'app'), 'pull accounts of app revoked');
@@ -187,11 +192,11 @@ test('deleting the CR revokes its accounts', async () => {
 test('an auth config over the 1 MiB Secret limit: clear error and Warning Event, no credentials handed out, no account left behind', async () => {
   const s = await setup();
   const ns = await s.cluster.createNamespace('oversize');
-  await apply(s.cluster, ns, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: {} }, pushSecret('app'));
+  await apply(s.cluster, ns, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: { replicas: 0 } }, pushSecret('app'));
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(s.cluster.kubeconfig);
   const reconcile = (forcedBefore?: Date) =>
-    reconcileRegistry({ namespace: ns, name: 'reg' }, { kube: connectKube(kubeConfig), config, now: () => new Date(), rolloutTimeoutMs: 0, ...(forcedBefore ? { forcedBefore } : {}) });
+    reconcileRegistry({ namespace: ns, name: 'reg' }, { kube: connectKube(kubeConfig), config, now: () => new Date(), rolloutTimeoutMs: 0, credentialsTimeoutMs: 10_000, ...(forcedBefore ? { forcedBefore } : {}) });
   await reconcile();
   const before = await get(s.cluster, 'secret', 'app-image-push-secret', ns);
   assert.is(secretData(before!, 'username'), `push.${ns}.app.1`);
@@ -228,7 +233,7 @@ test('a push secret for a registry that does not exist reports RegistryNotFound'
   const job = desiredReconcileJob({ registry: { namespace: s.ns, name: 'nowhere' }, config, windowEnd: new Date() });
   job.metadata.name = 'reconcile-nowhere-test';
   await apply(s.cluster, OPERATOR_NAMESPACE, job);
-  assert.is((await s.runner.waitForJob(job.metadata.name, 60_000)).result, 'Complete');
+  assert.is((await waitForJob(s.cluster, OPERATOR_NAMESPACE, job.metadata.name, 90_000)).result, 'Complete');
   const condition = (await get(s.cluster, 'imagepushsecret', 'lost', s.ns))!.status.conditions.find((c: Obj) => c.type === 'Ready');
   assert.equal([condition.status, condition.reason], ['False', 'RegistryNotFound']);
   assert.match(condition.message, `${s.ns}/nowhere`);
@@ -236,8 +241,8 @@ test('a push secret for a registry that does not exist reports RegistryNotFound'
 
 /**
  * Secrets of live push/pull CRs whose credentials the auth config would refuse (unknown username or
- * bcrypt mismatch). A deleted CR's Secret is left out: the garbage collector (not running here)
- * removes it through its ownerReference, and its credentials are meant to be revoked.
+ * bcrypt mismatch). A deleted CR's Secret is left out: the garbage collector removes it through its
+ * ownerReference (shortly after), and its credentials are meant to be revoked.
  */
 async function secretsMissingFromAuthConfig(s: Setup, ns: string): Promise<string[]> {
   const users = await authUsers(s.cluster, ns);
@@ -281,9 +286,10 @@ test('faults: 20 rotations killed at random points, each followed by a normal ru
   assert.equal(orphans.map((a) => a.metadata.name), [], 'no account outlives its CR');
 });
 
-test('stop the Job stand-in', async () => {
+test('clean up: deleting the namespace removes everything in it', async () => {
   const s = await setup();
-  await s.runner.stop();
+  const deleted = await s.cluster.kubectl(['delete', 'namespace', s.ns, '--wait=false']);
+  assert.is(deleted.code, 0, deleted.stderr);
 });
 
 test.run();

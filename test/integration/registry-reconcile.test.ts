@@ -1,13 +1,15 @@
-// The reconcile Job against the real API server: run as a process from the command, args and env
+// The reconcile Job against the real control plane: run as a process from the command, args and env
 // of our reconcile Job manifest, it creates the registry's objects; a second run changes nothing;
-// all three certificate modes; the pod template passes PodSecurity "restricted"; renewal.
+// all three certificate modes; the pod template passes PodSecurity "restricted"; renewal; deleting
+// a registry lets the real garbage collector remove what it owns. The registries here never get a
+// pod (a ResourceQuota of 0 pods in the namespace): the e2e tests run them.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
-import { run } from '../support/processes.ts';
+import { run, waitFor } from '../support/processes.ts';
 import { issueTestCertificate } from '../support/pki.ts';
 import { fulfilCertificates, installCertificateCrd } from '../support/cert-manager.ts';
 import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
@@ -29,6 +31,9 @@ function setup() {
     await installCertificateCrd(cluster);
     await cluster.kubectl(['create', 'namespace', OPERATOR_NAMESPACE]);
     const ns = await cluster.createNamespace('reconcile');
+    const quota = { apiVersion: 'v1', kind: 'ResourceQuota', metadata: { name: 'no-pods' }, spec: { hard: { pods: '0' } } };
+    const created = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify(quota), namespace: ns });
+    if (created.code !== 0) throw new Error(created.stderr);
     return { cluster, ns };
   })();
   return ready;
@@ -104,7 +109,7 @@ test('self-signed: the TLS leaf names the hostname and chains to the operator CA
   assert.match(leaf.subjectAltName ?? '', `DNS:reg.${ns}.svc.cluster.local`);
 });
 
-test('no kubelet has started a replica yet → Ready=False RolloutPending, with an Event', async () => {
+test('no replica is ready (the StatefulSet controller may not create pods here) → Ready=False RolloutPending, with an Event', async () => {
   const { cluster, ns } = await setup();
   const condition = readyCondition(await get(cluster, 'imageregistry', 'reg', ns));
   assert.equal([condition?.status, condition?.reason], ['False', 'RolloutPending']);
@@ -125,15 +130,6 @@ test('a second run changes nothing: every resourceVersion stays equal', async ()
   const before = await versions();
   await runReconcileJob(cluster, ns, 'reg');
   assert.equal(await versions(), before);
-});
-
-test('a ready replica (StatefulSet status as the controller would set it) → Ready=True', async () => {
-  const { cluster, ns } = await setup();
-  const patched = await cluster.kubectl(['patch', 'statefulset', 'reg', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { replicas: 1, readyReplicas: 1, availableReplicas: 1, updatedReplicas: 1 } })], { namespace: ns });
-  assert.is(patched.code, 0, patched.stderr);
-  await runReconcileJob(cluster, ns, 'reg');
-  const condition = readyCondition(await get(cluster, 'imageregistry', 'reg', ns));
-  assert.equal([condition?.status, condition?.reason], ['True', 'Ready']);
 });
 
 test('the StatefulSet pod template is accepted in a namespace that enforces PodSecurity restricted', async () => {
@@ -202,12 +198,38 @@ test('renewal with an injected clock: a leaf past 2/3 of its life is reissued an
   const before = { tls: await get(cluster, 'secret', 'reg-tls', ns), ca: await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE), sts: await get(cluster, 'statefulset', 'reg', ns) };
   const notAfter = new Date(new X509Certificate(decode(before.tls!, 'tls.crt')).validTo);
   const pastTwoThirds = new Date(notAfter.getTime() - 24 * 3600_000); // one day before expiry of a 90-day leaf
-  await reconcileRegistry({ namespace: ns, name: 'reg' }, { kube, config, now: () => pastTwoThirds, rolloutTimeoutMs: 0 });
+  await reconcileRegistry({ namespace: ns, name: 'reg' }, { kube, config, now: () => pastTwoThirds, rolloutTimeoutMs: 0, credentialsTimeoutMs: 10_000 });
   const after = { tls: await get(cluster, 'secret', 'reg-tls', ns), ca: await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE), sts: await get(cluster, 'statefulset', 'reg', ns) };
   assert.is.not(decode(after.tls!, 'tls.crt'), decode(before.tls!, 'tls.crt'), 'leaf reissued');
   assert.is(after.ca!.metadata.resourceVersion, before.ca!.metadata.resourceVersion, 'CA kept');
   const annotation = (s: Obj | undefined) => s!.spec.template.metadata.annotations['registry.mgoltzsche.github.com/rollout-checksum'];
   assert.is.not(annotation(after.sts), annotation(before.sts), 'pod template annotation changed → pods roll');
+});
+
+test('deleting a registry: the garbage collector removes its objects, and its volume only with deleteClaim', async () => {
+  const { cluster } = await setup();
+  const ns = await cluster.createNamespace('gc');
+  await apply(cluster, registry('keep', { replicas: 1 }), ns);
+  await apply(cluster, registry('drop', { replicas: 1, persistentVolumeClaim: { deleteClaim: true } }), ns);
+  await runReconcileJob(cluster, ns, 'keep');
+  await runReconcileJob(cluster, ns, 'drop');
+  // the StatefulSet controller creates each pod's claim; the kubelet stand-in's provisioner binds it
+  for (const name of ['keep', 'drop']) {
+    await waitFor(`PVC data-${name}-0 bound`, async () => (await get(cluster, 'pvc', `data-${name}-0`, ns))?.status?.phase === 'Bound', 60_000);
+  }
+  for (const name of ['keep', 'drop']) assert.is((await cluster.kubectl(['delete', 'imageregistry', name], { namespace: ns })).code, 0);
+  const owned = (name: string) => [['service', name], ['statefulset', name], ['secret', `${name}-tls`], ['secret', `${name}-auth-tls`], ['secret', `${name}-auth-config`], ['secret', `${name}-registry-config`], ['configmap', `${name}-nginx`]] as const;
+  for (const [kind, name] of [...owned('keep'), ...owned('drop')]) {
+    await waitFor(`${kind} ${name} to be garbage-collected`, async () => (await get(cluster, kind, name, ns)) === undefined, 60_000);
+  }
+  await waitFor('PVC data-drop-0 deleted with its StatefulSet (deleteClaim)', async () => (await get(cluster, 'pvc', 'data-drop-0', ns)) === undefined, 60_000);
+  assert.ok(await get(cluster, 'pvc', 'data-keep-0', ns), 'without deleteClaim the volume stays');
+  await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']);
+});
+
+test('clean up', async () => {
+  const { cluster, ns } = await setup();
+  assert.is((await cluster.kubectl(['delete', 'namespace', ns, '--wait=false'])).code, 0);
 });
 
 async function writeTemp(content: string): Promise<string> {

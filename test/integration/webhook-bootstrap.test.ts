@@ -1,5 +1,6 @@
-// TLS bootstrap of the webhook, from kustomize/ as installed: the bootstrap Job (run by the Job
-// stand-in from its own manifest, as the image-registry-operator-bootstrap ServiceAccount) creates
+// TLS bootstrap of the webhook, from kustomize/ as installed: the bootstrap Job (run by the real Job
+// controller and the kubelet stand-in from its own manifest, as the image-registry-operator-bootstrap
+// ServiceAccount) creates
 // the serving CA/certificate Secret and injects the CA into both webhook configurations; reruns
 // (also from the renewal CronJob) change nothing unless something is due. Also: the RBAC of the
 // webhook and the bootstrap Job is least privilege.
@@ -11,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WEBHOOK_TLS_SECRET_NAME, webhookDnsNames } from '../../functions/webhook-tls.ts';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
-import { startJobRunner, type JobRunner } from '../support/job-runner.ts';
+import { waitForJob } from '../support/jobs.ts';
 import { issueTestCertificate } from '../support/pki.ts';
 import {
   applyObjects,
@@ -23,7 +24,6 @@ import {
   httpsRequest,
   isWebhookConfiguration,
   renderInstall,
-  repoRoot,
   startWebhook,
   type Obj,
 } from '../support/webhook.ts';
@@ -34,13 +34,11 @@ const CONFIGURATIONS = ['mutatingwebhookconfiguration/image-registry-operator', 
 interface Setup {
   cluster: TestCluster;
   objects: Obj[];
-  runner: JobRunner;
 }
 
 let setup: Promise<Setup> | undefined;
 function installed(): Promise<Setup> {
   setup ??= (async () => {
-    const started = Date.now() - 1000;
     const cluster = await testCluster();
     deleteWebhookConfigurationsOnExit(cluster);
     await buildBundles(['bootstrap', 'webhook']);
@@ -49,13 +47,7 @@ function installed(): Promise<Setup> {
     await applyObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && !['Job', 'Deployment'].includes(o.kind)));
     await createWebhookConfigurations(cluster, objects.filter(isWebhookConfiguration));
     await cluster.kubectl(['delete', 'secret', WEBHOOK_TLS_SECRET_NAME, '--ignore-not-found'], { namespace: NS });
-    const runner = startJobRunner({
-      kubeconfig: cluster.kubeconfig,
-      namespace: NS,
-      repoRoot,
-      filter: (job) => job.metadata.labels?.['app.kubernetes.io/component'] === 'bootstrap' && Date.parse(job.metadata.creationTimestamp ?? '') >= started,
-    });
-    return { cluster, objects, runner };
+    return { cluster, objects };
   })();
   return setup;
 }
@@ -82,23 +74,25 @@ async function configurations(cluster: TestCluster) {
 
 /** Creates a Job from the rendered bootstrap Job manifest under another name and waits for its run. */
 async function runBootstrap(name: string) {
-  const { cluster, objects, runner } = await installed();
+  const { cluster, objects } = await installed();
   const job = objects.find((o) => o.kind === 'Job' && o.metadata.name === 'image-registry-operator-bootstrap');
   assert.ok(job, 'kustomize/ renders the bootstrap Job');
   const created = await cluster.kubectl(['create', '-f', '-'], { input: JSON.stringify({ ...job, metadata: { ...job.metadata, name } }) });
   assert.is(created.code, 0, created.stderr);
-  const run = await runner.waitForJob(name, 60_000);
-  assert.is(run.result, 'Complete', run.logs());
+  const run = await waitForJob(cluster, NS, name, 90_000);
+  assert.is(run.result, 'Complete', run.logs);
   return run;
 }
 
 test('the bootstrap Job creates the serving CA/certificate Secret and injects caBundle into both configurations', async () => {
   const { cluster, objects } = await installed();
   const run = await runBootstrap('image-registry-operator-bootstrap');
-  assert.equal(run.argv, [process.execPath, join(repoRoot, 'dist/bootstrap.js')]);
-  assert.is(run.serviceAccount, 'image-registry-operator-bootstrap');
-  assert.is(run.env.OPERATOR_NAMESPACE, configEnv(objects).OPERATOR_NAMESPACE, 'envFrom the operator ConfigMap');
-  assert.match(run.logs(), '"secret":"created"');
+  const pod = run.pods[0]?.spec;
+  assert.equal(pod?.containers[0].command, ['node', '/app/dist/bootstrap.js']);
+  assert.is(pod?.serviceAccountName, 'image-registry-operator-bootstrap');
+  assert.equal(pod?.containers[0].envFrom, [{ configMapRef: { name: 'image-registry-operator-config' } }], 'envFrom the operator ConfigMap');
+  assert.ok(configEnv(objects).OPERATOR_NAMESPACE);
+  assert.match(run.logs, '"secret":"created"');
 
   const stored = await secret(cluster);
   assert.is(stored.type, 'kubernetes.io/tls');
@@ -143,13 +137,12 @@ test('a second run, and a run from the renewal CronJob, change nothing (resource
   const before = await secret(cluster);
   const configurationVersions = (await configurations(cluster)).map((c) => c.metadata.resourceVersion);
   const second = await runBootstrap('bootstrap-again');
-  assert.match(second.logs(), '"secret":"unchanged","issued":[],"injected":[]');
+  assert.match(second.logs, '"secret":"unchanged","issued":[],"injected":[]');
   const fromCron = await cluster.kubectl(['create', 'job', '--from=cronjob/image-registry-operator-webhook-tls', 'tls-now'], { namespace: NS });
   assert.is(fromCron.code, 0, fromCron.stderr);
-  const { runner } = await installed();
-  const cronRun = await runner.waitForJob('tls-now', 60_000);
-  assert.is(cronRun.result, 'Complete', cronRun.logs());
-  assert.equal(cronRun.argv, [process.execPath, join(repoRoot, 'dist/bootstrap.js')]);
+  const cronRun = await waitForJob(cluster, NS, 'tls-now', 90_000);
+  assert.is(cronRun.result, 'Complete', cronRun.logs);
+  assert.equal(cronRun.pods[0]?.spec.containers[0].command, ['node', '/app/dist/bootstrap.js']);
   assert.is((await secret(cluster)).metadata.resourceVersion, before.metadata.resourceVersion);
   assert.equal((await configurations(cluster)).map((c) => c.metadata.resourceVersion), configurationVersions);
 });
@@ -163,7 +156,7 @@ test('a serving certificate that no longer fits is reissued by the same CA; the 
   const patched = await cluster.kubectl(['patch', 'secret', WEBHOOK_TLS_SECRET_NAME, '--type=merge', '-p', JSON.stringify({ data: { 'tls.crt': Buffer.from(foreign.certPem).toString('base64'), 'tls.key': Buffer.from(foreign.keyPem).toString('base64') } })], { namespace: NS });
   assert.is(patched.code, 0, patched.stderr);
   const run = await runBootstrap('bootstrap-renew');
-  assert.match(run.logs(), '"secret":"updated","issued":["leaf"],"injected":[]', run.logs());
+  assert.match(run.logs, '"secret":"updated","issued":["leaf"],"injected":[]', run.logs);
   const after = await secret(cluster);
   assert.is(after.data['ca.crt'], before.data['ca.crt'], 'same CA');
   assert.is(after.data['ca.key'], before.data['ca.key']);
@@ -201,8 +194,7 @@ test('RBAC is least privilege for the webhook and the bootstrap Job', async () =
 });
 
 test('clean up: webhook configurations, the Secret and the bootstrap Jobs are removed', async () => {
-  const { cluster, runner } = await installed();
-  await runner.stop();
+  const { cluster } = await installed();
   await deleteWebhookConfigurations(cluster);
   await cluster.kubectl(['delete', 'secret', WEBHOOK_TLS_SECRET_NAME, '--ignore-not-found'], { namespace: NS });
   await cluster.kubectl(['delete', 'jobs', '-l', 'app.kubernetes.io/component=bootstrap', '--wait=false'], { namespace: NS });

@@ -2,7 +2,7 @@
 // (dist/webhook.js) over TLS, configured by the webhook configurations rendered from kustomize/
 // with clientConfig.service rewritten to a loopback URL and a test CA (as envtest does). The
 // webhook runs with a token of its own ServiceAccount, so its RBAC is exercised too; the Jobs it
-// enqueues are run by the Job stand-in from their own command/args/env.
+// enqueues are run by the real Job controller and the kubelet stand-in from their own manifests.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import { DEFAULT_WINDOW_SECONDS, desiredReconcileJob, reconcileWindow, registryLabelValue, REGISTRY_LABEL, type RegistryKey } from '../../functions/reconcile-job.ts';
 import { GROUP_VERSION, type OperatorConfig } from '../../functions/types.ts';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
-import { startJobRunner, type JobObject, type JobRunner } from '../support/job-runner.ts';
+import { waitForJob } from '../support/jobs.ts';
 import { kubeApi, serviceAccountKubeconfig } from '../support/kube-api.ts';
 import { waitFor } from '../support/processes.ts';
 import {
@@ -53,7 +53,11 @@ interface Setup {
   tls: TestTls;
   webhookKubeconfig: string;
   webhook: WebhookProcess;
-  runner: JobRunner;
+}
+
+interface JobObject {
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: { template: { spec: Record<string, any> } } & Record<string, unknown>;
 }
 
 let setup: Promise<Setup> | undefined;
@@ -64,7 +68,6 @@ function installed(): Promise<Setup> {
 }
 
 async function install(): Promise<Setup> {
-  const started = new Date(Date.now() - 1000);
   const cluster = await testCluster();
   deleteWebhookConfigurationsOnExit(cluster);
   await buildBundles(['webhook']);
@@ -88,15 +91,10 @@ async function install(): Promise<Setup> {
   const webhook = await startWebhook({ tls, env, kubeconfig: webhookKubeconfig });
   await createWebhookConfigurations(cluster, pointWebhooksAt(objects, `127.0.0.1:${webhook.port}`, tls.ca.certPem));
   await webhookEffective(cluster);
-  const runner = startJobRunner({
-    kubeconfig: cluster.kubeconfig,
-    namespace: config.namespace,
-    repoRoot,
-    // the registry pods never become ready here (no kubelet): don't let the reconcile wait long for them
-    env: { OPERATOR_ROLLOUT_TIMEOUT: '2s' },
-    filter: (job) => Date.parse(job.metadata.creationTimestamp ?? '') >= started.getTime(),
-  });
-  return { cluster, config, env, tls, webhookKubeconfig, webhook, runner };
+  // the registries here are not what is tested: don't let the reconcile Jobs wait for their pods
+  const patched = await cluster.kubectl(['patch', 'configmap', 'image-registry-operator-config', '--type=merge', '-p', JSON.stringify({ data: { OPERATOR_ROLLOUT_TIMEOUT: '2s' } })], { namespace: config.namespace });
+  if (patched.code !== 0) throw new Error(patched.stderr);
+  return { cluster, config, env, tls, webhookKubeconfig, webhook };
 }
 
 /** The API server picks webhook configurations up asynchronously: wait until ours is called. */
@@ -344,8 +342,8 @@ test(`${invalidRows.length} invalid CRs are rejected through the API server, eac
 
 // ── enqueue ───────────────────────────────────────────────────────────────────────────────────────
 
-test('kubectl apply --dry-run=server enqueues nothing; a real apply creates the reconcile Job the stand-in runs', async () => {
-  const { cluster, config, runner } = await installed();
+test('kubectl apply --dry-run=server enqueues nothing; a real apply creates the reconcile Job the Job controller runs', async () => {
+  const { cluster, config } = await installed();
   const ns = await namespace(cluster, 'wh-enqueue');
   const key = { namespace: ns, name: 'registry' };
   const dry = await apply(registry('registry'), ns, ['--dry-run=server']);
@@ -378,13 +376,11 @@ test('kubectl apply --dry-run=server enqueues nothing; a real apply creates the 
   );
   assert.equal(container?.command, ['node', '/app/dist/reconcile.js']);
 
-  // the stand-in runs the Job from its own command/args/env as image-registry-operator-jobs
-  const run = await runner.waitForJob(job.metadata.name, 90_000);
-  assert.equal(run.argv, [process.execPath, join(repoRoot, 'dist/reconcile.js'), ...(wanted?.args ?? [])]);
-  assert.is(run.serviceAccount, 'image-registry-operator-jobs');
-  assert.equal(Object.fromEntries(Object.entries(run.env).filter(([k]) => k.startsWith('OPERATOR_'))), Object.fromEntries((wanted?.env ?? []).map((e) => [e.name, e.value])));
-  assert.ok(run.attempts.length >= 1, 'the stand-in ran it');
-  assert.is(run.result, 'Complete', run.logs());
+  // the Job controller makes its pod, the kubelet stand-in runs it as image-registry-operator-jobs
+  const run = await waitForJob(cluster, config.namespace, job.metadata.name, 90_000);
+  assert.is(run.result, 'Complete', run.logs);
+  assert.is(run.pods[0]?.spec.serviceAccountName, 'image-registry-operator-jobs');
+  assert.match(run.logs, '"msg":"registry reconciled"');
   // what the reconcile entry point made of it: the registry's objects exist
   const tlsSecret = await get('Secret', 'registry-tls', ns);
   assert.ok(tlsSecret, 'the registry TLS Secret appears');
@@ -393,14 +389,14 @@ test('kubectl apply --dry-run=server enqueues nothing; a real apply creates the 
 });
 
 test('burst: 50 ImagePushSecrets in one apply → one reconcile Job per window it spans; all 50 Secrets appear', async () => {
-  const { cluster, runner } = await installed();
+  const { cluster, config } = await installed();
   const ns = await namespace(cluster, 'wh-burst');
   const key = { namespace: ns, name: 'registry' };
   // the registry first, and its own Job done, so that only the burst's Jobs are counted
   assert.is((await apply(registry('registry'), ns)).code, 0);
   const [first] = await reconcileJobsOf(key);
   assert.ok(first);
-  assert.is((await runner.waitForJob(first.metadata.name, 90_000)).result, 'Complete');
+  assert.is((await waitForJob(cluster, config.namespace, first.metadata.name, 90_000)).result, 'Complete');
   const before = new Set((await reconcileJobsOf(key)).map((job) => job.metadata.name));
 
   const secrets = Array.from({ length: 50 }, (_, i) => pushSecret(`app-${i}`));
@@ -418,8 +414,11 @@ test('burst: 50 ImagePushSecrets in one apply → one reconcile Job per window i
   // every one of them is labelled for the registry the Jobs select by
   const listed = await cluster.kubectl(['get', 'imagepushsecrets', '-l', `${REGISTRY_LABEL}=${registryLabelValue(key)}`, '-o', 'name'], { namespace: ns });
   assert.is(listed.stdout.trim().split('\n').length, 50);
-  // the stand-in runs the coalesced Jobs: every push secret gets its Secret
-  for (const job of jobs) assert.is((await runner.waitForJob(job.metadata.name, 120_000)).result, 'Complete', runner.logs(job.metadata.name));
+  // the coalesced Jobs run: every push secret gets its Secret
+  for (const job of jobs) {
+    const run = await waitForJob(cluster, config.namespace, job.metadata.name, 120_000);
+    assert.is(run.result, 'Complete', run.logs);
+  }
   const names = new Set(secrets.map((s) => `${s.metadata.name}-image-push-secret`));
   let missing: string[] = [];
   await waitFor('all 50 push Secrets', async () => {
@@ -451,19 +450,17 @@ test('webhook stopped → our CRs are refused with a clear message; a ConfigMap 
   assert.is(again.code, 0, again.stderr);
 });
 
-test('clean up: the webhook configurations are removed, the stand-in and the webhook stopped', async () => {
-  const { cluster, config, runner } = await installed();
+test('clean up: the webhook configurations are removed, the webhook stopped, the namespaces deleted', async () => {
+  const { cluster, config } = await installed();
   await deleteWebhookConfigurations(cluster);
   const left = await cluster.kubectl(['get', 'mutatingwebhookconfigurations,validatingwebhookconfigurations', '-o', 'name']);
   assert.not.match(left.stdout, 'image-registry-operator');
-  await runner.stop();
   assert.is(await current?.webhook.stop(), 0);
   // the Jobs enqueued by this file are of no use to the next one, and its CRs would only make the
-  // cluster-wide rotation and resync Jobs of later files slower (namespaces cannot be deleted
-  // here: no namespace controller runs)
+  // cluster-wide rotation and resync Jobs of later files slower
   await cluster.kubectl(['delete', 'jobs', '-l', 'app.kubernetes.io/component=reconcile', '--wait=false'], { namespace: config.namespace });
   for (const ns of namespaces) {
-    const deleted = await cluster.kubectl(['delete', 'imagepushsecrets,imagepullsecrets,imageregistryaccounts,imageregistries', '--all', '--wait=false'], { namespace: ns });
+    const deleted = await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']);
     assert.is(deleted.code, 0, deleted.stderr);
   }
 });

@@ -1,12 +1,11 @@
-// The local sandbox behind `npm start`: a real control plane with the toolkit installed from
-// kustomize/, the real webhook over TLS, and stand-ins only where no real part runs here — the
-// kubelet for Jobs (test/support/job-runner.ts) and for registry pods (test/support/pod-runner.ts).
+// The local sandbox behind `npm start`: a real control plane (etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler) with the toolkit installed from kustomize/, the real
+// webhook over TLS, and a stand-in only where no real part runs here: the kubelet
+// (test/support/kubelet.ts), which runs Job pods and registry pods and plays the load balancer.
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
-import { testCluster, type TestCluster } from '../support/cluster.ts';
-import { startJobRunner, type JobRunner } from '../support/job-runner.ts';
+import { startCluster, testCluster, type RunningCluster, type TestCluster } from '../support/cluster.ts';
 import { writeOciImage } from '../support/oci-image.ts';
 import { installExitHandlers } from '../support/processes.ts';
 import {
@@ -17,16 +16,13 @@ import {
   isWebhookConfiguration,
   pointWebhooksAt,
   renderInstall,
-  repoRoot,
   startWebhook,
   testServingTls,
   type Obj,
   type WebhookProcess,
 } from '../support/webhook.ts';
-import { startPodSupervisor, type PodSupervisor } from './pod-supervisor.ts';
 
 export const ENTRY_POINTS = ['webhook', 'reconcile', 'rotate', 'resync', 'bootstrap', 'bcrypt-worker'];
-const OPERATOR_NAMESPACE = 'image-registry-operator';
 // in-cluster parts that the sandbox replaces: the webhook runs as a local process with a test
 // certificate instead of the Deployment, and its configurations point at it
 const REPLACED_KINDS = new Set(['Deployment', 'PodDisruptionBudget', 'Job']);
@@ -54,22 +50,18 @@ export async function startSandbox(options: { dataDir?: string; log?: (line: str
   try {
     log('building the bundles (dist/)…');
     await buildBundles(ENTRY_POINTS);
-    log('starting etcd and kube-apiserver…');
-    const plane: ControlPlane = await startControlPlane({ workDir: join(dataDir, 'control-plane'), keepWorkDir: true });
-    stops.push(() => plane.stop());
-    process.env.IRO_KUBECONFIG = plane.kubeconfig;
-    process.env.IRO_ASSETS = plane.assetsDir;
+    log('starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the kubelet stand-in…');
+    const running: RunningCluster = await startCluster({ workDir: join(dataDir, 'control-plane'), keepWorkDir: true, kubelet: { log } });
+    stops.push(() => running.stop());
+    const { plane } = running;
+    Object.assign(process.env, running.env);
     const cluster = await testCluster();
-    log(`kube-apiserver ${plane.version}; installing kustomize/…`);
+    log(`kube-apiserver ${plane.version}, up in ${(plane.startupMs / 1000).toFixed(1)} s; installing kustomize/…`);
     const objects = await renderInstall(cluster);
     await applyObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && !REPLACED_KINDS.has(o.kind)));
     const webhook = await startLocalWebhook(cluster, objects, dataDir);
     stops.push(() => webhook.stop());
-    const jobs: JobRunner = startJobRunner({ kubeconfig: plane.kubeconfig, namespace: OPERATOR_NAMESPACE, repoRoot, env: { OPERATOR_ROLLOUT_TIMEOUT: '20s' } });
-    stops.push(() => jobs.stop());
-    const pods: PodSupervisor = startPodSupervisor({ kubeconfig: plane.kubeconfig, assetsDir: plane.assetsDir, workDir: join(dataDir, 'pods'), hostsFile: join(dataDir, 'hosts'), log });
-    stops.push(() => pods.stop());
-    const env = writeClientTools(dataDir, plane);
+    const env = writeClientTools(dataDir, plane.kubeconfig, plane.assetsDir, running.kubelet.hostsFile);
     writeOciImage(join(dataDir, 'hello-oci'), 'v1', { 'hello.txt': 'hello from image-registry-operator\n' });
     const envLines = [`export KUBECONFIG=${env.KUBECONFIG} IRO_SANDBOX=${dataDir} PATH=${join(dataDir, 'bin')}:$PATH`];
     return { dataDir, kubeconfig: plane.kubeconfig, env, envLines, stop };
@@ -93,13 +85,11 @@ async function startLocalWebhook(cluster: TestCluster, objects: Obj[], dataDir: 
  * hostnames → the loopback addresses their Services are served on), so the README's commands
  * work unchanged. Returns the environment to export.
  */
-function writeClientTools(dataDir: string, plane: ControlPlane): Record<string, string> {
+function writeClientTools(dataDir: string, kubeconfig: string, assetsDir: string, hosts: string): Record<string, string> {
   const bin = join(dataDir, 'bin');
   mkdirSync(bin, { recursive: true });
   const kubectl = join(bin, 'kubectl');
-  if (!existsSync(kubectl)) symlinkSync(join(plane.assetsDir, 'kubectl'), kubectl);
-  const hosts = join(dataDir, 'hosts');
-  if (!existsSync(hosts)) writeFileSync(hosts, '127.0.0.1 localhost\n');
+  if (!existsSync(kubectl)) symlinkSync(join(assetsDir, 'kubectl'), kubectl);
   const skopeo = join(bin, 'skopeo');
   writeFileSync(skopeo, [
     '#!/bin/sh',
@@ -108,5 +98,5 @@ function writeClientTools(dataDir: string, plane: ControlPlane): Record<string, 
     '',
   ].join('\n'));
   chmodSync(skopeo, 0o755);
-  return { KUBECONFIG: plane.kubeconfig, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`, IRO_SANDBOX: dataDir };
+  return { KUBECONFIG: kubeconfig, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`, IRO_SANDBOX: dataDir };
 }

@@ -1,15 +1,22 @@
-// The control plane a test file talks to: the one the test runner started (IRO_KUBECONFIG),
-// or one started for this process alone when a test file is run by itself.
+// The cluster a test file talks to: the one the test runner started (IRO_KUBECONFIG,
+// IRO_KUBELET_DIR), or one started for this process alone when a test file is run by itself —
+// the real control plane (test/support/control-plane.ts) plus the kubelet stand-in
+// (test/support/kubelet.ts).
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startControlPlane } from './control-plane.ts';
+import { startControlPlane, type ControlPlane } from './control-plane.ts';
+import { startKubelet, type Kubelet, type KubeletOptions } from './kubelet.ts';
 import { run } from './processes.ts';
 import { testBinaries } from './binaries.ts';
 
 export interface TestCluster {
   kubeconfig: string;
   assetsDir: string;
+  /** the kubelet stand-in's work dir: `hosts` (LoadBalancer hostnames), `control/` (test hooks) */
+  kubeletDir: string;
+  /** runs a client (e.g. skopeo) with the cluster's LoadBalancer hostnames resolvable (bwrap, /etc/hosts); binds are read-write host paths */
+  runClient(command: string, args: string[], options?: { binds?: string[]; timeoutMs?: number; env?: Record<string, string> }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** runs the real kubectl with the admin kubeconfig; never throws */
   kubectl(args: string[], opts?: { input?: string; namespace?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** creates a namespace with a unique name starting with prefix */
@@ -23,6 +30,40 @@ export interface TestCluster {
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 let cluster: Promise<TestCluster> | undefined;
 
+export interface RunningCluster {
+  plane: ControlPlane;
+  kubelet: Kubelet;
+  /** what test processes need to find this cluster */
+  env: { IRO_KUBECONFIG: string; IRO_ASSETS: string; IRO_KUBELET_DIR: string };
+  stop(): Promise<void>;
+}
+
+/**
+ * The real control plane with the CRDs installed before the controllers start (the garbage
+ * collector then knows them at once, not after its 30 s discovery), and the kubelet stand-in.
+ */
+export async function startCluster(options: { workDir?: string; keepWorkDir?: boolean; kubelet?: Partial<KubeletOptions> } = {}): Promise<RunningCluster> {
+  const plane = await startControlPlane({
+    ...options,
+    beforeControllers: async ({ kubeconfig, assetsDir }) => {
+      const kubectl = join(assetsDir, 'kubectl');
+      const applied = await run(kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager=tests', '-k', join(repoRoot, 'kustomize/crds')]);
+      if (applied.code !== 0) throw new Error(`installing the CRDs: ${applied.stderr}`);
+    },
+  });
+  try {
+    const kubelet = await startKubelet({ kubeconfig: plane.kubeconfig, assetsDir: plane.assetsDir, repoRoot, workDir: join(plane.workDir, 'kubelet'), ...options.kubelet });
+    const stop = async () => {
+      await kubelet.stop();
+      await plane.stop();
+    };
+    return { plane, kubelet, env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: plane.assetsDir, IRO_KUBELET_DIR: kubelet.workDir }, stop };
+  } catch (error) {
+    await plane.stop();
+    throw error;
+  }
+}
+
 export function testCluster(): Promise<TestCluster> {
   cluster ??= connect();
   return cluster;
@@ -32,10 +73,12 @@ async function connect(): Promise<TestCluster> {
   let kubeconfig = process.env.IRO_KUBECONFIG;
   const assetsDir = await testBinaries();
   if (!kubeconfig) {
-    const plane = await startControlPlane();
-    process.once('beforeExit', () => void plane.stop());
-    kubeconfig = plane.kubeconfig;
+    const started = await startCluster();
+    process.once('beforeExit', () => void started.stop());
+    Object.assign(process.env, started.env);
+    kubeconfig = started.plane.kubeconfig;
   }
+  const kubeletDir = process.env.IRO_KUBELET_DIR ?? '';
   const env = { ...process.env, KUBECONFIG: kubeconfig };
   const kubectl: TestCluster['kubectl'] = (args, opts = {}) =>
     run(join(assetsDir, 'kubectl'), [...(opts.namespace ? ['-n', opts.namespace] : []), ...args], { input: opts.input, env });
@@ -61,5 +104,17 @@ async function connect(): Promise<TestCluster> {
     });
     return crds;
   };
-  return { kubeconfig, assetsDir, kubectl, createNamespace, applyKustomize, installCrds };
+  const runClient: TestCluster['runClient'] = (command, args, clientOptions = {}) => {
+    const bwrapArgs = [
+      '--die-with-parent', '--unshare-pid',
+      '--ro-bind', '/', '/',
+      '--dev', '/dev', '--proc', '/proc',
+      '--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--tmpfs', '/run',
+      '--ro-bind', join(kubeletDir, 'hosts'), '/etc/hosts',
+      ...(clientOptions.binds ?? []).flatMap((path) => ['--bind', path, path]),
+      '--', command, ...args,
+    ];
+    return run('bwrap', bwrapArgs, { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', ...(clientOptions.env ?? {}) }, timeoutMs: clientOptions.timeoutMs ?? 120_000 });
+  };
+  return { kubeconfig, assetsDir, kubeletDir, runClient, kubectl, createNamespace, applyKustomize, installCrds };
 }

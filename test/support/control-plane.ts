@@ -1,12 +1,13 @@
-// A real Kubernetes control plane (etcd + kube-apiserver) on loopback, envtest-style:
-// the same flags controller-runtime's envtest passes, an admin client certificate in a kubeconfig.
+// A real Kubernetes control plane on loopback: etcd, kube-apiserver (envtest's flags, with the
+// admission plugins a real cluster has on), kube-controller-manager and kube-scheduler, an admin
+// client certificate in a kubeconfig. Only the kubelet is a stand-in (test/support/kubelet.ts).
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueTestCertificate, newRsaKeyPem, type KeyPairPem } from './pki.ts';
-import { freePort, installExitHandlers, startProcess, waitFor, type ManagedProcess } from './processes.ts';
+import { freePort, installExitHandlers, run, startProcess, waitFor, type ManagedProcess } from './processes.ts';
 import { testBinaries } from './binaries.ts';
 
 export interface ControlPlane {
@@ -19,13 +20,16 @@ export interface ControlPlane {
   clientCa: KeyPairPem;
   /** the CA of the API server's serving certificate */
   servingCa: KeyPairPem;
+  /** milliseconds from start to a control plane whose controllers work */
+  startupMs: number;
   workDir: string;
   version: string;
   stop(): Promise<void>;
 }
 
-export async function startControlPlane(options: { workDir?: string; keepWorkDir?: boolean } = {}): Promise<ControlPlane> {
+export async function startControlPlane(options: { workDir?: string; keepWorkDir?: boolean; beforeControllers?: (plane: { kubeconfig: string; assetsDir: string }) => Promise<void> } = {}): Promise<ControlPlane> {
   installExitHandlers();
+  const started = Date.now();
   const assetsDir = await testBinaries();
   const workDir = options.workDir ?? mkdtempSync(join(tmpdir(), 'iro-control-plane-'));
   mkdirSync(workDir, { recursive: true });
@@ -37,7 +41,10 @@ export async function startControlPlane(options: { workDir?: string; keepWorkDir
   try {
     const etcdUrl = await startEtcd(assetsDir, workDir, processes);
     const plane = await startApiServer(assetsDir, workDir, etcdUrl, processes);
-    return { ...plane, assetsDir, workDir, stop };
+    // e.g. CRDs: the garbage collector learns resources at start, later ones after ~30 s discovery
+    await options.beforeControllers?.({ kubeconfig: plane.kubeconfig, assetsDir });
+    await startControllers(assetsDir, workDir, plane.kubeconfig, processes);
+    return { ...plane, assetsDir, workDir, stop, startupMs: Date.now() - started };
   } catch (error) {
     await stop();
     throw error;
@@ -69,8 +76,12 @@ async function startApiServer(assetsDir: string, workDir: string, etcdUrl: strin
     '--secure-port', String(port), '--bind-address', '127.0.0.1',
     '--service-cluster-ip-range', '10.0.0.0/24',
     '--allow-privileged=true',
-    '--disable-admission-plugins', 'ServiceAccount',
-    '--authorization-mode', 'RBAC',
+    // the default set (NamespaceLifecycle, ServiceAccount, DefaultStorageClass, PodSecurity, …) plus
+    // what a production cluster adds; the kubelet stand-in registers one Node
+    '--enable-admission-plugins', 'NodeRestriction',
+    '--authorization-mode', 'Node,RBAC',
+    // kubectl logs: the API server fetches container logs from the kubelet stand-in's endpoint
+    '--kubelet-preferred-address-types', 'InternalIP',
     '--service-account-issuer', `${server}/`,
     '--service-account-key-file', pki.saPublicFile,
     '--service-account-signing-key-file', pki.saPrivateFile,
@@ -87,6 +98,48 @@ async function startApiServer(assetsDir: string, workDir: string, etcdUrl: strin
   return { server, kubeconfig, clientCa: pki.clientCa, servingCa: pki.servingCa, version: String(version.gitVersion) };
 }
 
+/**
+ * kube-controller-manager (every default controller: Job, CronJob, StatefulSet, Deployment,
+ * garbage collector, namespace, ServiceAccount, root CA publisher, PV binder, EndpointSlice, TTL,
+ * node lifecycle, …) and kube-scheduler, both with the admin credentials: with per-controller
+ * ServiceAccount credentials the controllers start working ~6 s later, < 1 s this way.
+ */
+async function startControllers(assetsDir: string, workDir: string, kubeconfig: string, processes: ManagedProcess[]): Promise<void> {
+  const pki = join(workDir, 'pki');
+  const manager = startProcess('kube-controller-manager', join(assetsDir, 'kube-controller-manager'), [
+    '--kubeconfig', kubeconfig,
+    '--authentication-kubeconfig', kubeconfig, '--authorization-kubeconfig', kubeconfig,
+    '--leader-elect=false',
+    '--use-service-account-credentials=false',
+    // published into every namespace as ConfigMap kube-root-ca.crt (the pods' ca.crt)
+    '--root-ca-file', join(pki, 'serving-ca.crt'),
+    '--service-account-private-key-file', join(pki, 'sa.key'),
+    '--bind-address', '127.0.0.1', '--secure-port', String(await freePort()),
+    '--cert-dir', join(workDir, 'controller-manager'),
+    // otherwise it creates a directory under /usr/libexec on the host
+    '--flex-volume-plugin-dir', join(workDir, 'flexvolume'),
+    // the sandbox's one node: pods are evicted from it only after a long silence
+    '--node-monitor-grace-period', '40s',
+    '--v', '1',
+  ], join(workDir, 'kube-controller-manager.log'));
+  processes.push(manager);
+  const scheduler = startProcess('kube-scheduler', join(assetsDir, 'kube-scheduler'), [
+    '--kubeconfig', kubeconfig,
+    '--authentication-kubeconfig', kubeconfig, '--authorization-kubeconfig', kubeconfig,
+    '--leader-elect=false',
+    '--bind-address', '127.0.0.1', '--secure-port', String(await freePort()),
+    '--cert-dir', join(workDir, 'scheduler'),
+    '--v', '1',
+  ], join(workDir, 'kube-scheduler.log'));
+  processes.push(scheduler);
+  // Both are ready when their work shows: the ServiceAccount controller fills namespace default.
+  const kubectl = join(assetsDir, 'kubectl');
+  await waitFor('kube-controller-manager (ServiceAccount default/default)', async () => {
+    const result = await run(kubectl, ['--kubeconfig', kubeconfig, 'get', 'serviceaccount', 'default', '-n', 'default', '-o', 'name'], { timeoutMs: 10_000 });
+    return result.code === 0;
+  }, 60_000, () => exitedMessage(manager, join(workDir, 'kube-controller-manager.log')) ?? exitedMessage(scheduler, join(workDir, 'kube-scheduler.log')));
+}
+
 function writePki(workDir: string) {
   const dir = join(workDir, 'pki');
   mkdirSync(dir, { recursive: true });
@@ -99,12 +152,14 @@ function writePki(workDir: string) {
     servingCertFile: join(dir, 'apiserver.crt'),
     servingKeyFile: join(dir, 'apiserver.key'),
     clientCaFile: join(dir, 'client-ca.crt'),
+    servingCaFile: join(dir, 'serving-ca.crt'),
     saPublicFile: join(dir, 'sa.pub'),
     saPrivateFile: join(dir, 'sa.key'),
   };
   writeFileSync(files.servingCertFile, serving.certPem + servingCa.certPem);
   writeFileSync(files.servingKeyFile, serving.keyPem, { mode: 0o600 });
   writeFileSync(files.clientCaFile, clientCa.certPem);
+  writeFileSync(files.servingCaFile, servingCa.certPem);
   writeFileSync(files.saPublicFile, sa.publicKeyPem);
   writeFileSync(files.saPrivateFile, sa.privateKeyPem, { mode: 0o600 });
   return { ...files, servingCa, clientCa, admin };

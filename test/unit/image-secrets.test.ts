@@ -266,6 +266,19 @@ test('imageSecretStatus: RegistryNotFound and RegistryNotReady keep the issued r
   assert.equal(none.conditions?.map((c) => [c.status, c.reason]), [['False', 'CredentialsPending']]);
 });
 
+test('imageSecretStatus: the expiry of the issued account, kept by later runs, replaced by the next rotation', () => {
+  const push = cr('ImagePushSecret');
+  const now = new Date('2025-01-01T00:00:05Z');
+  const issued = imageSecretStatus({ cr: push, now, registry: REGISTRY, hostname: HOST, issued: { rotation: 1, rotationDate: now, expiryDate: new Date('2025-01-03T00:00:05Z') } });
+  assert.is(issued.expiryDate, '2025-01-03T00:00:05Z');
+  const later = imageSecretStatus({ cr: { ...push, status: issued }, now: new Date('2025-01-01T12:00:00Z'), registry: REGISTRY, hostname: HOST });
+  assert.is(later.expiryDate, '2025-01-03T00:00:05Z', 'unchanged while the credentials are');
+  const next = imageSecretStatus({ cr: { ...push, status: issued }, now, registry: REGISTRY, hostname: HOST, issued: { rotation: 2, rotationDate: new Date('2025-01-02T00:00:00Z'), expiryDate: new Date('2025-01-04T00:00:00Z') } });
+  assert.is(next.expiryDate, '2025-01-04T00:00:00Z');
+  const never = imageSecretStatus({ cr: { ...push, status: issued }, now, registry: REGISTRY, hostname: HOST, issued: { rotation: 3, rotationDate: now } });
+  assert.is(never.expiryDate, undefined, 'an account without ttl never expires');
+});
+
 test('resolveRegistryRef is re-exported for callers of this module', () => {
   const config = { defaultRegistry: { name: 'registry' } } as OperatorConfig;
   assert.equal(resolveRegistryRef(cr('ImagePushSecret', { spec: {} }), config), { name: 'registry', namespace: 'apps' });

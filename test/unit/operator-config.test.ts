@@ -14,7 +14,17 @@ test('defaults when nothing is set', () => {
       operator: 'image-registry-operator:0.1.0',
     },
     rotationIntervalSeconds: 86_400,
+    rolloutTimeoutSeconds: 60,
+    credentialsTimeoutSeconds: 90,
   });
+});
+
+test('the reconcile timeouts: durations of whole seconds, 0s allowed; anything else named in the error', () => {
+  const config = operatorConfigFromEnv({ OPERATOR_ROLLOUT_TIMEOUT: '0s', OPERATOR_CREDENTIALS_TIMEOUT: '2m' });
+  assert.is(config.rolloutTimeoutSeconds, 0);
+  assert.is(config.credentialsTimeoutSeconds, 120);
+  assert.throws(() => operatorConfigFromEnv({ OPERATOR_CREDENTIALS_TIMEOUT: 'soon' }), /OPERATOR_CREDENTIALS_TIMEOUT="soon": must be a duration/);
+  assert.throws(() => operatorConfigFromEnv({ OPERATOR_ROLLOUT_TIMEOUT: '1.5s' }), /OPERATOR_ROLLOUT_TIMEOUT="1.5s"/);
 });
 
 test('every variable is read; empty values mean unset', () => {

@@ -80,6 +80,8 @@ test('operatorConfigEnv: the variables the entry points read; unset default name
     OPERATOR_IMAGE_NGINX: 'nginx:1.29.3-alpine',
     OPERATOR_IMAGE: 'image-registry-operator:0.1.0',
     OPERATOR_ROTATION_INTERVAL: '24h',
+    OPERATOR_ROLLOUT_TIMEOUT: '60s',
+    OPERATOR_CREDENTIALS_TIMEOUT: '90s',
   });
   assert.is(Object.fromEntries(operatorConfigEnv({ ...config, rotationIntervalSeconds: 5400 }).map((e) => [e.name, e.value]))['OPERATOR_ROTATION_INTERVAL'], '1h30m');
   const withNs = operatorConfigEnv({ ...config, defaultRegistry: { name: 'r', namespace: 'infra' } });

@@ -17,6 +17,8 @@ const config: OperatorConfig = {
   defaultRegistry: { name: 'registry' },
   images: { registry: 'registry:3.0.0', auth: 'cesanta/docker_auth:1.14.0', nginx: 'nginx:1.29.3-alpine', operator: 'image-registry-operator:0.1.0' },
   rotationIntervalSeconds: 86400,
+  rolloutTimeoutSeconds: 60,
+  credentialsTimeoutSeconds: 90,
 };
 
 interface Harness {

@@ -1,0 +1,170 @@
+// "Ready means usable", end to end with the real docker_auth: a push secret's credentials push on the
+// first try the moment its CR is Ready — for new CRs and after a forced rotation (the old credentials
+// still push too) — and with two replicas a credential is not declared usable while one pod's
+// docker_auth still refuses it. The kubelet stand-in syncs Secret volumes every 60 s (as a kubelet's
+// --sync-frequency) and at once when a pod is updated; the Jobs touch the pods to get the latter.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { registryHostname } from '../../functions/names.ts';
+import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
+import { GROUP_VERSION } from '../../functions/types.ts';
+import { authServerUnavailable } from '../support/binaries.ts';
+import { testCluster } from '../support/cluster.ts';
+import { defaultVolumeSyncPeriodMs } from '../support/kubelet.ts';
+import { writeOciImage, type OciImage } from '../support/oci-image.ts';
+import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { delay, waitFor } from '../support/processes.ts';
+import { apply, podWithReadyContainers, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
+import { waitForJob } from '../support/jobs.ts';
+
+type Obj = Record<string, any>;
+const SKOPEO = '/usr/bin/skopeo';
+const cluster = await testCluster();
+const authMissing = authServerUnavailable(cluster.assetsDir);
+if (authMissing) console.log(`SKIP credential tests: they need docker_auth, and auth_server could not be built: ${authMissing}`);
+const withAuth = authMissing ? test.skip : test;
+let config = operatorConfigFromEnv({});
+
+interface Registry {
+  namespace: string;
+  name: string;
+  hostname: string;
+  workDir: string;
+  image: OciImage;
+}
+
+const workDirs: string[] = [];
+const namespaces: string[] = [];
+
+async function registry(prefix: string, spec: Obj = {}): Promise<Registry> {
+  const namespace = await cluster.createNamespace(prefix);
+  namespaces.push(namespace);
+  const name = 'registry';
+  await apply(cluster, namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name }, spec }]);
+  await runReconcileJob(cluster, namespace, name, config);
+  for (let i = 0; i < (spec.replicas ?? 1); i++) await podWithReadyContainers(cluster, namespace, `${name}-${i}`, ['nginx', 'registry', 'auth']);
+  const workDir = mkdtempSync(join(tmpdir(), 'iro-credentials-'));
+  workDirs.push(workDir);
+  const image = writeOciImage(join(workDir, 'image'), 'v1', { 'hello.txt': `hello from ${namespace}\n` });
+  return { namespace, name, hostname: registryHostname(name, namespace, config.dnsZone), workDir, image };
+}
+
+async function getJson(namespace: string, ...args: string[]): Promise<Obj | undefined> {
+  const got = await cluster.kubectl(['get', ...args, '-o', 'json'], { namespace });
+  return got.code === 0 ? (JSON.parse(got.stdout) as Obj) : undefined;
+}
+
+const readyOf = (cr: Obj | undefined) => (cr?.status?.conditions ?? []).find((c: Obj) => c.type === 'Ready');
+
+/** A push with exactly what the Secret hands out (config.json as authfile, ca.crt), first try. */
+async function pushWithSecret(r: Registry, secretName: string, tag: string): Promise<{ code: number; stderr: string }> {
+  const dir = join(r.workDir, `${secretName}-${tag}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), await secretKey(cluster, r.namespace, secretName, 'config.json'));
+  writeFileSync(join(dir, 'ca.crt'), await secretKey(cluster, r.namespace, secretName, 'ca.crt'));
+  return pushWithFiles(r, dir, tag);
+}
+
+function pushWithFiles(r: Registry, dir: string, tag: string): Promise<{ code: number; stderr: string }> {
+  return cluster.runClient(SKOPEO, ['copy', '--authfile', join(dir, 'config.json'), '--dest-cert-dir', dir, r.image.reference, `docker://${r.hostname}/${r.namespace}/app:${tag}`], { binds: [r.workDir] });
+}
+
+withAuth('20 push secrets created one after another: the first push the moment each Secret appears, and again at Ready, succeeds (0 failures)', async () => {
+  config = await installOperatorBase(cluster, { OPERATOR_ROLLOUT_TIMEOUT: '120s', OPERATOR_CREDENTIALS_TIMEOUT: '90s' });
+  assert.is(defaultVolumeSyncPeriodMs(), 60_000, 'the kubelet stand-in syncs volumes every 60 s, like a kubelet');
+  const r = await registry('ready-usable');
+  const failures: string[] = [];
+  const secretAfterMs: number[] = [];
+  for (let i = 0; i < 20; i++) {
+    const name = `app-${i}`;
+    const secretName = `${name}-image-push-secret`;
+    const started = Date.now();
+    await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name }, spec: {} }]);
+    // the Job the webhook would enqueue for this registry
+    const jobDone = runReconcileJob(cluster, r.namespace, r.name, config);
+    // a client that reads the Secret the moment it exists (before Ready is even set) …
+    await waitFor(`Secret ${secretName}`, async () => (await getJson(r.namespace, 'secret', secretName)) !== undefined, 180_000, () => undefined);
+    secretAfterMs.push(Date.now() - started);
+    const early = await pushWithSecret(r, secretName, `early-${i}`);
+    if (early.code !== 0) failures.push(`${name} (Secret just written): ${early.stderr.trim().split('\n').at(-1)}`);
+    // … and one that waits for Ready, as `kubectl wait --for=condition=Ready` does
+    await waitFor(`${name} Ready`, async () => readyOf(await getJson(r.namespace, 'imagepushsecret', name))?.status === 'True', 60_000, () => undefined);
+    const atReady = await pushWithSecret(r, secretName, `ready-${i}`);
+    if (atReady.code !== 0) failures.push(`${name} (Ready): ${atReady.stderr.trim().split('\n').at(-1)}`);
+    await jobDone;
+  }
+  const sorted = [...secretAfterMs].sort((a, b) => a - b);
+  console.log(`   applied → Secret (incl. the Job's start): p50 ${(sorted[9]! / 1000).toFixed(1)} s, max ${(sorted[19]! / 1000).toFixed(1)} s; first pushes failed: ${failures.length}/40`);
+  assert.equal(failures, [], 'every first push succeeds');
+});
+
+withAuth('forced rotation: the moment the status shows the new rotation, the new credentials push on the first try; the old ones still push', async () => {
+  const r = await registry('rotation');
+  await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: {} }]);
+  await runReconcileJob(cluster, r.namespace, r.name, config);
+  const before = await getJson(r.namespace, 'imagepushsecret', 'app');
+  assert.is(readyOf(before)?.status, 'True', JSON.stringify(readyOf(before)));
+  assert.ok(before?.status.expiryDate, 'the status says when the credentials expire');
+  const oldDir = join(r.workDir, 'old');
+  mkdirSync(oldDir);
+  writeFileSync(join(oldDir, 'config.json'), await secretKey(cluster, r.namespace, 'app-image-push-secret', 'config.json'));
+  writeFileSync(join(oldDir, 'ca.crt'), await secretKey(cluster, r.namespace, 'app-image-push-secret', 'ca.crt'));
+
+  const job = `rotate-${Date.now()}`;
+  const created = await cluster.kubectl(['create', 'job', '--from=cronjob/image-registry-operator-rotate', job], { namespace: OPERATOR_NAMESPACE });
+  assert.is(created.code, 0, created.stderr);
+  await waitFor('the status to show the new rotation', async () => (await getJson(r.namespace, 'imagepushsecret', 'app'))?.status.rotation === before?.status.rotation + 1, 180_000, () => undefined);
+  const pushed = await pushWithSecret(r, 'app-image-push-secret', 'rotated');
+  assert.is(pushed.code, 0, `new credentials, first try: ${pushed.stderr}`);
+  const old = await pushWithFiles(r, oldDir, 'old');
+  assert.is(old.code, 0, `the previous credentials still work: ${old.stderr}`);
+  const after = await getJson(r.namespace, 'imagepushsecret', 'app');
+  assert.ok(Date.parse(after?.status.expiryDate) > Date.parse(before?.status.expiryDate), 'a later expiry');
+  assert.is((await waitForJob(cluster, OPERATOR_NAMESPACE, job, 180_000)).result, 'Complete');
+});
+
+withAuth('two replicas: a credential is not declared usable while one pod’s docker_auth still refuses it', async () => {
+  const r = await registry('two-replicas', { replicas: 2 });
+  // hold back pod registry-1's volume syncs: its docker_auth keeps the old config
+  const pause = join(cluster.kubeletDir, 'control', 'pause-volume-sync', `${r.namespace}.${r.name}-1`);
+  writeFileSync(pause, '');
+  const impatient = operatorConfigFromEnv({ OPERATOR_ROLLOUT_TIMEOUT: '120s', OPERATOR_CREDENTIALS_TIMEOUT: '10s' });
+  try {
+    await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: {} }]);
+    let everReady = false;
+    const job = runReconcileJob(cluster, r.namespace, r.name, impatient);
+    let finished = false;
+    void job.finally(() => (finished = true));
+    while (!finished) {
+      everReady ||= readyOf(await getJson(r.namespace, 'imagepushsecret', 'app'))?.status === 'True';
+      await delay(200);
+    }
+    await job;
+    assert.not.ok(everReady, 'never Ready while registry-1 refuses the credentials');
+    const cr = await getJson(r.namespace, 'imagepushsecret', 'app');
+    assert.equal([readyOf(cr)?.status, readyOf(cr)?.reason], ['False', 'CredentialsPending']);
+    assert.match(readyOf(cr)?.message, `${r.name}-1`, readyOf(cr)?.message);
+    assert.match(readyOf(cr)?.message, 'did not load its new configuration');
+    assert.is(await getJson(r.namespace, 'secret', 'app-image-push-secret'), undefined, 'nothing handed out');
+    const accounts = ((await getJson(r.namespace, 'imageregistryaccounts'))?.items ?? []) as Obj[];
+    assert.equal(accounts.map((a) => a.metadata.name), [], 'the unconfirmed account is deleted again');
+  } finally {
+    rmSync(pause, { force: true });
+  }
+  // the next Job (webhook, resync) finishes: both pods accept, the CR is Ready and its Secret pushes
+  await runReconcileJob(cluster, r.namespace, r.name, config);
+  const cr = await getJson(r.namespace, 'imagepushsecret', 'app');
+  assert.is(readyOf(cr)?.status, 'True', JSON.stringify(readyOf(cr)));
+  const pushed = await pushWithSecret(r, 'app-image-push-secret', 'both');
+  assert.is(pushed.code, 0, pushed.stderr);
+});
+
+test.after(async () => {
+  for (const ns of namespaces) await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']);
+  for (const dir of workDirs) rmSync(dir, { recursive: true, force: true });
+});
+
+test.run();

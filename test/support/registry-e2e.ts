@@ -1,0 +1,75 @@
+// Helpers of the end-to-end tests: reconcile Jobs run by the real Job controller, registry pods run
+// by the kubelet stand-in, and clients that reach a registry the way a cluster's clients do — its
+// hostname resolving to the LoadBalancer Service's address.
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { LookupFunction } from 'node:net';
+import { join } from 'node:path';
+import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
+import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
+import type { OperatorConfig } from '../../functions/types.ts';
+import type { TestCluster } from './cluster.ts';
+import { waitForJob } from './jobs.ts';
+import { OPERATOR_NAMESPACE } from './operator.ts';
+import { waitFor } from './processes.ts';
+
+export interface LoadBalancer {
+  address: string;
+  port: number;
+  /** for node:https / node:tls clients: resolves the registry hostname to the address */
+  lookup: LookupFunction;
+}
+
+/** The reconcile Job as the webhook creates it, run by the Job controller; waits for it. */
+export async function runReconcileJob(cluster: TestCluster, namespace: string, name: string, config: OperatorConfig = operatorConfigFromEnv({})): Promise<void> {
+  const job = desiredReconcileJob({ registry: { namespace, name }, config, windowEnd: new Date() });
+  job.metadata.name = `e2e-${randomBytes(4).toString('hex')}`;
+  await apply(cluster, OPERATOR_NAMESPACE, [job]);
+  const finished = await waitForJob(cluster, OPERATOR_NAMESPACE, job.metadata.name, 180_000);
+  if (finished.result !== 'Complete') throw new Error(`reconcile Job failed:\n${finished.logs}`);
+}
+
+/** Waits until the named containers of the pod are ready (as the kubelet stand-in reports them). */
+export async function podWithReadyContainers(cluster: TestCluster, namespace: string, name: string, containers: string[]): Promise<V1Pod> {
+  let pod: V1Pod | undefined;
+  await waitFor(`pod ${name}: containers ${containers.join(', ')} ready`, async () => {
+    const got = await cluster.kubectl(['get', 'pod', name, '-o', 'json'], { namespace });
+    pod = got.code === 0 ? (JSON.parse(got.stdout) as V1Pod) : undefined;
+    return containers.every((c) => pod?.status?.containerStatuses?.find((s) => s.name === c)?.ready);
+  }, 120_000).catch((error: Error) => {
+    throw new Error(`${error.message}\n${JSON.stringify(pod?.status?.containerStatuses, null, 1)}`);
+  });
+  return pod as V1Pod;
+}
+
+/** The Service's load balancer address; clients resolve the registry hostname to it. */
+export async function loadBalancer(cluster: TestCluster, namespace: string, name: string, hostname: string): Promise<LoadBalancer> {
+  let address = '';
+  await waitFor(`Service ${name}: load balancer address`, async () => {
+    const got = await cluster.kubectl(['get', 'service', name, '-o', 'jsonpath={.status.loadBalancer.ingress[0].ip}'], { namespace });
+    address = got.stdout.trim();
+    return Boolean(address);
+  }, 30_000);
+  await waitFor('the hostname in the cluster hosts file', async () => readFileSync(join(cluster.kubeletDir, 'hosts'), 'utf8').includes(hostname), 10_000);
+  const lookup: LookupFunction = (host, options, callback) => {
+    if (host.toLowerCase() !== hostname) return callback(new Error(`unexpected host ${host}`) as NodeJS.ErrnoException, '', 4);
+    if (options.all) (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address, family: 4 }]);
+    else callback(null, address, 4);
+  };
+  return { address, port: 443, lookup };
+}
+
+export async function apply(cluster: TestCluster, namespace: string, objects: unknown[]): Promise<void> {
+  const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
+  const result = await cluster.kubectl(['apply', '--server-side', '--field-manager=e2e-test', '-f', '-'], { input: list, namespace });
+  if (result.code !== 0) throw new Error(`kubectl apply: ${result.stderr}`);
+}
+
+export async function secretKey(cluster: TestCluster, namespace: string, name: string, key: string): Promise<string> {
+  const read = await cluster.kubectl(['get', 'secret', name, '-o', 'json'], { namespace });
+  if (read.code !== 0) throw new Error(`kubectl get secret ${name}: ${read.stderr}`);
+  const value = (JSON.parse(read.stdout) as V1Secret).data?.[key];
+  if (!value) throw new Error(`Secret ${namespace}/${name} has no ${key}`);
+  return Buffer.from(value, 'base64').toString('utf8');
+}
