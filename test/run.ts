@@ -44,7 +44,7 @@ function runFile(file: string, env: NodeJS.ProcessEnv): Promise<FileResult> {
   });
 }
 
-async function runAll(files: string[], env: NodeJS.ProcessEnv, parallel: number): Promise<FileResult[]> {
+async function runAll(files: string[], env: NodeJS.ProcessEnv, parallel: number, afterEach?: () => Promise<void>): Promise<FileResult[]> {
   const results: FileResult[] = [];
   const queue = [...files];
   const worker = async () => {
@@ -56,6 +56,7 @@ async function runAll(files: string[], env: NodeJS.ProcessEnv, parallel: number)
       const skipped = result.skipped ? `, ${result.skipped} skipped` : '';
       console.log(`── ${result.file}: ${result.passed} passed, ${result.failed} failed${skipped} (${seconds}s)`);
       if (result.failed > 0 || process.env.TEST_VERBOSE) console.log(result.output.trimEnd().replace(/^/gm, '   '));
+      await afterEach?.();
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));
@@ -82,7 +83,8 @@ async function main(): Promise<void> {
       cluster = await startCluster();
       const { plane } = cluster;
       console.log(`── control plane: kube-apiserver ${plane.version} at ${plane.server}, controllers and scheduler, kubelet stand-in (node ${cluster.kubelet.nodeName}); up in ${(plane.startupMs / 1000).toFixed(1)}s`);
-      results.push(...(await runAll(withCluster, { ...process.env, ...cluster.env }, 1)));
+      const running = cluster;
+      results.push(...(await runAll(withCluster, { ...process.env, ...running.env }, 1, () => running.deleteTestNamespaces())));
     } catch (error) {
       console.log(`── control plane failed to start: ${(error as Error).message}`);
       results.push({ file: 'control plane', passed: 0, failed: 1, skipped: 0, output: '' });

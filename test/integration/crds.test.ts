@@ -399,7 +399,7 @@ test('kubectl get imageregistry shows Ready, Hostname and Age (wide: Replicas, R
   assert.equal(wide[1]?.slice(0, 5), ['registry', 'False', hostname, '1', 'RolloutPending']);
 });
 
-test('kubectl get imagepushsecrets/imagepullsecrets -o wide shows Ready, Registry, Rotation, Rotated, Reason, Age', async () => {
+test('kubectl get imagepushsecrets/imagepullsecrets -o wide shows Ready, Registry, Rotation, Rotated, Expires, Reason, Age', async () => {
   const { cluster } = await installed();
   const ns = await namespace('columns');
   const hostname = `registry.${ns}.svc.example.org`;
@@ -409,13 +409,14 @@ test('kubectl get imagepushsecrets/imagepullsecrets -o wide shows Ready, Registr
       conditions: [condition({})],
       rotation: 3,
       rotationDate: new Date(Date.now() - 3 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+      expiryDate: '2030-01-02T03:04:05Z',
       registry: { name: 'registry', namespace: ns, hostname },
     });
     const result = await cluster.kubectl(['get', plural, '-o', 'wide'], { namespace: ns });
     assert.is(result.code, 0, result.stderr);
     const rows = table(result.stdout);
-    assert.equal(rows[0], ['NAME', 'READY', 'REGISTRY', 'ROTATION', 'ROTATED', 'REASON', 'AGE'], plural);
-    assert.equal(rows[1]?.slice(0, 6), ['example', 'True', hostname, '3', '3d', 'Available'], plural);
+    assert.equal(rows[0], ['NAME', 'READY', 'REGISTRY', 'ROTATION', 'ROTATED', 'EXPIRES', 'REASON', 'AGE'], plural);
+    assert.equal(rows[1]?.slice(0, 7), ['example', 'True', hostname, '3', '3d', '2030-01-02T03:04:05Z', 'Available'], plural);
   }
 });
 

@@ -87,6 +87,9 @@ test('every pod template we ship passes PodSecurity "restricted" (server-side dr
   const ns = await cluster.createNamespace('restricted', { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' });
   const templates = podTemplates(objects);
   assert.ok(templates.length >= 6, `${templates.length} templates`);
+  // the ServiceAccount admission plugin refuses pods whose ServiceAccount does not exist
+  const accounts = [...new Set(templates.map(([, t]) => t.spec.serviceAccountName).filter(Boolean))];
+  for (const name of accounts) assert.is((await cluster.kubectl(['create', 'serviceaccount', name], { namespace: ns })).code, 0);
   for (const [source, template] of templates) {
     const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pod-security-check', labels: template.metadata?.labels ?? {} }, spec: template.spec };
     const result = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(pod), namespace: ns });

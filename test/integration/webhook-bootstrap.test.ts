@@ -90,7 +90,9 @@ test('the bootstrap Job creates the serving CA/certificate Secret and injects ca
   const pod = run.pods[0]?.spec;
   assert.equal(pod?.containers[0].command, ['node', '/app/dist/bootstrap.js']);
   assert.is(pod?.serviceAccountName, 'image-registry-operator-bootstrap');
-  assert.equal(pod?.containers[0].envFrom, [{ configMapRef: { name: 'image-registry-operator-config' } }], 'envFrom the operator ConfigMap');
+  // envFrom the operator ConfigMap, by the name kustomize gave it (with its content hash)
+  const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('image-registry-operator-config'));
+  assert.equal(pod?.containers[0].envFrom, [{ configMapRef: { name: configMap?.metadata.name } }]);
   assert.ok(configEnv(objects).OPERATOR_NAMESPACE);
   assert.match(run.logs, '"secret":"created"');
 

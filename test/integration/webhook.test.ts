@@ -78,7 +78,9 @@ async function install(): Promise<Setup> {
   const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => `crd/${o.metadata.name}`);
   const established = await cluster.kubectl(['wait', '--for', 'condition=Established', '--timeout=60s', ...crds]);
   if (established.code !== 0) throw new Error(established.stderr);
-  const env = configEnv(objects);
+  // the registries here are not what is tested: the reconcile Jobs the webhook creates (it passes
+  // its configuration on) must not wait long for their pods
+  const env = { ...configEnv(objects), OPERATOR_ROLLOUT_TIMEOUT: '2s' };
   const config = operatorConfigFromEnv(env);
   const api = kubeApi(cluster.kubeconfig);
   const webhookKubeconfig = await serviceAccountKubeconfig(api, {
@@ -91,9 +93,6 @@ async function install(): Promise<Setup> {
   const webhook = await startWebhook({ tls, env, kubeconfig: webhookKubeconfig });
   await createWebhookConfigurations(cluster, pointWebhooksAt(objects, `127.0.0.1:${webhook.port}`, tls.ca.certPem));
   await webhookEffective(cluster);
-  // the registries here are not what is tested: don't let the reconcile Jobs wait for their pods
-  const patched = await cluster.kubectl(['patch', 'configmap', 'image-registry-operator-config', '--type=merge', '-p', JSON.stringify({ data: { OPERATOR_ROLLOUT_TIMEOUT: '2s' } })], { namespace: config.namespace });
-  if (patched.code !== 0) throw new Error(patched.stderr);
   return { cluster, config, env, tls, webhookKubeconfig, webhook };
 }
 

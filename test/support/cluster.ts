@@ -28,6 +28,8 @@ export interface TestCluster {
 }
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+/** On every namespace a test creates: the runner deletes them when the test file ends. */
+export const TEST_NAMESPACE_LABEL = 'image-registry-operator.test/namespace';
 let cluster: Promise<TestCluster> | undefined;
 
 export interface RunningCluster {
@@ -35,6 +37,8 @@ export interface RunningCluster {
   kubelet: Kubelet;
   /** what test processes need to find this cluster */
   env: { IRO_KUBECONFIG: string; IRO_ASSETS: string; IRO_KUBELET_DIR: string };
+  /** deletes every namespace a test created (the namespace controller removes what is in them) */
+  deleteTestNamespaces(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -57,7 +61,11 @@ export async function startCluster(options: { workDir?: string; keepWorkDir?: bo
       await kubelet.stop();
       await plane.stop();
     };
-    return { plane, kubelet, env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: plane.assetsDir, IRO_KUBELET_DIR: kubelet.workDir }, stop };
+    // what one test file leaves running (registries, Jobs) must not slow down the next one
+    const deleteTestNamespaces = async () => {
+      await run(join(plane.assetsDir, 'kubectl'), ['--kubeconfig', plane.kubeconfig, 'delete', 'namespaces', '-l', TEST_NAMESPACE_LABEL, '--wait=false']);
+    };
+    return { plane, kubelet, env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: plane.assetsDir, IRO_KUBELET_DIR: kubelet.workDir }, stop, deleteTestNamespaces };
   } catch (error) {
     await plane.stop();
     throw error;
@@ -84,7 +92,7 @@ async function connect(): Promise<TestCluster> {
     run(join(assetsDir, 'kubectl'), [...(opts.namespace ? ['-n', opts.namespace] : []), ...args], { input: opts.input, env });
   const createNamespace = async (prefix: string, labels: Record<string, string> = {}) => {
     const name = `${prefix}-${randomBytes(3).toString('hex')}`;
-    const manifest = JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } });
+    const manifest = JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { ...labels, [TEST_NAMESPACE_LABEL]: 'true' } } });
     const result = await kubectl(['create', '-f', '-'], { input: manifest });
     if (result.code !== 0) throw new Error(`creating namespace ${name}: ${result.stderr}`);
     return name;

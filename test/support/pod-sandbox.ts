@@ -102,6 +102,8 @@ interface ImageMapping {
   cmd: string[];
   /** container path → host path (file or directory); the host path may be missing (then the container cannot start) */
   binaries: Record<string, string>;
+  /** the image's STOPSIGNAL (default SIGTERM) */
+  stopSignal?: NodeJS.Signals;
   /** the image's own environment (Dockerfile ENV), WORKDIR and USER */
   env?: Record<string, string>;
   workingDir?: string;
@@ -136,7 +138,8 @@ export function imageMapping(image: string, ctx: { assetsDir: string; repoRoot: 
   }
   if (/^nginx([:@]|$)/.test(ref)) {
     // Debian's nginx is at the same path as in the image; the image's entrypoint script is not here.
-    return { entrypoint: ['/docker-entrypoint.sh'], cmd: ['nginx', '-g', 'daemon off;'], binaries: { '/usr/sbin/nginx': '/usr/sbin/nginx' } };
+    // STOPSIGNAL SIGQUIT, as the nginx image: a graceful shutdown that finishes requests in flight
+    return { entrypoint: ['/docker-entrypoint.sh'], cmd: ['nginx', '-g', 'daemon off;'], binaries: { '/usr/sbin/nginx': '/usr/sbin/nginx' }, stopSignal: 'SIGQUIT' };
   }
   if (name === 'image-registry-operator') {
     // The Dockerfile's layout: dist/ under /app, Node.js on PATH.
@@ -229,7 +232,7 @@ export async function startPodSandbox(pod: V1Pod, ctx: PodSandboxContext): Promi
     const keepAlive = setInterval(() => undefined, 1_000);
     try {
       await Promise.all(forwarders.map((f) => f.close()));
-      await Promise.all(runtimes.map((rt) => rt.process?.stop(gracePeriodSeconds * 1000)));
+      await Promise.all(runtimes.map((rt) => rt.process?.stop(gracePeriodSeconds * 1000, imageMapping(rt.spec.image ?? '', ctx)?.stopSignal)));
       if (!network) return;
       await network.process.stop();
       // Anything still in the namespace (a daemon that left its process group) is ours: kill it.

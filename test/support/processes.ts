@@ -9,8 +9,8 @@ export interface ManagedProcess {
   child: ChildProcess;
   /** resolves with the exit code (or signal name) once the process ended */
   exited: Promise<number | string>;
-  /** SIGTERM to the process group, SIGKILL after graceMs (default 5 s) */
-  stop(graceMs?: number): Promise<void>;
+  /** `signal` (default SIGTERM) to the process group, SIGKILL after graceMs (default 5 s) */
+  stop(graceMs?: number, signal?: NodeJS.Signals): Promise<void>;
 }
 
 const running = new Set<ManagedProcess>();
@@ -26,19 +26,19 @@ export function startProcess(name: string, command: string, args: string[], logF
   // output goes to a file, so the handle need not keep this process alive: a test file that
   // started a control plane ends when its tests end (the exit handlers stop the group)
   child.unref();
-  const managed: ManagedProcess = { name, child, exited, stop: (graceMs = 5_000) => stopGroup(managed, graceMs) };
+  const managed: ManagedProcess = { name, child, exited, stop: (graceMs = 5_000, signal: NodeJS.Signals = 'SIGTERM') => stopGroup(managed, graceMs, signal) };
   running.add(managed);
   void exited.then(() => running.delete(managed));
   return managed;
 }
 
-async function stopGroup(managed: ManagedProcess, graceMs: number): Promise<void> {
+async function stopGroup(managed: ManagedProcess, graceMs: number, signal: NodeJS.Signals): Promise<void> {
   const pid = managed.child.pid;
   if (pid === undefined || managed.child.exitCode !== null || managed.child.signalCode !== null) {
     signalGroup(pid, 'SIGKILL'); // children of an exited leader may still run
     return;
   }
-  signalGroup(pid, 'SIGTERM');
+  signalGroup(pid, signal);
   const killed = await Promise.race([managed.exited.then(() => true), delay(graceMs).then(() => false)]);
   signalGroup(pid, 'SIGKILL');
   if (!killed) await managed.exited;
