@@ -6,6 +6,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { registryHostname } from '../../functions/names.ts';
@@ -154,13 +155,32 @@ withAuth('two replicas: a credential is not declared usable while one pod’s do
   } finally {
     rmSync(pause, { force: true });
   }
-  // the next Job (webhook, resync) finishes: both pods accept, the CR is Ready and its Secret pushes
+  // the next Job (webhook, resync) finishes: both pods accept, the CR is Ready and each pod's
+  // docker_auth issues a token for its Secret's credentials (asked by pod IP, as the Job does)
   await runReconcileJob(cluster, r.namespace, r.name, config);
   const cr = await getJson(r.namespace, 'imagepushsecret', 'app');
   assert.is(readyOf(cr)?.status, 'True', JSON.stringify(readyOf(cr)));
-  const pushed = await pushWithSecret(r, 'app-image-push-secret', 'both');
-  assert.is(pushed.code, 0, pushed.stderr);
+  const username = await secretKey(cluster, r.namespace, 'app-image-push-secret', 'username');
+  const password = await secretKey(cluster, r.namespace, 'app-image-push-secret', 'password');
+  const ca = await secretKey(cluster, r.namespace, 'app-image-push-secret', 'ca.crt');
+  for (const name of [`${r.name}-0`, `${r.name}-1`]) {
+    const ip = (await getJson(r.namespace, 'pod', name))?.status.podIP as string;
+    assert.is(await tokenStatus(ip, r.hostname, ca, username, password), 200, `${name} accepts the credentials`);
+    assert.is(await tokenStatus(ip, r.hostname, ca, username, `${password}x`), 401, `${name} refuses a wrong password`);
+  }
 });
+
+/** GET /auth/token from one pod's nginx by its IP (TLS verified under the registry hostname). */
+function tokenStatus(ip: string, hostname: string, ca: string, username: string, password: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: ip, port: 8443, servername: hostname, ca, path: `/auth/token?service=${hostname}&account=${username}`, agent: false,
+      headers: { host: hostname, authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject).end();
+  });
+}
 
 test.after(async () => {
   for (const ns of namespaces) await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']);
