@@ -116,6 +116,22 @@ test('matchPatternProblem treats /.../ as a regex and anything else as a glob', 
   assert.is(matchPatternProblem('//'), undefined, '"//" is a glob for docker_auth');
 });
 
+test('matchPatternProblem checks placeholders after replacing them as docker_auth does', () => {
+  // ${account}, ${name}, ${service} are put in regexp-quoted; label values and capture groups as they are
+  for (const ok of ['/^${labels:namespace}/.+$/', '${labels:namespace}/*', '/^${account}$/', '${account}/*', '/^${service}$/', 'team-?/*']) {
+    assert.is(matchPatternProblem(ok, 'name'), undefined, ok);
+  }
+  assert.is(matchPatternProblem('/^${name:1}$/', 'account', { account: '/^${name:1}$/', name: '/^([a-z]+)\\/.*$/' }), undefined);
+  // compiles as written, but not once ${account} is in: `\p` + `ush.…` → docker_auth never matches
+  assert.match(matchPatternProblem('/^\\${account}$/', 'name') ?? '', /once its placeholders are replaced .*invalid character class range/);
+  assert.match(matchPatternProblem('/[z${labels:team}]/', 'name') ?? '', /"\/\[zteam-a\]\/".*invalid character class range: `m-a`/);
+  assert.match(matchPatternProblem('${labels:team}', 'labels') ?? '', /does not replace \$\{labels:team\} in match.labels/);
+  assert.match(matchPatternProblem('/^${nmae}$/', 'name') ?? '', /\$\{nmae\} would stay as written/);
+  assert.match(matchPatternProblem('/^${name:2}$/', 'account', { account: '/^${name:2}$/', name: '/^([a-z]+)\\/.*$/' }) ?? '', /1 capture group/);
+  assert.match(matchPatternProblem('/^${name:1}$/', 'account', { account: '/^${name:1}$/', name: 'team-*' }) ?? '', /match.name must be a \/regexp\//);
+  assert.match(matchPatternProblem('/(/', 'name') ?? '', /^invalid regular expression: missing closing \): .*refuses the whole configuration/);
+});
+
 // --- ACL -------------------------------------------------------------------------------------
 
 test('acl: the default ACL and rich valid entries pass', () => {
