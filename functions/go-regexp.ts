@@ -3,7 +3,7 @@
 //
 // The syntax check is re2js's parser (a JavaScript port of RE2/J, itself a port of Go's
 // regexp/syntax). test/unit/acl-pattern-parity.test.ts holds it against Go's own verdicts. re2js
-// needs four corrections to give them, made once when this module loads:
+// needs five corrections to give them, made once when this module loads:
 //   1. Parse only. RE2JS.compile() also builds the matching program: a 900-character pattern costs
 //      seconds and hundreds of MB there. Go's verdict is its parser's (syntax.Compile never fails),
 //      so the parser alone is run, which is linear in the pattern.
@@ -15,9 +15,11 @@
 //      looks names up exactly; Go 1.25+ looks them up case-insensitively and ignoring `_`, `-` and
 //      spaces (and so no longer finds `Old_Italic`); re2js has newer Unicode tables (`Garay`). Only
 //      the names every one of them accepts are allowed: GO_UNICODE_CLASS_NAMES.
+//   5. POSIX classes. Go looks for the `:]` that ends `[:name:]` after the `[:`; re2js from the
+//      `[`, so it takes `[:]` for a class name where Go reads the characters `[`, `:`.
 // re2js does not export its parser; its class is taken from the one parser instance a compile of
 // `x` creates. Every assumption is checked here, so another re2js version fails loudly at load.
-import { RE2JS } from 're2js';
+import { RE2JS, RE2JSSyntaxException } from 're2js';
 
 /** Go's limit on the compiled size of a regexp, in instructions: 128 MiB / 40 bytes. */
 export const GO_MAX_REGEXP_SIZE = Math.floor((128 << 20) / 40);
@@ -50,12 +52,18 @@ interface Re2jsParser {
   parseInternal(): unknown;
 }
 
+interface Re2jsStringIterator {
+  rest(): string;
+}
+
 interface Re2jsParserClass {
   new (pattern: string, flags: number): Re2jsParser;
+  prototype: Re2jsParser & { parseNamedClass(t: Re2jsStringIterator, cc: unknown): boolean };
   MAX_SIZE: number;
   MAX_HEIGHT: number;
   MAX_RUNES: number;
   ERR_LARGE: string;
+  ERR_INVALID_CHAR_RANGE: string;
   ERR_DUPLICATE_NAMED_CAPTURE: string;
   unicodeTable(name: string): unknown;
 }
@@ -85,6 +93,8 @@ function re2jsParser(): { Parser: Re2jsParserClass; flags: number } {
     Parser !== undefined &&
     typeof Parser.prototype.parseInternal === 'function' &&
     typeof Parser.unicodeTable === 'function' &&
+    typeof Parser.prototype.parseNamedClass === 'function' &&
+    Parser.ERR_INVALID_CHAR_RANGE === 'invalid character class range' &&
     Parser.MAX_SIZE === EXPECTED_RE2JS.MAX_SIZE &&
     Parser.MAX_HEIGHT === EXPECTED_RE2JS.MAX_HEIGHT &&
     Parser.MAX_RUNES === EXPECTED_RE2JS.MAX_RUNES &&
@@ -100,6 +110,18 @@ const re2jsUnicodeTable = Parser.unicodeTable.bind(Parser);
 Parser.unicodeTable = (name: string) => (GO_UNICODE_CLASS_NAMES.has(name) ? re2jsUnicodeTable(name) : null);
 
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
+
+const re2jsParseNamedClass = Parser.prototype.parseNamedClass;
+Parser.prototype.parseNamedClass = function parseNamedClass(this: Re2jsParser, t: Re2jsStringIterator, cc: unknown): boolean {
+  const rest = t.rest();
+  if (rest.startsWith('[:') && rest.indexOf(':]') === 1) {
+    // `[:]…`: Go's class name ends at the next `:]`, which names no POSIX class, or there is none
+    const end = rest.indexOf(':]', 2);
+    if (end < 0) return false;
+    throw new RE2JSSyntaxException(Parser.ERR_INVALID_CHAR_RANGE, rest.slice(0, end + 2));
+  }
+  return re2jsParseNamedClass.call(this, t, cc);
+};
 
 // Never holds a name: Go does not refuse a capture group name seen before.
 const forgetfulNames = new Proxy(Object.create(null) as Record<string, number>, {

@@ -4,6 +4,10 @@
 //
 // stdin: a JSON array of strings. stdout: a JSON array, one object per string:
 // {"regexp": <regexp.Compile's error or null>, "glob": <path.Match's error or null>}.
+//
+// With the argument `unicode-names` it prints the Unicode class names this Go knows instead:
+// {"version": <unicode.Version>, "categories": [...], "scripts": [...], "aliases": [...]}, the
+// tables \p{Name} is looked up in (Go 1.25+ also accepts the aliases, and every name loosely).
 package main
 
 import (
@@ -13,6 +17,8 @@ import (
 	"os"
 	"path"
 	"regexp"
+	"sort"
+	"unicode"
 )
 
 type verdict struct {
@@ -45,7 +51,33 @@ func globVerdict(pattern string) *string {
 	return errText(first)
 }
 
+func keys[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for name := range m {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+func unicodeNames() {
+	tables := map[string]any{
+		"version":    unicode.Version,
+		"categories": keys(unicode.Categories),
+		"scripts":    keys(unicode.Scripts),
+		"aliases":    keys(unicode.CategoryAliases),
+	}
+	if err := json.NewEncoder(os.Stdout).Encode(tables); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+}
+
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "unicode-names" {
+		unicodeNames()
+		return
+	}
 	input, err := io.ReadAll(os.Stdin)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
