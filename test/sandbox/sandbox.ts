@@ -24,6 +24,7 @@ import {
   type WebhookProcess,
 } from '../support/webhook.ts';
 import { startPodSupervisor, type PodSupervisor } from './pod-supervisor.ts';
+import { realSkopeo, skopeoWrapper } from './skopeo-wrapper.ts';
 
 export const ENTRY_POINTS = ['webhook', 'reconcile', 'rotate', 'resync', 'bootstrap', 'bcrypt-worker'];
 const OPERATOR_NAMESPACE = 'image-registry-operator';
@@ -101,12 +102,7 @@ function writeClientTools(dataDir: string, plane: ControlPlane): Record<string, 
   const hosts = join(dataDir, 'hosts');
   if (!existsSync(hosts)) writeFileSync(hosts, '127.0.0.1 localhost\n');
   const skopeo = join(bin, 'skopeo');
-  writeFileSync(skopeo, [
-    '#!/bin/sh',
-    '# skopeo with the sandbox\'s /etc/hosts, so registry hostnames resolve to their loopback Services',
-    `exec bwrap --dev-bind / / --ro-bind ${hosts} /etc/hosts --chdir "$PWD" skopeo "$@"`,
-    '',
-  ].join('\n'));
+  writeFileSync(skopeo, skopeoWrapper(hosts, realSkopeo(bin)));
   chmodSync(skopeo, 0o755);
   return { KUBECONFIG: plane.kubeconfig, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`, IRO_SANDBOX: dataDir };
 }
