@@ -4,7 +4,8 @@
 import { DEFAULT_SCALAR_STYLE_RULES, SCALAR_STYLE, dump, type ScalarLayout } from 'js-yaml';
 import { parseDuration } from './duration.ts';
 import { tokenIssuer } from './names.ts';
-import { ACL_MATCH_KEYS, type AclEntry, type ImageRegistry, type ImageRegistryAccount } from './types.ts';
+import { type AclEntry, type ImageRegistry, type ImageRegistryAccount } from './types.ts';
+import { validateAcl } from './validation.ts';
 
 /** Container paths (see registry-objects.ts) docker_auth reads. */
 export const AUTH_CONFIG_PATH = '/config/auth_config.yml';
@@ -26,11 +27,26 @@ export interface DockerAuthConfigInput {
   address?: string;
 }
 
-/** Push accounts may push and pull, pull accounts may pull; nothing else matches, so it is denied. */
+/**
+ * The repositories of an account's own namespace: `<namespace>/…`, nested paths included. A glob
+ * cannot say it (path.Match's `*` stops at `/`), so it is a regexp anchored at the start, with the
+ * account's `namespace` label put in by docker_auth. An account without that label matches nothing.
+ */
+export const OWN_NAMESPACE_REPOSITORIES = '/^${labels:namespace}/.+$/';
+
+/**
+ * Namespace isolation: push accounts may push and pull the repositories under their own namespace
+ * (`<namespace>/…`), pull accounts may pull every repository of the registry; nothing else
+ * matches, so everything else is denied.
+ */
 export function defaultAcl(): AclEntry[] {
   return [
-    { match: { labels: { accessMode: 'push' } }, actions: ['push', 'pull'], comment: 'push accounts' },
-    { match: { labels: { accessMode: 'pull' } }, actions: ['pull'], comment: 'pull accounts' },
+    {
+      match: { type: 'repository', name: OWN_NAMESPACE_REPOSITORIES, labels: { accessMode: 'push' } },
+      actions: ['push', 'pull'],
+      comment: "push accounts: push and pull the repositories of their own namespace (<namespace>/...)",
+    },
+    { match: { type: 'repository', labels: { accessMode: 'pull' } }, actions: ['pull'], comment: 'pull accounts: pull every repository' },
   ];
 }
 
@@ -66,7 +82,7 @@ export function secretDataBytes(data: Record<string, string> | undefined): numbe
 /** The `auth_config.yml` text; deterministic for equal input so an unchanged run writes nothing. */
 export function dockerAuthConfig(input: DockerAuthConfigInput): string {
   const acl = input.registry.spec?.auth?.acl ?? defaultAcl();
-  assertAclKnownToDockerAuth(acl);
+  assertAclValidForDockerAuth(acl);
   const users: Record<string, { password: string; labels: Record<string, string[]> }> = {};
   for (const account of activeAccounts(input.registry, input.accounts, input.now)) {
     const name = account.metadata.name as string;
@@ -110,16 +126,14 @@ function quoteForGoYaml(layout: ScalarLayout): void {
 }
 
 /**
- * docker_auth silently drops match keys it does not know, which turns a rule into "match
- * everything"; refuse to write such an ACL instead of widening access.
+ * Refuses, naming every offending field, an ACL docker_auth 1.14 would refuse (a regexp Go does not
+ * compile, a bad IP), panic on (no match, no actions), silently drop (unknown keys, which widen a
+ * rule) or never match (a bad glob, placeholders it does not replace): the same check the
+ * validating webhook makes (validateAcl), so an ACL stored before a check existed is not written.
  */
-export function assertAclKnownToDockerAuth(acl: readonly AclEntry[]): void {
-  const known: readonly string[] = ACL_MATCH_KEYS;
-  acl.forEach((entry, i) => {
-    const unknown = Object.keys(entry.match ?? {}).filter((key) => !known.includes(key));
-    if (unknown.length > 0) throw new Error(`spec.auth.acl[${i}].match: unknown key(s) ${unknown.join(', ')}`);
-    if (!Array.isArray(entry.actions)) throw new Error(`spec.auth.acl[${i}].actions: must be a list`);
-  });
+export function assertAclValidForDockerAuth(acl: unknown): asserts acl is AclEntry[] {
+  const problems = validateAcl(acl, 'spec.auth.acl');
+  if (problems.length > 0) throw new Error(`the ACL cannot be given to docker_auth: ${problems.join('; ')}`);
 }
 
 function copyAclEntry(entry: AclEntry): AclEntry {

@@ -4,6 +4,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { parseDuration } from './duration.ts';
 import { isPlainObject, jsonEqual } from './json-patch.ts';
+import { GO_UNICODE_CLASS_NAMES, goRegexpCaptureCount, goRegexpProblem } from './go-regexp.ts';
 import { ACL_ACTIONS, ACL_MATCH_KEYS } from './types.ts';
 
 export const HASH_HINT = "hash it, e.g. htpasswd -nbBC 10 '' PASSWORD | tr -d ':\\n'";
@@ -70,110 +71,25 @@ export function isPositiveQuantity(value: unknown): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------
-// docker_auth match patterns: `/.../` is a Go RE2 regex, anything else a path.Match glob
+// docker_auth match patterns: `/.../` is a Go regexp, anything else a path.Match glob
 
-const POSIX_CLASSES = new Set([
-  'alnum', 'alpha', 'ascii', 'blank', 'cntrl', 'digit', 'graph',
-  'lower', 'print', 'punct', 'space', 'upper', 'word', 'xdigit',
-]);
-const RE2_LETTER_ESCAPES = new Set([...'afnrtvdDsSwWbBAzpPQx0']);
+/** docker_auth's test for a regexp: longer than 2 bytes, a slash first and last. */
+export function isRegexpForm(pattern: string): boolean {
+  return pattern.length > 2 && pattern.startsWith('/') && pattern.endsWith('/');
+}
 
-/**
- * Why Go's regexp.Compile (RE2) would refuse `source`, or undefined when it compiles. Go-only
- * syntax is rewritten to its JavaScript equivalent and the result compiled by V8; what RE2
- * lacks (lookaround, backreferences, atomic groups) and what it forbids (unknown escapes,
- * repeat counts > 1000) is refused explicitly. An approximation of RE2, erring on refusal.
- */
-export function re2Problem(source: string): string | undefined {
-  let js = '';
-  let inClass = false;
-  for (let i = 0; i < source.length; ) {
-    const c = source[i] as string;
-    const rest = source.slice(i);
-    if (c === '\\') {
-      const e = source[i + 1];
-      if (e === undefined) return 'trailing backslash';
-      if (/[1-9]/.test(e) || e === 'k') return 'backreferences are not supported (Go RE2 syntax)';
-      if (/[A-Za-z0-9]/.test(e) && !RE2_LETTER_ESCAPES.has(e)) return `invalid escape sequence \\${e}`;
-      if (e === 'Q') {
-        const end = source.indexOf('\\E', i + 2);
-        const literal = source.slice(i + 2, end === -1 ? undefined : end);
-        js += literal.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
-        i = end === -1 ? source.length : end + 2;
-        continue;
-      }
-      if (e === 'x') {
-        const hex = /^\\x(?:[0-9A-Fa-f]{2}|\{[0-9A-Fa-f]{1,6}\})/.exec(rest);
-        if (!hex) return 'invalid \\x escape (use \\x41 or \\x{41})';
-        js += 'x';
-        i += hex[0].length;
-        continue;
-      }
-      if (e === 'p' || e === 'P') {
-        const cls = /^\\[pP](?:[A-Za-z]|\{\^?[A-Za-z_]+\})/.exec(rest);
-        if (!cls) return 'invalid Unicode class escape';
-        js += 'x';
-        i += cls[0].length;
-        continue;
-      }
-      if (inClass && (e === 'A' || e === 'z' || e === 'b' || e === 'B')) return `invalid escape \\${e} in a character class`;
-      js += e === 'A' ? '^' : e === 'z' ? '$' : `\\${e}`;
-      i += 2;
-      continue;
-    }
-    if (inClass) {
-      const posix = /^\[:(\^?)([a-z]+):\]/.exec(rest);
-      if (posix) {
-        if (!POSIX_CLASSES.has(posix[2] ?? '')) return `unknown character class [:${posix[2]}:]`;
-        js += 'x';
-        i += posix[0].length;
-        continue;
-      }
-      if (c === ']') inClass = false;
-      js += c === '[' ? '\\[' : c;
-      i += 1;
-      continue;
-    }
-    if (c === '[') {
-      // a `]` right after `[` or `[^` is a member, not the end of the class (as in RE2)
-      const open = /^\[\^?\]?/.exec(rest)?.[0] ?? '[';
-      js += open.endsWith(']') ? `${open.slice(0, -1)}\\]` : open;
-      inClass = true;
-      i += open.length;
-      continue;
-    }
-    if (rest.startsWith('(?')) {
-      if (/^\(\?<?[=!]/.test(rest)) return 'lookaround assertions are not supported (Go RE2 syntax)';
-      if (rest.startsWith('(?>')) return 'atomic groups are not supported (Go RE2 syntax)';
-      const named = /^\(\?P?<([A-Za-z_][A-Za-z0-9_]*)>/.exec(rest);
-      const flags = /^\(\?([imsU]*)(?:-([imsU]*))?([:)])/.exec(rest);
-      if (named) {
-        js += `(?<${named[1]}>`;
-        i += named[0].length;
-      } else if (rest.startsWith('(?:')) {
-        js += '(?:';
-        i += 3;
-      } else if (flags && (flags[1] !== '' || (flags[2] ?? '') !== '') && flags[2] !== '') {
-        // Go's inline flags change matching, not syntax: drop them for the compile check
-        js += flags[3] === ':' ? '(?:' : '';
-        i += flags[0].length;
-      } else {
-        return `invalid or unsupported group syntax ${JSON.stringify(rest.slice(0, 6))}`;
-      }
-      continue;
-    }
-    const repeat = /^\{([0-9]+)(,([0-9]*))?\}/.exec(rest);
-    if (repeat && (Number(repeat[1]) > 1000 || Number(repeat[3] || 0) > 1000)) return 'repeat count exceeds 1000';
-    js += c;
-    i += 1;
-  }
-  if (inClass) return 'missing closing ] of a character class';
-  try {
-    new RegExp(js);
-    return undefined;
-  } catch (error) {
-    return (error as Error).message.replace(/^Invalid regular expression: \/.*\/[a-z]*: /s, '');
-  }
+// Verdicts on regexps already checked: every admission of a registry checks the same ACL again.
+// Patterns are user input, so the cache is emptied when full.
+const REGEXP_VERDICTS_MAX = 1024;
+const regexpVerdicts = new Map<string, string | undefined>();
+
+/** Why Go's regexp.Compile (docker_auth) refuses `source`, or undefined when it compiles. */
+export function regexpProblem(source: string): string | undefined {
+  if (regexpVerdicts.has(source)) return regexpVerdicts.get(source);
+  const problem = goRegexpProblem(source);
+  if (regexpVerdicts.size >= REGEXP_VERDICTS_MAX) regexpVerdicts.clear();
+  regexpVerdicts.set(source, problem);
+  return problem;
 }
 
 /** Why Go's path.Match would return ErrBadPattern for `pattern` (docker_auth: never matches). */
@@ -210,32 +126,127 @@ export function globProblem(pattern: string): string | undefined {
   return undefined;
 }
 
-// The verdicts on match patterns already checked. Every admission of a registry checks the same ACL
-// again, and a verdict depends on the pattern alone; re2Problem rewrites and compiles each regex.
-// Patterns are user input, so only short ones are kept and the cache is emptied when full.
-const PATTERN_VERDICTS_MAX = 1024;
-const PATTERN_VERDICT_MAX_LENGTH = 256;
-const patternVerdicts = new Map<string, string | undefined>();
-
-/** Why docker_auth would refuse or never match a match value, or undefined when it is fine. */
-export function matchPatternProblem(pattern: string): string | undefined {
-  const known = patternVerdicts.get(pattern);
-  if (known !== undefined || patternVerdicts.has(pattern)) return known;
-  const problem = uncachedMatchPatternProblem(pattern);
-  if (pattern.length <= PATTERN_VERDICT_MAX_LENGTH) {
-    if (patternVerdicts.size >= PATTERN_VERDICTS_MAX) patternVerdicts.clear();
-    patternVerdicts.set(pattern, problem);
-  }
-  return problem;
+/** Go's regexp.QuoteMeta: docker_auth escapes ${account}, ${type}, ${name} and ${service} with it. */
+export function quoteMeta(text: string): string {
+  return text.replace(/[\\.+*?()|[\]{}^$]/g, '\\$&');
 }
 
-function uncachedMatchPatternProblem(pattern: string): string | undefined {
-  if (pattern.length > 2 && pattern.startsWith('/') && pattern.endsWith('/')) {
-    const problem = re2Problem(pattern.slice(1, -1));
-    return problem === undefined ? undefined : `invalid regular expression: ${problem}`;
+/** The match keys whose values docker_auth fills placeholders into, with the label permutations. */
+const PLACEHOLDER_FIELDS = ['account', 'type', 'name', 'service'] as const;
+type PlaceholderField = (typeof PLACEHOLDER_FIELDS)[number];
+
+/**
+ * What the check puts in for each placeholder, as docker_auth does (acl.go, Matches): request
+ * fields escaped with regexp.QuoteMeta, label values and capture groups as they are.
+ */
+export const PLACEHOLDER_EXAMPLES = {
+  account: 'push.team-a.app.1',
+  type: 'repository',
+  name: 'team-a/app',
+  service: 'registry.default.svc.example.org',
+  label: 'team-a',
+  capture: 'x',
+} as const;
+
+// docker_auth's captureGroupRegex, `\$\{(.+?):(\d+)\}`: `${name:1}` is group 1 of match.name's regexp.
+const CAPTURE_PLACEHOLDER = /\$\{(.+?):(\d+)\}/g;
+const PLACEHOLDER = /\$\{[^{}]*\}/g;
+
+/** The field docker_auth reads for `${<key>:<n>}`: reflect's FieldByName(strings.Title(key)). */
+function captureTarget(key: string): PlaceholderField | undefined {
+  return PLACEHOLDER_FIELDS.find((field) => key.charAt(0).toUpperCase() + key.slice(1) === field.charAt(0).toUpperCase() + field.slice(1));
+}
+
+/**
+ * The capture placeholders docker_auth replaces in this match, token → problem (undefined when it
+ * is replaced). It looks for them in account, type, name and service only.
+ */
+function capturePlaceholders(match: Record<string, unknown>): Map<string, string | undefined> {
+  const found = new Map<string, string | undefined>();
+  for (const field of PLACEHOLDER_FIELDS) {
+    const value = match[field];
+    if (typeof value !== 'string') continue;
+    for (const [token, key = '', index = ''] of value.matchAll(CAPTURE_PLACEHOLDER)) {
+      const target = captureTarget(key);
+      const source = target === undefined ? undefined : match[target];
+      let problem: string | undefined;
+      if (target === undefined) problem = `docker_auth replaces \${<field>:<n>} only for account, type, name and service`;
+      else if (typeof source !== 'string' || !isRegexpForm(source)) problem = `match.${target} must be a /regexp/ for ${token} to be replaced`;
+      else {
+        const groups = goRegexpCaptureCount(source.slice(1, -1));
+        const n = Number(index);
+        if (groups !== undefined && (n < 1 || n > groups)) problem = `match.${target} has ${groups} capture group(s), so ${token} is never replaced`;
+      }
+      if (!found.has(token) || found.get(token) !== undefined) found.set(token, problem);
+    }
   }
-  const problem = globProblem(pattern);
-  return problem === undefined ? undefined : `invalid glob pattern (it would never match): ${problem}`;
+  return found;
+}
+
+/**
+ * Why docker_auth would refuse, or never match as written, the value of match.<field> (a label
+ * pattern when `field` is `labels`), or undefined. A /regexp/ must compile as it stands (docker_auth
+ * refuses the whole configuration otherwise). Placeholders must be ones docker_auth replaces there,
+ * and the value must still be a valid regexp or glob after they are replaced, as docker_auth does
+ * on each request (it ignores a rule whose pattern does not compile then).
+ */
+export function matchPatternProblem(pattern: string, field: PlaceholderField | 'labels' = 'account', match: Record<string, unknown> = {}): string | undefined {
+  if (isRegexpForm(pattern)) {
+    const problem = regexpProblem(pattern.slice(1, -1));
+    if (problem !== undefined) return `invalid regular expression: ${problem}${regexpHint(problem)}; docker_auth refuses the whole configuration`;
+  }
+  const captures = capturePlaceholders(match);
+  const replacements: string[] = [];
+  for (const [token] of pattern.matchAll(PLACEHOLDER)) {
+    const variable = /^\$\{(account|type|name|service)\}$/.exec(token)?.[1] as PlaceholderField | undefined;
+    if (variable !== undefined) {
+      replacements.push(token, quoteMeta(PLACEHOLDER_EXAMPLES[variable]));
+    } else if (/^\$\{labels:[^{}]+\}$/.test(token)) {
+      if (field === 'labels') return `docker_auth does not replace ${token} in match.labels, only in account, type, name and service`;
+      replacements.push(token, PLACEHOLDER_EXAMPLES.label);
+    } else if (captures.has(token)) {
+      const problem = captures.get(token);
+      if (problem !== undefined) return `${token} is not replaced: ${problem}`;
+      replacements.push(token, PLACEHOLDER_EXAMPLES.capture);
+    } else {
+      return `${token} would stay as written: docker_auth replaces only \${account}, \${type}, \${name}, \${service}, \${labels:<label>} and capture groups \${<field>:<n>} (found in account, type, name and service by \\$\\{(.+?):(\\d+)\\})`;
+    }
+  }
+  const replaced = replaceAll(pattern, replacements);
+  const shown = replacements.length > 0 ? ` once its placeholders are replaced (e.g. ${JSON.stringify(replaced)})` : '';
+  if (isRegexpForm(replaced)) {
+    const problem = regexpProblem(replaced.slice(1, -1));
+    return problem === undefined ? undefined : `invalid regular expression${shown}: ${problem}; docker_auth would never match this rule`;
+  }
+  const problem = globProblem(replaced);
+  return problem === undefined ? undefined : `invalid glob pattern${shown} (it would never match): ${problem}`;
+}
+
+/** What Go's terse message means, for syntax people bring from other regexp dialects. */
+function regexpHint(problem: string): string {
+  if (/`\(\?<?[=!]/.test(problem)) return ' (lookaround is not Go regexp syntax)';
+  if (/`\(\?>/.test(problem)) return ' (atomic groups are not Go regexp syntax)';
+  if (/escape sequence: `\\[1-9k]/.test(problem)) return ' (backreferences are not Go regexp syntax)';
+  if (/`\\[pP]/.test(problem)) return ` (Unicode classes: ${[...GO_UNICODE_CLASS_NAMES].slice(0, 6).join(', ')}, … — exact names as Go 1.24 knows them)`;
+  return '';
+}
+
+/** strings.NewReplacer(pairs...).Replace(text): one pass, leftmost match, earlier pairs first. */
+function replaceAll(text: string, pairs: readonly string[]): string {
+  let out = '';
+  for (let i = 0; i < text.length; ) {
+    let replaced = false;
+    for (let p = 0; p < pairs.length; p += 2) {
+      if (text.startsWith(pairs[p]!, i)) {
+        out += pairs[p + 1];
+        i += pairs[p]!.length;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced) out += text[i++];
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -247,7 +258,7 @@ const RESERVED_ACCOUNT_LABEL = 'account';
 const RESERVED_ACCOUNT_LABEL_REASON = 'reserved: accounts carry no `account` label in docker_auth';
 
 function isPattern(value: string): boolean {
-  return (value.length > 2 && value.startsWith('/') && value.endsWith('/')) || /[*?[\\]/.test(value);
+  return isRegexpForm(value) || /[*?[\\$]/.test(value);
 }
 
 function validateMatch(match: unknown, path: string): Problems {
@@ -270,7 +281,7 @@ function validateMatch(match: unknown, path: string): Problems {
       return Object.entries(value).flatMap(([label, pattern]): Problems => {
         if (label === RESERVED_ACCOUNT_LABEL) return [`${at}[${label}]: ${RESERVED_ACCOUNT_LABEL_REASON}; match the account name with ${path}.account`];
         if (typeof pattern !== 'string') return [`${at}[${label}]: must be a string pattern`];
-        const problem = matchPatternProblem(pattern);
+        const problem = matchPatternProblem(pattern, 'labels', match);
         return problem ? [`${at}[${label}]: ${problem}`] : [];
       });
     }
@@ -279,7 +290,7 @@ function validateMatch(match: unknown, path: string): Problems {
     if (key === 'type' && !isPattern(value) && !(ACL_TYPES as readonly string[]).includes(value)) {
       return [`${at}: must be one of ${ACL_TYPES.join(', ')} (or a pattern)`];
     }
-    const problem = matchPatternProblem(value);
+    const problem = matchPatternProblem(value, key as PlaceholderField, match);
     return problem ? [`${at}: ${problem}`] : [];
   });
 }

@@ -10,6 +10,8 @@ import { installExitHandlers } from './support/processes.ts';
 import { parseUvuTotals } from './support/uvu-totals.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+/** Makes a test registered after its suite's .run() a failure instead of silently never running. */
+const uvuGuard = fileURLToPath(new URL('./support/uvu-guard.ts', import.meta.url));
 const filters = process.argv.slice(2);
 
 interface FileResult {
@@ -32,7 +34,7 @@ function testFiles(dir: string): string[] {
 
 function runFile(file: string, env: NodeJS.ProcessEnv): Promise<FileResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...process.execArgv, file], {
+    const child = spawn(process.execPath, [...process.execArgv, '--import', uvuGuard, file], {
       cwd: root,
       env: { ...env, FORCE_COLOR: '0', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -21,6 +21,7 @@ import {
   type Obj,
   type WebhookProcess,
 } from '../support/webhook.ts';
+import { realSkopeo, skopeoWrapper } from './skopeo-wrapper.ts';
 
 export const ENTRY_POINTS = ['webhook', 'reconcile', 'rotate', 'resync', 'bootstrap', 'bcrypt-worker'];
 // in-cluster parts that the sandbox replaces: the webhook runs as a local process with a test
@@ -91,12 +92,7 @@ function writeClientTools(dataDir: string, kubeconfig: string, assetsDir: string
   const kubectl = join(bin, 'kubectl');
   if (!existsSync(kubectl)) symlinkSync(join(assetsDir, 'kubectl'), kubectl);
   const skopeo = join(bin, 'skopeo');
-  writeFileSync(skopeo, [
-    '#!/bin/sh',
-    '# skopeo with the sandbox\'s /etc/hosts, so registry hostnames resolve to their loopback Services',
-    `exec bwrap --dev-bind / / --ro-bind ${hosts} /etc/hosts --chdir "$PWD" skopeo "$@"`,
-    '',
-  ].join('\n'));
+  writeFileSync(skopeo, skopeoWrapper(hosts, realSkopeo(bin)));
   chmodSync(skopeo, 0o755);
   return { KUBECONFIG: kubeconfig, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`, IRO_SANDBOX: dataDir };
 }

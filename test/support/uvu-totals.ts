@@ -1,8 +1,20 @@
 // Reads the totals uvu prints when a test file's suites have run.
 
-/** Reads uvu's closing totals; a file that died before printing them counts as one failure. */
+/** The line test/support/uvu-guard.ts prints for tests that never ran, with their count. */
+const NEVER_RAN = /^uvu-guard: tests registered but never run \(after \.run\(\)\?\): (\d+) /m;
+
+/**
+ * Reads uvu's closing totals; a file that died before printing them counts as one failure, and
+ * each test the guard saw registered but never run counts as a failure.
+ */
 export function parseUvuTotals(output: string, exitCode: number): { passed: number; failed: number; skipped: number } {
   const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+  const neverRan = Number(NEVER_RAN.exec(plain)?.[1] ?? 0);
+  const counts = parseTotals(plain, neverRan > 0 ? 0 : exitCode);
+  return { ...counts, failed: counts.failed + neverRan };
+}
+
+function parseTotals(plain: string, exitCode: number): { passed: number; failed: number; skipped: number } {
   const total = /Total:\s+(\d+)/.exec(plain);
   const passed = /Passed:\s+(\d+)/.exec(plain);
   const skipped = /Skipped:\s+(\d+)/.exec(plain);

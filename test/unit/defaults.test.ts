@@ -28,8 +28,8 @@ function secret(kind: string, spec?: unknown, metadata: Record<string, unknown> 
 
 test('defaultAcl is the documented default (as docker_auth gets it) and a fresh copy each time', () => {
   assert.equal(defaultAcl().map(({ match, actions }) => ({ match, actions })), [
-    { match: { labels: { accessMode: 'push' } }, actions: ['push', 'pull'] },
-    { match: { labels: { accessMode: 'pull' } }, actions: ['pull'] },
+    { match: { type: 'repository', name: '/^${labels:namespace}/.+$/', labels: { accessMode: 'push' } }, actions: ['push', 'pull'] },
+    { match: { type: 'repository', labels: { accessMode: 'pull' } }, actions: ['pull'] },
   ]);
   assert.equal(defaultAcl(), dockerAuthDefaultAcl());
   const acl = defaultAcl();

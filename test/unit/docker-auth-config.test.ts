@@ -4,13 +4,14 @@ import * as assert from 'uvu/assert';
 import {
   accountExpiry,
   activeAccounts,
-  assertAclKnownToDockerAuth,
+  assertAclValidForDockerAuth,
   defaultAcl,
   dockerAuthConfig,
   SECRET_DATA_LIMIT_BYTES,
   secretDataBytes,
 } from '../../functions/docker-auth-config.ts';
 import type { AclEntry, ImageRegistry, ImageRegistryAccount } from '../../functions/types.ts';
+import { validateAcl } from '../../functions/validation.ts';
 
 const HASH = '$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy';
 const now = new Date('2025-01-02T00:00:00Z');
@@ -46,12 +47,13 @@ type Parsed = {
   acl: AclEntry[];
 };
 
-test('defaultAcl: push may push and pull, pull may pull, matched on account labels', () => {
+test('defaultAcl: push accounts push and pull under their own namespace, pull accounts pull everything', () => {
   const acl = defaultAcl();
   assert.equal(acl.map((e) => [e.match, e.actions]), [
-    [{ labels: { accessMode: 'push' } }, ['push', 'pull']],
-    [{ labels: { accessMode: 'pull' } }, ['pull']],
+    [{ type: 'repository', name: '/^${labels:namespace}/.+$/', labels: { accessMode: 'push' } }, ['push', 'pull']],
+    [{ type: 'repository', labels: { accessMode: 'pull' } }, ['pull']],
   ]);
+  assert.equal(validateAcl(acl, 'acl'), [], 'the default passes the webhook check');
   acl[0]?.actions.push('*');
   assert.equal(defaultAcl()[0]?.actions, ['push', 'pull'], 'a fresh copy each call');
 });
@@ -109,7 +111,7 @@ test('dockerAuthConfig: spec.auth.acl replaces the default; odd strings survive 
   const acl: AclEntry[] = [
     { match: { account: 'f??bar', name: '${labels:namespace}/*', labels: { group: '/trainee|dev/' } }, actions: ['*'], comment: 'a: b, "c"' },
     { match: { ip: '10.0.0.0/8', type: 'repository', service: 'x' }, actions: ['pull'] },
-    { match: {}, actions: [] },
+    { match: { account: '/.*/' }, actions: [] },
   ];
   const labels = { odd: ['on', '', 'a: b', '0777', 'x?y', '#c', 'a,b', 'null', '~', 'é', '- x'] };
   const text = dockerAuthConfig({ registry: registry(acl), accounts: [account('static', { labels })], hostname, now });
@@ -120,11 +122,32 @@ test('dockerAuthConfig: spec.auth.acl replaces the default; odd strings survive 
   assert.match(text, /account: "f\?\?bar"/);
 });
 
-test('dockerAuthConfig refuses ACL match keys docker_auth would silently drop', () => {
-  const bad = [{ match: { labels: { accessMode: 'pull' }, namespace: 'x' }, actions: ['pull'] }] as unknown as AclEntry[];
-  assert.throws(() => dockerAuthConfig({ registry: registry(bad), accounts: [], hostname, now }), /acl\[0\]\.match: unknown key\(s\) namespace/);
-  assert.throws(() => assertAclKnownToDockerAuth([{ match: {}, actions: 'pull' } as unknown as AclEntry]), /actions/);
-  assertAclKnownToDockerAuth(defaultAcl());
+test('dockerAuthConfig refuses, with the field named, every ACL docker_auth would refuse, panic on or silently drop', () => {
+  const write = (acl: unknown) => () => dockerAuthConfig({ registry: registry(acl as AclEntry[]), accounts: [], hostname, now });
+  const cases: [unknown, RegExp][] = [
+    [[{ match: { labels: { accessMode: 'pull' }, namespace: 'x' }, actions: ['pull'] }], /acl\[0\]\.match\.namespace: unknown match key/],
+    [[{ match: { account: '/^[a-\\d]+$/' }, actions: ['pull'] }], /acl\[0\]\.match\.account: invalid regular expression: invalid escape sequence/],
+    [[{ match: { name: '/\\p{Foo}/' }, actions: ['pull'] }], /acl\[0\]\.match\.name: invalid regular expression: invalid character class range/],
+    [[{ match: { account: 'a' }, actions: ['pull'] }, { match: { ip: '10.0.0' }, actions: ['pull'] }], /acl\[1\]\.match\.ip/],
+    [[{ actions: ['pull'] }], /acl\[0\]\.match: required/],
+    [[{ match: { account: 'a' } }], /acl\[0\]\.actions: required/],
+    [[{ match: { account: 'a' }, action: ['pull'], actions: [] }], /acl\[0\]\.action: unknown field/],
+    [[{ match: {}, actions: ['pull'] }], /acl\[0\]\.match: must set at least one/],
+    [[{ match: { name: 'team-[a/*' }, actions: ['pull'] }], /acl\[0\]\.match\.name: invalid glob pattern/],
+    [[{ match: { name: '/^\\${account}/' }, actions: ['pull'] }], /acl\[0\]\.match\.name: invalid regular expression once its placeholders are replaced/],
+    [[{ match: { labels: { team: '${labels:team}' } }, actions: ['pull'] }], /acl\[0\]\.match\.labels\[team\]: docker_auth does not replace/],
+    ['push', /spec\.auth\.acl: must be a list/],
+  ];
+  for (const [acl, message] of cases) assert.throws(write(acl), message, JSON.stringify(acl));
+  assert.throws(() => assertAclValidForDockerAuth([{ match: { account: 'a' }, actions: 'pull' }]), /actions/);
+  assertAclValidForDockerAuth(defaultAcl());
+});
+
+test('secretDataBytes: the decoded bytes the API server counts against its 1 MiB limit', () => {
+  const data = { a: Buffer.from('x'.repeat(1000)).toString('base64'), b: Buffer.from('é').toString('base64') };
+  assert.is(secretDataBytes(data), 1002);
+  assert.is(secretDataBytes(undefined), 0);
+  assert.is(SECRET_DATA_LIMIT_BYTES, 1_048_576);
 });
 
 test('dockerAuthConfig is compact: 5,000 typical accounts fit a 1 MiB Secret', () => {
@@ -145,10 +168,3 @@ test('dockerAuthConfig is compact: 5,000 typical accounts fit a 1 MiB Secret', (
 });
 
 test.run();
-
-test('secretDataBytes: the decoded bytes the API server counts against its 1 MiB limit', () => {
-  const data = { a: Buffer.from('x'.repeat(1000)).toString('base64'), b: Buffer.from('é').toString('base64') };
-  assert.is(secretDataBytes(data), 1002);
-  assert.is(secretDataBytes(undefined), 0);
-  assert.is(SECRET_DATA_LIMIT_BYTES, 1_048_576);
-});

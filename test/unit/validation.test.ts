@@ -7,7 +7,7 @@ import {
   isIpOrCidr,
   isPositiveQuantity,
   matchPatternProblem,
-  re2Problem,
+  regexpProblem,
   validateAcl,
   validateImageRegistry,
   validateImageRegistryAccount,
@@ -63,37 +63,44 @@ test('isPositiveQuantity accepts Kubernetes quantities above zero', () => {
   assert.not.ok(isPositiveQuantity(8));
 });
 
-test('re2Problem accepts RE2 syntax, including what JavaScript lacks', () => {
+test('regexpProblem accepts Go regexp syntax, including what JavaScript lacks', () => {
   for (const ok of ['.+', '^(foo|bar)$', '[a-z]+/[^/]+', '(?i)foo', '(?i:foo)bar', '(?P<ns>[a-z]+)/x', '(?<ns>[a-z]+)', '\\Afoo\\z',
-    '[[:alpha:]]+', '\\pL+', '\\p{Greek}', '\\Qa.b\\E', '\\x41\\x{263a}', 'a{2,1000}', '[]a]', '${account}/.*', '${labels:group}-shared', '(?U)a+']) {
-    assert.is(re2Problem(ok), undefined, ok);
+    '[[:alpha:]]+', '\\pL+', '\\p{Greek}', '\\Qa.b\\E', '\\x41\\x{263a}', 'a{2,1000}', '[]a]', '${account}/.*', '${labels:group}-shared', '(?U)a+',
+    '(?P<n>a)(?P<n>b)', '(?:' + 'a*'.repeat(450) + '){1000}']) {
+    assert.is(regexpProblem(ok), undefined, ok);
   }
 });
 
-test('re2Problem refuses what RE2 refuses', () => {
+test('regexpProblem refuses what Go refuses, in Go\'s words', () => {
   const cases: [string, string][] = [
-    ['foo(?=bar)', 'lookaround'],
-    ['foo(?!bar)', 'lookaround'],
-    ['(?<=a)b', 'lookaround'],
-    ['(?<!a)b', 'lookaround'],
-    ['(a)\\1', 'backreferences'],
-    ['(?<x>a)\\k<x>', 'backreferences'],
-    ['(?>a)', 'atomic'],
-    ['\\e', 'escape'],
-    ['a{1001}', '1000'],
-    ['(foo', ''],
-    ['foo)', ''],
-    ['a**', ''],
-    ['[a-', ''],
-    ['[[:nope:]]', 'class'],
-    ['\\xZZ', '\\x'],
-    ['x\\', 'backslash'],
-    ['(?z)', 'group'],
+    ['foo(?=bar)', 'invalid or unsupported Perl syntax: `(?=`'],
+    ['foo(?!bar)', 'invalid or unsupported Perl syntax'],
+    ['(?<=a)b', 'invalid named capture'],
+    ['(?<!a)b', 'invalid named capture'],
+    ['(a)\\1', 'invalid escape sequence: `\\1`'],
+    ['(?>a)', 'invalid or unsupported Perl syntax'],
+    ['\\e', 'invalid escape sequence'],
+    ['a{1001}', 'invalid repeat count'],
+    ['(a{100}){11}', 'invalid repeat count'],
+    ['(foo', 'missing closing )'],
+    ['foo)', 'unexpected )'],
+    ['a**', 'invalid nested repetition operator'],
+    ['[a-', 'missing closing ]'],
+    ['[a-\\d]+', 'invalid escape sequence: `\\d`'],
+    ['\\p{Foo}', 'invalid character class range: `\\p{Foo}`'],
+    ['\\p{Letter}', 'invalid character class range'],
+    ['[[:nope:]]', 'invalid character class range'],
+    ['\\xZZ', 'invalid escape sequence'],
+    ['x\\', 'trailing backslash'],
+    ['(?z)', 'invalid or unsupported Perl syntax'],
+    ['('.repeat(1001) + ')'.repeat(1001), 'expression nests too deeply'],
+    ['(?:' + 'b'.repeat(3356) + '){1000}', 'expression too large'],
+    ['\uD800', 'invalid UTF-8'],
   ];
   for (const [bad, text] of cases) {
-    const problem = re2Problem(bad);
+    const problem = regexpProblem(bad);
     assert.type(problem, 'string', bad);
-    assert.ok(problem?.includes(text), `${bad}: ${problem}`);
+    assert.ok(problem?.includes(text), `${bad.slice(0, 40)}: ${problem?.slice(0, 200)}`);
   }
 });
 
@@ -107,6 +114,22 @@ test('matchPatternProblem treats /.../ as a regex and anything else as a glob', 
   assert.ok(matchPatternProblem('/(?=a)/')?.startsWith('invalid regular expression'));
   assert.ok(matchPatternProblem('[')?.startsWith('invalid glob'));
   assert.is(matchPatternProblem('//'), undefined, '"//" is a glob for docker_auth');
+});
+
+test('matchPatternProblem checks placeholders after replacing them as docker_auth does', () => {
+  // ${account}, ${name}, ${service} are put in regexp-quoted; label values and capture groups as they are
+  for (const ok of ['/^${labels:namespace}/.+$/', '${labels:namespace}/*', '/^${account}$/', '${account}/*', '/^${service}$/', 'team-?/*']) {
+    assert.is(matchPatternProblem(ok, 'name'), undefined, ok);
+  }
+  assert.is(matchPatternProblem('/^${name:1}$/', 'account', { account: '/^${name:1}$/', name: '/^([a-z]+)\\/.*$/' }), undefined);
+  // compiles as written, but not once ${account} is in: `\p` + `ush.…` → docker_auth never matches
+  assert.match(matchPatternProblem('/^\\${account}$/', 'name') ?? '', /once its placeholders are replaced .*invalid character class range/);
+  assert.match(matchPatternProblem('/[z${labels:team}]/', 'name') ?? '', /"\/\[zteam-a\]\/".*invalid character class range: `m-a`/);
+  assert.match(matchPatternProblem('${labels:team}', 'labels') ?? '', /does not replace \$\{labels:team\} in match.labels/);
+  assert.match(matchPatternProblem('/^${nmae}$/', 'name') ?? '', /\$\{nmae\} would stay as written/);
+  assert.match(matchPatternProblem('/^${name:2}$/', 'account', { account: '/^${name:2}$/', name: '/^([a-z]+)\\/.*$/' }) ?? '', /1 capture group/);
+  assert.match(matchPatternProblem('/^${name:1}$/', 'account', { account: '/^${name:1}$/', name: 'team-*' }) ?? '', /match.name must be a \/regexp\//);
+  assert.match(matchPatternProblem('/(/', 'name') ?? '', /^invalid regular expression: missing closing \): .*refuses the whole configuration/);
 });
 
 // --- ACL -------------------------------------------------------------------------------------

@@ -137,8 +137,8 @@ test('mutate ImageRegistry CREATE: the patch yields the documented defaults', as
   });
   const rules = (applyJsonPatch(object, ops).spec as any).auth.acl.map(({ match, actions }: any) => ({ match, actions }));
   assert.equal(rules, [
-    { match: { labels: { accessMode: 'push' } }, actions: ['push', 'pull'] },
-    { match: { labels: { accessMode: 'pull' } }, actions: ['pull'] },
+    { match: { type: 'repository', name: '/^${labels:namespace}/.+$/', labels: { accessMode: 'push' } }, actions: ['push', 'pull'] },
+    { match: { type: 'repository', labels: { accessMode: 'pull' } }, actions: ['pull'] },
   ]);
 });
 

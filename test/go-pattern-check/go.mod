@@ -1,0 +1,3 @@
+module iro.test/go-pattern-check
+
+go 1.24
