@@ -9,8 +9,11 @@ import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount } from '..
 import { recordEvent } from './events.ts';
 import { ConflictError, type Kube } from './kube.ts';
 
-/** Builds [authConfigSecret, registryConfigSecret] from the accounts. */
-export type ConfigSecretsBuilder = (accounts: readonly ImageRegistryAccount[]) => [V1Secret, V1Secret];
+/**
+ * Builds [authConfigSecret, registryConfigSecret] from the accounts and the auth config Secret as
+ * this attempt read it (its token keys are carried forward or advanced from exactly that state).
+ */
+export type ConfigSecretsBuilder = (accounts: readonly ImageRegistryAccount[], current: V1Secret | undefined) => [V1Secret, V1Secret];
 
 const MAX_ATTEMPTS = 20;
 
@@ -25,12 +28,16 @@ export async function writeAuthConfig(
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
     const current = await kube.read<V1Secret & { apiVersion: string; kind: string }>({ apiVersion: 'v1', kind: 'Secret', namespace, name });
     const accounts = (await kube.list<ImageRegistryAccount & { apiVersion: string; kind: string }>(GROUP_VERSION, 'ImageRegistryAccount', namespace)).filter((a) => !exclude(a));
-    const [desired] = build(accounts);
-    if (current && sameData(current.data, desired.data)) return { changed: false, accounts: accounts.length, resourceVersion: current.metadata?.resourceVersion ?? '' };
+    const [desired] = build(accounts, current);
+    const annotations = { ...current?.metadata?.annotations, ...desired.metadata?.annotations };
+    if (current && sameData(current.data, desired.data) && sameData(current.metadata?.annotations, annotations)) {
+      return { changed: false, accounts: accounts.length, resourceVersion: current.metadata?.resourceVersion ?? '' };
+    }
     await refuseOversized(kube, registry, desired, accounts.length);
     try {
+      const metadata = { ...current?.metadata, labels: desired.metadata?.labels, annotations, ownerReferences: desired.metadata?.ownerReferences };
       const written: V1Secret = current
-        ? await kube.replace({ ...current, type: desired.type, data: desired.data, metadata: { ...current.metadata, labels: desired.metadata?.labels, ownerReferences: desired.metadata?.ownerReferences } } as never)
+        ? await kube.replace({ ...current, type: desired.type, data: desired.data, metadata } as never)
         : await kube.create(desired as never);
       return { changed: true, accounts: accounts.length, resourceVersion: written.metadata?.resourceVersion ?? '' };
     } catch (error) {

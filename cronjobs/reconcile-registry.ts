@@ -4,7 +4,7 @@
 import { load } from 'js-yaml';
 import type { KeyPair } from '../functions/certificate-sources.ts';
 import { certificateMode } from '../functions/certificate-sources.ts';
-import { registryAuthSecretName, registryConfigSecretName, registryHostname, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
+import { registryConfigSecretName, registryHostname, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
 import { nginxConfig } from '../functions/nginx-config.ts';
 import {
   desiredConfigSecrets,
@@ -13,7 +13,8 @@ import {
   desiredStatefulSet,
   rolloutAnnotations,
 } from '../functions/registry-objects.ts';
-import { readinessChanged, registryReadiness, registryStatus, type RegistryProblem, type StatefulSetState } from '../functions/registry-status.ts';
+import { readinessChanged, registryReadiness, registryStatus, statefulSetRolledOut, type RegistryProblem, type StatefulSetState } from '../functions/registry-status.ts';
+import { awaitsRollout, trustedTokenKeysDocument, type TokenKeyDecision } from '../functions/token-keys.ts';
 import { GROUP_VERSION, type ImageRegistry, type OperatorConfig } from '../functions/types.ts';
 import { markImageSecretsNotReady, prepareImageSecrets, type ConfirmCredential } from './reconcile-image-secrets.ts';
 import { confirmCredentials } from './credential-check.ts';
@@ -23,6 +24,7 @@ import { recordEvent } from './events.ts';
 import { randomToken } from './keys.ts';
 import type { Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
+import { reportTokenKeys, tokenKeyDecisions } from './token-keys.ts';
 
 export interface RegistryKey {
   namespace: string;
@@ -52,18 +54,24 @@ export async function reconcileRegistry(key: RegistryKey, options: ReconcileOpti
   const { tls, auth } = await keyPairs(registry, hostname, options, now);
   const problem: RegistryProblem | undefined = tls.problem ?? auth.problem;
   const imageSecrets = { kube, config, now: options.now, ...forced(options) };
-  let statefulSet: StatefulSetState | undefined;
+  let applied: AppliedRegistry | undefined;
   if (!problem && tls.pair && auth.pair) {
-    const applied = await applyRegistryObjects(registry, hostname, tls.pair, auth.pair, options);
-    // a new registry's pods first: credentials are confirmed with the pods that are ready now
-    statefulSet = await waitForRollout(kube, registry, options.rolloutTimeoutMs);
-    await applied.finishImageSecrets();
+    applied = await applyRegistryObjects(registry, hostname, tls.pair, auth.pair, options);
   } else if (problem) {
     await markImageSecretsNotReady(key, { hostname, message: problem.message }, imageSecrets);
   }
+  // A staged token key waits for every pod to roll (same time-out), so the switch can follow now.
+  const awaitingKeySwitch = applied !== undefined && awaitsRollout(applied.tokenKeys);
+  const done = awaitingKeySwitch && applied ? applied.rolledOut : (current: StatefulSetState | undefined) => hasReadyReplica(registry, current);
+  const statefulSet = problem ? undefined : await waitForRollout(kube, registry, options.rolloutTimeoutMs, done);
+  const switched = awaitingKeySwitch && applied?.rolledOut(statefulSet) ? await applied.switchTokenKey() : undefined;
+  // a new registry's pods first: new credentials are handed out once the pods ready now accept them
+  await applied?.finishImageSecrets();
   const readiness = registryReadiness(registry, problem, statefulSet);
   await kube.applyStatus({ ...registry, status: registryStatus(registry, { hostname, tlsSecretName: registryTlsSecretName(registry), readiness }, options.now()) }, 'imageregistries');
   await reportChanges(kube, registry, { tls, auth, readiness }, now);
+  if (applied) await reportTokenKeys(kube, registry, applied.tokenKeys, now);
+  if (switched && switched.phase !== applied?.tokenKeys.phase) await reportTokenKeys(kube, registry, switched, options.now());
   log('info', 'registry reconciled', { registry: `${key.namespace}/${key.name}`, ready: readiness.status, reason: readiness.reason });
   return readiness.status === 'True' ? 'ready' : 'not-ready';
 }
@@ -80,11 +88,19 @@ async function keyPairs(registry: ImageRegistry, hostname: string, options: Reco
   return { tls, auth };
 }
 
-/**
- * Accounts, auth config and the workload; returns the step that hands out the new credentials once
- * the pods have had their chance to start (see reconcileRegistry).
- */
-async function applyRegistryObjects(registry: ImageRegistry, hostname: string, tls: KeyPair, auth: KeyPair, options: ReconcileOptions): Promise<{ finishImageSecrets(): Promise<void> }> {
+interface AppliedRegistry {
+  /** the token key state this run wrote (or found) */
+  tokenKeys: TokenKeyDecision;
+  /** true once every pod runs, ready, from the template this run applied */
+  rolledOut(statefulSet: StatefulSetState | undefined): boolean;
+  /** lets docker_auth sign with the staged key, now that every pod trusts it */
+  switchTokenKey(): Promise<TokenKeyDecision>;
+  /** confirms this run's credentials with the ready pods, then writes Secrets and statuses */
+  finishImageSecrets(): Promise<void>;
+}
+
+/** Accounts, auth config and the workload; what must wait for the pods is returned (see reconcileRegistry). */
+async function applyRegistryObjects(registry: ImageRegistry, hostname: string, tls: KeyPair, auth: KeyPair, options: ReconcileOptions): Promise<AppliedRegistry> {
   const { kube } = options;
   const key = { namespace: registry.metadata.namespace ?? '', name: registry.metadata.name ?? '' };
   const imageSecrets = { kube, config: options.config, now: options.now, ...forced(options) };
@@ -92,30 +108,46 @@ async function applyRegistryObjects(registry: ImageRegistry, hostname: string, t
   const caPem = tls.caPem || tls.certPem;
   const accounts = await prepareImageSecrets(key, { hostname, caPem }, imageSecrets);
   const httpSecret = (await existingHttpSecret(kube, registry)) ?? randomToken();
-  const configSecrets: ConfigSecretsBuilder = (liveAccounts) =>
-    desiredConfigSecrets({ registry, hostname, accounts: liveAccounts, now: options.now(), httpSecret });
-  let authConfig: { resourceVersion: string };
+  const tokenKeys = tokenKeyDecisions(auth, options.now);
+  const configSecrets = (trustedByAllPods?: readonly string[]): ConfigSecretsBuilder => (liveAccounts, current) =>
+    desiredConfigSecrets({ registry, hostname, accounts: liveAccounts, now: options.now(), httpSecret, tokenKeys: tokenKeys.decide(current, trustedByAllPods).state });
+  // the pods are annotated with the version of the auth config that holds this run's accounts
+  let authConfigVersion = '';
   try {
-    authConfig = await writeAuthConfig(kube, registry, configSecrets, accounts.excludeAccounts);
+    authConfigVersion = (await writeAuthConfig(kube, registry, configSecrets(), accounts.excludeAccounts)).resourceVersion;
   } catch (error) {
     await accounts.abandon().catch((cleanup: unknown) => log('warn', 'cannot delete the unused accounts; the next run does', { error: errorMessage(cleanup) }));
     throw error;
   }
-  const [, registrySecret] = configSecrets([]);
+  const written = tokenKeys.latest();
+  const [, registrySecret] = desiredConfigSecrets({ registry, hostname, accounts: [], now: options.now(), httpSecret, tokenKeys: written.state });
   await kube.apply(registrySecret as never);
   await kube.apply(desiredNginxConfigMap(registry) as never);
   await kube.apply(desiredService(registry, hostname) as never);
   const registryConfigText = Buffer.from(registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
-  const templateAnnotations = rolloutAnnotations({ tlsCertPem: tls.certPem, authCertPem: auth.certPem, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
-  const statefulSet = desiredStatefulSet(registry, options.config, {
-    tlsSecretName: registryTlsSecretName(registry),
-    authSecretName: registryAuthSecretName(registry),
-    templateAnnotations,
-  });
+  const trustedTokenKeys = trustedTokenKeysDocument(written.state.trusted);
+  const templateAnnotations = rolloutAnnotations({ tlsCertPem: tls.certPem, trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
+  const statefulSet = desiredStatefulSet(registry, options.config, { tlsSecretName: registryTlsSecretName(registry), templateAnnotations });
   await kube.apply(statefulSet as never);
   const confirm: ConfirmCredential = ({ username, password }) =>
-    confirmCredentials(kube, key, { hostname, caPem, username, password, authConfigVersion: authConfig.resourceVersion, timeoutMs: options.credentialsTimeoutMs });
-  return { finishImageSecrets: () => accounts.afterAuthConfig(confirm) };
+    confirmCredentials(kube, key, { hostname, caPem, username, password, authConfigVersion, timeoutMs: options.credentialsTimeoutMs });
+  return {
+    tokenKeys: written,
+    rolledOut: (current) => statefulSetRolledOut(current, templateAnnotations),
+    switchTokenKey: async () => {
+      // Every pod runs the template of `written`'s trust set; the decision re-checks that against the
+      // Secret as it is now, so a trust set changed meanwhile by another Job does not switch.
+      const trustedByAllPods = written.state.trusted.map((k) => k.kid);
+      try {
+        authConfigVersion = (await writeAuthConfig(kube, registry, configSecrets(trustedByAllPods), accounts.excludeAccounts)).resourceVersion;
+        return tokenKeys.latest();
+      } catch (error) {
+        log('warn', 'cannot switch the token-signing key; the next run does', { registry: `${key.namespace}/${key.name}`, error: errorMessage(error) });
+        return written;
+      }
+    },
+    finishImageSecrets: () => accounts.afterAuthConfig(confirm),
+  };
 }
 
 /** The registry's http.secret must stay stable across runs (it signs upload state between replicas). */
@@ -128,12 +160,17 @@ async function existingHttpSecret(kube: Kube, registry: ImageRegistry): Promise<
   return typeof parsed?.http?.secret === 'string' && parsed.http.secret ? parsed.http.secret : undefined;
 }
 
-async function waitForRollout(kube: Kube, registry: ImageRegistry, timeoutMs: number): Promise<StatefulSetState | undefined> {
+/** What Ready needs: a ready replica, or none wanted. */
+function hasReadyReplica(registry: ImageRegistry, statefulSet: StatefulSetState | undefined): boolean {
+  return (registry.spec?.replicas ?? 1) === 0 || (statefulSet?.status?.readyReplicas ?? 0) >= 1;
+}
+
+async function waitForRollout(kube: Kube, registry: ImageRegistry, timeoutMs: number, done: (statefulSet: StatefulSetState | undefined) => boolean): Promise<StatefulSetState | undefined> {
   const ref = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: registry.metadata.namespace, name: statefulSetName(registry.metadata.name ?? '') };
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const statefulSet = await kube.read<StatefulSetState & { apiVersion: string; kind: string }>(ref);
-    if ((statefulSet?.status?.readyReplicas ?? 0) >= 1 || Date.now() >= deadline || (registry.spec?.replicas ?? 1) === 0) return statefulSet;
+    if (done(statefulSet) || Date.now() >= deadline) return statefulSet;
     await new Promise((resolve) => setTimeout(resolve, 1_000));
   }
 }

@@ -2,6 +2,7 @@
 // from: operator-maintained self-signed, an existing Secret the user names, or cert-manager.
 import { certificateInfo, certificateMatchesKey } from './certificates.ts';
 import { registryAuthSecretName, registryTlsSecretName } from './names.ts';
+import { tokenKeyProblem } from './token-keys.ts';
 import type { CertificateSource, ImageRegistry } from './types.ts';
 
 export type CertificateMode = 'self-signed' | 'secret' | 'cert-manager';
@@ -58,7 +59,7 @@ export function keyPairFromSecret(
   }
   const decoded = (key: string) => (secret.data?.[key] ? Buffer.from(secret.data[key], 'base64').toString('utf8') : '');
   const pair = { certPem: decoded('tls.crt'), keyPem: decoded('tls.key'), caPem: decoded('ca.crt') };
-  const problem = keyPairProblem(pair);
+  const problem = keyPairProblem(pair, purpose);
   if (problem) {
     return mode === 'cert-manager' && !pair.certPem
       ? { reason: 'CertificatePending', message: `cert-manager has not filled Secret ${name} yet` }
@@ -67,7 +68,7 @@ export function keyPairFromSecret(
   return pair;
 }
 
-function keyPairProblem(pair: KeyPair): string | undefined {
+function keyPairProblem(pair: KeyPair, purpose: CertificatePurpose): string | undefined {
   if (!pair.certPem) return 'has no tls.crt';
   if (!pair.keyPem) return 'has no tls.key';
   try {
@@ -75,7 +76,9 @@ function keyPairProblem(pair: KeyPair): string | undefined {
   } catch {
     return 'tls.crt is not a PEM certificate';
   }
-  return certificateMatchesKey(pair.certPem, pair.keyPem) ? undefined : 'tls.key does not belong to tls.crt';
+  if (!certificateMatchesKey(pair.certPem, pair.keyPem)) return 'tls.key does not belong to tls.crt';
+  // docker_auth would refuse to load the key and keep signing with the previous one.
+  return purpose === 'auth' ? tokenKeyProblem(pair.certPem) : undefined;
 }
 
 export function isCertificateProblem(value: KeyPair | CertificateProblem): value is CertificateProblem {

@@ -1,16 +1,22 @@
 // docker_auth (cesanta/docker_auth 1.14) configuration: static users from the registry's
 // ImageRegistryAccounts and the ACL. docker_auth watches this file and reloads it on change, so
-// account changes need no pod restart.
+// account changes need no pod restart. It re-reads its token-signing key at each reload, so the key
+// lives in the same Secret (see token-keys.ts): config and key change in one atomic volume update.
 import { DEFAULT_SCALAR_STYLE_RULES, SCALAR_STYLE, dump, type ScalarLayout } from 'js-yaml';
 import { parseDuration } from './duration.ts';
 import { tokenIssuer } from './names.ts';
 import { type AclEntry, type ImageRegistry, type ImageRegistryAccount } from './types.ts';
 import { validateAcl } from './validation.ts';
 
+/** Files of the `<r>-auth-config` Secret, mounted as one directory at AUTH_CONFIG_DIR. */
+export const AUTH_CONFIG_FILE = 'auth_config.yml';
+export const TOKEN_CERT_FILE = 'token.crt';
+export const TOKEN_KEY_FILE = 'token.key';
 /** Container paths (see registry-objects.ts) docker_auth reads. */
-export const AUTH_CONFIG_PATH = '/config/auth_config.yml';
-export const TOKEN_CERT_PATH = '/etc/registry-auth/tls.crt';
-export const TOKEN_KEY_PATH = '/etc/registry-auth/tls.key';
+export const AUTH_CONFIG_DIR = '/config';
+export const AUTH_CONFIG_PATH = `${AUTH_CONFIG_DIR}/${AUTH_CONFIG_FILE}`;
+export const TOKEN_CERT_PATH = `${AUTH_CONFIG_DIR}/${TOKEN_CERT_FILE}`;
+export const TOKEN_KEY_PATH = `${AUTH_CONFIG_DIR}/${TOKEN_KEY_FILE}`;
 export const DEFAULT_AUTH_ADDRESS = '127.0.0.1:5001';
 /** Header nginx fills with the client address, so ACL `ip` rules see the client, not nginx. */
 export const REAL_IP_HEADER = 'X-Real-IP';
@@ -25,6 +31,11 @@ export interface DockerAuthConfigInput {
   now: Date;
   /** host:port docker_auth listens on (nginx proxies /auth/token to it) */
   address?: string;
+  /**
+   * Token key IDs as RFC 7638 thumbprints (true, the default: RSA keys) or libtrust key IDs (false:
+   * EC keys, see token-keys.ts tokenKeyId). Follows the active key: usesThumbprintKeyId(certPem).
+   */
+  thumbprintKeyId?: boolean;
 }
 
 /**
@@ -97,8 +108,8 @@ export function dockerAuthConfig(input: DockerAuthConfigInput): string {
       certificate: TOKEN_CERT_PATH,
       key: TOKEN_KEY_PATH,
       expiration: TOKEN_EXPIRATION_SECONDS,
-      // registry v3 finds the signing key by its RFC 7638 thumbprint, not the libtrust key ID.
-      disable_legacy_key_id: true,
+      // The registry finds the signing key by this ID in its trusted keys (token-keys.ts tokenKeyId).
+      disable_legacy_key_id: input.thumbprintKeyId ?? true,
     },
     users,
     acl: acl.map(copyAclEntry),

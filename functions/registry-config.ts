@@ -1,10 +1,13 @@
 // distribution (registry v3) configuration: filesystem storage on the PVC, token auth against the
 // pod's docker_auth, listening on loopback behind nginx.
 import { dump } from 'js-yaml';
-import { TOKEN_CERT_PATH } from './docker-auth-config.ts';
 import { tokenIssuer } from './names.ts';
+import { TRUSTED_TOKEN_KEYS_FILE } from './token-keys.ts';
 
 export const REGISTRY_CONFIG_PATH = '/etc/docker/registry/config.yml';
+/** The keys whose tokens the registry accepts (a JWKS, read at start; see token-keys.ts). */
+export const TRUSTED_TOKEN_KEYS_DIR = '/etc/registry-auth';
+export const TRUSTED_TOKEN_KEYS_PATH = `${TRUSTED_TOKEN_KEYS_DIR}/${TRUSTED_TOKEN_KEYS_FILE}`;
 export const REGISTRY_DATA_PATH = '/var/lib/registry';
 export const DEFAULT_REGISTRY_ADDRESS = '127.0.0.1:5000';
 /**
@@ -43,9 +46,9 @@ export function registryConfig(input: RegistryConfigInput): string {
         realm: `https://${input.hostname}/auth/token`,
         service: input.hostname,
         issuer: tokenIssuer(input.hostname),
-        // The token-signing certificate itself: registry v3 trusts tokens whose `kid` is the RFC 7638
-        // thumbprint of a key in this bundle (docker_auth's disable_legacy_key_id: true).
-        rootcertbundle: TOKEN_CERT_PATH,
+        // Trusts tokens whose `kid` names a key of this JWKS: the active token key and, around a
+        // renewal, the previous or the next one. No rootcertbundle: it cannot hold two EC keys.
+        jwks: TRUSTED_TOKEN_KEYS_PATH,
         signingalgorithms: TOKEN_SIGNING_ALGORITHMS,
       },
     },

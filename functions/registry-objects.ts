@@ -15,7 +15,7 @@ import type {
   V1StatefulSet,
   V1Volume,
 } from '@kubernetes/client-node';
-import { AUTH_CONFIG_PATH, dockerAuthConfig } from './docker-auth-config.ts';
+import { AUTH_CONFIG_DIR, AUTH_CONFIG_FILE, AUTH_CONFIG_PATH, dockerAuthConfig } from './docker-auth-config.ts';
 import {
   authConfigSecretName,
   nginxConfigMapName,
@@ -33,7 +33,8 @@ import {
   DEFAULT_CLUSTER_DOMAIN,
 } from './names.ts';
 import { AUTH_HEALTH_PATH, HEALTH_PATH, NGINX_CONFIG_PATH, NGINX_PORT, NGINX_TLS_DIR, REGISTRY_HEALTH_PATH, nginxConfig, type NginxConfigInput } from './nginx-config.ts';
-import { REGISTRY_CONFIG_PATH, REGISTRY_DATA_PATH, registryConfig } from './registry-config.ts';
+import { REGISTRY_CONFIG_PATH, REGISTRY_DATA_PATH, TRUSTED_TOKEN_KEYS_DIR, registryConfig } from './registry-config.ts';
+import { TRUSTED_TOKEN_KEYS_FILE, tokenKeySecretContent, usesThumbprintKeyId, type TokenKeys } from './token-keys.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type IssuerRef, type OperatorConfig } from './types.ts';
 
 export const EXTERNAL_DNS_HOSTNAME_ANNOTATION = 'external-dns.alpha.kubernetes.io/hostname';
@@ -68,7 +69,6 @@ export interface CertificateManifest {
 
 export interface StatefulSetOptions {
   tlsSecretName: string;
-  authSecretName: string;
   /** e.g. rolloutAnnotations(...): a change rolls the pods */
   templateAnnotations?: Record<string, string>;
 }
@@ -151,12 +151,17 @@ export interface ConfigSecretsInput {
   now: Date;
   /** stable random secret, kept in the registry config Secret across runs */
   httpSecret: string;
+  /** the key docker_auth signs with and the keys the registry trusts (decideTokenKeys) */
+  tokenKeys: TokenKeys;
   /** loopback addresses; only tests running several registries at once change them */
   authAddress?: string;
   registryAddress?: string;
 }
 
-/** docker_auth's `<r>-auth-config` (auth_config.yml) and the registry's `<r>-registry-config` (config.yml). */
+/**
+ * docker_auth's `<r>-auth-config` (auth_config.yml, the token key it signs with, the registry's
+ * trusted keys) and the registry's `<r>-registry-config` (config.yml).
+ */
 export function desiredConfigSecrets(input: ConfigSecretsInput): [V1Secret, V1Secret] {
   const { name } = identity(input.registry);
   const auth = dockerAuthConfig({
@@ -164,17 +169,18 @@ export function desiredConfigSecrets(input: ConfigSecretsInput): [V1Secret, V1Se
     accounts: input.accounts,
     hostname: input.hostname,
     now: input.now,
+    thumbprintKeyId: usesThumbprintKeyId(input.tokenKeys.active.certPem),
     ...(input.authAddress ? { address: input.authAddress } : {}),
   });
+  const tokenKeys = tokenKeySecretContent(input.tokenKeys);
+  const authSecret = opaqueSecret(input.registry, authConfigSecretName(name), { [AUTH_CONFIG_FILE]: auth, ...tokenKeys.files });
+  if (Object.keys(tokenKeys.annotations).length) authSecret.metadata = { ...authSecret.metadata, annotations: tokenKeys.annotations };
   const registry = registryConfig({
     hostname: input.hostname,
     httpSecret: input.httpSecret,
     ...(input.registryAddress ? { address: input.registryAddress } : {}),
   });
-  return [
-    opaqueSecret(input.registry, authConfigSecretName(name), { 'auth_config.yml': auth }),
-    opaqueSecret(input.registry, registryConfigSecretName(name), { 'config.yml': registry }),
-  ];
+  return [authSecret, opaqueSecret(input.registry, registryConfigSecretName(name), { 'config.yml': registry })];
 }
 
 /** `<r>-nginx` with nginx.conf. */
@@ -233,12 +239,13 @@ export function desiredCertificate(
 
 /**
  * Template annotations that roll the pods when something the containers read only at start-up
- * changes: the serving certificate (nginx), the token certificate (registry's rootcertbundle), the
- * registry and nginx configs. docker_auth's config is left out: it reloads that file itself.
+ * changes: the serving certificate (nginx), the registry's trusted token keys (its `jwks` file), the
+ * registry and nginx configs. docker_auth's config and signing key are left out: it reloads them
+ * itself, and the registry already trusts a key before docker_auth signs with it (token-keys.ts).
  */
-export function rolloutAnnotations(inputs: { tlsCertPem: string; authCertPem: string; registryConfig: string; nginxConfig: string }): Record<string, string> {
+export function rolloutAnnotations(inputs: { tlsCertPem: string; trustedTokenKeys: string; registryConfig: string; nginxConfig: string }): Record<string, string> {
   const hash = createHash('sha256');
-  for (const part of [inputs.tlsCertPem, inputs.authCertPem, inputs.registryConfig, inputs.nginxConfig]) {
+  for (const part of [inputs.tlsCertPem, inputs.trustedTokenKeys, inputs.registryConfig, inputs.nginxConfig]) {
     hash.update(String(part.length)).update(':').update(part);
   }
   return { [ROLLOUT_CHECKSUM_ANNOTATION]: hash.digest('hex') };
@@ -276,7 +283,7 @@ function registryContainer(config: OperatorConfig): V1Container {
     readinessProbe: httpsProbe(REGISTRY_HEALTH_PATH, 3),
     volumeMounts: [
       { name: 'registry-config', mountPath: dirname(REGISTRY_CONFIG_PATH), readOnly: true },
-      { name: 'auth-cert', mountPath: '/etc/registry-auth', readOnly: true },
+      { name: 'trusted-token-keys', mountPath: TRUSTED_TOKEN_KEYS_DIR, readOnly: true },
       { name: 'data', mountPath: REGISTRY_DATA_PATH },
     ],
   };
@@ -293,9 +300,8 @@ function authContainer(config: OperatorConfig): V1Container {
     readinessProbe: httpsProbe(AUTH_HEALTH_PATH, 3),
     volumeMounts: [
       // The whole directory, not a subPath: only then does the kubelet swap in a changed config,
-      // which docker_auth notices and reloads.
-      { name: 'auth-config', mountPath: dirname(AUTH_CONFIG_PATH), readOnly: true },
-      { name: 'auth-tls', mountPath: '/etc/registry-auth', readOnly: true },
+      // which docker_auth notices and reloads, together with the token key next to it.
+      { name: 'auth-config', mountPath: AUTH_CONFIG_DIR, readOnly: true },
     ],
   };
 }
@@ -306,9 +312,8 @@ function podVolumes(name: string, options: StatefulSetOptions): V1Volume[] {
     { name: 'nginx-config', configMap: { name: nginxConfigMapName(name), defaultMode: CONFIG_MAP_MODE } },
     { name: 'tls', secret: { secretName: options.tlsSecretName, defaultMode: SECRET_MODE, items: keys('tls.crt', 'tls.key') } },
     { name: 'registry-config', secret: { secretName: registryConfigSecretName(name), defaultMode: SECRET_MODE } },
-    // The registry gets only the token certificate, docker_auth also its key.
-    { name: 'auth-cert', secret: { secretName: options.authSecretName, defaultMode: SECRET_MODE, items: keys('tls.crt') } },
-    { name: 'auth-tls', secret: { secretName: options.authSecretName, defaultMode: SECRET_MODE, items: keys('tls.crt', 'tls.key') } },
+    // The registry gets only the public keys it trusts; docker_auth also its config and signing key.
+    { name: 'trusted-token-keys', secret: { secretName: authConfigSecretName(name), defaultMode: SECRET_MODE, items: keys(TRUSTED_TOKEN_KEYS_FILE) } },
     { name: 'auth-config', secret: { secretName: authConfigSecretName(name), defaultMode: SECRET_MODE } },
     { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
   ];

@@ -8,7 +8,37 @@ export interface RegistryProblem {
 }
 
 export interface StatefulSetState {
-  status?: { readyReplicas?: number; replicas?: number; updatedReplicas?: number };
+  metadata?: { generation?: number };
+  spec?: { replicas?: number; template?: { metadata?: { annotations?: Record<string, string> } } };
+  status?: {
+    observedGeneration?: number;
+    readyReplicas?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    currentRevision?: string;
+    updateRevision?: string;
+  };
+}
+
+/**
+ * True when every pod runs, ready, from the current template, and that template carries the given
+ * annotations: the StatefulSet controller has seen the latest spec (observedGeneration), has no pod
+ * left of an older revision, and every replica is ready. Counts the controller leaves out are 0.
+ */
+export function statefulSetRolledOut(statefulSet: StatefulSetState | undefined, templateAnnotations: Record<string, string>): boolean {
+  if (!statefulSet) return false;
+  const annotations = statefulSet.spec?.template?.metadata?.annotations ?? {};
+  if (!Object.entries(templateAnnotations).every(([key, value]) => annotations[key] === value)) return false;
+  const { metadata = {}, status = {} } = statefulSet;
+  const replicas = statefulSet.spec?.replicas ?? 1;
+  return (
+    (status.observedGeneration ?? 0) >= (metadata.generation ?? 1) &&
+    (status.replicas ?? 0) === replicas &&
+    (status.updatedReplicas ?? 0) === replicas &&
+    (status.readyReplicas ?? 0) === replicas &&
+    status.currentRevision !== undefined &&
+    status.currentRevision === status.updateRevision
+  );
 }
 
 /** Ready when the certificates are usable and the StatefulSet has a ready replica. */

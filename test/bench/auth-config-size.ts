@@ -1,11 +1,16 @@
 // Benchmark 5: how many live accounts a registry's docker_auth config Secret holds within the API
-// server's 1 MiB limit for a Secret's data. The config text comes from the real dockerAuthConfig()
-// with accounts built by desiredAccount() — realistic names, cost-4 bcrypt hashes, the labels the
-// operator writes — and the largest count that fits is found by binary search.
+// server's 1 MiB limit for a Secret's data. The Secret comes from the real desiredConfigSecrets():
+// the config text with accounts built by desiredAccount() — realistic names, cost-4 bcrypt hashes,
+// the labels the operator writes — plus the token-signing key files it also holds; the largest count
+// that fits is found by binary search.
+import { generateKeyPairSync } from 'node:crypto';
 import { hashSync } from 'bcryptjs';
 import { desiredAccount } from '../../functions/accounts.ts';
-import { dockerAuthConfig } from '../../functions/docker-auth-config.ts';
+import { selfSignedCa, signedCertificate } from '../../functions/certificates.ts';
+import { dockerAuthConfig, secretDataBytes } from '../../functions/docker-auth-config.ts';
 import { registryHostname } from '../../functions/names.ts';
+import { desiredConfigSecrets } from '../../functions/registry-objects.ts';
+import { trustedTokenKey, type TokenKeys } from '../../functions/token-keys.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type ImageSecret } from '../../functions/types.ts';
 import { BCRYPT_COST } from '../../cronjobs/passwords.ts';
 import type { KubeApi } from '../support/kube-api.ts';
@@ -59,9 +64,34 @@ export function realisticAccounts(count: number, hashes: readonly string[]): Ima
   });
 }
 
-export function authConfigBytes(accounts: readonly ImageRegistryAccount[]): number {
+let tokenKeys: TokenKeys | undefined;
+/**
+ * The token key files at their largest: mid-renewal, the active key (RSA 2048, signed by a CA as in
+ * self-signed mode) and two trusted public keys. Generated once per run.
+ */
+function benchTokenKeys(): TokenKeys {
+  if (tokenKeys) return tokenKeys;
+  const rsa = () => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }) as string;
+  const caKey = rsa();
+  const ca = { certPem: selfSignedCa({ commonName: 'image-registry-operator root CA', keyPem: caKey, now: NOW, serial: '01' }), keyPem: caKey };
+  const signer = (serial: string) => {
+    const keyPem = rsa();
+    return { certPem: signedCertificate({ commonName: 'registry.registry-system token signer', keyPem, ca, now: NOW, serial, usage: 'signing' }), keyPem };
+  };
+  const [previous, active] = [signer('0a'), signer('0b')];
+  tokenKeys = { active, trusted: [trustedTokenKey(previous.certPem), trustedTokenKey(active.certPem)] };
+  return tokenKeys;
+}
+
+/** The `<r>-auth-config` Secret's data (base64) as the reconcile Job writes it. */
+export function authConfigData(accounts: readonly ImageRegistryAccount[]): Record<string, string> {
   const hostname = registryHostname('registry', 'registry-system', 'svc.example.org');
-  return Buffer.byteLength(dockerAuthConfig({ registry: BENCH_REGISTRY, accounts, hostname, now: NOW }));
+  const [secret] = desiredConfigSecrets({ registry: BENCH_REGISTRY, hostname, accounts, now: NOW, httpSecret: 'bench', tokenKeys: benchTokenKeys() });
+  return secret.data ?? {};
+}
+
+export function authConfigBytes(accounts: readonly ImageRegistryAccount[]): number {
+  return secretDataBytes(authConfigData(accounts));
 }
 
 export function authConfigText(count: number, hashes: readonly string[]): string {
@@ -82,6 +112,12 @@ export function largestFitting(bytesFor: (count: number) => number, limit: numbe
   return low;
 }
 
+/** What the token key files add to the Secret, beyond auth_config.yml. */
+function tokenKeyBytes(): number {
+  const { 'auth_config.yml': _config, ...keyFiles } = authConfigData([]);
+  return secretDataBytes(keyFiles);
+}
+
 export function benchHashes(): string[] {
   // distinct real hashes at the configured cost; all bcrypt hashes are 60 characters
   return Array.from({ length: 32 }, (_, i) => hashSync(`bench-password-${i}`, BCRYPT_COST));
@@ -95,7 +131,7 @@ export function benchHashes(): string[] {
 function formatVariants(accounts: readonly ImageRegistryAccount[]): { name: string; bytesPerAccount: number }[] {
   const hostname = registryHostname('registry', 'registry-system', 'svc.example.org');
   const text = (list: readonly ImageRegistryAccount[]) => dockerAuthConfig({ registry: BENCH_REGISTRY, accounts: list, hostname, now: NOW });
-  const perAccount = (yaml: string) => (Buffer.byteLength(yaml) - authConfigBytes([])) / accounts.length;
+  const perAccount = (yaml: string) => (Buffer.byteLength(yaml) - Buffer.byteLength(text([]))) / accounts.length;
   // the earlier format, rebuilt from the current one: the label appended last to each user
   const withAccountLabel = (yaml: string) => yaml.replace(/^( {2})(\S+): (\{password: .*)\}\}$/gm, '$1$2: $3,account: [$2]}}');
   const accessModeOnly = accounts.map((a) => ({ ...a, spec: { ...a.spec, labels: { accessMode: a.spec.labels?.accessMode ?? [] } } }));
@@ -121,7 +157,7 @@ export function authConfigSection(): SectionResult & { capacity: number; hashes:
     {
       figure: 'docker_auth config bytes per account',
       result: `${perAccount.toFixed(0)} B`,
-      baseline: `${fixed} B fixed part (server, token, ACL)`,
+      baseline: `${fixed} B fixed part (server, token, ACL; token key files)`,
       ratio: '–',
       target: '–',
       limit: `one flow-style YAML line per account: the 60-byte bcrypt hash, the name (avg ${avgName.toFixed(0)} chars here) as the key, the labels accessMode, name and namespace`,
@@ -137,7 +173,7 @@ export function authConfigSection(): SectionResult & { capacity: number; hashes:
     },
   ];
   const details = [
-    `Accounts built with desiredAccount() (realistic names like \`push.payments-prod.ci-builder.364\`, average ${avgName.toFixed(1)} characters; cost-${BCRYPT_COST} bcrypt hashes) and rendered by dockerAuthConfig(); the largest count that fits ${integer(SECRET_LIMIT_BYTES)} bytes is found by binary search. Marginal size from 1,000 → 3,000 accounts: ${perAccount.toFixed(1)} bytes per account.`,
+    `Accounts built with desiredAccount() (realistic names like \`push.payments-prod.ci-builder.364\`, average ${avgName.toFixed(1)} characters; cost-${BCRYPT_COST} bcrypt hashes) and rendered by desiredConfigSecrets() into the whole Secret: auth_config.yml plus the token key files (${integer(tokenKeyBytes())} bytes mid-renewal: RSA-2048 certificate and key, two trusted keys); the largest count that fits ${integer(SECRET_LIMIT_BYTES)} bytes is found by binary search. Marginal size from 1,000 → 3,000 accounts: ${perAccount.toFixed(1)} bytes per account.`,
     '',
     'Two account lines as written:',
     '',
@@ -159,13 +195,13 @@ export function authConfigSection(): SectionResult & { capacity: number; hashes:
  */
 export async function verifyCapacityAtApiServer(section: SectionResult & { capacity: number; hashes: string[] }, api: KubeApi, namespace: string): Promise<void> {
   const attempt = async (count: number) => {
-    const text = authConfigText(count, section.hashes);
+    const data = authConfigData(realisticAccounts(count, section.hashes));
     const name = `auth-config-capacity-${count}`;
     const response = await api.request<{ message?: string }>('POST', `/api/v1/namespaces/${namespace}/secrets`, {
-      apiVersion: 'v1', kind: 'Secret', metadata: { name }, type: 'Opaque', data: { 'auth_config.yml': Buffer.from(text).toString('base64') },
+      apiVersion: 'v1', kind: 'Secret', metadata: { name }, type: 'Opaque', data,
     });
     if (response.status === 201) await api.request('DELETE', `/api/v1/namespaces/${namespace}/secrets/${name}`);
-    return { status: response.status, bytes: Buffer.byteLength(text), message: response.body?.message ?? '' };
+    return { status: response.status, bytes: secretDataBytes(data), message: response.body?.message ?? '' };
   };
   const fits = await attempt(section.capacity);
   const over = await attempt(section.capacity + 1);

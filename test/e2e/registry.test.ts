@@ -265,7 +265,8 @@ test('touching the pod makes the kubelet sync a changed Secret into directory mo
   const inContainer = (pid: number | undefined, path: string) => readProc(pid ?? 0, `root${path}`);
   const nginxConf = inContainer(nginxPid, '/etc/nginx/nginx.conf');
   assert.match(nginxConf, /listen 8443 ssl;/, 'nginx sees its config at the container path');
-  assert.match(inContainer(registryPid, '/etc/docker/registry/config.yml'), /rootcertbundle: /);
+  assert.match(inContainer(registryPid, '/etc/docker/registry/config.yml'), /jwks: \/etc\/registry-auth\/trusted-token-keys.jwks/);
+  assert.match(inContainer(registryPid, '/etc/registry-auth/trusted-token-keys.jwks'), /"kid"/, 'the registry reads its trusted token keys');
 
   const marker = `synced ${randomBytes(4).toString('hex')}`;
   const patched = await cluster.kubectl(['patch', 'secret', `${NAME}-registry-config`, '--type=merge', '-p', JSON.stringify({ stringData: { 'marker.txt': marker } })], { namespace });

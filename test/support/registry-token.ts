@@ -1,5 +1,5 @@
 // Bearer tokens in the format of the distribution token-auth spec, signed in the test with a key the
-// test chooses. This checks the *registry's* side of the contract (issuer, service, rootcertbundle,
+// test chooses. This checks the *registry's* side of the contract (issuer, service, trusted keys,
 // signing algorithms from the generated config.yml): the registry must accept a token signed by the
 // key of the `<r>-auth-tls` Secret and refuse any other. It is not a docker_auth stand-in — the
 // tests that need docker_auth to issue tokens skip when auth_server is missing.

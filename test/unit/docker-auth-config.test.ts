@@ -70,11 +70,14 @@ test('dockerAuthConfig: server, token and default ACL for docker_auth 1.14 and r
   assert.equal(parsed.server, { addr: '127.0.0.1:5001', real_ip_header: 'X-Real-IP' });
   assert.equal(parsed.token, {
     issuer: 'https://registry.infra.svc.example.org/auth/token',
-    certificate: '/etc/registry-auth/tls.crt',
-    key: '/etc/registry-auth/tls.key',
+    certificate: '/config/token.crt',
+    key: '/config/token.key',
     expiration: 900,
     disable_legacy_key_id: true,
   });
+  // EC token keys are named by their libtrust key ID (functions/token-keys.ts tokenKeyId)
+  const ec = load(dockerAuthConfig({ registry: registry(), accounts: [], hostname, now, thumbprintKeyId: false })) as Parsed;
+  assert.is(ec.token.disable_legacy_key_id, false);
   // docker_auth refuses a config without any auth method; an empty map means "nobody".
   assert.equal(parsed.users, {});
   assert.equal(parsed.acl, defaultAcl());

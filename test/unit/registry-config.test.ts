@@ -21,18 +21,20 @@ test('registryConfig: distribution v3 config with token auth, filesystem storage
     realm: 'https://registry.infra.svc.example.org/auth/token',
     service: hostname,
     issuer: 'https://registry.infra.svc.example.org/auth/token',
-    rootcertbundle: '/etc/registry-auth/tls.crt',
+    jwks: '/etc/registry-auth/trusted-token-keys.jwks',
     signingalgorithms: ['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512'],
   });
   assert.equal(parsed.health, { storagedriver: { enabled: true, interval: '10s', threshold: 3 } });
 });
 
-test('registryConfig: the token issuer and cert path match docker_auth; no HMAC algorithms', () => {
+test('registryConfig: the token issuer matches docker_auth; trusted keys as a JWKS; no HMAC algorithms', () => {
   const registry: ImageRegistry = { apiVersion: 'v', kind: 'ImageRegistry', metadata: { name: 'registry', namespace: 'infra' } };
   const auth = load(dockerAuthConfig({ registry, accounts: [], hostname, now: new Date() })) as Record<string, any>;
   const reg = load(registryConfig({ hostname, httpSecret: 'x' })) as Record<string, any>;
   assert.is(reg.auth.token.issuer, auth.token.issuer);
-  assert.is(reg.auth.token.rootcertbundle, auth.token.certificate);
+  // a rootcertbundle holds only one EC key per curve in registry v3.0.0 (functions/token-keys.ts)
+  assert.is(reg.auth.token.rootcertbundle, undefined);
+  assert.is(reg.auth.token.jwks, '/etc/registry-auth/trusted-token-keys.jwks');
   assert.ok((reg.auth.token.signingalgorithms as string[]).every((alg) => !alg.startsWith('HS')));
 });
 

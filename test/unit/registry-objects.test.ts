@@ -16,7 +16,11 @@ import {
   registryOwnerReference,
   rolloutAnnotations,
 } from '../../functions/registry-objects.ts';
+import { trustedTokenKey, trustedTokenKeysDocument, type TokenKeys } from '../../functions/token-keys.ts';
 import type { ImageRegistry, ImageRegistryAccount } from '../../functions/types.ts';
+import { newRsaKeyPem } from '../support/pki.ts';
+import { selfSignedEcCertificate } from '../support/non-rsa-certificates.ts';
+import { selfSignedCa } from '../../functions/certificates.ts';
 
 const config = operatorConfigFromEnv({ OPERATOR_IMAGE_NGINX: 'mirror/nginx:1', OPERATOR_IMAGE_REGISTRY: 'mirror/registry:3', OPERATOR_IMAGE_AUTH: 'mirror/auth:1' });
 const hostname = 'registry.infra.svc.example.org';
@@ -38,7 +42,7 @@ function registry(spec: ImageRegistry['spec'] = {}): ImageRegistry {
   return { apiVersion: 'registry.mgoltzsche.github.com/v1alpha1', kind: 'ImageRegistry', metadata: { name: 'registry', namespace: 'infra', uid: 'uid-1', generation: 1 }, spec };
 }
 
-const options = { tlsSecretName: 'registry-tls', authSecretName: 'registry-auth-tls', templateAnnotations: { [ROLLOUT_CHECKSUM_ANNOTATION]: 'abc' } };
+const options = { tlsSecretName: 'registry-tls', templateAnnotations: { [ROLLOUT_CHECKSUM_ANNOTATION]: 'abc' } };
 const sts = desiredStatefulSet(registry(), config, options);
 const pod = sts.spec?.template.spec as V1PodSpec;
 const container = (name: string): V1Container => {
@@ -84,22 +88,22 @@ test('desiredStatefulSet: three containers with the configured stock images and 
 
 test('desiredStatefulSet: volumes at the container paths, each container only what it needs', () => {
   assert.equal(mounts('nginx'), { '/etc/nginx/nginx.conf': 'nginx-config:nginx.conf', '/etc/nginx/tls': 'tls', '/tmp': 'tmp' });
-  assert.equal(mounts('registry'), { '/etc/docker/registry': 'registry-config', '/etc/registry-auth': 'auth-cert', '/var/lib/registry': 'data' });
-  assert.equal(mounts('auth'), { '/config': 'auth-config', '/etc/registry-auth': 'auth-tls' });
+  assert.equal(mounts('registry'), { '/etc/docker/registry': 'registry-config', '/etc/registry-auth': 'trusted-token-keys', '/var/lib/registry': 'data' });
+  assert.equal(mounts('auth'), { '/config': 'auth-config' }, 'config and signing key in one volume: they change together');
   const volumes = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
   assert.equal(volumes['nginx-config']?.configMap?.name, 'registry-nginx');
   assert.is(volumes.tls?.secret?.secretName, 'registry-tls');
   assert.equal(volumes.tls?.secret?.items?.map((i) => i.path), ['tls.crt', 'tls.key']);
   assert.is(volumes['registry-config']?.secret?.secretName, 'registry-registry-config');
   assert.is(volumes['auth-config']?.secret?.secretName, 'registry-auth-config');
-  assert.is(volumes['auth-cert']?.secret?.secretName, 'registry-auth-tls');
-  assert.equal(volumes['auth-cert']?.secret?.items?.map((i) => i.path), ['tls.crt'], 'the registry never sees the token key');
-  assert.equal(volumes['auth-tls']?.secret?.items?.map((i) => i.path), ['tls.crt', 'tls.key']);
+  assert.is(volumes['auth-config']?.secret?.items, undefined, 'docker_auth: auth_config.yml, token.crt, token.key');
+  assert.is(volumes['trusted-token-keys']?.secret?.secretName, 'registry-auth-config');
+  assert.equal(volumes['trusted-token-keys']?.secret?.items?.map((i) => i.path), ['trusted-token-keys.jwks'], 'the registry never sees the token key');
+  assert.not.ok(pod.volumes?.some((v) => v.secret?.secretName === 'registry-auth-tls'), 'the source key pair reaches the pod only through the auth config');
   assert.ok(volumes.tmp?.emptyDir);
   assert.is(volumes.tls?.secret?.defaultMode, 0o440);
-  const custom = desiredStatefulSet(registry(), config, { tlsSecretName: 'mine', authSecretName: 'signer' }).spec?.template.spec?.volumes ?? [];
+  const custom = desiredStatefulSet(registry(), config, { tlsSecretName: 'mine' }).spec?.template.spec?.volumes ?? [];
   assert.is(custom.find((v) => v.name === 'tls')?.secret?.secretName, 'mine');
-  assert.is(custom.find((v) => v.name === 'auth-tls')?.secret?.secretName, 'signer');
 });
 
 // The checks of the Pod Security Standard "restricted" profile (v1.2x+) that apply to this spec.
@@ -189,21 +193,38 @@ const account = (name: string): ImageRegistryAccount => ({
   spec: { password: '$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy', labels: { accessMode: ['push'] } },
 });
 
-test('desiredConfigSecrets: auth_config.yml and config.yml in owned Opaque Secrets', () => {
-  const now = new Date('2025-01-02T00:00:00Z');
-  const [auth, reg] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [account('static')], now, httpSecret: 'stable' });
+// A token key state as the reconcile Job passes it (functions/token-keys.ts decides it).
+const now0 = new Date('2025-01-02T00:00:00Z');
+const rsaTokenKey = newRsaKeyPem().privateKeyPem;
+const rsaToken = { certPem: selfSignedCa({ commonName: 'token signer', keyPem: rsaTokenKey, now: now0, serial: '01' }), keyPem: rsaTokenKey };
+const tokenKeys: TokenKeys = { active: rsaToken, trusted: [trustedTokenKey(rsaToken.certPem)] };
+
+test('desiredConfigSecrets: auth_config.yml with the token key, and config.yml, in owned Opaque Secrets', () => {
+  const now = now0;
+  const [auth, reg] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [account('static')], now, httpSecret: 'stable', tokenKeys });
   assert.equal(auth.metadata, { name: 'registry-auth-config', namespace: 'infra', labels, ownerReferences: [owner] });
   assert.is(auth.type, 'Opaque');
-  assert.equal(Object.keys(auth.data ?? {}), ['auth_config.yml']);
+  assert.equal(Object.keys(auth.data ?? {}), ['auth_config.yml', 'token.crt', 'token.key', 'trusted-token-keys.jwks']);
+  assert.equal([decode(auth, 'token.crt'), decode(auth, 'token.key')], [rsaToken.certPem, rsaToken.keyPem]);
+  assert.is(decode(auth, 'trusted-token-keys.jwks'), trustedTokenKeysDocument(tokenKeys.trusted));
   const authConfig = load(decode(auth, 'auth_config.yml')) as any;
   assert.equal(Object.keys(authConfig.users), ['static']);
   assert.is(authConfig.token.issuer, `https://${hostname}/auth/token`);
+  assert.equal([authConfig.token.certificate, authConfig.token.key], ['/config/token.crt', '/config/token.key'], 'next to auth_config.yml in the same volume');
+  assert.is(authConfig.token.disable_legacy_key_id, true, 'RSA: RFC 7638 key IDs');
   assert.is(reg.metadata?.name, 'registry-registry-config');
+  assert.equal(Object.keys(reg.data ?? {}), ['config.yml']);
   const regConfig = load(decode(reg, 'config.yml')) as any;
   assert.is(regConfig.http.secret, 'stable');
   assert.is(regConfig.auth.token.service, hostname);
+  assert.is(regConfig.auth.token.jwks, '/etc/registry-auth/trusted-token-keys.jwks');
 
-  const [auth2, reg2] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [], now, httpSecret: 'stable', authAddress: '127.0.0.5:5001', registryAddress: '127.0.0.5:5000' });
+  // an ECDSA key: docker_auth names it by its libtrust key ID (see token-keys.ts)
+  const ec = selfSignedEcCertificate('ec signer');
+  const [authEc] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [], now, httpSecret: 'stable', tokenKeys: { active: ec, trusted: [trustedTokenKey(ec.certPem)] } });
+  assert.is((load(decode(authEc, 'auth_config.yml')) as any).token.disable_legacy_key_id, false);
+
+  const [auth2, reg2] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [], now, httpSecret: 'stable', tokenKeys, authAddress: '127.0.0.5:5001', registryAddress: '127.0.0.5:5000' });
   assert.is((load(decode(auth2, 'auth_config.yml')) as any).server.addr, '127.0.0.5:5001');
   assert.is((load(decode(reg2, 'config.yml')) as any).http.addr, '127.0.0.5:5000');
 });
@@ -243,20 +264,24 @@ test('desiredCertificate: only with issuerRef; SANs and secret names per mode', 
   assert.is(auth?.spec.privateKey.algorithm, 'RSA');
 });
 
-test('rolloutAnnotations: a renewed certificate or changed config rolls the pods, accounts do not', () => {
-  const now = new Date('2025-01-02T00:00:00Z');
-  const base = { tlsCertPem: 'LEAF-1', authCertPem: 'TOKEN-1', registryConfig: registryConfig({ hostname, httpSecret: 's' }), nginxConfig: nginxConfig() };
+test('rolloutAnnotations: a renewed certificate, changed trusted token keys or config rolls the pods; accounts and the active token key do not', () => {
+  const now = now0;
+  const base = { tlsCertPem: 'LEAF-1', trustedTokenKeys: 'JWKS-1', registryConfig: registryConfig({ hostname, httpSecret: 's' }), nginxConfig: nginxConfig() };
   const a = rolloutAnnotations(base);
   assert.match(a[ROLLOUT_CHECKSUM_ANNOTATION] ?? '', /^[0-9a-f]{64}$/);
   assert.equal(rolloutAnnotations({ ...base }), a);
   assert.not.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-2' }), a);
-  assert.not.equal(rolloutAnnotations({ ...base, authCertPem: 'TOKEN-2' }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, trustedTokenKeys: 'JWKS-2' }), a);
   assert.not.equal(rolloutAnnotations({ ...base, registryConfig: registryConfig({ hostname, httpSecret: 'other' }) }), a);
   // Moving bytes between parts is a different input, not the same concatenation.
-  assert.not.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-1T', authCertPem: 'OKEN-1' }), a);
-  // Accounts only change the docker_auth Secret, which is no input of the checksum or the StatefulSet.
-  const [, regA] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [], now, httpSecret: 's' });
-  const [, regB] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [account('new')], now, httpSecret: 's' });
+  assert.not.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-1J', trustedTokenKeys: 'WKS-1' }), a);
+  // Accounts and the active token key only change the docker_auth Secret's other entries, which
+  // docker_auth reloads itself: the registry config (a checksum input) stays.
+  const otherKey = newRsaKeyPem().privateKeyPem;
+  const other = { certPem: selfSignedCa({ commonName: 'other signer', keyPem: otherKey, now, serial: '02' }), keyPem: otherKey };
+  const switched: TokenKeys = { active: other, trusted: [...tokenKeys.trusted, trustedTokenKey(other.certPem)] };
+  const [, regA] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [], now, httpSecret: 's', tokenKeys });
+  const [, regB] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [account('new')], now, httpSecret: 's', tokenKeys: switched });
   assert.is(decode(regA, 'config.yml'), decode(regB, 'config.yml'));
 });
 
