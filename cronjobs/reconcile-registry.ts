@@ -4,6 +4,7 @@
 import { load } from 'js-yaml';
 import type { KeyPair } from '../functions/certificate-sources.ts';
 import { certificateMode } from '../functions/certificate-sources.ts';
+import { assertAclValidForDockerAuth, defaultAcl } from '../functions/docker-auth-config.ts';
 import { registryConfigSecretName, registryHostname, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
 import { nginxConfig } from '../functions/nginx-config.ts';
 import {
@@ -103,6 +104,7 @@ interface AppliedRegistry {
 async function applyRegistryObjects(registry: ImageRegistry, hostname: string, tls: KeyPair, auth: KeyPair, options: ReconcileOptions): Promise<AppliedRegistry> {
   const { kube } = options;
   const key = { namespace: registry.metadata.namespace ?? '', name: registry.metadata.name ?? '' };
+  await refuseInvalidAcl(kube, registry);
   const imageSecrets = { kube, config: options.config, now: options.now, ...forced(options) };
   // clients verify the registry with ca.crt: the issuing CA, or the certificate itself when it has none
   const caPem = tls.caPem || tls.certPem;
@@ -148,6 +150,23 @@ async function applyRegistryObjects(registry: ImageRegistry, hostname: string, t
     },
     finishImageSecrets: () => accounts.afterAuthConfig(confirm),
   };
+}
+
+export const ACL_INVALID = 'AclInvalid';
+
+/**
+ * An ACL stored before a check existed (the webhook refuses new ones) must not reach docker_auth,
+ * which would refuse its whole config, crash, or widen a rule. Checked before any account is
+ * created, so a failing run leaves nothing behind; a Warning Event says what to fix.
+ */
+async function refuseInvalidAcl(kube: Kube, registry: ImageRegistry): Promise<void> {
+  try {
+    assertAclValidForDockerAuth(registry.spec?.auth?.acl ?? defaultAcl());
+  } catch (error) {
+    const message = `${errorMessage(error)}; fix spec.auth.acl (kubectl edit imageregistry ${registry.metadata.name}); the auth config stays as it was`;
+    await recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, 'Warning', ACL_INVALID, message, new Date());
+    throw new Error(message);
+  }
 }
 
 /** The registry's http.secret must stay stable across runs (it signs upload state between replicas). */

@@ -22,8 +22,8 @@ export function usageCommands(readme: string): string[] {
 
 const commands = usageCommands(readFileSync(join(root, 'README.md'), 'utf8'));
 // these need a running docker_auth: a registry pod is only Ready, credentials are only confirmed
-// (Ready push/pull secrets), and a push only authorized, with it
-const needsAuthServer = (command: string) => /skopeo copy|condition=Ready image(registry|pushsecret|pullsecret)\//.test(command);
+// (Ready push/pull secrets), and a push or pull only authorized, with it
+const needsAuthServer = (command: string) => /skopeo (copy|inspect)|condition=Ready image(registry|pushsecret|pullsecret)\//.test(command);
 const authMissing = authServerUnavailable(await testBinaries());
 
 interface Started {
@@ -77,6 +77,7 @@ for (const [i, command] of commands.entries()) {
     const result = await run('bash', ['-o', 'pipefail', '-c', command], { env: s.env, cwd: s.workDir, timeoutMs: 240_000 });
     assert.is(result.code, 0, `${command}\n${result.stdout}\n${result.stderr}`);
     if (command.includes('{.status.rotation}')) assert.is(result.stdout.trim(), '2', 'the forced rotation incremented the rotation');
+    if (command.startsWith('skopeo inspect')) assert.match(result.stdout, /"Digest": "sha256:/, 'the pull secret reads the pushed image');
     if (command.includes('config\\.json')) {
       const config = JSON.parse(readFileSync(join(s.workDir, 'config.json'), 'utf8'));
       assert.equal(Object.keys(config.auths), ['registry.default.svc.example.org']);

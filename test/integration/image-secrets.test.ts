@@ -227,6 +227,26 @@ test('an auth config over the 1 MiB Secret limit: clear error and Warning Event,
   assert.is(warning!.type, 'Warning');
 });
 
+test('an ACL stored before the webhook checked it never reaches docker_auth: field named, Warning Event, no account created', async () => {
+  const s = await setup();
+  const ns = await s.cluster.createNamespace('bad-acl');
+  const acl = [{ match: { account: '/^[a-\\d]+$/' }, actions: ['pull'] }];
+  await apply(s.cluster, ns, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: { auth: { acl } } }, pushSecret('app'));
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(s.cluster.kubeconfig);
+  const error = await reconcileRegistry({ namespace: ns, name: 'reg' }, { kube: connectKube(kubeConfig), config, now: () => new Date(), rolloutTimeoutMs: 0, credentialsTimeoutMs: 10_000 }).then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  assert.instance(error, Error, 'the reconcile fails');
+  assert.match(error!.message, /spec\.auth\.acl\[0\]\.match\.account: invalid regular expression: invalid escape sequence/);
+  assert.is(await get(s.cluster, 'secret', 'reg-auth-config', ns), undefined, 'no auth config written');
+  assert.equal(await list(s.cluster, 'imageregistryaccount', ns), [], 'no account created');
+  const warning = (await list(s.cluster, 'events', ns, undefined)).find((e) => e.reason === 'AclInvalid' && e.involvedObject.kind === 'ImageRegistry');
+  assert.ok(warning, 'a Warning Event on the registry');
+  assert.match(warning!.message, /spec\.auth\.acl\[0\]\.match\.account/);
+});
+
 test('a push secret for a registry that does not exist reports RegistryNotFound', async () => {
   const s = await setup();
   await apply(s.cluster, s.ns, { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'lost' }, spec: { registryRef: { name: 'nowhere' } } });

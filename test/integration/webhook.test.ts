@@ -206,6 +206,9 @@ const invalidRows: InvalidRow[] = [
   { name: 'ACL regex with a reversed range', manifest: registry('re-range', acl(match({ service: '/[z-a]/' }))), field: 'spec.auth.acl[0].match.service', byWebhook: true },
   { name: 'ACL regex with a repeat count over 1000', manifest: registry('re-repeat', acl(match({ labels: { team: '/x{1001}/' } }))), field: 'spec.auth.acl[0].match.labels[team]', byWebhook: true },
   { name: 'ACL regex with an escape Go does not know', manifest: registry('re-escape', acl(match({ account: '/\\C/' }))), field: 'spec.auth.acl[0].match.account', byWebhook: true },
+  // found with the real docker_auth: admitted by the hand-written checker, refused by Go (invalid escape sequence / class range)
+  { name: 'ACL regex with an escape as a range end', manifest: registry('re-range-escape', acl(match({ account: '/^[a-\\d]+$/' }))), field: 'spec.auth.acl[0].match.account', byWebhook: true },
+  { name: 'ACL regex with an unknown Unicode class', manifest: registry('re-unicode', acl(match({ name: '/\\p{Foo}/' }))), field: 'spec.auth.acl[0].match.name', byWebhook: true },
   { name: 'ACL regex with a nested repetition', manifest: registry('re-nested', acl(match({ name: '/a**/' }))), field: 'spec.auth.acl[0].match.name', byWebhook: true },
   { name: 'ACL regex with an unknown POSIX class', manifest: registry('re-posix', acl(match({ name: '/[[:foo:]]/' }))), field: 'spec.auth.acl[0].match.name', byWebhook: true },
   { name: 'ACL regex in the second entry', manifest: registry('re-second', acl(match({ account: 'ci' }), match({ account: '/[/' }, ['push']))), field: 'spec.auth.acl[1].match.account', byWebhook: true },

@@ -1,4 +1,6 @@
-import { load } from 'js-yaml';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { load, loadAll } from 'js-yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
@@ -144,6 +146,18 @@ test('dockerAuthConfig refuses, with the field named, every ACL docker_auth woul
   for (const [acl, message] of cases) assert.throws(write(acl), message, JSON.stringify(acl));
   assert.throws(() => assertAclValidForDockerAuth([{ match: { account: 'a' }, actions: 'pull' }]), /actions/);
   assertAclValidForDockerAuth(defaultAcl());
+});
+
+test("the README's ACLs (default and recipes) pass the check, and its default is defaultAcl()", () => {
+  const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
+  const blocks = [...readme.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => m[1] ?? '').filter((b) => /^acl:/m.test(b));
+  assert.ok(blocks.length >= 3, `${blocks.length} ACL blocks`);
+  for (const block of blocks) {
+    const acl = (loadAll(block) as Record<string, unknown>[]).find((doc) => doc && 'acl' in doc)?.acl;
+    assert.equal(validateAcl(acl, 'acl'), [], block);
+  }
+  const readmeDefault = (load(blocks[0] ?? '') as { acl: AclEntry[] }).acl;
+  assert.equal(readmeDefault, defaultAcl().map(({ match, actions }) => ({ match, actions })));
 });
 
 test('secretDataBytes: the decoded bytes the API server counts against its 1 MiB limit', () => {
