@@ -142,7 +142,6 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
           api, assetsDir: options.assetsDir, repoRoot: options.repoRoot, podDir: podDir(entry), podIp: entry.podIp,
           apiServer: { host: apiUrl.hostname, port: Number(apiUrl.port) }, claimDirectory,
           ...(options.probePeriodMs ? { probePeriodMs: options.probePeriodMs } : {}),
-          onChange: () => undefined,
         });
         entry.lastVolumeSync = Date.now();
         entry.startError = undefined;

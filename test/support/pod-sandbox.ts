@@ -79,8 +79,6 @@ export interface PodSandboxContext {
   claimDirectory(namespace: string, claim: string): Promise<string>;
   /** readiness probe period instead of periodSeconds (tests want answers sooner) */
   probePeriodMs?: number;
-  /** called whenever a container's state or readiness changes */
-  onChange(): void;
 }
 
 export interface PodSandbox {
@@ -199,7 +197,6 @@ export async function startPodSandbox(pod: V1Pod, ctx: PodSandboxContext): Promi
     if ('reason' in sandbox) {
       rt.status.reason = sandbox.reason;
       rt.status.waitingReason = sandbox.waitingReason;
-      ctx.onChange();
       return;
     }
     rt.status.argv = sandbox.argv;
@@ -209,14 +206,12 @@ export async function startPodSandbox(pod: V1Pod, ctx: PodSandboxContext): Promi
     const argv = network ? [tools.nsenter, `--net=${network.nsPath}`, '--', tools.bwrap, ...sandbox.bwrapArgs] : [tools.bwrap, ...sandbox.bwrapArgs];
     rt.process = startProcess(`${namespace}/${podName}/${rt.spec.name}`, argv[0] as string, argv.slice(1), rt.status.logFile, { env: { PATH } });
     Object.assign(rt.status, { started: true, running: true, startedAt: new Date(), reason: undefined, waitingReason: undefined });
-    ctx.onChange();
     const current = rt.process;
     const startedAt = rt.status.startedAt as Date;
     void current.exited.then(async (code) => {
       const exitCode = typeof code === 'number' ? code : 128 + 9;
       Object.assign(rt.status, { running: false, ready: false, terminated: { exitCode, ...(typeof code === 'string' ? { signal: code } : {}), finishedAt: new Date(), startedAt } });
       rt.successes = 0;
-      ctx.onChange();
       if (stopping || rt.process !== current) return;
       rt.status.reason = `exited with ${code}`;
       if (restartPolicy === 'Never' || (restartPolicy === 'OnFailure' && exitCode === 0)) return;
@@ -251,7 +246,6 @@ export async function startPodSandbox(pod: V1Pod, ctx: PodSandboxContext): Promi
       throw new Error(`processes left in the network namespace of pod ${podName}: ${processesInNetns(network.netns).join(', ')}`);
     } finally {
       clearInterval(keepAlive);
-      ctx.onChange();
     }
   };
   try {
@@ -798,7 +792,6 @@ async function readinessLoop(rt: ContainerRuntime, ctx: PodSandboxContext, stopp
   const periodMs = ctx.probePeriodMs ?? (probe?.periodSeconds ?? 10) * 1000;
   let startedAt = 0;
   while (!stopping()) {
-    const wasReady = rt.status.ready;
     if (!rt.status.running) {
       rt.status.ready = false;
       startedAt = 0;
@@ -819,7 +812,6 @@ async function readinessLoop(rt: ContainerRuntime, ctx: PodSandboxContext, stopp
         }
       }
     }
-    if (rt.status.ready !== wasReady) ctx.onChange();
     await sleep(!probe || rt.status.running ? periodMs : 100);
   }
 }
