@@ -6,6 +6,7 @@
 //   npm run bench -- --only 2,5        some sections; prints only
 //   npm run bench -- --quick           fewer and shorter runs, to try the harness; prints only
 //   BENCH_MARKDOWN=1 npm run bench -- --only 3   also prints the report with its details
+//   npm run bench -- --only 6 --data-size 512     the data-plane section with a 512 MiB image
 //
 // Sizes, chosen for ~15 minutes on 2 shared cores: webhook 5 runs × 1.2 s per server and cell
 // (3 servers × 2 routes × 3 concurrencies); cold start 9 interleaved rounds; rotation 1,000 CRs × 5
@@ -14,6 +15,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { testBinaries } from '../support/binaries.ts';
 import { testCluster } from '../support/cluster.ts';
 import { startControlPlane, type ControlPlane } from '../support/control-plane.ts';
 import { kubeApi } from '../support/kube-api.ts';
@@ -23,20 +25,25 @@ import { startApiRecorder } from './api-recorder.ts';
 import { authConfigSection, verifyCapacityAtApiServer } from './auth-config-size.ts';
 import { buildApp, bundleHelper } from './bundles.ts';
 import { coldStartSection } from './cold-start.ts';
+import { dataPlaneSection, loginSection, startFrontBench } from './front.ts';
 import { machine, resultsMarkdown, textTable, type SectionResult } from './report.ts';
 import { rotationSection } from './rotation.ts';
 import { secretLatencySection } from './secret-latency.ts';
 import { webhookLoadSection } from './webhook-load.ts';
 
-const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false } } });
+const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false }, 'data-size': { type: 'string' } } });
 const only = values.only ? new Set(values.only.split(',').map((s) => s.trim())) : undefined;
 const quick = values.quick ?? false;
 const wanted = (n: number) => !only || only.has(String(n));
 const full = !only && !quick;
 
 const sizes = quick
-  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4 }
-  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10 };
+  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3 }
+  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 5, loginRuns: 5, loginMs: 2000, reloads: 10 };
+if (values['data-size']) {
+  sizes.dataMiB = Number(values['data-size']);
+  if (!Number.isInteger(sizes.dataMiB) || sizes.dataMiB < 1) throw new Error(`--data-size: a whole number of MiB, got ${values['data-size']}`);
+}
 
 const TITLES: Record<number, string> = {
   1: '1. Webhook over TLS',
@@ -44,6 +51,8 @@ const TITLES: Record<number, string> = {
   3: '3. Rotation of 1,000 push/pull CRs',
   4: '4. CR applied → Secret present',
   5: '5. docker_auth config size',
+  6: '6. Data plane through the nginx front',
+  7: '7. Token logins through the nginx front',
 };
 
 function progress(message: string): void {
@@ -96,6 +105,17 @@ const helpers = {
 const authConfig = wanted(5) ? authConfigSection() : undefined;
 await section(2, () => coldStartSection({ app, tls, recorder, runs: sizes.coldRuns }));
 await section(1, () => webhookLoadSection({ app, tls, recorder, ...helpers, workDir, runs: sizes.webhookRuns, warmupMs: sizes.warmupMs, durationMs: sizes.durationMs }));
+
+if (wanted(6) || wanted(7)) {
+  // the registry pod's processes on loopback; no control plane needed
+  const front = await startFrontBench(await testBinaries(), mkdtempSync(join(tmpdir(), 'front-')));
+  try {
+    await section(6, () => dataPlaneSection(front, { sizeMiB: sizes.dataMiB, runs: sizes.dataRuns, progress }));
+    await section(7, () => loginSection(front, { runs: sizes.loginRuns, durationMs: sizes.loginMs, concurrency: 8, reloads: sizes.reloads, progress }));
+  } finally {
+    await front.stop();
+  }
+}
 
 let plane: ControlPlane | undefined;
 if (wanted(3) || wanted(4) || wanted(5)) {

@@ -6,7 +6,7 @@
 // docker_auth reload. Needs auth_server: skips with the reason when it is missing.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { authServerUnavailable, testBinaries } from '../support/binaries.ts';
@@ -30,7 +30,6 @@ const registryMissing = existsSync(join(assets, 'registry')) ? undefined : `no r
 const withAuth = authMissing ? test.skip : test;
 
 const workDir = mkdtempSync(join(tmpdir(), 'iro-auth-reload-'));
-chmodSync(workDir, 0o755);
 const registry = testRegistry();
 const push = { name: 'push.front-test.app.1', password: 'push-password-1' };
 const pki = testPki([FRONT]);
@@ -41,9 +40,7 @@ let registryProcess: Registry | undefined;
 async function start(): Promise<{ auth: DockerAuth; nginx: Nginx }> {
   if (auth && nginx) return { auth, nginx };
   const tlsDir = join(workDir, 'tls');
-  // nginx's workers read these per handshake; as root here they run as nobody (in the pod: uid 101
-  // like the master, with the files group-readable through fsGroup)
-  writeAtomic(tlsDir, { 'tls.crt': pki.serving.certPem, 'tls.key': pki.serving.keyPem }, { mode: 0o644 });
+  writeAtomic(tlsDir, { 'tls.crt': pki.serving.certPem, 'tls.key': pki.serving.keyPem }, { mode: 0o600 });
   auth = await startDockerAuth({ binary: join(assets, 'auth_server'), dir: workDir, address: AUTH, hostname: HOSTNAME, registry, accounts: [testAccount(registry, push, 'push')], token: pki.token });
   if (!registryMissing) registryProcess = await startRegistry({ binary: join(assets, 'registry'), dir: workDir, address: REGISTRY, hostname: HOSTNAME, tokenCertPem: pki.token.certPem });
   nginx = await startNginx({

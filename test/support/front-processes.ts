@@ -155,14 +155,20 @@ export interface Nginx {
   workers(): number[];
 }
 
-/** Debian's nginx with nginxConfig(input): listens, tmp dir and log in dir; TLS files as given. */
-export async function startNginx(options: { dir: string; input: NginxConfigInput; probe: string }): Promise<Nginx> {
+/** Debian's nginx with nginxConfig(input) (optionally transformed, for a baseline): tmp dir and log in dir. */
+export async function startNginx(options: { dir: string; input: NginxConfigInput; probe: string; transform?: (conf: string) => string }): Promise<Nginx> {
   mkdirSync(options.dir, { recursive: true });
   const confFile = join(options.dir, 'nginx.conf');
-  writeFileSync(confFile, nginxConfig({ tmpDir: options.dir, accessLog: 'off', ...options.input }));
+  const conf = nginxConfig({ tmpDir: options.dir, accessLog: 'off', ...options.input });
+  const changed = options.transform ? options.transform(conf) : conf;
+  if (options.transform && changed === conf) throw new Error('startNginx: the transform changed nothing');
+  writeFileSync(confFile, changed);
   const errorLog = join(options.dir, 'nginx.log');
-  // as the container runs it: `nginx -e stderr -c <conf> -g 'daemon off;'`
-  const process = startProcess('nginx', NGINX, ['-e', 'stderr', '-c', confFile, '-g', 'daemon off;'], errorLog);
+  // as the container runs it: `nginx -e stderr -c <conf> -g 'daemon off;'`. In the pod master and
+  // workers share one uid (101); a root master would switch its workers to nobody, which could not
+  // read the certificate files the workers load per handshake — so as root, the workers stay root.
+  const global = globalThis.process.getuid?.() === 0 ? 'daemon off; user root root;' : 'daemon off;';
+  const process = startProcess('nginx', NGINX, ['-e', 'stderr', '-c', confFile, '-g', global], errorLog);
   await waitFor(`nginx on ${options.probe}`, () => tcpHttpAnswers(options.probe), 20_000, () => exitedText(process, errorLog));
   return { process, dir: options.dir, confFile, errorLog, workers: () => childPids(process.child.pid) };
 }
