@@ -233,12 +233,14 @@ export function desiredCertificate(
 
 /**
  * Template annotations that roll the pods when something the containers read only at start-up
- * changes: the serving certificate (nginx), the token certificate (registry's rootcertbundle), the
- * registry and nginx configs. docker_auth's config is left out: it reloads that file itself.
+ * changes: the token certificate (registry's rootcertbundle), the registry and nginx configs.
+ * Left out: docker_auth's config (it reloads that file itself) and the serving certificate — nginx
+ * reads it at every TLS handshake from the mounted Secret, so a renewal reaches new connections
+ * without a roll (test/process/tls-renewal.test.ts). `tlsCertPem` is still accepted, and ignored.
  */
-export function rolloutAnnotations(inputs: { tlsCertPem: string; authCertPem: string; registryConfig: string; nginxConfig: string }): Record<string, string> {
+export function rolloutAnnotations(inputs: { tlsCertPem?: string; authCertPem: string; registryConfig: string; nginxConfig: string }): Record<string, string> {
   const hash = createHash('sha256');
-  for (const part of [inputs.tlsCertPem, inputs.authCertPem, inputs.registryConfig, inputs.nginxConfig]) {
+  for (const part of [inputs.authCertPem, inputs.registryConfig, inputs.nginxConfig]) {
     hash.update(String(part.length)).update(':').update(part);
   }
   return { [ROLLOUT_CHECKSUM_ANNOTATION]: hash.digest('hex') };

@@ -1,6 +1,6 @@
 // The StatefulSet controller + kubelet stand-in of the sandbox: watches StatefulSets and keeps pod
 // <sts>-0 of each running from its stored spec (test/support/pod-runner.ts) — started when it
-// appears, restarted when its pod template changes (a renewed certificate rolls the pods), stopped
+// appears, restarted when its pod template changes (a renewed token certificate rolls the pods), stopped
 // when it is deleted or scaled to 0; Secret/ConfigMap volumes refreshed like the kubelet does.
 // One replica per StatefulSet: enough for a sandbox; more replicas need ReadWriteMany anyway.
 import { createHash } from 'node:crypto';

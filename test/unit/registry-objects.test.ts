@@ -243,17 +243,21 @@ test('desiredCertificate: only with issuerRef; SANs and secret names per mode', 
   assert.is(auth?.spec.privateKey.algorithm, 'RSA');
 });
 
-test('rolloutAnnotations: a renewed certificate or changed config rolls the pods, accounts do not', () => {
+test('rolloutAnnotations: a renewed token certificate or changed config rolls the pods; a renewed serving certificate and accounts do not', () => {
   const now = new Date('2025-01-02T00:00:00Z');
   const base = { tlsCertPem: 'LEAF-1', authCertPem: 'TOKEN-1', registryConfig: registryConfig({ hostname, httpSecret: 's' }), nginxConfig: nginxConfig() };
   const a = rolloutAnnotations(base);
   assert.match(a[ROLLOUT_CHECKSUM_ANNOTATION] ?? '', /^[0-9a-f]{64}$/);
   assert.equal(rolloutAnnotations({ ...base }), a);
-  assert.not.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-2' }), a);
+  // nginx reads the serving certificate at each TLS handshake: a renewal needs no roll
+  assert.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-2' }), a);
+  const { tlsCertPem: _, ...withoutLeaf } = base;
+  assert.equal(rolloutAnnotations(withoutLeaf), a);
   assert.not.equal(rolloutAnnotations({ ...base, authCertPem: 'TOKEN-2' }), a);
   assert.not.equal(rolloutAnnotations({ ...base, registryConfig: registryConfig({ hostname, httpSecret: 'other' }) }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, nginxConfig: nginxConfig({ workerProcesses: 1 }) }), a);
   // Moving bytes between parts is a different input, not the same concatenation.
-  assert.not.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-1T', authCertPem: 'OKEN-1' }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, authCertPem: `TOKEN-1${base.registryConfig[0]}`, registryConfig: base.registryConfig.slice(1) }), a);
   // Accounts only change the docker_auth Secret, which is no input of the checksum or the StatefulSet.
   const [, regA] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [], now, httpSecret: 's' });
   const [, regB] = desiredConfigSecrets({ registry: registry(), hostname, accounts: [account('new')], now, httpSecret: 's' });
