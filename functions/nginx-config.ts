@@ -30,10 +30,12 @@ export const V2_PROXY_BUFFER_SIZE = '64k';
  */
 export const V2_CLIENT_BODY_BUFFER_SIZE = '64k';
 /**
- * docker_auth restarts its listener on every config reload (accounts rotate, CRs change): for
- * 0.1–7 ms (measured, RESULTS.md section 7) connections are refused and open ones are closed. A token
- * request that meets that gap is retried up to AUTH_RETRIES times, the first at once and each further
- * one AUTH_RETRY_DELAY_MS later, so the retries span ~0.9 s: 100× the longest gap measured.
+ * docker_auth 1.14 reloads its config (accounts rotate, CRs change) by closing its listener and
+ * every open connection, then listening again: for 0.1–130 ms (measured on 2 shared cores, most
+ * under 10 ms; RESULTS.md section 7) connections are refused or reset. A token request that meets
+ * that gap is retried up to AUTH_RETRIES times, the first at once and each further one
+ * AUTH_RETRY_DELAY_MS later, so the retries span ~0.9 s: 7× the longest gap measured. When
+ * docker_auth is down for longer (crashed, not reloading), the client gets nginx's 502 after that.
  */
 export const AUTH_RETRIES = 10;
 export const AUTH_RETRY_DELAY_MS = 100;
