@@ -128,7 +128,7 @@ async function applyRegistryObjects(registry: ImageRegistry, hostname: string, t
   await kube.apply(desiredService(registry, hostname) as never);
   const registryConfigText = Buffer.from(registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
   const trustedTokenKeys = trustedTokenKeysDocument(written.state.trusted);
-  const templateAnnotations = rolloutAnnotations({ tlsCertPem: tls.certPem, trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
+  const templateAnnotations = rolloutAnnotations({ trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
   const statefulSet = desiredStatefulSet(registry, options.config, { tlsSecretName: registryTlsSecretName(registry), templateAnnotations });
   await kube.apply(statefulSet as never);
   const confirm: ConfirmCredential = ({ username, password }) =>

@@ -239,13 +239,15 @@ export function desiredCertificate(
 
 /**
  * Template annotations that roll the pods when something the containers read only at start-up
- * changes: the serving certificate (nginx), the registry's trusted token keys (its `jwks` file), the
- * registry and nginx configs. docker_auth's config and signing key are left out: it reloads them
- * itself, and the registry already trusts a key before docker_auth signs with it (token-keys.ts).
+ * changes: the registry's trusted token keys (its `jwks` file), the registry and nginx configs.
+ * Left out: docker_auth's config and signing key — it reloads them itself, and the registry already
+ * trusts a key before docker_auth signs with it (token-keys.ts) — and the serving certificate: nginx
+ * reads it at every TLS handshake from the mounted Secret, so a renewal reaches new connections
+ * without a roll (test/process/tls-renewal.test.ts).
  */
-export function rolloutAnnotations(inputs: { tlsCertPem: string; trustedTokenKeys: string; registryConfig: string; nginxConfig: string }): Record<string, string> {
+export function rolloutAnnotations(inputs: { trustedTokenKeys: string; registryConfig: string; nginxConfig: string }): Record<string, string> {
   const hash = createHash('sha256');
-  for (const part of [inputs.tlsCertPem, inputs.trustedTokenKeys, inputs.registryConfig, inputs.nginxConfig]) {
+  for (const part of [inputs.trustedTokenKeys, inputs.registryConfig, inputs.nginxConfig]) {
     hash.update(String(part.length)).update(':').update(part);
   }
   return { [ROLLOUT_CHECKSUM_ANNOTATION]: hash.digest('hex') };

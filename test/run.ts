@@ -1,4 +1,5 @@
-// `npm test`: runs every uvu test file in its own process — unit tests first, then the integration
+// `npm test`: runs every uvu test file in its own process — unit tests first, then the process
+// tests (test/process/: real nginx, registry, docker_auth started directly), then the integration
 // and end-to-end tests against one real control plane started here — and ends with exactly one
 // summary line `N passed, M failed` counted from the runs.
 import { spawn } from 'node:child_process';
@@ -79,6 +80,8 @@ async function main(): Promise<void> {
   const unit = testFiles('unit');
   const withCluster = [...testFiles('integration'), ...testFiles('e2e')];
   const results = await runAll(unit, process.env, 2);
+  // real nginx, registry and docker_auth processes on loopback, no control plane; one at a time
+  results.push(...(await runAll(testFiles('process'), process.env, 1)));
   if (withCluster.length > 0) {
     let cluster: RunningCluster | undefined;
     try {

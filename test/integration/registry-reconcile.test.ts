@@ -190,20 +190,23 @@ test('cert-manager issuerRef: a Certificate is created; once the stand-in fills 
   assert.ok(statefulSet!.spec.template.spec.volumes.some((v: Obj) => v.secret?.secretName === certificate!.spec.secretName));
 });
 
-test('renewal with an injected clock: a leaf past 2/3 of its life is reissued and rolls the pods, the CA is not', async () => {
+test('renewal with an injected clock: leaves past 2/3 of their life are reissued, the token-signing one rolls the pods, the CA is not renewed', async () => {
   const { cluster, ns } = await setup();
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromFile(cluster.kubeconfig);
   const kube = connectKube(kubeConfig);
   const config = operatorConfigFromEnv({});
-  const before = { tls: await get(cluster, 'secret', 'reg-tls', ns), ca: await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE), sts: await get(cluster, 'statefulset', 'reg', ns) };
+  const before = { tls: await get(cluster, 'secret', 'reg-tls', ns), auth: await get(cluster, 'secret', 'reg-auth-tls', ns), ca: await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE), sts: await get(cluster, 'statefulset', 'reg', ns) };
   const notAfter = new Date(new X509Certificate(decode(before.tls!, 'tls.crt')).validTo);
   const pastTwoThirds = new Date(notAfter.getTime() - 24 * 3600_000); // one day before expiry of a 90-day leaf
   await reconcileRegistry({ namespace: ns, name: 'reg' }, { kube, config, now: () => pastTwoThirds, rolloutTimeoutMs: 0, credentialsTimeoutMs: 10_000 });
-  const after = { tls: await get(cluster, 'secret', 'reg-tls', ns), ca: await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE), sts: await get(cluster, 'statefulset', 'reg', ns) };
+  const after = { tls: await get(cluster, 'secret', 'reg-tls', ns), auth: await get(cluster, 'secret', 'reg-auth-tls', ns), ca: await get(cluster, 'secret', 'image-registry-operator-ca', OPERATOR_NAMESPACE), sts: await get(cluster, 'statefulset', 'reg', ns) };
   assert.is.not(decode(after.tls!, 'tls.crt'), decode(before.tls!, 'tls.crt'), 'leaf reissued');
   assert.is(after.ca!.metadata.resourceVersion, before.ca!.metadata.resourceVersion, 'CA kept');
   const annotation = (s: Obj | undefined) => s!.spec.template.metadata.annotations['registry.mgoltzsche.github.com/rollout-checksum'];
+  // the serving certificate alone would not roll them (nginx reads it per handshake); the token-signing
+  // key renewed in the same run does: it is staged into the registry's trusted keys, read only at start
+  assert.is.not(decode(after.auth!, 'tls.crt'), decode(before.auth!, 'tls.crt'), 'token-signing leaf reissued');
   assert.is.not(annotation(after.sts), annotation(before.sts), 'pod template annotation changed → pods roll');
 });
 

@@ -264,17 +264,20 @@ test('desiredCertificate: only with issuerRef; SANs and secret names per mode', 
   assert.is(auth?.spec.privateKey.algorithm, 'RSA');
 });
 
-test('rolloutAnnotations: a renewed certificate, changed trusted token keys or config rolls the pods; accounts and the active token key do not', () => {
+test('rolloutAnnotations: changed trusted token keys or config roll the pods; the serving certificate, accounts and the active token key are no input', () => {
   const now = now0;
-  const base = { tlsCertPem: 'LEAF-1', trustedTokenKeys: 'JWKS-1', registryConfig: registryConfig({ hostname, httpSecret: 's' }), nginxConfig: nginxConfig() };
+  const base = { trustedTokenKeys: 'JWKS-1', registryConfig: registryConfig({ hostname, httpSecret: 's' }), nginxConfig: nginxConfig() };
   const a = rolloutAnnotations(base);
   assert.match(a[ROLLOUT_CHECKSUM_ANNOTATION] ?? '', /^[0-9a-f]{64}$/);
   assert.equal(rolloutAnnotations({ ...base }), a);
-  assert.not.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-2' }), a);
   assert.not.equal(rolloutAnnotations({ ...base, trustedTokenKeys: 'JWKS-2' }), a);
   assert.not.equal(rolloutAnnotations({ ...base, registryConfig: registryConfig({ hostname, httpSecret: 'other' }) }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, nginxConfig: nginxConfig({ workerProcesses: 1 }) }), a);
   // Moving bytes between parts is a different input, not the same concatenation.
-  assert.not.equal(rolloutAnnotations({ ...base, tlsCertPem: 'LEAF-1J', trustedTokenKeys: 'WKS-1' }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, trustedTokenKeys: `JWKS-1${base.registryConfig[0]}`, registryConfig: base.registryConfig.slice(1) }), a);
+  // nginx reads the serving certificate at each TLS handshake (nginx.conf names it through a
+  // variable), so a renewal reaches new connections without a roll.
+  assert.match(base.nginxConfig, /ssl_certificate \$tls_certificate_file;/);
   // Accounts and the active token key only change the docker_auth Secret's other entries, which
   // docker_auth reloads itself: the registry config (a checksum input) stays.
   const otherKey = newRsaKeyPem().privateKeyPem;
