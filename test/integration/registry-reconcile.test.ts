@@ -172,6 +172,29 @@ test('existing secretName: missing → Ready=False SecretNotFound naming it; onc
   assert.not.ok(await get(cluster, 'secret', 'mine-tls', ns), 'no operator-made TLS Secret in secretName mode');
 });
 
+test('a renewed serving certificate (the user Secret replaced) leaves the pod template alone: nginx reads it per handshake, no roll', async () => {
+  const { cluster, ns } = await setup();
+  await apply(cluster, registry('renew', { tls: { secretName: 'renew-tls' } }), ns);
+  const ca = issueTestCertificate({ commonName: 'user CA', isCa: true });
+  const hostname = `renew.${ns}.svc.example.org`;
+  const writeLeaf = async () => {
+    const leaf = issueTestCertificate({ commonName: hostname, dnsNames: [hostname], issuer: ca });
+    const secret = { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'renew-tls' }, data: { 'tls.crt': Buffer.from(leaf.certPem).toString('base64'), 'tls.key': Buffer.from(leaf.keyPem).toString('base64'), 'ca.crt': Buffer.from(ca.certPem).toString('base64') } };
+    await apply(cluster, secret, ns);
+    return leaf.certPem;
+  };
+  const first = await writeLeaf();
+  await runReconcileJob(cluster, ns, 'renew');
+  const before = await get(cluster, 'statefulset', 'renew', ns);
+  assert.ok(before, 'StatefulSet created');
+  const second = await writeLeaf();
+  assert.is.not(second, first);
+  await runReconcileJob(cluster, ns, 'renew');
+  const after = await get(cluster, 'statefulset', 'renew', ns);
+  assert.is(after!.metadata.generation, before!.metadata.generation, 'the StatefulSet spec did not change: no roll');
+  assert.equal(after!.spec.template.metadata.annotations, before!.spec.template.metadata.annotations);
+});
+
 test('cert-manager issuerRef: a Certificate is created; once the stand-in fills its Secret the registry uses it', async () => {
   const { cluster, ns } = await setup();
   await apply(cluster, registry('cm', { tls: { issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer' } } }), ns);
