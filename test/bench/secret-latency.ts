@@ -69,8 +69,6 @@ export async function secretLatencySection(context: SecretLatencyContext): Promi
   const api = kubeApi(cluster.kubeconfig);
   const authMissing = authServerUnavailable(cluster.assetsDir);
   const workDir = mkdtempSync(join(tmpdir(), 'iro-bench-latency-'));
-  const setRollout = await cluster.kubectl(['patch', 'configmap', 'image-registry-operator-config', '--type=merge', '-p', JSON.stringify({ data: { OPERATOR_ROLLOUT_TIMEOUT: '0s' } })], { namespace: OPERATOR_NAMESPACE });
-  if (setRollout.code !== 0) throw new Error(setRollout.stderr);
   const jobsBefore = new Set((await jobs(api)).map((j) => j.metadata.name));
   const waitIdle = () => waitFor('every reconcile Job finished', async () => (await jobs(api)).every(finished), 60_000);
   try {

@@ -42,11 +42,26 @@ export interface RunningCluster {
   stop(): Promise<void>;
 }
 
+/** The cluster before its kubelet stand-in runs: no pod runs and nothing polls the API on its behalf. */
+export interface ClusterWithoutKubelet extends Omit<RunningCluster, 'kubelet'> {
+  startKubelet(): Promise<RunningCluster>;
+}
+
 /**
  * The real control plane with the CRDs installed before the controllers start (the garbage
  * collector then knows them at once, not after its 30 s discovery), and the kubelet stand-in.
  */
-export async function startCluster(options: { workDir?: string; keepWorkDir?: boolean; kubelet?: Partial<KubeletOptions> } = {}): Promise<RunningCluster> {
+export async function startCluster(options: ClusterOptions = {}): Promise<RunningCluster> {
+  return (await startClusterWithoutKubelet(options)).startKubelet();
+}
+
+type ClusterOptions = { workDir?: string; keepWorkDir?: boolean; kubelet?: Partial<KubeletOptions> };
+
+/**
+ * startCluster with the kubelet stand-in started later, by startKubelet(): for a benchmark that
+ * counts the API requests of one process, which the stand-in's polling would otherwise swell.
+ */
+export async function startClusterWithoutKubelet(options: ClusterOptions = {}): Promise<ClusterWithoutKubelet> {
   const plane = await startControlPlane({
     ...options,
     beforeControllers: async ({ kubeconfig, assetsDir }) => {
@@ -55,21 +70,27 @@ export async function startCluster(options: { workDir?: string; keepWorkDir?: bo
       if (applied.code !== 0) throw new Error(`installing the CRDs: ${applied.stderr}`);
     },
   });
-  try {
-    const kubelet = await startKubelet({ kubeconfig: plane.kubeconfig, assetsDir: plane.assetsDir, repoRoot, workDir: join(plane.workDir, 'kubelet'), ...options.kubelet });
-    const stop = async () => {
-      await kubelet.stop();
-      await plane.stop();
-    };
-    // what one test file leaves running (registries, Jobs) must not slow down the next one
-    const deleteTestNamespaces = async () => {
-      await run(join(plane.assetsDir, 'kubectl'), ['--kubeconfig', plane.kubeconfig, 'delete', 'namespaces', '-l', TEST_NAMESPACE_LABEL, '--wait=false']);
-    };
-    return { plane, kubelet, env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: plane.assetsDir, IRO_KUBELET_DIR: kubelet.workDir }, stop, deleteTestNamespaces };
-  } catch (error) {
+  const kubeletDir = join(plane.workDir, 'kubelet');
+  let kubelet: Kubelet | undefined;
+  const stop = async () => {
+    await kubelet?.stop();
     await plane.stop();
-    throw error;
-  }
+  };
+  // what one test file leaves running (registries, Jobs) must not slow down the next one
+  const deleteTestNamespaces = async () => {
+    await run(join(plane.assetsDir, 'kubectl'), ['--kubeconfig', plane.kubeconfig, 'delete', 'namespaces', '-l', TEST_NAMESPACE_LABEL, '--wait=false']);
+  };
+  const withoutKubelet = { plane, env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: plane.assetsDir, IRO_KUBELET_DIR: kubeletDir }, stop, deleteTestNamespaces };
+  const startKubeletOnce = async (): Promise<RunningCluster> => {
+    try {
+      kubelet ??= await startKubelet({ kubeconfig: plane.kubeconfig, assetsDir: plane.assetsDir, repoRoot, workDir: kubeletDir, ...options.kubelet });
+    } catch (error) {
+      await plane.stop();
+      throw error;
+    }
+    return { ...withoutKubelet, kubelet };
+  };
+  return { ...withoutKubelet, startKubelet: startKubeletOnce };
 }
 
 export function testCluster(): Promise<TestCluster> {
