@@ -7,6 +7,7 @@ import { accountsToDelete, desiredAccount, resolveRegistryRef, type AccountDelet
 import {
   desiredImageSecret,
   imageSecretStatus,
+  issuanceInProgress,
   nextRotation,
   readImageSecret,
   REGISTRY_NOT_READY,
@@ -78,7 +79,12 @@ export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostna
   const crs = allCrs.filter((cr) => resolvesTo(cr, key, config));
   const secrets = await secretsOf(kube, key);
   const byName = new Map(accounts.map((a) => [a.metadata.name, a]));
-  const due = crs.flatMap((cr) => {
+  // CRs another Job is issuing for are left to it entirely: no account, no status, no Event
+  const waitSeconds = config.rolloutTimeoutSeconds + config.credentialsTimeoutSeconds;
+  const inProgress = crs.filter((cr) => issuanceInProgress({ cr, secret: secrets.get(secretKey(cr)), accounts, now, waitSeconds }));
+  if (inProgress.length) log('info', 'credentials being issued by another Job; left to it', { registry: `${key.namespace}/${key.name}`, crs: inProgress.length });
+  const ours = crs.filter((cr) => !inProgress.includes(cr));
+  const due = ours.flatMap((cr) => {
     const secret = secrets.get(secretKey(cr));
     const username = secret ? readImageSecret(cr.kind, secret).username : undefined;
     const decision = rotationDecision({
@@ -107,7 +113,7 @@ export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostna
   const excluded = new Set(deletions.map((d) => d.account.metadata.name));
   return {
     excludeAccounts: (account: ImageRegistryAccount) => excluded.has(account.metadata.name),
-    afterAuthConfig: (confirm: ConfirmCredential) => finishImageSecrets(key, registryCa, { crs, issued, deletions, secrets, accounts: byName }, confirm, context),
+    afterAuthConfig: (confirm: ConfirmCredential) => finishImageSecrets(key, registryCa, { crs: ours, issued, deletions, secrets, accounts: byName }, confirm, context),
     /** the auth config could not be written: delete this run's accounts (no one has their passwords) */
     abandon: () => abandonAccounts(kube, key, issued),
   };

@@ -170,6 +170,28 @@ export function nextRotation(cr: ImageSecret, accounts: readonly ImageRegistryAc
   return Math.max(cr.status?.rotation ?? 0, fromSecret ?? 0, (latest && accountRotation(latest)) ?? 0) + 1;
 }
 
+/** Slack on top of another Job's own waits before its unfinished issuance counts as abandoned. */
+export const ISSUANCE_MARGIN_SECONDS = 30;
+
+/**
+ * Whether another Job is issuing this CR's credentials right now: the CR's newest account is not
+ * the one its Secret names (or there is no Secret yet) and is younger than that Job's longest wait
+ * — for a ready registry pod (OPERATOR_ROLLOUT_TIMEOUT) and for every pod to accept the credential
+ * (OPERATOR_CREDENTIALS_TIMEOUT) — plus ISSUANCE_MARGIN_SECONDS. Two Jobs of neighbouring coalescing
+ * windows (one `kubectl apply` of several CRs can straddle a window) would otherwise both issue:
+ * two accounts, a skipped rotation number, and the later Job's view of the CR written over the
+ * earlier one's status. A Job that died leaves its account behind; the first run after the wait
+ * issues anew (the hourly resync at the latest).
+ */
+export function issuanceInProgress(input: { cr: ImageSecret; secret?: V1Secret; accounts: readonly ImageRegistryAccount[]; now: Date; waitSeconds: number }): boolean {
+  const newest = latestAccount(input.accounts, input.cr);
+  if (!newest || !ownsAccount(input.cr, newest)) return false;
+  const handedOut = input.secret ? readImageSecret(input.cr.kind, input.secret).username : undefined;
+  if (newest.metadata.name === handedOut) return false;
+  const created = Date.parse(newest.metadata.creationTimestamp ?? '');
+  return Number.isFinite(created) && input.now.getTime() - created < (input.waitSeconds + ISSUANCE_MARGIN_SECONDS) * 1000;
+}
+
 export interface RotationInput {
   cr: ImageSecret;
   /** the CR's Secret as stored; undefined when it does not exist */

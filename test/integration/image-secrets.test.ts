@@ -13,6 +13,7 @@ import { waitFor } from '../support/processes.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { run } from '../support/processes.ts';
+import { desiredAccount } from '../../functions/accounts.ts';
 import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import { GROUP_VERSION } from '../../functions/types.ts';
@@ -130,6 +131,22 @@ test('a no-op reconcile does not rotate', async () => {
   assert.is(after!.metadata.resourceVersion, before!.metadata.resourceVersion);
   assert.is((await get(s.cluster, 'imagepushsecret', 'app', s.ns))!.status.rotation, 1);
   assert.is((await list(s.cluster, 'imageregistryaccount', s.ns)).length, accounts);
+});
+
+test('a CR another Job is still issuing for (its account exists, its Secret not yet) is left to that Job: no second account, no status', async () => {
+  const s = await setup();
+  await apply(s.cluster, s.ns, pushSecret('pending'));
+  const cr = await get(s.cluster, 'imagepushsecret', 'pending', s.ns);
+  // the account a reconcile Job of the neighbouring coalescing window created a moment ago; that Job
+  // now waits for the registry pods to accept it before it writes the Secret
+  const account = desiredAccount({ cr: cr as never, registry: { namespace: s.ns, name: 'reg' }, rotation: 1, passwordHash: '$2b$04$abcdefghijklmnopqrstuu5UQ0Jq2OUn3nTf8Jl4DX2xEqkjLrGLa', intervalSeconds: config.rotationIntervalSeconds });
+  await apply(s.cluster, s.ns, account);
+  await reconcileJob(s);
+  const owned = (await list(s.cluster, 'imageregistryaccount', s.ns)).filter((a) => a.metadata.name.startsWith('push.') && a.metadata.name.includes('.pending.'));
+  assert.equal(owned.map((a) => a.metadata.name), [account.metadata.name], 'no second account for the CR');
+  assert.not.ok(await get(s.cluster, 'secret', 'pending-image-push-secret', s.ns), 'no Secret from this Job');
+  assert.is((await get(s.cluster, 'imagepushsecret', 'pending', s.ns))!.status?.rotation, undefined, 'status left to the issuing Job');
+  await s.cluster.kubectl(['delete', 'imagepushsecret', 'pending'], { namespace: s.ns });
 });
 
 test('forced rotation with the real `kubectl create job --from=cronjob/…` increments rotation and keeps the previous account', async () => {

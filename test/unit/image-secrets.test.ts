@@ -8,6 +8,8 @@ import {
   dockerConfigJson,
   imageSecretKeys,
   imageSecretStatus,
+  ISSUANCE_MARGIN_SECONDS,
+  issuanceInProgress,
   nextRotation,
   readImageSecret,
   REGISTRY_NOT_FOUND,
@@ -205,6 +207,26 @@ test('rotationDecision: forced rotates credentials issued before the request, on
   assert.equal(decide({}), { rotate: false });
   // a retry of the same forced Job after the Secret was rotated leaves it alone
   assert.equal(decide({ forcedBefore: new Date(0) }), { rotate: false });
+});
+
+test('issuanceInProgress: a newer account than the Secret names, younger than the other Job’s wait, is left to that Job', () => {
+  const { cr: owner, secret, account } = current();
+  const made = desiredAccount({ cr: owner, registry: REGISTRY, rotation: 4, passwordHash: HASH, intervalSeconds: DAY });
+  const created = new Date('2025-01-02T00:00:00Z');
+  const newer: ImageRegistryAccount = { ...made, metadata: { ...made.metadata, creationTimestamp: created.toISOString() } };
+  const waitSeconds = 150;
+  const at = (seconds: number) => new Date(created.getTime() + seconds * 1000);
+  const check = (overrides: Partial<Parameters<typeof issuanceInProgress>[0]>) => issuanceInProgress({ cr: owner, secret, accounts: [account, newer], now: at(5), waitSeconds, ...overrides });
+  assert.is(check({}), true, 'rotation 4 created 5 s ago, the Secret still names rotation 3');
+  assert.is(check({ secret: undefined }), true, 'a new CR whose Secret is not written yet');
+  assert.is(check({ now: at(waitSeconds + ISSUANCE_MARGIN_SECONDS - 1) }), true, 'within the wait and the margin');
+  assert.is(check({ now: at(waitSeconds + ISSUANCE_MARGIN_SECONDS) }), false, 'past it: that Job died; issue anew');
+  assert.is(check({ accounts: [account] }), false, 'the Secret names the newest account: nothing in progress');
+  assert.is(check({ accounts: [] }), false, 'no account at all');
+  const deleting = { ...newer, metadata: { ...newer.metadata, deletionTimestamp: at(3).toISOString() } };
+  assert.is(check({ accounts: [account, deleting] }), false, 'an abandoned account being deleted');
+  const recreated = { ...owner, metadata: { ...owner.metadata, uid: 'uid-recreated' } };
+  assert.is(check({ cr: recreated }), false, 'an account of the CR before it was deleted and created again');
 });
 
 test('rotationDecision does not mutate its input', () => {
