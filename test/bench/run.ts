@@ -16,7 +16,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { testBinaries } from '../support/binaries.ts';
-import { startClusterWithoutKubelet, testCluster, type ClusterWithoutKubelet } from '../support/cluster.ts';
+import { startClusterWithoutKubelet, testCluster, TEST_NAMESPACE_LABEL, type ClusterWithoutKubelet } from '../support/cluster.ts';
 import { kubeApi } from '../support/kube-api.ts';
 import { installExitHandlers } from '../support/processes.ts';
 import { repoRoot, testServingTls } from '../support/webhook.ts';
@@ -139,8 +139,12 @@ try {
       return authConfig;
     });
     if (wanted(4)) {
-      // section 3's registry would otherwise get its pods now
+      // Section 3's registry would otherwise get its pods now, and its 3,000 objects' deletions would
+      // reach section 4's webhook as admissions and enqueue Jobs for registries being deleted.
       await running.deleteTestNamespaces();
+      progress('waiting for the earlier sections\' namespaces to be deleted');
+      const gone = await cluster.kubectl(['wait', '--for=delete', 'namespace', '-l', TEST_NAMESPACE_LABEL, '--timeout=600s']);
+      if (gone.code !== 0 && !/no matching resources/i.test(gone.stderr)) throw new Error(`earlier namespaces not deleted: ${gone.stderr}`);
       progress('starting the kubelet stand-in');
       await running.startKubelet();
       await section(4, () => secretLatencySection({ app, cluster, crs: sizes.latencyCrs }));
