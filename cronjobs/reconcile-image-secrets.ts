@@ -81,9 +81,9 @@ export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostna
   const byName = new Map(accounts.map((a) => [a.metadata.name, a]));
   // CRs another Job is issuing for are left to it entirely: no account, no status, no Event
   const waitSeconds = config.rolloutTimeoutSeconds + config.credentialsTimeoutSeconds;
-  const inProgress = crs.filter((cr) => issuanceInProgress({ cr, secret: secrets.get(secretKey(cr)), accounts, now, waitSeconds }));
-  if (inProgress.length) log('info', 'credentials being issued by another Job; left to it', { registry: `${key.namespace}/${key.name}`, crs: inProgress.length });
-  const ours = crs.filter((cr) => !inProgress.includes(cr));
+  const inProgress = new Set(crs.filter((cr) => issuanceInProgress({ cr, secret: secrets.get(secretKey(cr)), accounts, now, waitSeconds })));
+  if (inProgress.size) log('info', 'credentials being issued by another Job; left to it', { registry: `${key.namespace}/${key.name}`, crs: inProgress.size });
+  const ours = crs.filter((cr) => !inProgress.has(cr));
   const due = ours.flatMap((cr) => {
     const secret = secrets.get(secretKey(cr));
     const username = secret ? readImageSecret(cr.kind, secret).username : undefined;
