@@ -25,7 +25,7 @@ export const V2_PROXY_BUFFER_SIZE = '64k';
 /**
  * Uploads are read from the client in pieces of this size and passed on at once (never to disk:
  * proxy_request_buffering off). The default, 16 KiB, costs ~15 % more nginx CPU per GiB pushed;
- * push throughput moved with no buffer size tried (16k–512k), on 2 shared cores it is bound by the
+ * push throughput did not change with any size tried (16k–512k): on 2 shared cores it is bound by the
  * CPU skopeo, nginx and the registry share (RESULTS.md, section 6). Allocated once per /v2/ request
  * with a body, like V2_PROXY_BUFFER_SIZE.
  */
