@@ -1,13 +1,12 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver (envtest's flags, with the
 // admission plugins a real cluster has on), kube-controller-manager and kube-scheduler, an admin
 // client certificate in a kubeconfig. Only the kubelet is a stand-in (test/support/kubelet.ts).
-import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { issueTestCertificate, newRsaKeyPem, type KeyPairPem } from './pki.ts';
-import { freePort, installExitHandlers, run, startProcess, waitFor, type ManagedProcess } from './processes.ts';
+import { exitedMessage, freePort, httpOk, installExitHandlers, run, startProcess, waitFor, type ManagedProcess } from './processes.ts';
 import { testBinaries } from './binaries.ts';
 
 export interface ControlPlane {
@@ -186,23 +185,6 @@ function kubeconfigYaml(server: string, caPem: string, admin: KeyPairPem): strin
     'current-context: local',
     '',
   ].join('\n');
-}
-
-function exitedMessage(p: ManagedProcess, logFile: string): string | undefined {
-  if (p.child.exitCode === null && p.child.signalCode === null) return undefined;
-  const tail = readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n');
-  return `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}):\n${tail}`;
-}
-
-function httpOk(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = httpRequest(url, { timeout: 2_000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('error', () => resolve(false)).on('timeout', () => req.destroy());
-    req.end();
-  });
 }
 
 function httpsGet(url: string, client: KeyPairPem, caPem: string): Promise<{ status: number; body: string }> {

@@ -7,7 +7,6 @@
 // docker_auth's reload and nginx's per-handshake certificate loading behave as in a pod.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { hashSync } from 'bcryptjs';
 import { AUTH_CONFIG_FILE, TOKEN_CERT_FILE, TOKEN_CERT_PATH, TOKEN_KEY_FILE, TOKEN_KEY_PATH, dockerAuthConfig } from '../../functions/docker-auth-config.ts';
@@ -17,7 +16,7 @@ import { trustedTokenKey, trustedTokenKeysDocument } from '../../functions/token
 import type { ImageRegistry, ImageRegistryAccount } from '../../functions/types.ts';
 import { writeAtomic } from './atomic-writer.ts';
 import { issueTestCertificate, type KeyPairPem } from './pki.ts';
-import { startProcess, waitFor, type ManagedProcess } from './processes.ts';
+import { exitedMessage, httpOk, startProcess, waitFor, type ManagedProcess } from './processes.ts';
 
 export const NGINX = '/usr/sbin/nginx';
 
@@ -97,7 +96,7 @@ export async function startDockerAuth(options: {
   const logFile = join(options.dir, 'docker_auth.log');
   // as in the pod: `-logtostderr <config>`; the config path goes through the `..data` symlink
   const process = startProcess('docker_auth', options.binary, ['-logtostderr', join(configDir, AUTH_CONFIG_FILE)], logFile);
-  await waitFor(`docker_auth on ${options.address}`, () => httpOk(`http://${options.address}/`), 20_000, () => exitedText(process, logFile));
+  await waitFor(`docker_auth on ${options.address}`, () => httpOk(`http://${options.address}/`), 20_000, () => exitedMessage(process, logFile));
   return { address: options.address, process, logFile, configDir, writeConfig, configText };
 }
 
@@ -141,7 +140,7 @@ export async function startRegistry(options: {
   const logFile = join(base, 'registry.log');
   const process = startProcess(name, options.binary, ['serve', join(base, 'config.yml')], logFile, { env: { ...globalThis.process.env, OTEL_TRACES_EXPORTER: 'none' } });
   const scheme = options.tls ? 'https' : 'http';
-  await waitFor(`${name} on ${options.address}`, () => tcpHttpAnswers(`${scheme}://${options.address}/v2/`), 20_000, () => exitedText(process, logFile));
+  await waitFor(`${name} on ${options.address}`, () => tcpHttpAnswers(`${scheme}://${options.address}/v2/`), 20_000, () => exitedMessage(process, logFile));
   return { address: options.address, process, dataDir };
 }
 
@@ -173,7 +172,7 @@ export async function startNginx(options: { dir: string; input: NginxConfigInput
   // read the certificate files the workers load per handshake — so as root, the workers stay root.
   const global = globalThis.process.getuid?.() === 0 ? 'daemon off; user root root;' : 'daemon off;';
   const process = startProcess('nginx', NGINX, ['-e', 'stderr', '-c', confFile, '-g', global], errorLog);
-  await waitFor(`nginx on ${options.probe}`, () => tcpHttpAnswers(options.probe), 20_000, () => exitedText(process, errorLog));
+  await waitFor(`nginx on ${options.probe}`, () => tcpHttpAnswers(options.probe), 20_000, () => exitedMessage(process, errorLog));
   return { process, dir: options.dir, confFile, errorLog, workers: () => childPids(process.child.pid) };
 }
 
@@ -204,28 +203,6 @@ let ticksPerSecond: number | undefined;
 function clockTicks(): number {
   ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
   return ticksPerSecond;
-}
-
-function exitedText(process: ManagedProcess, logFile: string): string | undefined {
-  if (process.child.exitCode === null && process.child.signalCode === null) return undefined;
-  let log = '';
-  try {
-    log = readFileSync(logFile, 'utf8').slice(-2000);
-  } catch {
-    // no log yet
-  }
-  return `${process.name} exited (${process.child.exitCode ?? process.child.signalCode}):\n${log}`;
-}
-
-function httpOk(url: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const req = httpRequest(url, { timeout: 2000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('error', () => resolve(false));
-    req.end();
-  });
 }
 
 /** True once anything answers HTTP(S) at url (any status; certificates not checked). */

@@ -2,7 +2,8 @@
 // stopping one also stops everything it started, and stopped on exit so none is left behind.
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createServer } from 'node:net';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 
 export interface ManagedProcess {
   name: string;
@@ -125,5 +126,29 @@ export function run(command: string, args: string[], options: { input?: string; 
     // a command that exits without reading its input must not crash us with EPIPE
     child.stdin.on('error', () => undefined);
     child.stdin.end(options.input ?? '');
+  });
+}
+
+/** For waitFor's `failed`: once the process has exited, its exit code and the end of its log. */
+export function exitedMessage(p: ManagedProcess, logFile: string): string | undefined {
+  if (p.child.exitCode === null && p.child.signalCode === null) return undefined;
+  let tail = '';
+  try {
+    tail = readFileSync(logFile, 'utf8').split('\n').slice(-15).join('\n');
+  } catch {
+    // it exited before writing a log
+  }
+  return `${p.name} exited (${p.child.exitCode ?? p.child.signalCode}):\n${tail}`;
+}
+
+/** True when a plain-HTTP GET of url answers 200 within 2 s. */
+export function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, { timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false)).on('timeout', () => req.destroy());
+    req.end();
   });
 }
