@@ -295,7 +295,10 @@ function dataPlaneReport(input: {
       details.push(`| ${what} | ${target.label} | ${mb(list).toFixed(1)} | ${list.map((c) => c.mbPerSecond.toFixed(1)).join(', ')} | ${target.key === 'registryTls' ? '–' : role('nginx')} | ${role('registry')} | ${cpuPerGib(list, 'skopeo').toFixed(2)} | ${role('docker_auth')} |`);
     }
   }
+  const perRound = (copies: Record<string, Copy[]>) => (copies.front ?? []).map((c, i) => (c.mbPerSecond / (copies.registryTls?.[i]?.mbPerSecond ?? NaN)).toFixed(2)).join(', ');
   details.push(
+    '',
+    `Per-round ratios front / registry TLS (the spread is the noise of the shared cores): pull ${perRound(pulls)}; push ${perRound(pushes)}.`,
     '',
     `Ratios (median of per-round ratios): pull front / registry TLS ${pairedRatio(pulls, 'front', 'registryTls').toFixed(2)}×, front before / registry TLS ${pairedRatio(pulls, 'frontBefore', 'registryTls').toFixed(2)}×, front / plain HTTP ${pairedRatio(pulls, 'front', 'registryHttp').toFixed(2)}×; push front / registry TLS ${pairedRatio(pushes, 'front', 'registryTls').toFixed(2)}×, front before / registry TLS ${pairedRatio(pushes, 'frontBefore', 'registryTls').toFixed(2)}×, front / plain HTTP ${pairedRatio(pushes, 'front', 'registryHttp').toFixed(2)}×.`,
   );

@@ -38,7 +38,7 @@ const full = !only && !quick;
 
 const sizes = quick
   ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3 }
-  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 5, loginRuns: 5, loginMs: 2000, reloads: 10 };
+  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10 };
 if (values['data-size']) {
   sizes.dataMiB = Number(values['data-size']);
   if (!Number.isInteger(sizes.dataMiB) || sizes.dataMiB < 1) throw new Error(`--data-size: a whole number of MiB, got ${values['data-size']}`);
@@ -164,7 +164,7 @@ console.log('');
 for (const s of sections) for (const row of s.rows) console.log(`- ${row.figure}: limited by ${row.limit}`);
 if (full) {
   const notes = [
-    `Sizes (chosen to keep the whole run near 15 minutes on 2 shared cores): webhook — ${sizes.webhookRuns} runs of ${sizes.warmupMs} ms warm-up + ${sizes.durationMs} ms per server, route and concurrency; cold start — ${sizes.coldRuns} interleaved rounds; rotation — ${sizes.rotationCrs} CRs, ${sizes.rotationRuns} timed runs (at least 3 within ${sizes.rotationBudgetMs / 60_000} min); CR → Secret — ${sizes.latencyCrs} CRs; auth config — binary search over the real config function; data plane — a ${sizes.dataMiB} MiB image, ${sizes.dataRuns} interleaved rounds of 4 pushes and 4 pulls (\`--data-size\` to change); token logins — ${sizes.loginRuns} rounds of ${sizes.loginMs} ms per cell, ${sizes.reloads} docker_auth reloads.`,
+    `Sizes (chosen to keep the whole run near 17 minutes on 2 shared cores): webhook — ${sizes.webhookRuns} runs of ${sizes.warmupMs} ms warm-up + ${sizes.durationMs} ms per server, route and concurrency; cold start — ${sizes.coldRuns} interleaved rounds; rotation — ${sizes.rotationCrs} CRs, ${sizes.rotationRuns} timed runs (at least 3 within ${sizes.rotationBudgetMs / 60_000} min); CR → Secret — ${sizes.latencyCrs} CRs; auth config — binary search over the real config function; data plane — a ${sizes.dataMiB} MiB image, ${sizes.dataRuns} interleaved rounds of 4 pushes and 4 pulls (\`--data-size\` to change); token logins — ${sizes.loginRuns} rounds of ${sizes.loginMs} ms per cell, ${sizes.reloads} docker_auth reloads.`,
     '',
     `${failures === 0 ? 'All sections completed.' : `${failures} section(s) failed; see their details.`} "Met" compares the median with the issue's target; ratios are medians of per-run ratios where runs are paired.`,
     '',
