@@ -5,7 +5,7 @@
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { AUTH_CONFIG_VERSION_ANNOTATION, readyRegistryPods, tokenProbePath, type CredentialCheckOutcome, type PodLike } from '../functions/credential-check.ts';
-import { registrySelectorLabels } from '../functions/names.ts';
+import { registryLabelSelector } from '../functions/names.ts';
 import { NGINX_PORT } from '../functions/nginx-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import type { Kube } from './kube.ts';
@@ -25,7 +25,7 @@ export interface CredentialProbe {
 const RETRY_MS = 250;
 
 export async function confirmCredentials(kube: Kube, key: RegistryKey, probe: CredentialProbe): Promise<CredentialCheckOutcome> {
-  const selector = Object.entries(registrySelectorLabels(key.name)).map(([k, v]) => `${k}=${v}`).join(',');
+  const selector = registryLabelSelector(key.name);
   const started = Date.now();
   const pods = await kube.list<PodLike & { metadata: { name: string } }>('v1', 'Pod', key.namespace, selector);
   await touchPods(kube, key.namespace, pods.map((p) => p.metadata.name), probe.authConfigVersion);

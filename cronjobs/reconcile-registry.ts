@@ -1,14 +1,16 @@
 // Reconciles one ImageRegistry: read → compute with functions/ → apply → status.
 // Order matters: certificates, then the docker_auth config (accounts), then the workload, so a
 // half-done run never serves with credentials or certificates the auth config does not know.
+import type { V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
 import type { KeyPair } from '../functions/certificate-sources.ts';
 import { certificateMode } from '../functions/certificate-sources.ts';
 import { assertAclValidForDockerAuth, defaultAcl } from '../functions/docker-auth-config.ts';
-import { registryConfigSecretName, registryHostname, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
+import { dataClaimName, registryConfigSecretName, registryHostname, registryLabelSelector, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
 import { nginxConfig } from '../functions/nginx-config.ts';
 import {
   desiredConfigSecrets,
+  desiredDataClaim,
   desiredNginxConfigMap,
   desiredService,
   desiredStatefulSet,
@@ -130,6 +132,8 @@ async function applyRegistryObjects(registry: ImageRegistry, hostname: string, t
   const trustedTokenKeys = trustedTokenKeysDocument(written.state.trusted);
   const templateAnnotations = rolloutAnnotations({ trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
   const statefulSet = desiredStatefulSet(registry, options.config, { tlsSecretName: registryTlsSecretName(registry), templateAnnotations });
+  await applyDataClaim(kube, registry, options.now());
+  await replaceStatefulSetWithClaimTemplates(kube, registry, options.now());
   await kube.apply(statefulSet as never);
   const confirm: ConfirmCredential = ({ username, password }) =>
     confirmCredentials(kube, key, { hostname, caPem, username, password, authConfigVersion, timeoutMs: options.credentialsTimeoutMs });
@@ -168,6 +172,54 @@ async function refuseInvalidAcl(kube: Kube, registry: ImageRegistry): Promise<vo
     throw new Error(message);
   }
 }
+
+export const VOLUME_UNCHANGED = 'VolumeUnchanged';
+export const VOLUME_SHARED = 'VolumeShared';
+
+/**
+ * The one claim all replicas mount. Once it exists, the API server refuses what a claim cannot do
+ * (grow where the storage class does not allow expansion; other access modes on a claim kept from a
+ * deleted registry of the same name): the registry keeps its volume, a Warning Event says why, and
+ * the run goes on — the volume must not stop credentials and certificates from being reconciled.
+ */
+async function applyDataClaim(kube: Kube, registry: ImageRegistry, now: Date): Promise<void> {
+  const claim = desiredDataClaim(registry);
+  try {
+    await kube.apply(claim as never);
+  } catch (error) {
+    const ref = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: registry.metadata.namespace, name: claim.metadata?.name ?? '' };
+    if (!(await kube.read(ref))) throw error;
+    const message = `the data volume (PersistentVolumeClaim ${ref.name}) stays as it is: ${errorMessage(error)}; check spec.persistentVolumeClaim`;
+    await recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, 'Warning', VOLUME_UNCHANGED, message, now);
+    log('warn', 'data volume not changed', { registry: `${registry.metadata.namespace}/${registry.metadata.name}`, error: errorMessage(error) });
+  }
+}
+
+/**
+ * A StatefulSet made by an earlier version gave each pod a claim of its own (volumeClaimTemplates),
+ * so replicas served different blobs; its claim templates cannot be changed in place. It is deleted
+ * with its pods orphaned (they keep serving); the apply that follows creates it anew, adopts the
+ * pods and rolls them onto the shared claim — pod 0's claim, whose name and data it keeps.
+ */
+async function replaceStatefulSetWithClaimTemplates(kube: Kube, registry: ImageRegistry, now: Date): Promise<void> {
+  const ref = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: registry.metadata.namespace, name: statefulSetName(registry.metadata.name ?? '') };
+  const current = await kube.read<V1StatefulSet>(ref);
+  const uid = current?.metadata?.uid;
+  if (!uid || !current?.spec?.volumeClaimTemplates?.length) return;
+  await kube.remove(ref, { propagationPolicy: 'Orphan', uid });
+  // the garbage collector releases the pods (orphan finalizer) before the object goes
+  const deadline = Date.now() + STATEFULSET_REPLACE_TIMEOUT_MS;
+  while ((await kube.read<V1StatefulSet>(ref))?.metadata?.uid === uid) {
+    if (Date.now() >= deadline) throw new Error(`StatefulSet ${ref.namespace}/${ref.name} is still being deleted with its pods orphaned; the next run goes on`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  const claims = await kube.list<V1PersistentVolumeClaim>('v1', 'PersistentVolumeClaim', ref.namespace, registryLabelSelector(registry.metadata.name ?? ''));
+  const unused = claims.map((c) => c.metadata?.name ?? '').filter((name) => name && name !== dataClaimName(registry.metadata.name ?? ''));
+  const message = `replicas now share PersistentVolumeClaim ${dataClaimName(registry.metadata.name ?? '')}; the StatefulSet was recreated (pods kept, then rolled)${unused.length ? `; no longer used, delete once checked: ${unused.join(', ')}` : ''}`;
+  await recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, 'Normal', VOLUME_SHARED, message, now);
+}
+
+const STATEFULSET_REPLACE_TIMEOUT_MS = 60_000;
 
 /** The registry's http.secret must stay stable across runs (it signs upload state between replicas). */
 async function existingHttpSecret(kube: Kube, registry: ImageRegistry): Promise<string | undefined> {

@@ -71,6 +71,14 @@ export function statefulSetName(registryName: string): string {
   return registryName;
 }
 
+/**
+ * The one PersistentVolumeClaim every replica mounts. Named as the StatefulSet's claim template
+ * named pod 0's claim in earlier versions, so a registry created by them keeps its data.
+ */
+export function dataClaimName(registryName: string): string {
+  return `data-${statefulSetName(registryName)}-0`;
+}
+
 export function serviceName(registryName: string): string {
   return registryName;
 }
@@ -94,6 +102,11 @@ export function registryLabels(registryName: string): Record<string, string> {
 /** The immutable subset used as StatefulSet/Service selector. */
 export function registrySelectorLabels(registryName: string): Record<string, string> {
   return { 'app.kubernetes.io/name': 'image-registry', 'app.kubernetes.io/instance': registryName };
+}
+
+/** registrySelectorLabels as a label selector for list requests. */
+export function registryLabelSelector(registryName: string): string {
+  return Object.entries(registrySelectorLabels(registryName)).map(([k, v]) => `${k}=${v}`).join(',');
 }
 
 function registryName(registry: ImageRegistry): string {

@@ -1,7 +1,8 @@
 // The Kubernetes objects one ImageRegistry consists of, as the reconcile Job applies them
-// (server-side apply): StatefulSet, LoadBalancer Service, config Secrets/ConfigMap, TLS Secrets and,
-// with issuerRef, cert-manager Certificates. All carry the registry's labels and a controller
-// ownerReference, so deleting the ImageRegistry garbage-collects them.
+// (server-side apply): StatefulSet, its data PersistentVolumeClaim, LoadBalancer Service, config
+// Secrets/ConfigMap, TLS Secrets and, with issuerRef, cert-manager Certificates. All carry the
+// registry's labels and a controller ownerReference, so deleting the ImageRegistry garbage-collects
+// them — the claim only with deleteClaim.
 import { createHash } from 'node:crypto';
 import type {
   V1ConfigMap,
@@ -18,6 +19,7 @@ import type {
 import { AUTH_CONFIG_DIR, AUTH_CONFIG_FILE, AUTH_CONFIG_PATH, dockerAuthConfig } from './docker-auth-config.ts';
 import {
   authConfigSecretName,
+  dataClaimName,
   nginxConfigMapName,
   registryAuthCertificateName,
   registryConfigSecretName,
@@ -82,9 +84,8 @@ export function registryOwnerReference(registry: ImageRegistry): V1OwnerReferenc
 
 /** The registry pod: nginx (TLS on 8443) in front of registry and docker_auth on loopback. */
 export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConfig, options: StatefulSetOptions): V1StatefulSet {
-  const { name, namespace } = identity(registry);
+  const { name } = identity(registry);
   const replicas = registry.spec?.replicas ?? 1;
-  const pvc = registry.spec?.persistentVolumeClaim ?? {};
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -96,7 +97,6 @@ export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConf
       podManagementPolicy: 'Parallel',
       updateStrategy: { type: 'RollingUpdate' },
       revisionHistoryLimit: 5,
-      persistentVolumeClaimRetentionPolicy: { whenDeleted: pvc.deleteClaim ? 'Delete' : 'Retain', whenScaled: 'Retain' },
       template: {
         metadata: { labels: registryLabels(name), annotations: { ...(options.templateAnnotations ?? {}) } },
         spec: {
@@ -121,7 +121,32 @@ export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConf
           volumes: podVolumes(name, options),
         },
       },
-      volumeClaimTemplates: [dataClaimTemplate(name, namespace, replicas, pvc)],
+      // No volumeClaimTemplates: a template gives every pod a claim of its own, and replicas must
+      // serve the same blobs (a push through one pod, a pull through another). See desiredDataClaim.
+    },
+  };
+}
+
+/**
+ * The registry's data: one claim all replicas mount (more than one replica needs ReadWriteMany,
+ * which the webhook enforces). Owned by the ImageRegistry only with deleteClaim, so deleting the
+ * registry deletes its images only when asked to; applied without an owner, an earlier owner
+ * reference of ours is dropped (server-side apply), so deleteClaim can change either way.
+ */
+export function desiredDataClaim(registry: ImageRegistry): V1PersistentVolumeClaim {
+  const { name, namespace } = identity(registry);
+  const replicas = registry.spec?.replicas ?? 1;
+  const pvc = registry.spec?.persistentVolumeClaim ?? {};
+  const accessModes = pvc.accessModes?.length ? [...pvc.accessModes] : [replicas > 1 ? 'ReadWriteMany' : 'ReadWriteOnce'];
+  const requests = { storage: DEFAULT_STORAGE_SIZE, ...(pvc.resources?.requests ?? {}) };
+  return {
+    apiVersion: 'v1',
+    kind: 'PersistentVolumeClaim',
+    metadata: { name: dataClaimName(name), namespace, labels: registryLabels(name), ...(pvc.deleteClaim ? { ownerReferences: [registryOwnerReference(registry)] } : {}) },
+    spec: {
+      accessModes,
+      ...(pvc.storageClassName ? { storageClassName: pvc.storageClassName } : {}),
+      resources: { requests, ...(pvc.resources?.limits ? { limits: { ...pvc.resources.limits } } : {}) },
     },
   };
 }
@@ -318,28 +343,8 @@ function podVolumes(name: string, options: StatefulSetOptions): V1Volume[] {
     { name: 'trusted-token-keys', secret: { secretName: authConfigSecretName(name), defaultMode: SECRET_MODE, items: keys(TRUSTED_TOKEN_KEYS_FILE) } },
     { name: 'auth-config', secret: { secretName: authConfigSecretName(name), defaultMode: SECRET_MODE } },
     { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
+    { name: 'data', persistentVolumeClaim: { claimName: dataClaimName(name) } },
   ];
-}
-
-function dataClaimTemplate(
-  name: string,
-  namespace: string,
-  replicas: number,
-  pvc: NonNullable<NonNullable<ImageRegistry['spec']>['persistentVolumeClaim']>,
-): V1PersistentVolumeClaim {
-  // More than one replica shares the data, which needs a ReadWriteMany volume.
-  const accessModes = pvc.accessModes?.length ? [...pvc.accessModes] : [replicas > 1 ? 'ReadWriteMany' : 'ReadWriteOnce'];
-  const requests = { storage: DEFAULT_STORAGE_SIZE, ...(pvc.resources?.requests ?? {}) };
-  return {
-    apiVersion: 'v1',
-    kind: 'PersistentVolumeClaim',
-    metadata: { name: 'data', namespace, labels: registryLabels(name) },
-    spec: {
-      accessModes,
-      ...(pvc.storageClassName ? { storageClassName: pvc.storageClassName } : {}),
-      resources: { requests, ...(pvc.resources?.limits ? { limits: { ...pvc.resources.limits } } : {}) },
-    },
-  };
 }
 
 function restrictedSecurityContext(uid: number): V1SecurityContext {

@@ -65,9 +65,22 @@ export function isIpOrCidr(value: unknown): boolean {
 
 /** A Kubernetes resource quantity ("8Gi", "500M", "1e9") greater than zero. */
 export function isPositiveQuantity(value: unknown): boolean {
-  if (typeof value !== 'string') return false;
+  return (quantityValue(value) ?? 0) > 0;
+}
+
+const QUANTITY_SUFFIXES: Record<string, number> = {
+  '': 1, n: 1e-9, u: 1e-6, m: 1e-3, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18,
+  Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60,
+};
+
+/** The value of a non-negative Kubernetes resource quantity, or undefined when it is not one. */
+export function quantityValue(value: unknown): number | undefined {
+  if (typeof value !== 'string') return undefined;
   const match = /^\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][-+]?[0-9]+)?$/.exec(value);
-  return match !== null && /[1-9]/.test(match[1] ?? '');
+  if (!match) return undefined;
+  const [, number = '', suffix = ''] = match;
+  const multiplier = /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : QUANTITY_SUFFIXES[suffix]!;
+  return Number(number) * multiplier;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -399,8 +412,8 @@ function immutableOnceSet(oldValue: unknown, newValue: unknown, path: string, hi
 
 /**
  * ImageRegistry. replicas may be 0 (scaling a registry to zero is a legitimate operation: the
- * volume stays). storageClassName and accessModes are immutable once set, as the StatefulSet's
- * volumeClaimTemplates are.
+ * volume stays). storageClassName and accessModes are immutable once set, as a claim's are; the
+ * storage request may grow, not shrink.
  */
 export function validateImageRegistry(registry: unknown, old?: unknown): Problems {
   const problems: Problems = [];
@@ -424,13 +437,24 @@ export function validateImageRegistry(registry: unknown, old?: unknown): Problem
   const acl = field(auth, 'acl');
   if (acl !== undefined && acl !== null) problems.push(...validateAcl(acl, 'spec.auth.acl'));
   if (old !== undefined && old !== null) {
-    const hint = 'StatefulSet volume claims cannot change; create a new ImageRegistry instead';
+    const hint = 'a volume claim cannot change them; create a new ImageRegistry instead';
     for (const key of ['storageClassName', 'accessModes']) {
       const path = ['spec', 'persistentVolumeClaim', key];
       problems.push(...immutableOnceSet(field(old, ...path), field(registry, ...path), path.join('.'), hint));
     }
+    problems.push(...storageNotShrunk(old, registry));
   }
   return problems;
+}
+
+/** A volume can grow (where its storage class allows expansion), never shrink. */
+function storageNotShrunk(old: unknown, registry: unknown): Problems {
+  const path = ['spec', 'persistentVolumeClaim', 'resources', 'requests', 'storage'];
+  const before = field(old, ...path);
+  const after = field(registry, ...path);
+  const [was, now] = [quantityValue(before), quantityValue(after)];
+  if (was === undefined || now === undefined || now >= was) return [];
+  return [`${path.join('.')}: cannot shrink a volume (was ${String(before)}, now ${String(after)}); the data stays on the volume as it is`];
 }
 
 /** ImageRegistryAccount: bcrypt-only password, string-list labels, positive ttl; spec immutable. */

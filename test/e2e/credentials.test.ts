@@ -1,11 +1,12 @@
 // "Ready means usable", end to end with the real docker_auth: a push secret's credentials push on the
 // first try the moment its CR is Ready — for new CRs and after a forced rotation (the old credentials
 // still push too) — and with two replicas a credential is not declared usable while one pod's
-// docker_auth still refuses it. The kubelet stand-in syncs Secret volumes every 60 s (as a kubelet's
-// --sync-frequency) and at once when a pod is updated; the Jobs touch the pods to get the latter.
+// docker_auth still refuses it, and an image pushed to one pod is pulled from the other. The
+// kubelet stand-in syncs Secret volumes every 60 s (as a kubelet's --sync-frequency) and at once
+// when a pod is updated; the Jobs touch the pods to get the latter.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,7 +128,7 @@ withAuth('forced rotation: the moment the status shows the new rotation, the new
   assert.is((await waitForJob(cluster, OPERATOR_NAMESPACE, job, 180_000)).result, 'Complete');
 });
 
-withAuth('two replicas: a credential is not declared usable while one pod’s docker_auth still refuses it', async () => {
+withAuth('two replicas: a credential is not declared usable while one pod’s docker_auth still refuses it; the pods share their images', async () => {
   const r = await registry('two-replicas', { replicas: 2 });
   // hold back pod registry-1's volume syncs: its docker_auth keeps the old config
   const pause = join(cluster.kubeletDir, 'control', 'pause-volume-sync', `${r.namespace}.${r.name}-1`);
@@ -163,11 +164,23 @@ withAuth('two replicas: a credential is not declared usable while one pod’s do
   const username = await secretKey(cluster, r.namespace, 'app-image-push-secret', 'username');
   const password = await secretKey(cluster, r.namespace, 'app-image-push-secret', 'password');
   const ca = await secretKey(cluster, r.namespace, 'app-image-push-secret', 'ca.crt');
+  const ips: string[] = [];
   for (const name of [`${r.name}-0`, `${r.name}-1`]) {
     const ip = (await getJson(r.namespace, 'pod', name))?.status.podIP as string;
+    ips.push(ip);
     assert.is(await tokenStatus(ip, r.hostname, ca, username, password), 200, `${name} accepts the credentials`);
     assert.is(await tokenStatus(ip, r.hostname, ca, username, `${password}x`), 401, `${name} refuses a wrong password`);
   }
+  // the replicas share one volume: an image pushed to one pod is pulled from the other. Each pod
+  // is addressed by IP (its certificate names the hostname only, hence no TLS verification for
+  // these two copies); the token comes from the realm, the registry hostname, as usual.
+  const creds = `${username}:${password}`;
+  const pushed = await cluster.runClient(SKOPEO, ['copy', '--dest-tls-verify=false', '--dest-creds', creds, r.image.reference, `docker://${ips[0]}:8443/${r.namespace}/app:shared`], { binds: [r.workDir] });
+  assert.is(pushed.code, 0, `push to ${r.name}-0: ${pushed.stderr}`);
+  const target = join(r.workDir, 'pulled-from-1');
+  const pulled = await cluster.runClient(SKOPEO, ['copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${ips[1]}:8443/${r.namespace}/app:shared`, `dir:${target}`], { binds: [r.workDir] });
+  assert.is(pulled.code, 0, `pull from ${r.name}-1: ${pulled.stderr}`);
+  assert.ok(existsSync(join(target, 'manifest.json')), 'the manifest pushed to the other pod');
 });
 
 /** GET /auth/token from one pod's nginx by its IP (TLS verified under the registry hostname). */

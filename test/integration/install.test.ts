@@ -76,9 +76,7 @@ function podTemplates(objects: Obj[]): [string, Obj][] {
   templates.push(['reconcile Job (webhook)', desiredReconcileJob({ registry: { namespace: 'ns', name: 'registry' }, config, windowEnd: new Date() }).spec.template]);
   const registry: ImageRegistry = { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'registry', namespace: 'ns', uid: '00000000-0000-0000-0000-000000000001' }, spec: {} };
   const statefulSet = desiredStatefulSet(registry, config, { tlsSecretName: 'registry-tls' });
-  const claims = (statefulSet.spec?.volumeClaimTemplates ?? []).map((t) => ({ name: t.metadata?.name, persistentVolumeClaim: { claimName: `${t.metadata?.name}-registry-0` } }));
-  const template = statefulSet.spec!.template as Obj;
-  templates.push(['registry StatefulSet', { ...template, spec: { ...template.spec, volumes: [...template.spec.volumes, ...claims] } }]);
+  templates.push(['registry StatefulSet', statefulSet.spec!.template as Obj]);
   return templates;
 }
 

@@ -1,13 +1,16 @@
 // The reconcile Job against the real control plane: run as a process from the command, args and env
 // of our reconcile Job manifest, it creates the registry's objects; a second run changes nothing;
 // all three certificate modes; the pod template passes PodSecurity "restricted"; renewal; deleting
-// a registry lets the real garbage collector remove what it owns. The registries here never get a
-// pod (a ResourceQuota of 0 pods in the namespace): the e2e tests run them.
+// a registry lets the real garbage collector remove what it owns; replicas share one data claim, and
+// a StatefulSet of an earlier version (a claim per pod) is replaced. The registries in the shared
+// namespace never get a pod (a ResourceQuota of 0 pods); the tests that need pods (the kubelet
+// stand-in runs them) make a namespace of their own.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
 import { run, waitFor } from '../support/processes.ts';
 import { issueTestCertificate } from '../support/pki.ts';
@@ -60,6 +63,11 @@ async function get(cluster: TestCluster, kind: string, name: string, namespace: 
   return result.code === 0 ? JSON.parse(result.stdout) : undefined;
 }
 
+async function list(cluster: TestCluster, kind: string, namespace: string, selector: string): Promise<Obj[] | undefined> {
+  const result = await cluster.kubectl(['get', kind, ...(selector ? ['-l', selector] : []), '-o', 'json'], { namespace });
+  return result.code === 0 ? (JSON.parse(result.stdout).items as Obj[]) : undefined;
+}
+
 async function apply(cluster: TestCluster, object: Obj, namespace: string): Promise<void> {
   const result = await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(object), namespace });
   assert.is(result.code, 0, result.stderr);
@@ -92,6 +100,10 @@ test('self-signed: the reconcile Job creates Service, StatefulSet, Secrets and C
   }
   assert.is(stored!.status.hostname, `reg.${ns}.svc.example.org`);
   assert.is(stored!.status.tlsSecretName, 'reg-tls');
+  const claim = await get(cluster, 'pvc', 'data-reg-0', ns);
+  assert.ok(claim, 'the data claim, made by the Job (not by claim templates)');
+  assert.is(claim!.metadata.ownerReferences, undefined, 'without deleteClaim the claim has no owner: it outlives the registry');
+  assert.is(claim!.metadata.labels['app.kubernetes.io/instance'], 'reg');
   const service = await get(cluster, 'service', 'reg', ns);
   assert.is(service!.spec.type, 'LoadBalancer');
   assert.is(service!.metadata.annotations['external-dns.alpha.kubernetes.io/hostname'], `reg.${ns}.svc.example.org`);
@@ -137,10 +149,9 @@ test('the StatefulSet pod template is accepted in a namespace that enforces PodS
   const { cluster, ns } = await setup();
   const restricted = await cluster.createNamespace('restricted', { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/enforce-version': 'latest' });
   const statefulSet = await get(cluster, 'statefulset', 'reg', ns);
-  // as the StatefulSet controller builds pod reg-0: the template plus a volume per claim template
-  const claims = statefulSet!.spec.volumeClaimTemplates.map((t: Obj) => ({ name: t.metadata.name, persistentVolumeClaim: { claimName: `${t.metadata.name}-reg-0` } }));
+  // as the StatefulSet controller builds pod reg-0: the template (the data claim is one of its volumes)
   const template = statefulSet!.spec.template;
-  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'reg-0', ...template.metadata }, spec: { ...template.spec, volumes: [...template.spec.volumes, ...claims] } };
+  const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'reg-0', ...template.metadata }, spec: template.spec };
   const accepted = await cluster.kubectl(['create', '--dry-run=server', '-f', '-'], { input: JSON.stringify(pod), namespace: restricted });
   assert.is(accepted.code, 0, accepted.stderr);
   // the check is real: the same pod with an added capability is refused there
@@ -240,7 +251,7 @@ test('deleting a registry: the garbage collector removes its objects, and its vo
   await apply(cluster, registry('drop', { replicas: 1, persistentVolumeClaim: { deleteClaim: true } }), ns);
   await runReconcileJob(cluster, ns, 'keep');
   await runReconcileJob(cluster, ns, 'drop');
-  // the StatefulSet controller creates each pod's claim; the kubelet stand-in's provisioner binds it
+  // the reconcile Job creates the claim; the kubelet stand-in's provisioner binds it
   for (const name of ['keep', 'drop']) {
     await waitFor(`PVC data-${name}-0 bound`, async () => (await get(cluster, 'pvc', `data-${name}-0`, ns))?.status?.phase === 'Bound', 60_000);
   }
@@ -249,8 +260,96 @@ test('deleting a registry: the garbage collector removes its objects, and its vo
   for (const [kind, name] of [...owned('keep'), ...owned('drop')]) {
     await waitFor(`${kind} ${name} to be garbage-collected`, async () => (await get(cluster, kind, name, ns)) === undefined, 60_000);
   }
-  await waitFor('PVC data-drop-0 deleted with its StatefulSet (deleteClaim)', async () => (await get(cluster, 'pvc', 'data-drop-0', ns)) === undefined, 60_000);
+  await waitFor('PVC data-drop-0 deleted with its registry (deleteClaim)', async () => (await get(cluster, 'pvc', 'data-drop-0', ns)) === undefined, 60_000);
   assert.ok(await get(cluster, 'pvc', 'data-keep-0', ns), 'without deleteClaim the volume stays');
+  await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']);
+});
+
+test('a claim the API server will not resize: Warning VolumeUnchanged with its reason, the run goes on, the volume stays', async () => {
+  const { cluster, ns } = await setup();
+  await apply(cluster, registry('sized', { persistentVolumeClaim: { resources: { requests: { storage: '1Gi' } } } }), ns);
+  await runReconcileJob(cluster, ns, 'sized');
+  // no StorageClass here allows expansion (the stand-in's volumes are static hostPath ones)
+  await apply(cluster, registry('sized', { persistentVolumeClaim: { resources: { requests: { storage: '2Gi' } } } }), ns);
+  await runReconcileJob(cluster, ns, 'sized');
+  assert.is((await get(cluster, 'pvc', 'data-sized-0', ns))!.spec.resources.requests.storage, '1Gi');
+  const events = (await list(cluster, 'events', ns, '')) ?? [];
+  const warning = events.find((e) => e.reason === 'VolumeUnchanged' && e.involvedObject.name === 'sized');
+  assert.ok(warning, events.map((e) => e.reason).join(','));
+  assert.is(warning!.type, 'Warning');
+  assert.match(warning!.message, 'data-sized-0');
+  assert.match(warning!.message, /resize|Forbidden|immutable/);
+  assert.ok(await get(cluster, 'statefulset', 'sized', ns), 'the rest of the registry is reconciled');
+});
+
+test('two replicas mount one claim (e2e/credentials pushes through one pod and pulls through the other)', async () => {
+  const { cluster } = await setup();
+  const ns = await cluster.createNamespace('shared');
+  await apply(cluster, registry('pair', { replicas: 2, persistentVolumeClaim: { accessModes: ['ReadWriteMany'] } }), ns);
+  await runReconcileJob(cluster, ns, 'pair');
+  const pods = async () => ((await list(cluster, 'pods', ns, 'app.kubernetes.io/instance=pair')) ?? []).filter((p) => !p.metadata.deletionTimestamp);
+  await waitFor('pods pair-0 and pair-1', async () => (await pods()).length === 2, 60_000);
+  for (const pod of await pods()) {
+    const data = pod.spec.volumes.find((v: Obj) => v.name === 'data');
+    assert.equal(data?.persistentVolumeClaim, { claimName: 'data-pair-0' }, `${pod.metadata.name} mounts the shared claim`);
+  }
+  await waitFor('PVC data-pair-0 bound', async () => (await get(cluster, 'pvc', 'data-pair-0', ns))?.status?.phase === 'Bound', 60_000);
+  const claims = (await list(cluster, 'pvc', ns, 'app.kubernetes.io/instance=pair')) ?? [];
+  assert.equal(claims.map((c) => c.metadata.name), ['data-pair-0'], 'one claim for both replicas');
+  await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']);
+});
+
+test('a StatefulSet of an earlier version (a claim per pod) is replaced: pods adopted, pod 0\'s claim and data kept, the unused claims named', async () => {
+  const { cluster } = await setup();
+  const ns = await cluster.createNamespace('legacy');
+  await apply(cluster, registry('old', { replicas: 2, persistentVolumeClaim: { accessModes: ['ReadWriteMany'] } }), ns);
+  await runReconcileJob(cluster, ns, 'old');
+  // the StatefulSet as earlier versions made it: the data volume from a claim template per pod
+  const current = await get(cluster, 'statefulset', 'old', ns);
+  assert.is((await cluster.kubectl(['delete', 'statefulset', 'old', '--cascade=foreground', '--wait=true'], { namespace: ns })).code, 0);
+  assert.is((await cluster.kubectl(['delete', 'pvc', 'data-old-0', '--wait=true'], { namespace: ns })).code, 0);
+  const template = current!.spec.template;
+  const legacy = {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: { name: 'old', labels: current!.metadata.labels, ownerReferences: current!.metadata.ownerReferences },
+    spec: {
+      ...current!.spec,
+      template: { ...template, spec: { ...template.spec, volumes: template.spec.volumes.filter((v: Obj) => v.name !== 'data') } },
+      persistentVolumeClaimRetentionPolicy: { whenDeleted: 'Retain', whenScaled: 'Retain' },
+      volumeClaimTemplates: [{ metadata: { name: 'data', labels: current!.metadata.labels }, spec: { accessModes: ['ReadWriteMany'], resources: { requests: { storage: '8Gi' } } } }],
+    },
+  };
+  await apply(cluster, legacy, ns);
+  for (const claim of ['data-old-0', 'data-old-1']) {
+    await waitFor(`PVC ${claim} bound`, async () => (await get(cluster, 'pvc', claim, ns))?.status?.phase === 'Bound', 60_000);
+  }
+  const before = await get(cluster, 'statefulset', 'old', ns);
+  const claimBefore = await get(cluster, 'pvc', 'data-old-0', ns);
+  const volume = await get(cluster, 'pv', claimBefore!.spec.volumeName, '');
+  const marker = join(volume!.spec.hostPath.path, 'docker', 'marker');
+  mkdirSync(dirname(marker), { recursive: true });
+  writeFileSync(marker, 'pushed before the upgrade');
+
+  await runReconcileJob(cluster, ns, 'old');
+  const after = await get(cluster, 'statefulset', 'old', ns);
+  assert.is.not(after!.metadata.uid, before!.metadata.uid, 'recreated');
+  assert.is(after!.spec.volumeClaimTemplates, undefined);
+  assert.is((await get(cluster, 'pvc', 'data-old-0', ns))!.metadata.uid, claimBefore!.metadata.uid, 'pod 0\'s claim is the shared one');
+  assert.is(readFileSync(marker, 'utf8'), 'pushed before the upgrade', 'its data stays');
+  // the new StatefulSet adopts the orphaned pods and rolls them, the highest ordinal first
+  await waitFor('both pods owned by the new StatefulSet, old-1 on the shared claim', async () => {
+    const pods = ((await list(cluster, 'pods', ns, 'app.kubernetes.io/instance=old')) ?? []).filter((p) => !p.metadata.deletionTimestamp);
+    const owned = pods.filter((p) => p.metadata.ownerReferences?.some((o: Obj) => o.uid === after!.metadata.uid));
+    const one = pods.find((p) => p.metadata.name === 'old-1');
+    return owned.length === 2 && one?.spec.volumes.find((v: Obj) => v.name === 'data')?.persistentVolumeClaim?.claimName === 'data-old-0';
+  }, 90_000);
+  const events = (await list(cluster, 'events', ns, '')) ?? [];
+  const shared = events.find((e) => e.reason === 'VolumeShared' && e.involvedObject.name === 'old');
+  assert.ok(shared, 'an Event says what happened');
+  assert.match(shared!.message, 'data-old-1', 'and names the claim no longer used');
+  await runReconcileJob(cluster, ns, 'old');
+  assert.is((await get(cluster, 'statefulset', 'old', ns))!.metadata.uid, after!.metadata.uid, 'replaced once');
   await cluster.kubectl(['delete', 'namespace', ns, '--wait=false']);
 });
 

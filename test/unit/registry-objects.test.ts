@@ -6,6 +6,7 @@ import { nginxConfig } from '../../functions/nginx-config.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import { registryConfig } from '../../functions/registry-config.ts';
 import {
+  desiredDataClaim,
   ROLLOUT_CHECKSUM_ANNOTATION,
   desiredCertificate,
   desiredConfigSecrets,
@@ -153,21 +154,24 @@ test('desiredStatefulSet: probes go through nginx over HTTPS (registry and auth 
   assert.is(container('auth').livenessProbe, undefined);
 });
 
-test('desiredStatefulSet: data volume claim template and retention from spec.persistentVolumeClaim', () => {
-  const [claim] = sts.spec?.volumeClaimTemplates ?? [];
-  assert.is(claim?.metadata?.name, 'data');
-  assert.equal(claim?.spec, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } } });
-  assert.equal(sts.spec?.persistentVolumeClaimRetentionPolicy, { whenDeleted: 'Retain', whenScaled: 'Retain' });
+test('desiredStatefulSet: every replica mounts the one data claim; no per-pod claim templates', () => {
+  assert.is(sts.spec?.volumeClaimTemplates, undefined);
+  assert.is(sts.spec?.persistentVolumeClaimRetentionPolicy, undefined);
+  const two = desiredStatefulSet(registry({ replicas: 2, persistentVolumeClaim: { accessModes: ['ReadWriteMany'] } }), config, options);
+  const data = two.spec?.template.spec?.volumes?.find((v) => v.name === 'data');
+  assert.equal(data, { name: 'data', persistentVolumeClaim: { claimName: 'data-registry-0' } });
+});
 
-  const custom = desiredStatefulSet(
-    registry({ replicas: 2, persistentVolumeClaim: { storageClassName: 'fast', resources: { requests: { storage: '100Gi' } }, deleteClaim: true } }),
-    config,
-    options,
-  );
-  assert.equal(custom.spec?.volumeClaimTemplates?.[0]?.spec, { accessModes: ['ReadWriteMany'], storageClassName: 'fast', resources: { requests: { storage: '100Gi' } } });
-  assert.equal(custom.spec?.persistentVolumeClaimRetentionPolicy, { whenDeleted: 'Delete', whenScaled: 'Retain' });
-  const explicit = desiredStatefulSet(registry({ persistentVolumeClaim: { accessModes: ['ReadWriteOncePod'] } }), config, options);
-  assert.equal(explicit.spec?.volumeClaimTemplates?.[0]?.spec?.accessModes, ['ReadWriteOncePod']);
+test('desiredDataClaim: named as pod 0\'s claim of earlier versions, from spec.persistentVolumeClaim; owned only with deleteClaim', () => {
+  const claim = desiredDataClaim(registry());
+  assert.equal(claim.metadata, { name: 'data-registry-0', namespace: 'infra', labels });
+  assert.equal(claim.spec, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } } });
+
+  const custom = desiredDataClaim(registry({ replicas: 2, persistentVolumeClaim: { storageClassName: 'fast', resources: { requests: { storage: '100Gi' } }, deleteClaim: true } }));
+  assert.equal(custom.spec, { accessModes: ['ReadWriteMany'], storageClassName: 'fast', resources: { requests: { storage: '100Gi' } } });
+  assert.equal(custom.metadata?.ownerReferences, [owner], 'deleting the registry deletes the claim');
+  assert.is(desiredDataClaim(registry({ persistentVolumeClaim: { deleteClaim: false } })).metadata?.ownerReferences, undefined);
+  assert.equal(desiredDataClaim(registry({ persistentVolumeClaim: { accessModes: ['ReadWriteOncePod'] } })).spec?.accessModes, ['ReadWriteOncePod']);
 });
 
 test('desiredService: LoadBalancer 443 → 8443 with the external-dns hostname', () => {

@@ -6,6 +6,7 @@ import {
   isBcryptHash,
   isIpOrCidr,
   isPositiveQuantity,
+  quantityValue,
   matchPatternProblem,
   regexpProblem,
   validateAcl,
@@ -61,6 +62,16 @@ test('isPositiveQuantity accepts Kubernetes quantities above zero', () => {
   for (const ok of ['8Gi', '500M', '1', '1.5Ti', '1e9', '.5Gi']) assert.ok(isPositiveQuantity(ok), ok);
   for (const bad of ['0', '0Gi', '-1Gi', '8GB', 'Gi', '', '8 Gi']) assert.not.ok(isPositiveQuantity(bad), bad);
   assert.not.ok(isPositiveQuantity(8));
+});
+
+test('quantityValue reads binary, decimal and exponent suffixes', () => {
+  assert.is(quantityValue('8Gi'), 8 * 2 ** 30);
+  assert.is(quantityValue('500M'), 5e8);
+  assert.is(quantityValue('1e9'), 1e9);
+  assert.is(quantityValue('.5Ki'), 512);
+  assert.is(quantityValue('1500m'), 1.5);
+  assert.ok(quantityValue('9Gi')! > quantityValue('9G')!, '9Gi is more than 9G');
+  for (const bad of ['-1Gi', '8GB', 'Gi', '', 8]) assert.is(quantityValue(bad), undefined, String(bad));
 });
 
 test('regexpProblem accepts Go regexp syntax, including what JavaScript lacks', () => {
@@ -304,6 +315,14 @@ test('ImageRegistry: storageClassName and accessModes are immutable once set', (
   assert.ok(problems[1]?.startsWith('spec.persistentVolumeClaim.accessModes: is immutable'));
   assert.equal(validateImageRegistry(registry({ replicas: 1, persistentVolumeClaim: { storageClassName: 'fast', accessModes: ['ReadWriteOnce'] } }), old), []);
   assert.equal(validateImageRegistry(registry({ persistentVolumeClaim: { storageClassName: 'fast' } }), registry({})), [], 'unset before: may be set');
+});
+
+test('ImageRegistry: the storage request may grow, never shrink', () => {
+  const sized = (storage: string) => registry({ persistentVolumeClaim: { resources: { requests: { storage } } } });
+  oneProblem(validateImageRegistry(sized('8G'), sized('8Gi')), 'spec.persistentVolumeClaim.resources.requests.storage', 'cannot shrink');
+  assert.equal(validateImageRegistry(sized('16Gi'), sized('8Gi')), []);
+  assert.equal(validateImageRegistry(sized('8192Mi'), sized('8Gi')), [], 'the same size written differently');
+  assert.equal(validateImageRegistry(sized('8Gi'), registry({})), [], 'unset before');
 });
 
 test('ImageRegistry: all problems at once, spec of the wrong type, any input shape', () => {
