@@ -202,7 +202,8 @@ async function applyDataClaim(kube: Kube, registry: ImageRegistry, now: Date): P
  * pods and rolls them onto the shared claim — pod 0's claim, whose name and data it keeps.
  */
 async function replaceStatefulSetWithClaimTemplates(kube: Kube, registry: ImageRegistry, now: Date): Promise<void> {
-  const ref = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: registry.metadata.namespace, name: statefulSetName(registry.metadata.name ?? '') };
+  const name = registry.metadata.name ?? '';
+  const ref = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: registry.metadata.namespace, name: statefulSetName(name) };
   const current = await kube.read<V1StatefulSet>(ref);
   const uid = current?.metadata?.uid;
   if (!uid || !current?.spec?.volumeClaimTemplates?.length) return;
@@ -213,9 +214,9 @@ async function replaceStatefulSetWithClaimTemplates(kube: Kube, registry: ImageR
     if (Date.now() >= deadline) throw new Error(`StatefulSet ${ref.namespace}/${ref.name} is still being deleted with its pods orphaned; the next run goes on`);
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
-  const claims = await kube.list<V1PersistentVolumeClaim>('v1', 'PersistentVolumeClaim', ref.namespace, registryLabelSelector(registry.metadata.name ?? ''));
-  const unused = claims.map((c) => c.metadata?.name ?? '').filter((name) => name && name !== dataClaimName(registry.metadata.name ?? ''));
-  const message = `replicas now share PersistentVolumeClaim ${dataClaimName(registry.metadata.name ?? '')}; the StatefulSet was recreated (pods kept, then rolled)${unused.length ? `; no longer used, delete once checked: ${unused.join(', ')}` : ''}`;
+  const claims = await kube.list<V1PersistentVolumeClaim>('v1', 'PersistentVolumeClaim', ref.namespace, registryLabelSelector(name));
+  const unused = claims.map((c) => c.metadata?.name ?? '').filter((claim) => claim && claim !== dataClaimName(name));
+  const message = `replicas now share PersistentVolumeClaim ${dataClaimName(name)}; the StatefulSet was recreated (pods kept, then rolled)${unused.length ? `; no longer used, delete once checked: ${unused.join(', ')}` : ''}`;
   await recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, 'Normal', VOLUME_SHARED, message, now);
 }
 
