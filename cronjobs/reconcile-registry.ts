@@ -168,7 +168,7 @@ async function refuseInvalidAcl(kube: Kube, registry: ImageRegistry): Promise<vo
     assertAclValidForDockerAuth(registry.spec?.auth?.acl ?? defaultAcl());
   } catch (error) {
     const message = `${errorMessage(error)}; fix spec.auth.acl (kubectl edit imageregistry ${registry.metadata.name}); the auth config stays as it was`;
-    await recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, 'Warning', ACL_INVALID, message, new Date());
+    await recordRegistryEvent(kube, registry, 'Warning', ACL_INVALID, message, new Date());
     throw new Error(message);
   }
 }
@@ -190,7 +190,7 @@ async function applyDataClaim(kube: Kube, registry: ImageRegistry, now: Date): P
     const ref = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: registry.metadata.namespace, name: claim.metadata?.name ?? '' };
     if (!(await kube.read(ref))) throw error;
     const message = `the data volume (PersistentVolumeClaim ${ref.name}) stays as it is: ${errorMessage(error)}; check spec.persistentVolumeClaim`;
-    await recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, 'Warning', VOLUME_UNCHANGED, message, now);
+    await recordRegistryEvent(kube, registry, 'Warning', VOLUME_UNCHANGED, message, now);
     log('warn', 'data volume not changed', { registry: `${registry.metadata.namespace}/${registry.metadata.name}`, error: errorMessage(error) });
   }
 }
@@ -217,7 +217,7 @@ async function replaceStatefulSetWithClaimTemplates(kube: Kube, registry: ImageR
   const claims = await kube.list<V1PersistentVolumeClaim>('v1', 'PersistentVolumeClaim', ref.namespace, registryLabelSelector(name));
   const unused = claims.map((c) => c.metadata?.name ?? '').filter((claim) => claim && claim !== dataClaimName(name));
   const message = `replicas now share PersistentVolumeClaim ${dataClaimName(name)}; the StatefulSet was recreated (pods kept, then rolled)${unused.length ? `; no longer used, delete once checked: ${unused.join(', ')}` : ''}`;
-  await recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, 'Normal', VOLUME_SHARED, message, now);
+  await recordRegistryEvent(kube, registry, 'Normal', VOLUME_SHARED, message, now);
 }
 
 const STATEFULSET_REPLACE_TIMEOUT_MS = 60_000;
@@ -253,12 +253,16 @@ async function reportChanges(
   changes: { tls: ResolvedKeyPair; auth: ResolvedKeyPair; readiness: { status: string; reason: string; message: string } },
   now: Date,
 ): Promise<void> {
-  const involved = { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata };
   for (const [what, resolved] of [['TLS', changes.tls], ['token-signing', changes.auth]] as const) {
-    if (resolved.issued) await recordEvent(kube, involved, 'Normal', 'CertificateIssued', `issued ${what} certificate: ${resolved.issued.message}`, now);
+    if (resolved.issued) await recordRegistryEvent(kube, registry, 'Normal', 'CertificateIssued', `issued ${what} certificate: ${resolved.issued.message}`, now);
   }
   if (readinessChanged(registry, changes.readiness as never)) {
     const type = changes.readiness.status === 'True' ? 'Normal' : 'Warning';
-    await recordEvent(kube, involved, type, changes.readiness.reason, changes.readiness.message, now);
+    await recordRegistryEvent(kube, registry, type, changes.readiness.reason, changes.readiness.message, now);
   }
+}
+
+/** An Event on the ImageRegistry: `kubectl describe imageregistry` shows it. */
+function recordRegistryEvent(kube: Kube, registry: ImageRegistry, type: 'Normal' | 'Warning', reason: string, message: string, now: Date): Promise<void> {
+  return recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, type, reason, message, now);
 }
