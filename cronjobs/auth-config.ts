@@ -7,7 +7,7 @@ import { SECRET_DATA_LIMIT_BYTES, secretDataBytes } from '../functions/docker-au
 import { authConfigSecretName } from '../functions/names.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount } from '../functions/types.ts';
 import { recordEvent } from './events.ts';
-import { ConflictError, type Kube } from './kube.ts';
+import { isConflict, type Kube } from './kube.ts';
 
 /**
  * Builds [authConfigSecret, registryConfigSecret] from the accounts and the auth config Secret as
@@ -37,11 +37,11 @@ export async function writeAuthConfig(
     try {
       const metadata = { ...current?.metadata, labels: desired.metadata?.labels, annotations, ownerReferences: desired.metadata?.ownerReferences };
       const written: V1Secret = current
-        ? await kube.replace({ ...current, type: desired.type, data: desired.data, metadata } as never)
-        : await kube.create(desired as never);
+        ? await kube.replace({ ...current, type: desired.type, data: desired.data, metadata })
+        : await kube.create(desired);
       return { changed: true, accounts: accounts.length, resourceVersion: written.metadata?.resourceVersion ?? '' };
     } catch (error) {
-      if (!(error instanceof ConflictError)) throw error;
+      if (!isConflict(error)) throw error;
       // another writer got there first: back off a little (jitter spreads the retries) and re-read
       await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * attempt));
     }

@@ -14,7 +14,7 @@ import { needsRenewal, selfSignedCa, signedCertificate, type RenewalReason } fro
 import { OPERATOR_CA_SECRET_NAME, registryDnsNames, tokenSignerCommonName } from '../functions/names.ts';
 import { desiredCertificate, desiredTlsSecret } from '../functions/registry-objects.ts';
 import type { ImageRegistry, OperatorConfig } from '../functions/types.ts';
-import { ConflictError, type Kube } from './kube.ts';
+import { isConflict, isNotFound, type Kube } from './kube.ts';
 import { newRsaKeyPem, randomSerial } from './keys.ts';
 
 interface SecretObject {
@@ -52,7 +52,7 @@ export async function ensureOperatorCa(kube: Kube, config: OperatorConfig, now: 
       else await kube.create(secret);
       return ca;
     } catch (error) {
-      if (!(error instanceof ConflictError)) throw error;
+      if (!isConflict(error)) throw error;
     }
   }
   throw new Error(`Secret ${config.namespace}/${OPERATOR_CA_SECRET_NAME} keeps changing under us; giving up this run`);
@@ -101,7 +101,7 @@ export async function resolveKeyPair(
     : needsRenewal(current.certPem, now, { ...wanted, keyPem: current.keyPem });
   if (!renewal && !isCertificateProblem(current)) return { pair: current };
   const pair = issueLeaf(registry, purpose, ca, hostname, now);
-  await kube.apply(desiredTlsSecret(registry, secretName, pair) as never);
+  await kube.apply(desiredTlsSecret(registry, secretName, pair));
   return { pair, issued: renewal };
 }
 
@@ -110,10 +110,10 @@ async function applyCertificate(kube: Kube, registry: ImageRegistry, purpose: Ce
   const certificate = desiredCertificate(registry, purpose, hostname);
   if (!certificate) return undefined;
   try {
-    await kube.apply(certificate as never);
+    await kube.apply(certificate);
     return undefined;
   } catch (error) {
-    if ((error as { code?: number }).code !== 404) throw error;
+    if (!isNotFound(error)) throw error;
     return { reason: 'CertificatePending', message: `${purpose === 'tls' ? 'spec.tls' : 'spec.auth.ca'}.issuerRef needs cert-manager, but the API cert-manager.io/v1 Certificate is not served in this cluster` };
   }
 }

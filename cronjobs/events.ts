@@ -28,7 +28,7 @@ export async function recordEvent(kube: Kube, object: InvolvedObject, type: 'Nor
       firstTimestamp: timestamp,
       lastTimestamp: timestamp,
       count: 1,
-    } as never);
+    });
   } catch (error) {
     log('warn', 'cannot record event', { reason, object: `${namespace}/${name}`, error: errorMessage(error) });
   }

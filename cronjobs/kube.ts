@@ -1,5 +1,6 @@
 // The one module that talks to the Kubernetes API. Writes are server-side apply with one field
-// manager; reads return undefined on 404; optimistic-concurrency writes surface 409 as ConflictError.
+// manager; reads return undefined on 404; every other failed answer is a KubeError (isConflict,
+// isNotFound tell the cases callers handle).
 //
 // client-node's KubeConfig loads the configuration and authenticates every request (in a pod it
 // re-reads the rotating ServiceAccount token file, exec plugins refresh their credentials); the
@@ -29,8 +30,29 @@ export interface ObjectRef {
   name: string;
 }
 
-/** A write lost an optimistic-concurrency race (HTTP 409); read again and retry. */
-export class ConflictError extends Error {}
+/** The API server answered a request with an error: its HTTP code, Status reason and message, and the request. */
+export class KubeError extends Error {
+  constructor(
+    readonly code: number,
+    /** the Status reason, e.g. AlreadyExists, Conflict, Forbidden, Invalid ('' when the body had none) */
+    readonly reason: string,
+    readonly verb: string,
+    /** `<Kind> <namespace>/<name>` */
+    readonly object: string,
+    apiMessage: string,
+  ) {
+    super(`${verb} ${object}: HTTP ${code}: ${apiMessage}`);
+  }
+}
+
+/** HTTP 409: a create found the object (AlreadyExists) or a write lost an optimistic-concurrency race (Conflict). */
+export function isConflict(error: unknown): error is KubeError {
+  return error instanceof KubeError && error.code === 409;
+}
+
+export function isNotFound(error: unknown): error is KubeError {
+  return error instanceof KubeError && error.code === 404;
+}
 
 export interface Kube {
   read<T extends object>(ref: ObjectRef): Promise<T | undefined>;
@@ -39,9 +61,9 @@ export interface Kube {
   apply<T extends object>(object: T): Promise<T>;
   /** server-side apply of the status subresource of one of our custom resources */
   applyStatus(object: AnyObject & { status: unknown }, plural: string): Promise<void>;
-  /** create; AlreadyExists surfaces as ConflictError */
+  /** create; AlreadyExists is a KubeError for which isConflict holds */
   create<T extends object>(object: T): Promise<T>;
-  /** update guarded by metadata.resourceVersion; a stale version surfaces as ConflictError */
+  /** update guarded by metadata.resourceVersion; a stale version is a KubeError for which isConflict holds */
   replace<T extends object>(object: T): Promise<T>;
   /** deletes; false when it was already gone */
   remove(ref: ObjectRef, options?: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; uid?: string }): Promise<boolean>;
@@ -258,16 +280,16 @@ function splitApiVersion(apiVersion: string): [string, string] {
   return slash < 0 ? ['', apiVersion] : [apiVersion.slice(0, slash), apiVersion.slice(slash + 1)];
 }
 
-export function statusOf(error: unknown): number | undefined {
+function statusOf(error: unknown): number | undefined {
   return error instanceof HttpError ? error.code : undefined;
 }
 
-/** Turns an HTTP error into an Error that names the object and the API server's message. */
+/** Turns an HTTP error into a KubeError that names the request, the object and the API server's message. */
 function describe(error: unknown, verb: string, ref: ObjectRef): Error {
   if (!(error instanceof HttpError)) return error as Error;
   const where = `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
-  const message = `${verb} ${where}: HTTP ${error.code}: ${apiMessage(error.body)}`;
-  return error.code === 409 ? new ConflictError(message) : Object.assign(new Error(message), { code: error.code });
+  const reason = (error.body as { reason?: unknown } | undefined)?.reason;
+  return new KubeError(error.code, typeof reason === 'string' ? reason : '', verb, where, apiMessage(error.body));
 }
 
 function apiMessage(body: unknown): string {

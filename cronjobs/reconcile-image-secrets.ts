@@ -21,7 +21,7 @@ import { imageSecretName } from '../functions/names.ts';
 import { REGISTRY_LABEL, registryLabelValue, type RegistryKey } from '../functions/reconcile-job.ts';
 import { GROUP_VERSION, type ImageRegistryAccount, type ImageSecret, type OperatorConfig } from '../functions/types.ts';
 import { recordEvent } from './events.ts';
-import { ConflictError, type Kube } from './kube.ts';
+import { isConflict, type Kube } from './kube.ts';
 import { log } from './log.ts';
 import { hashPasswords, newPassword } from './passwords.ts';
 import { API_PARALLELISM, canonicalJson, mapLimit } from './concurrency.ts';
@@ -104,7 +104,7 @@ export async function prepareImageSecrets(key: RegistryKey, registryCa: { hostna
       return { cr, account: stored, password: passwords[i] as string, rotation, reason };
     } catch (error) {
       // another Job issued this rotation at the same moment; its Secret write wins, ours is dropped
-      if (!(error instanceof ConflictError)) throw error;
+      if (!isConflict(error)) throw error;
       return undefined;
     }
   });

@@ -4,6 +4,7 @@
 import type { V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
 import { load } from 'js-yaml';
 import type { KeyPair } from '../functions/certificate-sources.ts';
+import type { ConditionInput } from '../functions/conditions.ts';
 import { certificateMode } from '../functions/certificate-sources.ts';
 import { assertAclValidForDockerAuth, defaultAcl } from '../functions/docker-auth-config.ts';
 import { dataClaimName, registryConfigSecretName, registryHostname, registryLabelSelector, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
@@ -125,16 +126,16 @@ async function applyRegistryObjects(registry: ImageRegistry, hostname: string, t
   }
   const written = tokenKeys.latest();
   const [, registrySecret] = desiredConfigSecrets({ registry, hostname, accounts: [], now: options.now(), httpSecret, tokenKeys: written.state });
-  await kube.apply(registrySecret as never);
-  await kube.apply(desiredNginxConfigMap(registry) as never);
-  await kube.apply(desiredService(registry, hostname) as never);
+  await kube.apply(registrySecret);
+  await kube.apply(desiredNginxConfigMap(registry));
+  await kube.apply(desiredService(registry, hostname));
   const registryConfigText = Buffer.from(registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
   const trustedTokenKeys = trustedTokenKeysDocument(written.state.trusted);
   const templateAnnotations = rolloutAnnotations({ trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
   const statefulSet = desiredStatefulSet(registry, options.config, { tlsSecretName: registryTlsSecretName(registry), templateAnnotations });
   await applyDataClaim(kube, registry, options.now());
   await replaceStatefulSetWithClaimTemplates(kube, registry, options.now());
-  await kube.apply(statefulSet as never);
+  await kube.apply(statefulSet);
   const confirm: ConfirmCredential = ({ username, password }) =>
     confirmCredentials(kube, key, { hostname, caPem, username, password, authConfigVersion, timeoutMs: options.credentialsTimeoutMs });
   return {
@@ -185,7 +186,7 @@ export const VOLUME_SHARED = 'VolumeShared';
 async function applyDataClaim(kube: Kube, registry: ImageRegistry, now: Date): Promise<void> {
   const claim = desiredDataClaim(registry);
   try {
-    await kube.apply(claim as never);
+    await kube.apply(claim);
   } catch (error) {
     const ref = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: registry.metadata.namespace, name: claim.metadata?.name ?? '' };
     if (!(await kube.read(ref))) throw error;
@@ -250,13 +251,13 @@ async function waitForRollout(kube: Kube, registry: ImageRegistry, timeoutMs: nu
 async function reportChanges(
   kube: Kube,
   registry: ImageRegistry,
-  changes: { tls: ResolvedKeyPair; auth: ResolvedKeyPair; readiness: { status: string; reason: string; message: string } },
+  changes: { tls: ResolvedKeyPair; auth: ResolvedKeyPair; readiness: ConditionInput },
   now: Date,
 ): Promise<void> {
   for (const [what, resolved] of [['TLS', changes.tls], ['token-signing', changes.auth]] as const) {
     if (resolved.issued) await recordRegistryEvent(kube, registry, 'Normal', 'CertificateIssued', `issued ${what} certificate: ${resolved.issued.message}`, now);
   }
-  if (readinessChanged(registry, changes.readiness as never)) {
+  if (readinessChanged(registry, changes.readiness)) {
     const type = changes.readiness.status === 'True' ? 'Normal' : 'Warning';
     await recordRegistryEvent(kube, registry, type, changes.readiness.reason, changes.readiness.message, now);
   }

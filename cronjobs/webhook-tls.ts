@@ -16,7 +16,7 @@ import {
   type WebhookTlsData,
   type WebhookTlsRenewal,
 } from '../functions/webhook-tls.ts';
-import { ConflictError, type Kube } from './kube.ts';
+import { isConflict, type Kube } from './kube.ts';
 
 const ADMISSION_API_VERSION = 'admissionregistration.k8s.io/v1';
 const CONFIGURATION_KINDS = ['MutatingWebhookConfiguration', 'ValidatingWebhookConfiguration'] as const;
@@ -106,7 +106,7 @@ async function ensureSecret(options: WebhookTlsOptions): Promise<{ data: Webhook
       return { data, issued: due, secret: existing ? 'updated' : 'created' };
     } catch (error) {
       // another run wrote first: start over from what it wrote
-      if (!(error instanceof ConflictError) || attempt >= ATTEMPTS) throw error;
+      if (!isConflict(error) || attempt >= ATTEMPTS) throw error;
     }
   }
 }

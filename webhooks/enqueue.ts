@@ -14,23 +14,14 @@ export type EnqueueResult = 'created' | 'coalesced';
 
 export interface EnqueuerOptions {
   config: OperatorConfig;
-  /** creates the Job in its namespace; rejects with `{code: 409}` (client-node ApiException) if it exists */
-  createJob: (job: ReconcileJob) => Promise<unknown>;
+  /** creates the Job in its namespace: 'created', or 'exists' when the API server already has it */
+  createJob: (job: ReconcileJob) => Promise<'created' | 'exists'>;
   /** epoch milliseconds */
   now?: () => number;
   /** the operator image the Job runs; defaults to config.images.operator */
   image?: string;
   lengthSeconds?: number;
   graceSeconds?: number;
-}
-
-/** client-node 2.x ApiException{code}, or a Status body with reason AlreadyExists. */
-export function isAlreadyExists(error: unknown): boolean {
-  if (typeof error !== 'object' || error === null) return false;
-  const { code, statusCode, body } = error as { code?: unknown; statusCode?: unknown; body?: unknown };
-  if (code === 409 || statusCode === 409) return true;
-  const text = typeof body === 'string' ? body : JSON.stringify(body ?? null);
-  return text.includes('"reason":"AlreadyExists"');
 }
 
 /**
@@ -61,14 +52,8 @@ export function reconcileEnqueuer(options: EnqueuerOptions): (registry: Registry
       windowEnd: window.end,
       ...(options.image !== undefined ? { image: options.image } : {}),
     });
-    try {
-      await options.createJob(job);
-      known.add(name);
-      return 'created';
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
-      known.add(name);
-      return 'coalesced';
-    }
+    const outcome = await options.createJob(job);
+    known.add(name);
+    return outcome === 'created' ? 'created' : 'coalesced';
   };
 }

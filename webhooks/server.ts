@@ -41,25 +41,24 @@ function errorMessage(error: unknown): string {
 }
 
 /** The client, connected on first use; a failed load is retried by the next caller. */
-function lazyKube(): () => Promise<Kube> {
-  let kube: Promise<Kube> | undefined;
+function lazyKube(): () => Promise<Kube & { isConflict: (error: unknown) => boolean }> {
+  let kube: Promise<Kube & { isConflict: (error: unknown) => boolean }> | undefined;
   return () => {
-    kube ??= import('../cronjobs/kube.ts').then((module) => {
-      const client = module.connectKube();
-      // enqueue.ts recognises AlreadyExists by code 409; kube.ts turns it into a ConflictError
-      const create: Kube['create'] = (object) =>
-        client.create(object).catch((error: unknown) => {
-          throw error instanceof module.ConflictError ? Object.assign(error, { code: 409 }) : error;
-        });
-      return { ...client, create };
-    });
+    kube ??= import('../cronjobs/kube.ts').then((module) => ({ ...module.connectKube(), isConflict: module.isConflict }));
     kube.catch(() => (kube = undefined));
     return kube;
   };
 }
 
-function webhookDeps(config: OperatorConfig, kube: () => Promise<Kube>) {
-  const enqueue = reconcileEnqueuer({ config, createJob: async (job) => (await kube()).create(job) });
+function webhookDeps(config: OperatorConfig, kube: ReturnType<typeof lazyKube>) {
+  const createJob = async (job: object): Promise<'created' | 'exists'> => {
+    const client = await kube();
+    return client.create(job).then(() => 'created' as const, (error: unknown) => {
+      if (client.isConflict(error)) return 'exists';
+      throw error;
+    });
+  };
+  const enqueue = reconcileEnqueuer({ config, createJob });
   const registryRef = (registry: RegistryKey) => ({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', ...registry });
   return {
     config,

@@ -10,7 +10,8 @@ import {
 } from '../../functions/reconcile-job.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
-import { isAlreadyExists, reconcileEnqueuer } from '../../webhooks/enqueue.ts';
+import { reconcileEnqueuer } from '../../webhooks/enqueue.ts';
+import { isConflict, isNotFound, KubeError } from '../../cronjobs/kube.ts';
 
 // the operator's defaults, as the webhook and the Jobs read them from an empty environment
 const config: OperatorConfig = operatorConfigFromEnv({});
@@ -130,13 +131,16 @@ test('desiredReconcileJob: PodSecurity restricted and bounded resources', () => 
   assert.is(job.metadata.name, reconcileJobName({ namespace: 'a', name: 'b' }, new Date(t0 - 2_000)));
 });
 
-test('isAlreadyExists recognises client-node errors and Status bodies', () => {
-  assert.ok(isAlreadyExists({ code: 409, body: '{}' }));
-  assert.ok(isAlreadyExists({ statusCode: 409 }));
-  assert.ok(isAlreadyExists({ code: 0, body: { kind: 'Status', reason: 'AlreadyExists' } }));
-  assert.not.ok(isAlreadyExists({ code: 403 }));
-  assert.not.ok(isAlreadyExists(new Error('boom')));
-  assert.not.ok(isAlreadyExists(undefined));
+test('KubeError: isConflict for 409 (AlreadyExists, Conflict), isNotFound for 404, neither for others', () => {
+  const exists = new KubeError(409, 'AlreadyExists', 'create', 'Job ns/a', 'jobs.batch "a" already exists');
+  assert.ok(isConflict(exists));
+  assert.not.ok(isNotFound(exists));
+  assert.is(exists.message, 'create Job ns/a: HTTP 409: jobs.batch "a" already exists');
+  assert.ok(isConflict(new KubeError(409, 'Conflict', 'replace', 'Secret ns/s', 'the object has been modified')));
+  assert.ok(isNotFound(new KubeError(404, 'NotFound', 'delete', 'Pod ns/p', 'not found')));
+  assert.not.ok(isConflict(new KubeError(403, 'Forbidden', 'create', 'Job ns/a', 'forbidden')));
+  assert.not.ok(isConflict(Object.assign(new Error('boom'), { code: 409 })));
+  assert.not.ok(isConflict(undefined));
 });
 
 test('reconcileEnqueuer: creates the window Job once, 409 = coalesced, new window = new Job', async () => {
@@ -147,9 +151,10 @@ test('reconcileEnqueuer: creates the window Job once, 409 = coalesced, new windo
     config,
     now: () => clock,
     createJob: async (job) => {
-      if (existing.has(job.metadata.name)) throw Object.assign(new Error('exists'), { code: 409 });
+      if (existing.has(job.metadata.name)) return 'exists';
       existing.add(job.metadata.name);
       created.push(job.metadata.name);
+      return 'created';
     },
   });
   const reg = { namespace: 'apps', name: 'registry' };
@@ -159,16 +164,14 @@ test('reconcileEnqueuer: creates the window Job once, 409 = coalesced, new windo
   clock += 1_000;
   assert.is(await enqueue(reg), 'created');
   assert.is(created.length, 3);
-  // another webhook replica (fresh memory) in the same window: the API server says 409
-  const replica = reconcileEnqueuer({ config, now: () => clock, createJob: async (job) => {
-    if (existing.has(job.metadata.name)) throw Object.assign(new Error('exists'), { code: 409 });
-  } });
+  // another webhook replica (fresh memory) in the same window: the API server says 409 (exists)
+  const replica = reconcileEnqueuer({ config, now: () => clock, createJob: async (job) => (existing.has(job.metadata.name) ? 'exists' : 'created') });
   assert.is(await replica(reg), 'coalesced');
 });
 
 test('reconcileEnqueuer: a burst of 50 in one window makes one API call', async () => {
   let calls = 0;
-  const enqueue = reconcileEnqueuer({ config, now: () => t0 + 2_000, createJob: async () => void calls++ });
+  const enqueue = reconcileEnqueuer({ config, now: () => t0 + 2_000, createJob: async () => (calls++, 'created') });
   const results = [];
   for (let i = 0; i < 50; i++) results.push(await enqueue({ namespace: 'apps', name: 'registry' }));
   assert.is(calls, 1);
@@ -182,6 +185,7 @@ test('reconcileEnqueuer: other errors propagate and are not remembered', async (
     now: () => t0,
     createJob: async () => {
       if (fail) throw Object.assign(new Error('forbidden'), { code: 403 });
+      return 'created';
     },
   });
   try {
