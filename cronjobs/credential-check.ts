@@ -1,74 +1,86 @@
-// Confirms that every ready registry pod's docker_auth accepts a credential, before the Job hands
-// it out: touches the pods (an annotation update makes the kubelet sync their Secret volumes now,
-// not at its next periodic sync), then asks each pod — by its IP, not through the Service, which
-// balances between pods — for a token with the credential, until all accept it or time runs out.
+// Confirms that every ready registry pod has loaded an auth config write: asks each pod — by its
+// IP, not through the Service, which balances between pods — for a token with the write's
+// confirmation login (auth-config.ts), until all accept it or time runs out.
+//
+// The pods are found by name: a StatefulSet's pods are `<statefulset>-<ordinal>`, so a few GETs
+// replace a LIST per registry (a rotation of every registry makes the same LISTs for 1 or 50).
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { AUTH_CONFIG_VERSION_ANNOTATION, readyRegistryPods, tokenProbePath, type CredentialCheckOutcome, type PodLike } from '../functions/credential-check.ts';
-import { registryLabelSelector } from '../functions/names.ts';
+import { statefulSetName } from '../functions/names.ts';
 import { NGINX_PORT } from '../functions/nginx-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
+import type { StatefulSetState } from '../functions/registry-status.ts';
 import type { Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
 
-export interface CredentialProbe {
+export interface ConfirmInput {
   hostname: string;
   /** the CA that verifies the registry's serving certificate */
   caPem: string;
-  username: string;
-  password: string;
-  /** the auth config Secret's resourceVersion: the pods are annotated with it */
-  authConfigVersion: string;
+  login: { username: string; password: string };
   timeoutMs: number;
 }
 
 const RETRY_MS = 250;
 
-export async function confirmCredentials(kube: Kube, key: RegistryKey, probe: CredentialProbe): Promise<CredentialCheckOutcome> {
-  const selector = registryLabelSelector(key.name);
+type Pod = PodLike & { metadata: { name: string } };
+
+/** The registry's pods that exist now, by the StatefulSet's replica counts. */
+export async function registryPods(kube: Kube, key: RegistryKey): Promise<Pod[]> {
+  const name = statefulSetName(key.name);
+  const statefulSet = await kube.read<StatefulSetState>({ apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: key.namespace, name });
+  if (!statefulSet) return [];
+  // during a scale-down status.replicas still counts the pods that are going
+  const count = Math.max(statefulSet.spec?.replicas ?? 1, statefulSet.status?.replicas ?? 0);
+  const pods = await Promise.all(Array.from({ length: count }, (_, i) => kube.read<Pod>({ apiVersion: 'v1', kind: 'Pod', namespace: key.namespace, name: `${name}-${i}` })));
+  return pods.filter((pod): pod is Pod => pod !== undefined);
+}
+
+/** Annotates the pods with the auth config's version (server-side apply of one annotation); a pod deleted meanwhile is skipped. */
+export async function touchRegistryPods(kube: Kube, key: RegistryKey, version: string): Promise<void> {
+  const pods = await registryPods(kube, key);
+  await Promise.all(pods.map(async ({ metadata: { name } }) => {
+    try {
+      await kube.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: key.namespace, annotations: { [AUTH_CONFIG_VERSION_ANNOTATION]: version } } });
+    } catch (error) {
+      log('warn', 'cannot annotate registry pod; its kubelet syncs the new config at its next periodic sync', { pod: `${key.namespace}/${name}`, error: errorMessage(error) });
+    }
+  }));
+}
+
+export async function confirmWrite(kube: Kube, key: RegistryKey, input: ConfirmInput): Promise<CredentialCheckOutcome> {
   const started = Date.now();
-  const pods = await kube.list<PodLike & { metadata: { name: string } }>('v1', 'Pod', key.namespace, selector);
-  await touchPods(kube, key.namespace, pods.map((p) => p.metadata.name), probe.authConfigVersion);
-  const ready = readyRegistryPods(pods);
+  const ready = readyRegistryPods(await registryPods(kube, key));
   if (ready.length === 0) return { outcome: 'no-ready-pod' };
   const waiting = new Set(ready.map((p) => p.name));
   for (;;) {
     await Promise.all(ready.filter((p) => waiting.has(p.name)).map(async (pod) => {
-      if (await accepts(pod.ip, probe)) waiting.delete(pod.name);
+      if (await accepts(pod.ip, input)) waiting.delete(pod.name);
     }));
     if (waiting.size === 0) {
-      log('info', 'credentials confirmed by every ready registry pod', { registry: `${key.namespace}/${key.name}`, pods: ready.length, ms: Date.now() - started });
+      log('info', 'auth config confirmed by every ready registry pod', { registry: `${key.namespace}/${key.name}`, pods: ready.length, ms: Date.now() - started });
       return { outcome: 'confirmed', pods: ready.map((p) => p.name) };
     }
-    if (Date.now() - started >= probe.timeoutMs) {
+    if (Date.now() - started >= input.timeoutMs) {
       return { outcome: 'timeout', pods: ready.map((p) => p.name), refusing: [...waiting], waitedSeconds: Math.round((Date.now() - started) / 1000) };
     }
     await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
   }
 }
 
-/** Annotates the pods (server-side apply of one annotation); a pod deleted meanwhile is skipped. */
-async function touchPods(kube: Kube, namespace: string, names: string[], version: string): Promise<void> {
-  await Promise.all(names.map(async (name) => {
-    try {
-      await kube.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, annotations: { [AUTH_CONFIG_VERSION_ANNOTATION]: version } } });
-    } catch (error) {
-      log('warn', 'cannot annotate registry pod; its kubelet syncs the new config at its next periodic sync', { pod: `${namespace}/${name}`, error: errorMessage(error) });
-    }
-  }));
-}
-
 /** One token request through the pod's nginx, verified with the registry CA under its hostname. */
-function accepts(ip: string, probe: CredentialProbe): Promise<boolean> {
-  const authorization = `Basic ${Buffer.from(`${probe.username}:${probe.password}`).toString('base64')}`;
+function accepts(ip: string, input: ConfirmInput): Promise<boolean> {
+  const { username, password } = input.login;
+  const authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
   return new Promise((resolve) => {
     const req = request({
       host: ip,
       port: NGINX_PORT,
-      servername: probe.hostname,
-      ca: [probe.caPem, ...rootCertificates],
-      path: tokenProbePath(probe.hostname, probe.username),
-      headers: { authorization, host: probe.hostname },
+      servername: input.hostname,
+      ca: [input.caPem, ...rootCertificates],
+      path: tokenProbePath(input.hostname, username),
+      headers: { authorization, host: input.hostname },
       agent: false,
       timeout: 5_000,
     }, (res) => {

@@ -1,5 +1,6 @@
 // Kubernetes Events on our objects, so `kubectl describe` tells what a Job did and why.
 import { randomBytes } from 'node:crypto';
+import { GROUP_VERSION } from '../functions/types.ts';
 import type { Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
 
@@ -32,4 +33,9 @@ export async function recordEvent(kube: Kube, object: InvolvedObject, type: 'Nor
   } catch (error) {
     log('warn', 'cannot record event', { reason, object: `${namespace}/${name}`, error: errorMessage(error) });
   }
+}
+
+/** An Event on an ImageRegistry: `kubectl describe imageregistry` shows it. */
+export function recordRegistryEvent(kube: Kube, registry: Pick<InvolvedObject, 'metadata'>, type: 'Normal' | 'Warning', reason: string, message: string, now: Date): Promise<void> {
+  return recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, type, reason, message, now);
 }

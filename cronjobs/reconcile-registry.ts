@@ -1,39 +1,46 @@
-// Reconciles one ImageRegistry: read → compute with functions/ → apply → status.
-// Order matters: certificates, then the docker_auth config (accounts), then the workload, so a
-// half-done run never serves with credentials or certificates the auth config does not know.
-import type { V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
-import { load } from 'js-yaml';
-import type { KeyPair } from '../functions/certificate-sources.ts';
-import type { ConditionInput } from '../functions/conditions.ts';
-import { certificateMode } from '../functions/certificate-sources.ts';
+// Reconciles one ImageRegistry, in this order:
+//
+//   1. gather        read what the run needs, once (gather.ts; a rotation gathers once for all registries)
+//   2. certificates  the operator CA, the TLS and token-signing key pairs, issued or renewed
+//   3. plan          pure: which CRs get a new account, which accounts go (functions/credential-plan.ts)
+//   4. issue         create the new accounts; their passwords stay in this process until step 9
+//   5. auth config   write it — new accounts in, deleted ones out, a confirmation login — and touch the pods
+//   6. workload      registry config, nginx config, Service, data claim, StatefulSet
+//   7. pods          wait for a ready replica (or for the roll-out of a staged token key, then switch to it)
+//   8. confirm       every ready pod accepts this run's latest confirmation login
+//   9. hand out      Secrets, statuses and Events, of what step 8 confirmed (or what no pod can refuse)
+//  10. revoke        delete the accounts the config left out and those nobody received; confirm that
+//                    every ready pod refuses them; Revoked Events
+//  11. status        the ImageRegistry's Ready condition and Events
+//
+// The rule that orders them: whatever step a run dies after, no Secret names credentials that the
+// auth config lacks or a ready registry pod refuses, and no CR is Ready with such credentials.
+// Secrets are written only after the config holding their accounts is confirmed (4 → 5 → 8 → 9);
+// accounts are deleted only after the config left them out (5 → 10); a run that dies leaves accounts
+// no Secret names, which the next runs leave to their TTL or revoke, and converges when run again.
+import type { V1Secret } from '@kubernetes/client-node';
+import { certificateMode, type KeyPair } from '../functions/certificate-sources.ts';
+import { readyRegistryPods, type CredentialCheckOutcome } from '../functions/credential-check.ts';
+import { handOutDecisions, needsConfirmation, planCredentials, revocationEvent, type CredentialPlan, type IssuedCredential } from '../functions/credential-plan.ts';
 import { assertAclValidForDockerAuth, defaultAcl } from '../functions/docker-auth-config.ts';
-import { dataClaimName, registryConfigSecretName, registryHostname, registryLabelSelector, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
-import { nginxConfig } from '../functions/nginx-config.ts';
-import {
-  desiredConfigSecrets,
-  desiredDataClaim,
-  desiredNginxConfigMap,
-  desiredService,
-  desiredStatefulSet,
-  rolloutAnnotations,
-} from '../functions/registry-objects.ts';
-import { readinessChanged, registryReadiness, registryStatus, statefulSetRolledOut, type RegistryProblem, type StatefulSetState } from '../functions/registry-status.ts';
+import { authConfigSecretName, registryHostname, registryTlsSecretName } from '../functions/names.ts';
+import type { RegistryKey } from '../functions/reconcile-job.ts';
+import { httpSecretOf } from '../functions/registry-config.ts';
+import { desiredConfigSecrets } from '../functions/registry-objects.ts';
+import { hasReadyReplica, readinessChanged, registryReadiness, registryStatus, statefulSetRolledOut, type RegistryProblem, type StatefulSetState } from '../functions/registry-status.ts';
 import { awaitsRollout, trustedTokenKeysDocument, type TokenKeyDecision } from '../functions/token-keys.ts';
-import { GROUP_VERSION, type ImageRegistry, type OperatorConfig } from '../functions/types.ts';
-import { markImageSecretsNotReady, prepareImageSecrets, type ConfirmCredential } from './reconcile-image-secrets.ts';
-import { confirmCredentials } from './credential-check.ts';
-import { writeAuthConfig, type ConfigSecretsBuilder } from './auth-config.ts';
+import type { ImageRegistry, OperatorConfig } from '../functions/types.ts';
+import { writeAuthConfig, type AuthConfigInput, type AuthConfigWritten } from './auth-config.ts';
 import { ensureOperatorCa, resolveKeyPair, type ResolvedKeyPair } from './certificates.ts';
-import { recordEvent } from './events.ts';
+import { confirmWrite, registryPods } from './credential-check.ts';
+import { deleteAccounts, handOut, issueAccounts, markImageSecretsNotReady } from './credentials.ts';
+import { recordRegistryEvent } from './events.ts';
+import { gather, registryInputs, type Gathered, type RegistryInputs } from './gather.ts';
 import { randomToken } from './keys.ts';
 import type { Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
-import { reportTokenKeys, tokenKeyDecisions } from './token-keys.ts';
-
-export interface RegistryKey {
-  namespace: string;
-  name: string;
-}
+import { applyWorkload, waitForRollout } from './registry-workload.ts';
+import { reportTokenKeys } from './token-keys.ts';
 
 export interface ReconcileOptions {
   kube: Kube;
@@ -41,7 +48,7 @@ export interface ReconcileOptions {
   now: () => Date;
   /** how long to wait for a ready replica before reporting RolloutPending (the resync finishes it) */
   rolloutTimeoutMs: number;
-  /** how long to wait for every ready registry pod to accept new credentials before handing them out */
+  /** how long to wait for every ready registry pod to load a new auth config */
   credentialsTimeoutMs: number;
   /** replace push/pull credentials issued before this time (the rotation CronJob) */
   forcedBefore?: Date;
@@ -49,39 +56,165 @@ export interface ReconcileOptions {
 
 export type ReconcileResult = 'missing' | 'ready' | 'not-ready';
 
-export async function reconcileRegistry(key: RegistryKey, options: ReconcileOptions): Promise<ReconcileResult> {
+/** `gathered`: what a Job reconciling several registries read once for all of them. */
+export async function reconcileRegistry(key: RegistryKey, options: ReconcileOptions, gathered?: Gathered): Promise<ReconcileResult> {
   const { kube, config } = options;
-  const registry = await kube.read<ImageRegistry>({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', ...key });
-  if (!registry || registry.metadata.deletionTimestamp) return 'missing';
+  // 1. gather
+  const inputs = registryInputs(gathered ?? (await gather(kube, [key])), key);
+  const registry = inputs.registry;
+  if (!registry || registry.metadata.deletionTimestamp) {
+    await markImageSecretsNotReady(kube, key, 'missing', { imageSecrets: inputs.imageSecrets, config, now: options.now() });
+    return 'missing';
+  }
   const now = options.now();
   const hostname = registryHostname(key.name, key.namespace, config.dnsZone);
-  const { tls, auth } = await keyPairs(registry, hostname, options, now);
-  const problem: RegistryProblem | undefined = tls.problem ?? auth.problem;
-  const imageSecrets = { kube, config, now: options.now, ...forced(options) };
-  let applied: AppliedRegistry | undefined;
-  if (!problem && tls.pair && auth.pair) {
-    applied = await applyRegistryObjects(registry, hostname, tls.pair, auth.pair, options);
-  } else if (problem) {
-    await markImageSecretsNotReady(key, { hostname, message: problem.message }, imageSecrets);
+  // 2. certificates
+  const certificates = await keyPairs(registry, hostname, options, now);
+  const problem: RegistryProblem | undefined = certificates.tls.problem ?? certificates.auth.problem;
+  let statefulSet: StatefulSetState | undefined;
+  let tokenKeys: TokenKeyDecision[] = [];
+  if (problem || !certificates.tls.pair || !certificates.auth.pair) {
+    await markImageSecretsNotReady(kube, key, { hostname, message: problem?.message ?? 'no key pair' }, { imageSecrets: inputs.imageSecrets, config, now });
+  } else {
+    ({ statefulSet, tokenKeys } = await reconcileCredentialsAndWorkload(key, registry, { hostname, tls: certificates.tls.pair, tokenSource: certificates.auth.pair, inputs }, options));
   }
-  // A staged token key waits for every pod to roll (same time-out), so the switch can follow now.
-  const awaitingKeySwitch = applied !== undefined && awaitsRollout(applied.tokenKeys);
-  const done = awaitingKeySwitch && applied ? applied.rolledOut : (current: StatefulSetState | undefined) => hasReadyReplica(registry, current);
-  const statefulSet = problem ? undefined : await waitForRollout(kube, registry, options.rolloutTimeoutMs, done);
-  const switched = awaitingKeySwitch && applied?.rolledOut(statefulSet) ? await applied.switchTokenKey() : undefined;
-  // a new registry's pods first: new credentials are handed out once the pods ready now accept them
-  await applied?.finishImageSecrets();
+  // 11. status
   const readiness = registryReadiness(registry, problem, statefulSet);
   await kube.applyStatus({ ...registry, status: registryStatus(registry, { hostname, tlsSecretName: registryTlsSecretName(registry), readiness }, options.now()) }, 'imageregistries');
-  await reportChanges(kube, registry, { tls, auth, readiness }, now);
-  if (applied) await reportTokenKeys(kube, registry, applied.tokenKeys, now);
-  if (switched && switched.phase !== applied?.tokenKeys.phase) await reportTokenKeys(kube, registry, switched, options.now());
+  await reportChanges(kube, registry, { ...certificates, readiness }, now);
+  for (const decision of tokenKeys) await reportTokenKeys(kube, registry, decision, options.now());
   log('info', 'registry reconciled', { registry: `${key.namespace}/${key.name}`, ready: readiness.status, reason: readiness.reason });
   return readiness.status === 'True' ? 'ready' : 'not-ready';
 }
 
-function forced(options: ReconcileOptions): { forcedBefore?: Date } {
-  return options.forcedBefore ? { forcedBefore: options.forcedBefore } : {};
+interface RegistryMaterial {
+  hostname: string;
+  tls: KeyPair;
+  tokenSource: KeyPair;
+  inputs: RegistryInputs;
+}
+
+/** Steps 3–10, for a registry whose certificates are usable. */
+async function reconcileCredentialsAndWorkload(key: RegistryKey, registry: ImageRegistry, material: RegistryMaterial, options: ReconcileOptions) {
+  const { kube, config } = options;
+  const { hostname, inputs } = material;
+  // clients verify the registry with ca.crt: the issuing CA, or the certificate itself when it has none
+  const registryCa = { hostname, caPem: material.tls.caPem || material.tls.certPem };
+  await refuseInvalidAcl(kube, registry);
+  // 3. plan
+  const plan = planCredentials({
+    registry: key, ...registryCa, accounts: inputs.accounts, imageSecrets: inputs.imageSecrets, secrets: inputs.pushPullSecrets,
+    config, now: options.now(), ...(options.forcedBefore ? { forcedBefore: options.forcedBefore } : {}),
+  });
+  if (plan.leftToOtherJob.length) log('info', 'credentials being issued by another Job; left to it', { registry: `${key.namespace}/${key.name}`, crs: plan.leftToOtherJob.length });
+  // 4. issue
+  const issued = await issueAccounts(kube, key, plan.rotations, config);
+  // 5. auth config
+  const authConfig: AuthConfigInput = {
+    registry, hostname, config, now: options.now(), tokenSource: material.tokenSource,
+    httpSecret: httpSecretOf(inputs.registryConfigSecret?.data?.['config.yml']) ?? randomToken(),
+    excluded: new Set(plan.deletions.map((d) => d.account.metadata.name ?? '')),
+  };
+  let write: AuthConfigWritten;
+  try {
+    write = await writeAuthConfig(kube, { ...authConfig, gathered: { secret: inputs.authConfigSecret, accounts: [...inputs.accounts, ...issued.map((i) => i.account)] } });
+  } catch (error) {
+    // nobody has the passwords of this run's accounts: delete them
+    await deleteAccounts(kube, key.namespace, issued.map((i) => i.account)).catch((cleanup: unknown) => log('warn', 'cannot delete the unused accounts; their TTL ends them', { error: errorMessage(cleanup) }));
+    throw error;
+  }
+  const tokenKeys = [write.tokenKeys];
+  // 6. workload
+  const [, registrySecret] = desiredConfigSecrets({ ...authConfig, accounts: [], tokenKeys: write.tokenKeys.state });
+  const templateAnnotations = await applyWorkload(kube, { registry, hostname, config, registrySecret, trustedTokenKeys: trustedTokenKeysDocument(write.tokenKeys.state.trusted), now: options.now() });
+  // 7. pods: a staged token key waits for every pod to roll (same time-out), so the switch can follow now
+  const awaitingKeySwitch = awaitsRollout(write.tokenKeys);
+  const statefulSet = await waitForRollout(kube, registry, options.rolloutTimeoutMs, (current) =>
+    awaitingKeySwitch ? statefulSetRolledOut(current, templateAnnotations) : hasReadyReplica(registry, current));
+  if (awaitingKeySwitch && statefulSetRolledOut(statefulSet, templateAnnotations)) {
+    const switched = await switchTokenKey(kube, { ...authConfig, now: options.now(), trustedByAllPods: write.tokenKeys.state.trusted.map((k) => k.kid) });
+    if (switched?.changed) write = switched;
+    if (switched && switched.tokenKeys.phase !== tokenKeys[0]?.phase) tokenKeys.push(switched.tokenKeys);
+  }
+  // 8. confirm
+  let check: CredentialCheckOutcome | undefined;
+  if (needsConfirmation(plan, issued.length)) {
+    const confirmed = await confirm(kube, key, registryCa, write, { ...authConfig, now: options.now() }, options);
+    check = confirmed.check;
+    write = confirmed.write ?? write;
+  }
+  // 9. hand out
+  const decisions = handOutDecisions({ plan, issued, check, registry: key, hostname, now: options.now() });
+  await handOut(kube, key, registryCa, decisions.handOuts, options.now());
+  // 10. revoke
+  await revoke(kube, key, { plan, abandoned: decisions.abandoned, check, write, registryCa, authConfig }, options);
+  if (issued.length || plan.deletions.length) {
+    log('info', 'image secrets reconciled', { registry: `${key.namespace}/${key.name}`, crs: plan.crs.length, rotated: issued.length - decisions.abandoned.length, deleted: plan.deletions.length, check: check?.outcome ?? 'none' });
+  }
+  return { statefulSet, tokenKeys };
+}
+
+/**
+ * Step 8: every ready pod accepts the login of this run's latest write. A run with something to
+ * confirm but no write of its own (the config already held everything) writes once to get a login
+ * — only when a ready pod can be asked, so a run with nothing new writes nothing.
+ */
+async function confirm(
+  kube: Kube,
+  key: RegistryKey,
+  registryCa: { hostname: string; caPem: string },
+  write: AuthConfigWritten | undefined,
+  authConfig: AuthConfigInput,
+  options: ReconcileOptions,
+): Promise<{ check: CredentialCheckOutcome; write: AuthConfigWritten | undefined }> {
+  if (readyRegistryPods(await registryPods(kube, key)).length === 0) return { check: { outcome: 'no-ready-pod' }, write };
+  const confirmable = write?.login ? write : await writeAuthConfig(kube, { ...authConfig, force: true });
+  if (!confirmable.login) throw new Error('a forced auth config write returned no confirmation login');
+  const check = await confirmWrite(kube, key, { ...registryCa, login: confirmable.login, timeoutMs: options.credentialsTimeoutMs });
+  return { check, write: confirmable };
+}
+
+interface RevokeInput {
+  plan: CredentialPlan;
+  abandoned: readonly IssuedCredential[];
+  check: CredentialCheckOutcome | undefined;
+  write: AuthConfigWritten;
+  registryCa: { hostname: string; caPem: string };
+  authConfig: AuthConfigInput;
+}
+
+/**
+ * Step 10. The config this run wrote left the accounts out; once they are deleted no later write can
+ * list them. If nobody wrote the config after this run, step 8's confirmation already shows every
+ * ready pod refusing them; if somebody did (their list may predate the deletion), write once more
+ * and confirm that write.
+ */
+async function revoke(kube: Kube, key: RegistryKey, input: RevokeInput, options: ReconcileOptions): Promise<void> {
+  const { plan } = input;
+  await deleteAccounts(kube, key.namespace, [...plan.deletions.map((d) => d.account), ...input.abandoned.map((i) => i.account)]);
+  if (input.abandoned.length) log('warn', 'accounts of this run deleted unused: the registry pods did not confirm them in time', { registry: `${key.namespace}/${key.name}`, accounts: input.abandoned.length });
+  if (plan.deletions.length === 0) return;
+  let check = input.check ?? { outcome: 'no-ready-pod' as const };
+  const current = await kube.read<V1Secret>({ apiVersion: 'v1', kind: 'Secret', namespace: key.namespace, name: authConfigSecretName(key.name) });
+  if (check.outcome !== 'no-ready-pod' && current?.metadata?.resourceVersion !== input.write.resourceVersion) {
+    ({ check } = await confirm(kube, key, input.registryCa, undefined, { ...input.authConfig, now: options.now() }, options));
+  }
+  const now = options.now();
+  for (const deletion of plan.deletions) {
+    if (deletion.reason !== 'Revoked') continue;
+    const event = revocationEvent(deletion, check);
+    await recordRegistryEvent(kube, { metadata: { name: key.name, namespace: key.namespace } }, event.type, event.reason, event.message, now);
+  }
+}
+
+/** Lets docker_auth sign with the staged key, now that every pod trusts it; a failure leaves it to the next run. */
+async function switchTokenKey(kube: Kube, input: AuthConfigInput): Promise<AuthConfigWritten | undefined> {
+  try {
+    return await writeAuthConfig(kube, input);
+  } catch (error) {
+    log('warn', 'cannot switch the token-signing key; the next run does', { registry: `${input.registry.metadata.namespace}/${input.registry.metadata.name}`, error: errorMessage(error) });
+    return undefined;
+  }
 }
 
 async function keyPairs(registry: ImageRegistry, hostname: string, options: ReconcileOptions, now: Date): Promise<{ tls: ResolvedKeyPair; auth: ResolvedKeyPair }> {
@@ -90,71 +223,6 @@ async function keyPairs(registry: ImageRegistry, hostname: string, options: Reco
   const tls = await resolveKeyPair(options.kube, registry, 'tls', ca, hostname, now);
   const auth = await resolveKeyPair(options.kube, registry, 'auth', ca, hostname, now);
   return { tls, auth };
-}
-
-interface AppliedRegistry {
-  /** the token key state this run wrote (or found) */
-  tokenKeys: TokenKeyDecision;
-  /** true once every pod runs, ready, from the template this run applied */
-  rolledOut(statefulSet: StatefulSetState | undefined): boolean;
-  /** lets docker_auth sign with the staged key, now that every pod trusts it */
-  switchTokenKey(): Promise<TokenKeyDecision>;
-  /** confirms this run's credentials with the ready pods, then writes Secrets and statuses */
-  finishImageSecrets(): Promise<void>;
-}
-
-/** Accounts, auth config and the workload; what must wait for the pods is returned (see reconcileRegistry). */
-async function applyRegistryObjects(registry: ImageRegistry, hostname: string, tls: KeyPair, auth: KeyPair, options: ReconcileOptions): Promise<AppliedRegistry> {
-  const { kube } = options;
-  const key = { namespace: registry.metadata.namespace ?? '', name: registry.metadata.name ?? '' };
-  await refuseInvalidAcl(kube, registry);
-  const imageSecrets = { kube, config: options.config, now: options.now, ...forced(options) };
-  // clients verify the registry with ca.crt: the issuing CA, or the certificate itself when it has none
-  const caPem = tls.caPem || tls.certPem;
-  const accounts = await prepareImageSecrets(key, { hostname, caPem }, imageSecrets);
-  const httpSecret = (await existingHttpSecret(kube, registry)) ?? randomToken();
-  const tokenKeys = tokenKeyDecisions(auth, options.now);
-  const configSecrets = (trustedByAllPods?: readonly string[]): ConfigSecretsBuilder => (liveAccounts, current) =>
-    desiredConfigSecrets({ registry, hostname, accounts: liveAccounts, now: options.now(), httpSecret, tokenKeys: tokenKeys.decide(current, trustedByAllPods).state });
-  // the pods are annotated with the version of the auth config that holds this run's accounts
-  let authConfigVersion = '';
-  try {
-    authConfigVersion = (await writeAuthConfig(kube, registry, configSecrets(), accounts.excludeAccounts)).resourceVersion;
-  } catch (error) {
-    await accounts.abandon().catch((cleanup: unknown) => log('warn', 'cannot delete the unused accounts; the next run does', { error: errorMessage(cleanup) }));
-    throw error;
-  }
-  const written = tokenKeys.latest();
-  const [, registrySecret] = desiredConfigSecrets({ registry, hostname, accounts: [], now: options.now(), httpSecret, tokenKeys: written.state });
-  await kube.apply(registrySecret);
-  await kube.apply(desiredNginxConfigMap(registry));
-  await kube.apply(desiredService(registry, hostname));
-  const registryConfigText = Buffer.from(registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
-  const trustedTokenKeys = trustedTokenKeysDocument(written.state.trusted);
-  const templateAnnotations = rolloutAnnotations({ trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
-  const statefulSet = desiredStatefulSet(registry, options.config, { tlsSecretName: registryTlsSecretName(registry), templateAnnotations });
-  await applyDataClaim(kube, registry, options.now());
-  await replaceStatefulSetWithClaimTemplates(kube, registry, options.now());
-  await kube.apply(statefulSet);
-  const confirm: ConfirmCredential = ({ username, password }) =>
-    confirmCredentials(kube, key, { hostname, caPem, username, password, authConfigVersion, timeoutMs: options.credentialsTimeoutMs });
-  return {
-    tokenKeys: written,
-    rolledOut: (current) => statefulSetRolledOut(current, templateAnnotations),
-    switchTokenKey: async () => {
-      // Every pod runs the template of `written`'s trust set; the decision re-checks that against the
-      // Secret as it is now, so a trust set changed meanwhile by another Job does not switch.
-      const trustedByAllPods = written.state.trusted.map((k) => k.kid);
-      try {
-        authConfigVersion = (await writeAuthConfig(kube, registry, configSecrets(trustedByAllPods), accounts.excludeAccounts)).resourceVersion;
-        return tokenKeys.latest();
-      } catch (error) {
-        log('warn', 'cannot switch the token-signing key; the next run does', { registry: `${key.namespace}/${key.name}`, error: errorMessage(error) });
-        return written;
-      }
-    },
-    finishImageSecrets: () => accounts.afterAuthConfig(confirm),
-  };
 }
 
 export const ACL_INVALID = 'AclInvalid';
@@ -174,84 +242,10 @@ async function refuseInvalidAcl(kube: Kube, registry: ImageRegistry): Promise<vo
   }
 }
 
-export const VOLUME_UNCHANGED = 'VolumeUnchanged';
-export const VOLUME_SHARED = 'VolumeShared';
-
-/**
- * The one claim all replicas mount. Once it exists, the API server refuses what a claim cannot do
- * (grow where the storage class does not allow expansion; other access modes on a claim kept from a
- * deleted registry of the same name): the registry keeps its volume, a Warning Event says why, and
- * the run goes on — the volume must not stop credentials and certificates from being reconciled.
- */
-async function applyDataClaim(kube: Kube, registry: ImageRegistry, now: Date): Promise<void> {
-  const claim = desiredDataClaim(registry);
-  try {
-    await kube.apply(claim);
-  } catch (error) {
-    const ref = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: registry.metadata.namespace, name: claim.metadata?.name ?? '' };
-    if (!(await kube.read(ref))) throw error;
-    const message = `the data volume (PersistentVolumeClaim ${ref.name}) stays as it is: ${errorMessage(error)}; check spec.persistentVolumeClaim`;
-    await recordRegistryEvent(kube, registry, 'Warning', VOLUME_UNCHANGED, message, now);
-    log('warn', 'data volume not changed', { registry: `${registry.metadata.namespace}/${registry.metadata.name}`, error: errorMessage(error) });
-  }
-}
-
-/**
- * A StatefulSet made by an earlier version gave each pod a claim of its own (volumeClaimTemplates),
- * so replicas served different blobs; its claim templates cannot be changed in place. It is deleted
- * with its pods orphaned (they keep serving); the apply that follows creates it anew, adopts the
- * pods and rolls them onto the shared claim — pod 0's claim, whose name and data it keeps.
- */
-async function replaceStatefulSetWithClaimTemplates(kube: Kube, registry: ImageRegistry, now: Date): Promise<void> {
-  const name = registry.metadata.name ?? '';
-  const ref = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: registry.metadata.namespace, name: statefulSetName(name) };
-  const current = await kube.read<V1StatefulSet>(ref);
-  const uid = current?.metadata?.uid;
-  if (!uid || !current?.spec?.volumeClaimTemplates?.length) return;
-  await kube.remove(ref, { propagationPolicy: 'Orphan', uid });
-  // the garbage collector releases the pods (orphan finalizer) before the object goes
-  const deadline = Date.now() + STATEFULSET_REPLACE_TIMEOUT_MS;
-  while ((await kube.read<V1StatefulSet>(ref))?.metadata?.uid === uid) {
-    if (Date.now() >= deadline) throw new Error(`StatefulSet ${ref.namespace}/${ref.name} is still being deleted with its pods orphaned; the next run goes on`);
-    await new Promise((resolve) => setTimeout(resolve, 500));
-  }
-  const claims = await kube.list<V1PersistentVolumeClaim>('v1', 'PersistentVolumeClaim', ref.namespace, registryLabelSelector(name));
-  const unused = claims.map((c) => c.metadata?.name ?? '').filter((claim) => claim && claim !== dataClaimName(name));
-  const message = `replicas now share PersistentVolumeClaim ${dataClaimName(name)}; the StatefulSet was recreated (pods kept, then rolled)${unused.length ? `; no longer used, delete once checked: ${unused.join(', ')}` : ''}`;
-  await recordRegistryEvent(kube, registry, 'Normal', VOLUME_SHARED, message, now);
-}
-
-const STATEFULSET_REPLACE_TIMEOUT_MS = 60_000;
-
-/** The registry's http.secret must stay stable across runs (it signs upload state between replicas). */
-async function existingHttpSecret(kube: Kube, registry: ImageRegistry): Promise<string | undefined> {
-  const name = registryConfigSecretName(registry.metadata.name ?? '');
-  const secret = await kube.read<{ data?: Record<string, string> } & { apiVersion: string; kind: string }>({ apiVersion: 'v1', kind: 'Secret', namespace: registry.metadata.namespace, name });
-  const text = secret?.data?.['config.yml'];
-  if (!text) return undefined;
-  const parsed = load(Buffer.from(text, 'base64').toString('utf8')) as { http?: { secret?: unknown } } | undefined;
-  return typeof parsed?.http?.secret === 'string' && parsed.http.secret ? parsed.http.secret : undefined;
-}
-
-/** What Ready needs: a ready replica, or none wanted. */
-function hasReadyReplica(registry: ImageRegistry, statefulSet: StatefulSetState | undefined): boolean {
-  return (registry.spec?.replicas ?? 1) === 0 || (statefulSet?.status?.readyReplicas ?? 0) >= 1;
-}
-
-async function waitForRollout(kube: Kube, registry: ImageRegistry, timeoutMs: number, done: (statefulSet: StatefulSetState | undefined) => boolean): Promise<StatefulSetState | undefined> {
-  const ref = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: registry.metadata.namespace, name: statefulSetName(registry.metadata.name ?? '') };
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const statefulSet = await kube.read<StatefulSetState & { apiVersion: string; kind: string }>(ref);
-    if (done(statefulSet) || Date.now() >= deadline) return statefulSet;
-    await new Promise((resolve) => setTimeout(resolve, 1_000));
-  }
-}
-
 async function reportChanges(
   kube: Kube,
   registry: ImageRegistry,
-  changes: { tls: ResolvedKeyPair; auth: ResolvedKeyPair; readiness: ConditionInput },
+  changes: { tls: ResolvedKeyPair; auth: ResolvedKeyPair; readiness: ReturnType<typeof registryReadiness> },
   now: Date,
 ): Promise<void> {
   for (const [what, resolved] of [['TLS', changes.tls], ['token-signing', changes.auth]] as const) {
@@ -261,9 +255,4 @@ async function reportChanges(
     const type = changes.readiness.status === 'True' ? 'Normal' : 'Warning';
     await recordRegistryEvent(kube, registry, type, changes.readiness.reason, changes.readiness.message, now);
   }
-}
-
-/** An Event on the ImageRegistry: `kubectl describe imageregistry` shows it. */
-function recordRegistryEvent(kube: Kube, registry: ImageRegistry, type: 'Normal' | 'Warning', reason: string, message: string, now: Date): Promise<void> {
-  return recordEvent(kube, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: registry.metadata }, type, reason, message, now);
 }

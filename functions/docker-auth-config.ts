@@ -3,6 +3,7 @@
 // account changes need no pod restart. It re-reads its token-signing key at each reload, so the key
 // lives in the same Secret (see token-keys.ts): config and key change in one atomic volume update.
 import { DEFAULT_SCALAR_STYLE_RULES, SCALAR_STYLE, dump, type ScalarLayout } from 'js-yaml';
+import { confirmationLoginAcl, type ConfirmationLogin } from './confirmation-logins.ts';
 import { parseDuration } from './duration.ts';
 import { tokenIssuer } from './names.ts';
 import { type AclEntry, type ImageRegistry, type ImageRegistryAccount } from './types.ts';
@@ -36,6 +37,8 @@ export interface DockerAuthConfigInput {
    * EC keys, see token-keys.ts tokenKeyId). Follows the active key: usesThumbprintKeyId(certPem).
    */
   thumbprintKeyId?: boolean;
+  /** logins that tell a Job its write was loaded (confirmation-logins.ts); they get no access */
+  confirmationLogins?: readonly ConfirmationLogin[];
 }
 
 /**
@@ -101,6 +104,8 @@ export function dockerAuthConfig(input: DockerAuthConfigInput): string {
     // ~45 bytes per account of the 1 MiB Secret. One set by hand is dropped, so no ACL can be fooled.
     users[name] = { password: account.spec.password, labels: sortedLabels(account.spec.labels) };
   }
+  const logins = input.confirmationLogins ?? [];
+  for (const login of logins) users[login.name] = { password: login.passwordHash, labels: {} };
   const config = {
     server: { addr: input.address ?? DEFAULT_AUTH_ADDRESS, real_ip_header: REAL_IP_HEADER },
     token: {
@@ -112,7 +117,7 @@ export function dockerAuthConfig(input: DockerAuthConfigInput): string {
       disable_legacy_key_id: input.thumbprintKeyId ?? true,
     },
     users,
-    acl: acl.map(copyAclEntry),
+    acl: [...(logins.length ? [confirmationLoginAcl()] : []), ...acl].map(copyAclEntry),
   };
   // Collections from depth 2 on are written in flow style: one line per user keeps the Secret
   // small enough for thousands of accounts.

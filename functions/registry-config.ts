@@ -1,6 +1,6 @@
 // distribution (registry v3) configuration: filesystem storage on the PVC, token auth against the
 // pod's docker_auth, listening on loopback behind nginx.
-import { dump } from 'js-yaml';
+import { dump, load } from 'js-yaml';
 import { tokenIssuer } from './names.ts';
 import { TRUSTED_TOKEN_KEYS_FILE } from './token-keys.ts';
 
@@ -55,4 +55,16 @@ export function registryConfig(input: RegistryConfigInput): string {
     health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
   };
   return dump(config, { lineWidth: -1, noRefs: true });
+}
+
+/** The http.secret of a stored `config.yml` (base64, as in the Secret); it must stay stable across runs. */
+export function httpSecretOf(configYamlBase64: string | undefined): string | undefined {
+  if (!configYamlBase64) return undefined;
+  let parsed: { http?: { secret?: unknown } } | undefined;
+  try {
+    parsed = load(Buffer.from(configYamlBase64, 'base64').toString('utf8')) as typeof parsed;
+  } catch {
+    return undefined;
+  }
+  return typeof parsed?.http?.secret === 'string' && parsed.http.secret ? parsed.http.secret : undefined;
 }

@@ -3,6 +3,7 @@
 // Secrets/ConfigMap, TLS Secrets and, with issuerRef, cert-manager Certificates. All carry the
 // registry's labels and a controller ownerReference, so deleting the ImageRegistry garbage-collects
 // them — the claim only with deleteClaim.
+import type { ConfirmationLogin } from './confirmation-logins.ts';
 import { createHash } from 'node:crypto';
 import type {
   V1ConfigMap,
@@ -178,6 +179,8 @@ export interface ConfigSecretsInput {
   httpSecret: string;
   /** the key docker_auth signs with and the keys the registry trusts (decideTokenKeys) */
   tokenKeys: TokenKeys;
+  /** confirmation logins for the auth config (confirmation-logins.ts) */
+  confirmationLogins?: readonly ConfirmationLogin[];
   /** loopback addresses; only tests running several registries at once change them */
   authAddress?: string;
   registryAddress?: string;
@@ -195,6 +198,7 @@ export function desiredConfigSecrets(input: ConfigSecretsInput): [V1Secret, V1Se
     hostname: input.hostname,
     now: input.now,
     thumbprintKeyId: usesThumbprintKeyId(input.tokenKeys.active.certPem),
+    ...(input.confirmationLogins ? { confirmationLogins: input.confirmationLogins } : {}),
     ...(input.authAddress ? { address: input.authAddress } : {}),
   });
   const tokenKeys = tokenKeySecretContent(input.tokenKeys);
@@ -206,6 +210,18 @@ export function desiredConfigSecrets(input: ConfigSecretsInput): [V1Secret, V1Se
     ...(input.registryAddress ? { address: input.registryAddress } : {}),
   });
   return [authSecret, opaqueSecret(input.registry, registryConfigSecretName(name), { 'config.yml': registry })];
+}
+
+/** Same data and no annotation of ours to add: nothing to write. */
+export function sameSecretContent(current: V1Secret, desired: V1Secret): boolean {
+  const annotations = { ...current.metadata?.annotations, ...desired.metadata?.annotations };
+  return sameStrings(current.data, desired.data) && sameStrings(current.metadata?.annotations, annotations);
+}
+
+function sameStrings(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const keys = new Set([...Object.keys(a ?? {}), ...Object.keys(b ?? {})]);
+  for (const key of keys) if (a?.[key] !== b?.[key]) return false;
+  return true;
 }
 
 /** `<r>-nginx` with nginx.conf. */

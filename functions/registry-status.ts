@@ -71,3 +71,8 @@ export function readinessChanged(registry: ImageRegistry, readiness: ConditionIn
   const previous = getCondition(registry.status?.conditions, READY);
   return previous?.status !== readiness.status || previous?.reason !== readiness.reason;
 }
+
+/** What Ready needs: a ready replica, or none wanted. */
+export function hasReadyReplica(registry: ImageRegistry, statefulSet: StatefulSetState | undefined): boolean {
+  return (registry.spec?.replicas ?? 1) === 0 || (statefulSet?.status?.readyReplicas ?? 0) >= 1;
+}

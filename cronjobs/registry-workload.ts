@@ -1,0 +1,98 @@
+// Step 5 and 6 of a registry's reconcile: apply the workload (registry config, nginx config,
+// Service, data claim, StatefulSet) and wait for its pods.
+import type { V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
+import { dataClaimName, registryLabelSelector, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
+import { nginxConfig } from '../functions/nginx-config.ts';
+import { desiredDataClaim, desiredNginxConfigMap, desiredService, desiredStatefulSet, rolloutAnnotations } from '../functions/registry-objects.ts';
+import type { StatefulSetState } from '../functions/registry-status.ts';
+import type { ImageRegistry, OperatorConfig } from '../functions/types.ts';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { Kube } from './kube.ts';
+import { recordRegistryEvent } from './events.ts';
+import { errorMessage, log } from './log.ts';
+
+export interface WorkloadInput {
+  registry: ImageRegistry;
+  hostname: string;
+  config: OperatorConfig;
+  /** `<r>-registry-config` as desiredConfigSecrets builds it */
+  registrySecret: V1Secret;
+  /** the JWKS of the keys the registry trusts (token-keys.ts) */
+  trustedTokenKeys: string;
+  now: Date;
+}
+
+/** Applies the workload; returns the pod template annotations a finished rollout carries. */
+export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<Record<string, string>> {
+  const { registry } = input;
+  await kube.apply(input.registrySecret);
+  await kube.apply(desiredNginxConfigMap(registry));
+  await kube.apply(desiredService(registry, input.hostname));
+  const registryConfigText = Buffer.from(input.registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
+  const templateAnnotations = rolloutAnnotations({ trustedTokenKeys: input.trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
+  await applyDataClaim(kube, registry, input.now);
+  await replaceStatefulSetWithClaimTemplates(kube, registry, input.now);
+  await kube.apply(desiredStatefulSet(registry, input.config, { tlsSecretName: registryTlsSecretName(registry), templateAnnotations }));
+  return templateAnnotations;
+}
+
+/** Polls the StatefulSet until `done` or the time-out; returns it as last read. */
+export async function waitForRollout(kube: Kube, registry: ImageRegistry, timeoutMs: number, done: (statefulSet: StatefulSetState | undefined) => boolean): Promise<StatefulSetState | undefined> {
+  const ref = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: registry.metadata.namespace, name: statefulSetName(registry.metadata.name ?? '') };
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const statefulSet = await kube.read<StatefulSetState & { apiVersion: string; kind: string }>(ref);
+    if (done(statefulSet) || Date.now() >= deadline) return statefulSet;
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
+
+export const VOLUME_UNCHANGED = 'VolumeUnchanged';
+export const VOLUME_SHARED = 'VolumeShared';
+
+/**
+ * The one claim all replicas mount. Once it exists, the API server refuses what a claim cannot do
+ * (grow where the storage class does not allow expansion; other access modes on a claim kept from a
+ * deleted registry of the same name): the registry keeps its volume, a Warning Event says why, and
+ * the run goes on — the volume must not stop credentials and certificates from being reconciled.
+ */
+async function applyDataClaim(kube: Kube, registry: ImageRegistry, now: Date): Promise<void> {
+  const claim = desiredDataClaim(registry);
+  try {
+    await kube.apply(claim);
+  } catch (error) {
+    const ref = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: registry.metadata.namespace, name: claim.metadata?.name ?? '' };
+    if (!(await kube.read(ref))) throw error;
+    const message = `the data volume (PersistentVolumeClaim ${ref.name}) stays as it is: ${errorMessage(error)}; check spec.persistentVolumeClaim`;
+    await recordRegistryEvent(kube, registry, 'Warning', VOLUME_UNCHANGED, message, now);
+    log('warn', 'data volume not changed', { registry: `${registry.metadata.namespace}/${registry.metadata.name}`, error: errorMessage(error) });
+  }
+}
+
+/**
+ * A StatefulSet made by an earlier version gave each pod a claim of its own (volumeClaimTemplates),
+ * so replicas served different blobs; its claim templates cannot be changed in place. It is deleted
+ * with its pods orphaned (they keep serving); the apply that follows creates it anew, adopts the
+ * pods and rolls them onto the shared claim — pod 0's claim, whose name and data it keeps.
+ */
+async function replaceStatefulSetWithClaimTemplates(kube: Kube, registry: ImageRegistry, now: Date): Promise<void> {
+  const name = registry.metadata.name ?? '';
+  const ref = { apiVersion: 'apps/v1', kind: 'StatefulSet', namespace: registry.metadata.namespace, name: statefulSetName(name) };
+  const current = await kube.read<V1StatefulSet>(ref);
+  const uid = current?.metadata?.uid;
+  if (!uid || !current?.spec?.volumeClaimTemplates?.length) return;
+  await kube.remove(ref, { propagationPolicy: 'Orphan', uid });
+  // the garbage collector releases the pods (orphan finalizer) before the object goes
+  const deadline = Date.now() + STATEFULSET_REPLACE_TIMEOUT_MS;
+  while ((await kube.read<V1StatefulSet>(ref))?.metadata?.uid === uid) {
+    if (Date.now() >= deadline) throw new Error(`StatefulSet ${ref.namespace}/${ref.name} is still being deleted with its pods orphaned; the next run goes on`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+  const claims = await kube.list<V1PersistentVolumeClaim>('v1', 'PersistentVolumeClaim', ref.namespace, registryLabelSelector(name));
+  const unused = claims.map((c) => c.metadata?.name ?? '').filter((claim) => claim && claim !== dataClaimName(name));
+  const message = `replicas now share PersistentVolumeClaim ${dataClaimName(name)}; the StatefulSet was recreated (pods kept, then rolled)${unused.length ? `; no longer used, delete once checked: ${unused.join(', ')}` : ''}`;
+  await recordRegistryEvent(kube, registry, 'Normal', VOLUME_SHARED, message, now);
+}
+
+const STATEFULSET_REPLACE_TIMEOUT_MS = 60_000;
+
