@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { operatorConfigFromEnv } from '../functions/operator-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { gather, registryKeys } from './gather.ts';
-import { connectKube } from './kube.ts';
+import { connectKube, type Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
 import { reconcileRegistry } from './reconcile-registry.ts';
 
@@ -21,13 +21,13 @@ export function parseRegistryArgs(argv: string[]): { registries: RegistryKey[]; 
   return { registries, ...(notBefore ? { notBefore } : {}) };
 }
 
-export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, options: { forcedBefore?: Date } = {}): Promise<number> {
+export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, options: { forcedBefore?: Date; kube?: Kube } = {}): Promise<number> {
   const { registries, notBefore } = parseRegistryArgs(argv);
   const config = operatorConfigFromEnv(env);
   const rolloutTimeoutMs = config.rolloutTimeoutSeconds * 1000;
   const credentialsTimeoutMs = config.credentialsTimeoutSeconds * 1000;
   if (notBefore && notBefore.getTime() > Date.now()) await new Promise((resolve) => setTimeout(resolve, notBefore.getTime() - Date.now()));
-  const kube = connectKube();
+  const kube = options.kube ?? connectKube();
   // one read of everything, for every registry of this run
   const gathered = await gather(kube, registries.length > 0 ? registries : undefined);
   const keys = registries.length > 0 ? registries : registryKeys(gathered, config);

@@ -6,7 +6,8 @@
 // when a pod is updated; the Jobs touch the pods to get the latter.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hashSync } from 'bcryptjs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -181,6 +182,66 @@ withAuth('two replicas: a credential is not declared usable while one pod’s do
   const pulled = await cluster.runClient(SKOPEO, ['copy', '--src-tls-verify=false', '--src-creds', creds, `docker://${ips[1]}:8443/${r.namespace}/app:shared`, `dir:${target}`], { binds: [r.workDir] });
   assert.is(pulled.code, 0, `pull from ${r.name}-1: ${pulled.stderr}`);
   assert.ok(existsSync(join(target, 'manifest.json')), 'the manifest pushed to the other pod');
+});
+
+/** Milliseconds from `since` until the pod's docker_auth refuses the credentials (polled every 100 ms). */
+async function refusedAfter(ip: string, r: Registry, ca: string, username: string, password: string, since: number): Promise<number> {
+  await waitFor(`pod ${ip} to refuse ${username}`, async () => (await tokenStatus(ip, r.hostname, ca, username, password)) === 401, 120_000, () => undefined);
+  return Date.now() - since;
+}
+
+const p95 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.ceil(values.length * 0.95) - 1] ?? NaN;
+
+withAuth('revocation is prompt: a deleted ImagePushSecret, an account deleted by hand and one expired by TTL are refused by every pod within 5 s (kubelet sync 60 s); nothing pushes after the Revoked Event', async () => {
+  const r = await registry('revocation', { replicas: 2 });
+  const ips = await Promise.all([0, 1].map(async (i) => (await getJson(r.namespace, 'pod', `${r.name}-${i}`))?.status.podIP as string));
+  const deletions: number[] = [];
+  const pushesAfterEvent: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const name = `gone-${i}`;
+    const secretName = `${name}-image-push-secret`;
+    await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name }, spec: {} }]);
+    await waitFor(`${name} Ready`, async () => readyOf(await getJson(r.namespace, 'imagepushsecret', name))?.status === 'True', 120_000, () => undefined);
+    const [username, password, ca] = await Promise.all(['username', 'password', 'ca.crt'].map((k) => secretKey(cluster, r.namespace, secretName, k)));
+    const dir = join(r.workDir, name);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'config.json'), await secretKey(cluster, r.namespace, secretName, 'config.json'));
+    writeFileSync(join(dir, 'ca.crt'), ca!);
+    const started = Date.now();
+    // the webhook enqueues the reconcile Job of the deletion, as for any user
+    const deleted = await cluster.kubectl(['delete', 'imagepushsecret', name, '--wait=false'], { namespace: r.namespace });
+    assert.is(deleted.code, 0, deleted.stderr);
+    const times = await Promise.all(ips.map((ip) => refusedAfter(ip, r, ca!, username!, password!, started)));
+    deletions.push(Math.max(...times));
+    await waitFor(`the Revoked Event of ${username}`, async () => {
+      const events = (await getJson(r.namespace, 'events', '--field-selector', 'reason=Revoked'))?.items ?? [];
+      return events.some((e: Obj) => String(e.message).includes(username!));
+    }, 60_000, () => undefined);
+    const pushed = await pushWithFiles(r, dir, `after-revoked-${i}`);
+    if (pushed.code === 0) pushesAfterEvent.push(name);
+  }
+  // an account deleted by hand (a static one): the reconcile of the account change drops it
+  const hash = hashSync('hand-deleted-password', 4);
+  await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: 'by-hand' }, spec: { password: hash, labels: { accessMode: ['push'] } } }]);
+  const caPem = readFileSync(join(r.workDir, 'gone-0', 'ca.crt'), 'utf8');
+  await waitFor('by-hand accepted', async () => (await tokenStatus(ips[0]!, r.hostname, caPem, 'by-hand', 'hand-deleted-password')) === 200, 120_000, () => undefined);
+  const handStarted = Date.now();
+  assert.is((await cluster.kubectl(['delete', 'imageregistryaccount', 'by-hand', '--wait=false'], { namespace: r.namespace })).code, 0);
+  const byHand = Math.max(...(await Promise.all(ips.map((ip) => refusedAfter(ip, r, caPem, 'by-hand', 'hand-deleted-password', handStarted)))));
+  // an account whose ttl ends: refused by the next run (the resync, here a reconcile Job)
+  await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: 'short-lived' }, spec: { password: hash, labels: { accessMode: ['push'] }, ttl: '40s' } }]);
+  await waitFor('short-lived accepted', async () => (await tokenStatus(ips[0]!, r.hostname, caPem, 'short-lived', 'hand-deleted-password')) === 200, 120_000, () => undefined);
+  await delay(41_000);
+  const expiryRun = Date.now();
+  const run = runReconcileJob(cluster, r.namespace, r.name, config);
+  const expired = Math.max(...(await Promise.all(ips.map((ip) => refusedAfter(ip, r, caPem, 'short-lived', 'hand-deleted-password', expiryRun)))));
+  await run;
+  const sorted = [...deletions].sort((a, b) => a - b);
+  console.log(`   revocation, deletion → refused by both pods: p50 ${(sorted[Math.floor(sorted.length / 2)]! / 1000).toFixed(1)} s, p95 ${(p95(deletions) / 1000).toFixed(1)} s, max ${(Math.max(...deletions) / 1000).toFixed(1)} s over ${deletions.length}; account deleted by hand ${(byHand / 1000).toFixed(1)} s; expired account after the next run's start ${(expired / 1000).toFixed(1)} s`);
+  assert.equal(pushesAfterEvent, [], 'no push with revoked credentials succeeds after the Revoked Event');
+  assert.ok(p95(deletions) <= 5_000, `p95 ${p95(deletions)} ms`);
+  assert.ok(byHand <= 5_000, `account deleted by hand refused after ${byHand} ms`);
+  assert.ok(expired <= 5_000, `expired account refused ${expired} ms after the run started`);
 });
 
 /** GET /auth/token from one pod's nginx by its IP (TLS verified under the registry hostname). */
