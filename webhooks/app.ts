@@ -12,6 +12,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { defaultImageRegistry, defaultImageSecret, resolveRegistryRef } from '../functions/defaults.ts';
 import { isPlainObject, jsonEqual, type JsonPatchOp } from '../functions/json-patch.ts';
+import { errorMessage } from '../functions/log-line.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { API_GROUP, API_VERSION, KINDS, type ImageRegistryAccount, type Kind, type OperatorConfig } from '../functions/types.ts';
 import { validateImageRegistry, validateImageRegistryAccount, validateImageSecret } from '../functions/validation.ts';
@@ -73,10 +74,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TI
   } finally {
     clearTimeout(timer);
   }
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 function field(object: unknown, ...path: string[]): unknown {

@@ -11,6 +11,7 @@ import { createServer, type Server } from 'node:https';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { serve } from '@hono/node-server';
+import { errorMessage } from '../functions/log-line.ts';
 import { operatorConfigFromEnv } from '../functions/operator-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { GROUP_VERSION, type OperatorConfig } from '../functions/types.ts';
@@ -34,10 +35,6 @@ process.on('exit', flushLog);
 function log(event: LogEvent): void {
   if (pendingLines.length === 0) setImmediate(flushLog);
   pendingLines.push(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** The client, connected on first use; a failed load is retried by the next caller. */
