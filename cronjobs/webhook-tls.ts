@@ -6,6 +6,7 @@
 // and the loser reads the winner's certificates instead of writing its own.
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from '../functions/log-line.ts';
 import {
   issueWebhookTls,
   webhookCaBundle,
@@ -37,7 +38,7 @@ export interface WebhookTlsOptions {
   now?: () => Date;
   /** a fresh RSA private key and serial; defaults to node:crypto */
   newKey?: () => NewKey;
-  log?: (event: Record<string, unknown>) => void;
+  log?: Logger;
 }
 
 export interface WebhookTlsResult {
@@ -65,7 +66,7 @@ export async function ensureWebhookTls(options: WebhookTlsOptions): Promise<Webh
   for (const kind of CONFIGURATION_KINDS) {
     if (await injectCaBundle(kube, kind, caBundle)) injected.push(`${kind}/${WEBHOOK_CONFIGURATION_NAME}`);
   }
-  log({ level: 'info', msg: 'webhook TLS ensured', namespace, secret, issued: Object.keys(issued), injected });
+  log('info', 'webhook TLS ensured', { namespace, secret, issued: Object.keys(issued), injected });
   return { issued, secret, injected };
 }
 
@@ -87,7 +88,7 @@ async function ensureSecret(options: WebhookTlsOptions): Promise<{ data: Webhook
       ...(due.ca ? { ca: newKey() } : {}),
       ...(due.leaf ? { leaf: newKey() } : {}),
     });
-    options.log?.({ level: 'info', msg: 'issuing webhook certificates', namespace, ca: due.ca?.message, leaf: due.leaf?.message });
+    options.log?.('info', 'issuing webhook certificates', { namespace, ca: due.ca?.message, leaf: due.leaf?.message });
     const secret: Secret = {
       apiVersion: 'v1',
       kind: 'Secret',

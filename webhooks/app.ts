@@ -12,7 +12,7 @@ import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { defaultImageRegistry, defaultImageSecret, resolveRegistryRef } from '../functions/defaults.ts';
 import { isPlainObject, jsonEqual, type JsonPatchOp } from '../functions/json-patch.ts';
-import { errorMessage } from '../functions/log-line.ts';
+import { errorMessage, logLine, type Logger } from '../functions/log-line.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { API_GROUP, API_VERSION, KINDS, type ImageRegistryAccount, type Kind, type OperatorConfig } from '../functions/types.ts';
 import { validateImageRegistry, validateImageRegistryAccount, validateImageSecret } from '../functions/validation.ts';
@@ -35,8 +35,6 @@ export const DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024;
 /** How long an admission waits for a dependency (enqueue, lookup) before it answers without it. */
 export const DEFAULT_DEPENDENCY_TIMEOUT_MS = 2000;
 
-export type LogEvent = Record<string, unknown>;
-
 export interface WebhookDeps {
   config: OperatorConfig;
   /** Enqueue a reconcile of one registry (see reconcileEnqueuer); a rejection never blocks admission. */
@@ -47,8 +45,8 @@ export interface WebhookDeps {
   listRegistries: (namespace: string) => Promise<string[]>;
   /** epoch milliseconds; defaults to Date.now */
   now?: () => number;
-  /** one JSON-able event per call; defaults to a JSON line on stdout. Never gets secret material. */
-  log?: (event: LogEvent) => void;
+  /** one event per call; defaults to a JSON line on stdout. Never gets secret material. */
+  log?: Logger;
   metrics?: Metrics;
   maxBodyBytes?: number;
   dependencyTimeoutMs?: number;
@@ -125,7 +123,7 @@ function needsReconcile(request: AdmissionRequest): boolean {
 
 export function createApp(deps: WebhookDeps): Hono {
   const now = deps.now ?? Date.now;
-  const log = deps.log ?? ((event: LogEvent) => console.log(JSON.stringify({ time: new Date(now()).toISOString(), ...event })));
+  const log: Logger = deps.log ?? ((level, msg, fields) => console.log(logLine(new Date(now()), level, msg, fields)));
   const metrics = deps.metrics ?? createMetrics();
   const timeoutMs = deps.dependencyTimeoutMs ?? DEFAULT_DEPENDENCY_TIMEOUT_MS;
   const maxSize = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -178,7 +176,7 @@ export function createApp(deps: WebhookDeps): Hono {
       registries = await affectedRegistries(kind, request, namespace);
     } catch (error) {
       metrics.countEnqueueFailure();
-      log({ level: 'error', msg: 'cannot enqueue reconcile', ...context, error: errorMessage(error) });
+      log('error', 'cannot enqueue reconcile', { ...context, error: errorMessage(error) });
       return;
     }
     await Promise.all(
@@ -188,10 +186,10 @@ export function createApp(deps: WebhookDeps): Hono {
           const result = await within(deps.enqueueReconcile(registry, request), timeoutMs);
           if (result === TIMED_OUT) throw new Error(`no answer within ${timeoutMs} ms`);
           metrics.countEnqueued(result);
-          log({ level: 'info', msg: 'reconcile enqueued', ...context, registry: ref, result });
+          log('info', 'reconcile enqueued', { ...context, registry: ref, result });
         } catch (error) {
           metrics.countEnqueueFailure();
-          log({ level: 'error', msg: 'enqueue failed; the resync CronJob repairs', ...context, registry: ref, error: errorMessage(error) });
+          log('error', 'enqueue failed; the resync CronJob repairs', { ...context, registry: ref, error: errorMessage(error) });
         }
       }),
     );
@@ -206,7 +204,7 @@ export function createApp(deps: WebhookDeps): Hono {
       const exists = await within(deps.registryExists(registry), timeoutMs);
       if (exists !== false) return [];
     } catch (error) {
-      log({ level: 'warn', msg: 'registry lookup failed', uid: request.uid, error: errorMessage(error) });
+      log('warn', 'registry lookup failed', { uid: request.uid, error: errorMessage(error) });
       return [];
     }
     return [`spec.registryRef: ImageRegistry ${registry.namespace}/${registry.name} does not exist (yet); the ${kind} becomes ready once it does`];
@@ -229,10 +227,10 @@ export function createApp(deps: WebhookDeps): Hono {
   async function review(webhook: Webhook, c: Context) {
     const started = now();
     const labels = { kind: 'invalid', operation: 'invalid' };
-    const finish = (result: string, response: Response, extra?: LogEvent) => {
+    const finish = (result: string, response: Response, extra?: Record<string, unknown>) => {
       metrics.countRequest({ kind: labels.kind, operation: labels.operation, result });
       metrics.observeDuration(webhook, Math.max(0, now() - started) / 1000);
-      log({ level: result === 'invalid' ? 'warn' : 'info', msg: 'admission', webhook, kind: labels.kind, operation: labels.operation, result, ...extra });
+      log(result === 'invalid' ? 'warn' : 'info', 'admission', { webhook, kind: labels.kind, operation: labels.operation, result, ...extra });
       return response;
     };
     let request: AdmissionRequest;
@@ -256,7 +254,7 @@ export function createApp(deps: WebhookDeps): Hono {
       return finish('invalid', c.json({ error: `invalid AdmissionReview: ${errorMessage(error)}` }, 400), { uid: request.uid });
     }
     const { response, result } = webhook === 'mutate' ? mutate(kind, request, namespace) : await validate(kind, request, namespace);
-    const context: LogEvent = { uid: request.uid, namespace, name: request.name, dryRun: request.dryRun === true };
+    const context: Record<string, unknown> = { uid: request.uid, namespace, name: request.name, dryRun: request.dryRun === true };
     if (response.status) context['message'] = response.status.message;
     return finish(result, c.json(admissionReview(response)), context);
   }
@@ -267,7 +265,7 @@ export function createApp(deps: WebhookDeps): Hono {
   for (const webhook of ['mutate', 'validate'] as const) {
     const tooLarge = (c: Context) => {
       metrics.countRequest({ kind: 'invalid', operation: 'invalid', result: 'too_large' });
-      log({ level: 'warn', msg: 'admission body too large', webhook, maxBytes: maxSize });
+      log('warn', 'admission body too large', { webhook, maxBytes: maxSize });
       // the rest of the body is not read, so this connection cannot carry another request
       return c.json({ error: `request body larger than ${maxSize} bytes` }, 413, { connection: 'close' });
     };
@@ -287,7 +285,7 @@ export function createApp(deps: WebhookDeps): Hono {
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError((error, c) => {
     metrics.countRequest({ kind: 'invalid', operation: 'invalid', result: 'error' });
-    log({ level: 'error', msg: 'unhandled error', path: c.req.path, error: errorMessage(error) });
+    log('error', 'unhandled error', { path: c.req.path, error: errorMessage(error) });
     return c.json({ error: 'internal error' }, 500);
   });
   return app;

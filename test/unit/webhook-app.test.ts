@@ -34,7 +34,7 @@ function harness(overrides: Partial<WebhookDeps> = {}, existing = ['apps/registr
   const deps: WebhookDeps = {
     config,
     now: () => (clock += 3),
-    log: (event) => void logs.push(event),
+    log: (level, msg, fields) => void logs.push({ level, msg, ...fields }),
     enqueueReconcile: async (registry, request) => {
       enqueued.push({ registry, uid: request.uid });
       return 'created';
