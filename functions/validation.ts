@@ -3,7 +3,7 @@
 // an empty list means valid. On UPDATE the previous object is passed to check immutable fields.
 import { isIPv4, isIPv6 } from 'node:net';
 import { parseDuration } from './duration.ts';
-import { isPlainObject, jsonEqual } from './json-patch.ts';
+import { field, isPlainObject, jsonEqual } from './json-patch.ts';
 import { GO_UNICODE_CLASS_NAMES, goRegexpCaptureCount, goRegexpProblem } from './go-regexp.ts';
 import { ACL_ACTIONS, ACL_MATCH_KEYS } from './types.ts';
 
@@ -343,10 +343,6 @@ export function validateAcl(acl: unknown, path: string): Problems {
 
 // ---------------------------------------------------------------------------------------------
 // Resources
-
-function field(object: unknown, ...path: string[]): unknown {
-  return path.reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), object);
-}
 
 function objectOrAbsent(value: unknown, path: string): Problems {
   return value === undefined || value === null || isPlainObject(value) ? [] : [`${path}: must be an object`];

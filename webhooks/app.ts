@@ -11,7 +11,7 @@ import type { IncomingMessage } from 'node:http';
 import { Hono, type Context, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { defaultImageRegistry, defaultImageSecret, resolveRegistryRef } from '../functions/defaults.ts';
-import { isPlainObject, jsonEqual, type JsonPatchOp } from '../functions/json-patch.ts';
+import { field, isPlainObject, jsonEqual, type JsonPatchOp } from '../functions/json-patch.ts';
 import { errorMessage, logLine, type Logger } from '../functions/log-line.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { API_GROUP, API_VERSION, KINDS, type ImageRegistryAccount, type Kind, type OperatorConfig } from '../functions/types.ts';
@@ -72,10 +72,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TI
   } finally {
     clearTimeout(timer);
   }
-}
-
-function field(object: unknown, ...path: string[]): unknown {
-  return path.reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), object);
 }
 
 /**
