@@ -7,9 +7,7 @@
 // (the webhook must never block other resources). A body that is not an AdmissionReview → 400,
 // larger than maxBodyBytes → 413. Everything that does I/O comes in through `deps`, so the TLS
 // server and the Kubernetes client plug in from outside and tests run with app.request().
-import type { IncomingMessage } from 'node:http';
-import { Hono, type Context, type MiddlewareHandler } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
+import { Hono, type Context } from 'hono';
 import { defaultImageRegistry, defaultImageSecret, resolveRegistryRef } from '../functions/defaults.ts';
 import { field, isPlainObject, jsonEqual, type JsonPatchOp } from '../functions/json-patch.ts';
 import { errorMessage, logLine, type Logger } from '../functions/log-line.ts';
@@ -17,6 +15,7 @@ import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { API_GROUP, API_VERSION, KINDS, type ImageRegistryAccount, type Kind, type OperatorConfig } from '../functions/types.ts';
 import { validateImageRegistry, validateImageRegistryAccount, validateImageSecret } from '../functions/validation.ts';
 import { isManagedAccount } from '../functions/accounts.ts';
+import { admissionBodyLimit } from './admission-body-limit.ts';
 import {
   admissionReview,
   allowed,
@@ -72,18 +71,6 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TI
   } finally {
     clearTimeout(timer);
   }
-}
-
-/**
- * A request header. Served by @hono/node-server, the headers Node parsed are at hand in c.env
- * (c.req.header would first build a web Headers object from them, on every admission); under
- * app.request() there are only the web headers.
- */
-function requestHeader(c: Context, name: string): string | undefined {
-  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
-  if (incoming?.headers === undefined) return c.req.header(name);
-  const value = incoming.headers[name];
-  return Array.isArray(value) ? value.join(', ') : value;
 }
 
 function ourKind(request: AdmissionRequest): Kind | undefined {
@@ -259,23 +246,10 @@ export function createApp(deps: WebhookDeps): Hono {
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
   for (const webhook of ['mutate', 'validate'] as const) {
-    const tooLarge = (c: Context) => {
+    const limit = admissionBodyLimit(maxSize, () => {
       metrics.countRequest({ kind: 'invalid', operation: 'invalid', result: 'too_large' });
       log('warn', 'admission body too large', { webhook, maxBytes: maxSize });
-      // the rest of the body is not read, so this connection cannot carry another request
-      return c.json({ error: `request body larger than ${maxSize} bytes` }, 413, { connection: 'close' });
-    };
-    const streamingLimit = bodyLimit({ maxSize, onError: tooLarge });
-    const limit: MiddlewareHandler = (c, next) => {
-      // The API server always sends Content-Length: checking the header leaves the body untouched
-      // for @hono/node-server's fast path (bodyLimit turns it into a counted web stream, which
-      // costs a third of the throughput). Bodies without a length are counted as they stream.
-      const length = requestHeader(c, 'content-length');
-      if (length !== undefined && /^[0-9]+$/.test(length) && requestHeader(c, 'transfer-encoding') === undefined) {
-        return Number(length) > maxSize ? Promise.resolve(tooLarge(c)) : next();
-      }
-      return streamingLimit(c, next);
-    };
+    });
     app.post(`/${webhook}`, limit, (c) => review(webhook, c));
   }
   app.notFound((c) => c.json({ error: 'not found' }, 404));
