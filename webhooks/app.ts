@@ -3,19 +3,17 @@
 //   POST /validate  validating admission for all four kinds; enqueues reconcile Jobs
 //   GET  /healthz   liveness/readiness
 //   GET  /metrics   Prometheus text
-// Both admission routes dispatch on request.kind; a kind that is not ours is allowed unchanged
-// (the webhook must never block other resources). A body that is not an AdmissionReview → 400,
+// Both admission routes look request.kind up once, in ADMISSION_KINDS (admission-kinds.ts); a kind
+// that is not there is allowed unchanged (the webhook must never block other resources). A body that is not an AdmissionReview → 400,
 // larger than maxBodyBytes → 413. Everything that does I/O comes in through `deps`, so the TLS
 // server and the Kubernetes client plug in from outside and tests run with app.request().
 import { Hono, type Context } from 'hono';
-import { defaultImageRegistry, defaultImageSecret, resolveRegistryRef } from '../functions/defaults.ts';
-import { field, isPlainObject, jsonEqual, type JsonPatchOp } from '../functions/json-patch.ts';
+import { field, isPlainObject, jsonEqual } from '../functions/json-patch.ts';
 import { errorMessage, logLine, type Logger } from '../functions/log-line.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
-import { API_GROUP, API_VERSION, KINDS, type ImageRegistryAccount, type Kind, type OperatorConfig } from '../functions/types.ts';
-import { validateImageRegistry, validateImageRegistryAccount, validateImageSecret } from '../functions/validation.ts';
-import { isManagedAccount } from '../functions/accounts.ts';
+import type { Kind, OperatorConfig } from '../functions/types.ts';
 import { admissionBodyLimit } from './admission-body-limit.ts';
+import { admissionKind, type AdmissionKind, type KindContext } from './admission-kinds.ts';
 import {
   admissionReview,
   allowed,
@@ -53,6 +51,14 @@ export interface WebhookDeps {
 
 type Webhook = 'mutate' | 'validate';
 
+/** An admission of one of our kinds, with what its handling needs. */
+interface Admission {
+  kind: Kind;
+  handler: AdmissionKind;
+  request: AdmissionRequest;
+  context: KindContext;
+}
+
 interface Outcome {
   response: AdmissionResponse;
   result: string;
@@ -73,16 +79,15 @@ async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TI
   }
 }
 
-function ourKind(request: AdmissionRequest): Kind | undefined {
-  const { group, version, kind } = request.kind;
-  if (group !== API_GROUP || version !== API_VERSION) return undefined;
-  return (KINDS as readonly string[]).includes(kind) ? (kind as Kind) : undefined;
+/** Whether the admission carries a created or updated object. */
+function writes(request: AdmissionRequest): boolean {
+  return request.operation === 'CREATE' || request.operation === 'UPDATE';
 }
 
 /** The objects our handlers need; their absence makes the review unusable (→ 400). */
 function checkObjects(request: AdmissionRequest): string {
   const { operation, object, oldObject } = request;
-  if ((operation === 'CREATE' || operation === 'UPDATE') && !isPlainObject(object)) {
+  if (writes(request) && !isPlainObject(object)) {
     throw new InvalidAdmissionReviewError(`request.object must be an object for ${operation}`);
   }
   if (operation === 'UPDATE' && !isPlainObject(oldObject)) {
@@ -104,6 +109,18 @@ function needsReconcile(request: AdmissionRequest): boolean {
   return !jsonEqual(field(request.oldObject, 'spec'), field(request.object, 'spec')) || deleting(request.object) !== deleting(request.oldObject);
 }
 
+function mutate({ handler, request, context }: Admission): Outcome {
+  const ops = writes(request) ? handler.defaults(request.object, context) : [];
+  return { response: patched(request.uid, ops), result: ops.length > 0 ? 'patched' : 'unchanged' };
+}
+
+/** The answer to an object with problems: 422, with what kubectl needs to name the object. */
+function deny(request: AdmissionRequest, problems: string[]): Outcome {
+  const name = request.name || field(request.object, 'metadata', 'name');
+  const object = { group: request.kind.group, kind: request.kind.kind, ...(typeof name === 'string' && name ? { name } : {}) };
+  return { response: denied(request.uid, problems, 422, object), result: 'denied' };
+}
+
 export function createApp(deps: WebhookDeps): Hono {
   const now = deps.now ?? Date.now;
   const log: Logger = deps.log ?? ((level, msg, fields) => console.log(logLine(new Date(now()), level, msg, fields)));
@@ -111,55 +128,20 @@ export function createApp(deps: WebhookDeps): Hono {
   const timeoutMs = deps.dependencyTimeoutMs ?? DEFAULT_DEPENDENCY_TIMEOUT_MS;
   const maxSize = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
-  function mutate(kind: Kind, request: AdmissionRequest, namespace: string): Outcome {
-    const { uid, operation, object, oldObject } = request;
-    let ops: JsonPatchOp[] = [];
-    if (operation === 'CREATE' || operation === 'UPDATE') {
-      const old = operation === 'UPDATE' ? oldObject : undefined;
-      if (kind === 'ImageRegistry') ops = defaultImageRegistry(object, old);
-      else if (kind === 'ImagePushSecret' || kind === 'ImagePullSecret') {
-        ops = defaultImageSecret(object, { config: deps.config, namespace, old });
-      }
-    }
-    return { response: patched(uid, ops), result: ops.length > 0 ? 'patched' : 'unchanged' };
+  async function registriesIn(namespace: string): Promise<string[]> {
+    const names = await within(deps.listRegistries(namespace), timeoutMs);
+    if (names === TIMED_OUT) throw new Error(`listing the registries of namespace ${namespace} timed out`);
+    return names;
   }
 
-  function problemsOf(kind: Kind, request: AdmissionRequest): string[] {
-    if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return [];
-    const old = request.operation === 'UPDATE' ? request.oldObject : undefined;
-    if (kind === 'ImageRegistry') return validateImageRegistry(request.object, old);
-    if (kind === 'ImageRegistryAccount') return validateImageRegistryAccount(request.object, old);
-    return validateImageSecret(request.object, old);
-  }
-
-  /** The registries whose desired state this admission changes. */
-  async function affectedRegistries(kind: Kind, request: AdmissionRequest, namespace: string): Promise<RegistryKey[]> {
-    if (kind === 'ImageRegistry') {
-      const name = field(request.object ?? request.oldObject, 'metadata', 'name') || request.name;
-      if (typeof name !== 'string' || name === '') throw new Error('the ImageRegistry has no name yet (generateName)');
-      return [{ namespace, name }];
-    }
-    if (kind === 'ImageRegistryAccount') {
-      // the Jobs create and delete the rotation accounts themselves and write the auth config in the
-      // same run: a reconcile for those would only be a no-op Job one window later
-      const account = (request.object ?? request.oldObject) as ImageRegistryAccount | undefined;
-      if (account?.metadata && isManagedAccount(account)) return [];
-      const names = await within(deps.listRegistries(namespace), timeoutMs);
-      if (names === TIMED_OUT) throw new Error(`listing the registries of namespace ${namespace} timed out`);
-      return names.map((name) => ({ namespace, name }));
-    }
-    const old = request.operation === 'UPDATE' ? request.oldObject : undefined;
-    return [resolveRegistryRef(request.object ?? request.oldObject, { config: deps.config, namespace, old })];
-  }
-
-  async function enqueue(kind: Kind, request: AdmissionRequest, namespace: string): Promise<void> {
-    const context = { uid: request.uid, kind, operation: request.operation, namespace, name: request.name };
+  async function enqueue({ kind, handler, request, context }: Admission): Promise<void> {
+    const about = { uid: request.uid, kind, operation: request.operation, namespace: context.namespace, name: request.name };
     let registries: RegistryKey[];
     try {
-      registries = await affectedRegistries(kind, request, namespace);
+      registries = await handler.concerns(request, { ...context, registriesIn });
     } catch (error) {
       metrics.countEnqueueFailure();
-      log('error', 'cannot enqueue reconcile', { ...context, error: errorMessage(error) });
+      log('error', 'cannot enqueue reconcile', { ...about, error: errorMessage(error) });
       return;
     }
     await Promise.all(
@@ -169,20 +151,18 @@ export function createApp(deps: WebhookDeps): Hono {
           const result = await within(deps.enqueueReconcile(registry, request), timeoutMs);
           if (result === TIMED_OUT) throw new Error(`no answer within ${timeoutMs} ms`);
           metrics.countEnqueued(result);
-          log('info', 'reconcile enqueued', { ...context, registry: ref, result });
+          log('info', 'reconcile enqueued', { ...about, registry: ref, result });
         } catch (error) {
           metrics.countEnqueueFailure();
-          log('error', 'enqueue failed; the resync CronJob repairs', { ...context, registry: ref, error: errorMessage(error) });
+          log('error', 'enqueue failed; the resync CronJob repairs', { ...about, registry: ref, error: errorMessage(error) });
         }
       }),
     );
   }
 
-  async function registryWarnings(kind: Kind, request: AdmissionRequest, namespace: string): Promise<string[]> {
-    if (kind !== 'ImagePushSecret' && kind !== 'ImagePullSecret') return [];
-    if (request.operation !== 'CREATE' && request.operation !== 'UPDATE') return [];
-    const old = request.operation === 'UPDATE' ? request.oldObject : undefined;
-    const registry = resolveRegistryRef(request.object, { config: deps.config, namespace, old });
+  async function registryWarnings({ kind, handler, request, context }: Admission): Promise<string[]> {
+    if (handler.referencedRegistry === undefined || !writes(request)) return [];
+    const registry = handler.referencedRegistry(request.object, context);
     try {
       const exists = await within(deps.registryExists(registry), timeoutMs);
       if (exists !== false) return [];
@@ -193,17 +173,14 @@ export function createApp(deps: WebhookDeps): Hono {
     return [`spec.registryRef: ImageRegistry ${registry.namespace}/${registry.name} does not exist (yet); the ${kind} becomes ready once it does`];
   }
 
-  async function validate(kind: Kind, request: AdmissionRequest, namespace: string): Promise<Outcome> {
+  async function validate(admission: Admission): Promise<Outcome> {
+    const { handler, request, context } = admission;
     // status writes go through the subresource; their spec did not change
     if (request.subResource) return { response: allowed(request.uid), result: 'allowed' };
-    const problems = problemsOf(kind, request);
-    if (problems.length > 0) {
-      const name = request.name || field(request.object, 'metadata', 'name');
-      const object = { group: request.kind.group, kind: request.kind.kind, ...(typeof name === 'string' && name ? { name } : {}) };
-      return { response: denied(request.uid, problems, 422, object), result: 'denied' };
-    }
-    const warnings = await registryWarnings(kind, request, namespace);
-    if (needsReconcile(request)) await enqueue(kind, request, namespace);
+    const problems = writes(request) ? handler.validate(request.object, context.old) : [];
+    if (problems.length > 0) return deny(request, problems);
+    const warnings = await registryWarnings(admission);
+    if (needsReconcile(request)) await enqueue(admission);
     return { response: allowed(request.uid, warnings), result: 'allowed' };
   }
 
@@ -224,22 +201,24 @@ export function createApp(deps: WebhookDeps): Hono {
       return finish('invalid', c.json({ error: `invalid AdmissionReview: ${message}` }, 400));
     }
     labels.operation = request.operation;
-    const kind = ourKind(request);
-    if (kind === undefined) {
+    const ours = admissionKind(request);
+    if (ours === undefined) {
       labels.kind = 'other';
       return finish('ignored', c.json(admissionReview(allowed(request.uid))), { uid: request.uid });
     }
-    labels.kind = kind;
+    labels.kind = ours.kind;
     let namespace: string;
     try {
       namespace = checkObjects(request);
     } catch (error) {
       return finish('invalid', c.json({ error: `invalid AdmissionReview: ${errorMessage(error)}` }, 400), { uid: request.uid });
     }
-    const { response, result } = webhook === 'mutate' ? mutate(kind, request, namespace) : await validate(kind, request, namespace);
-    const context: Record<string, unknown> = { uid: request.uid, namespace, name: request.name, dryRun: request.dryRun === true };
-    if (response.status) context['message'] = response.status.message;
-    return finish(result, c.json(admissionReview(response)), context);
+    const context: KindContext = { config: deps.config, namespace, old: request.operation === 'UPDATE' ? request.oldObject : undefined };
+    const admission: Admission = { ...ours, request, context };
+    const { response, result } = webhook === 'mutate' ? mutate(admission) : await validate(admission);
+    const logged: Record<string, unknown> = { uid: request.uid, namespace, name: request.name, dryRun: request.dryRun === true };
+    if (response.status) logged['message'] = response.status.message;
+    return finish(result, c.json(admissionReview(response)), logged);
   }
 
   const app = new Hono();
