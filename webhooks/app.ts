@@ -29,8 +29,20 @@ import { createMetrics, type Metrics } from './metrics.ts';
 
 /** Kubernetes' own limit for a request body. */
 export const DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024;
-/** How long an admission waits for a dependency (enqueue, lookup) before it answers without it. */
-export const DEFAULT_DEPENDENCY_TIMEOUT_MS = 2000;
+/** timeoutSeconds of both webhook configurations (kustomize/webhook-configurations.yaml). */
+export const WEBHOOK_TIMEOUT_SECONDS = 5;
+// Of the API server's timeoutSeconds, which cover the whole call, 3 s are kept for what lies
+// outside the dependencies: connecting (a TLS handshake on a new connection), a body of up to 3 MiB,
+// the wait behind a burst of other admissions in this one event loop, the answer's way back. The
+// margin is the larger share because an answer too late fails the user's request (failurePolicy:
+// Fail), while a dependency given up costs only a warning, or a reconcile the resync CronJob makes up for.
+const OUTSIDE_DEPENDENCIES_MS = 3000;
+/**
+ * How long an admission waits for its dependencies (registry lookup, listing, enqueues), all of
+ * them together: they run side by side under this one budget, and whatever has not answered by
+ * then is done without.
+ */
+export const DEFAULT_DEPENDENCY_TIMEOUT_MS = WEBHOOK_TIMEOUT_SECONDS * 1000 - OUTSIDE_DEPENDENCIES_MS;
 
 export interface WebhookDeps {
   config: OperatorConfig;
@@ -66,17 +78,25 @@ interface Outcome {
 
 const TIMED_OUT = Symbol('timed out');
 
-/** Resolves like `promise`, or to TIMED_OUT after `ms` (the promise keeps running). */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T | typeof TIMED_OUT> {
+/** One deadline shared by the dependencies of one admission. */
+interface Budget {
+  /** Resolves like `promise`, or to TIMED_OUT once the deadline has passed (the promise keeps running). */
+  within<T>(promise: Promise<T>): Promise<T | typeof TIMED_OUT>;
+  /** Stops the clock once the admission is answered. */
+  end(): void;
+}
+
+/** A budget of `ms`, counted from its first dependency: admissions without any set no timer. */
+function dependencyBudget(ms: number): Budget {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<typeof TIMED_OUT>((resolve) => {
-    timer = setTimeout(() => resolve(TIMED_OUT), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  let expired: Promise<typeof TIMED_OUT> | undefined;
+  return {
+    within(promise) {
+      expired ??= new Promise((resolve) => (timer = setTimeout(() => resolve(TIMED_OUT), ms)));
+      return Promise.race([promise, expired]);
+    },
+    end: () => clearTimeout(timer),
+  };
 }
 
 /** Whether the admission carries a created or updated object. */
@@ -128,14 +148,13 @@ export function createApp(deps: WebhookDeps): Hono {
   const timeoutMs = deps.dependencyTimeoutMs ?? DEFAULT_DEPENDENCY_TIMEOUT_MS;
   const maxSize = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
 
-  async function registriesIn(namespace: string): Promise<string[]> {
-    const names = await within(deps.listRegistries(namespace), timeoutMs);
-    if (names === TIMED_OUT) throw new Error(`listing the registries of namespace ${namespace} timed out`);
-    return names;
-  }
-
-  async function enqueue({ kind, handler, request, context }: Admission): Promise<void> {
+  async function enqueue({ kind, handler, request, context }: Admission, budget: Budget): Promise<void> {
     const about = { uid: request.uid, kind, operation: request.operation, namespace: context.namespace, name: request.name };
+    const registriesIn = async (namespace: string) => {
+      const names = await budget.within(deps.listRegistries(namespace));
+      if (names === TIMED_OUT) throw new Error(`listing the registries of namespace ${namespace} timed out`);
+      return names;
+    };
     let registries: RegistryKey[];
     try {
       registries = await handler.concerns(request, { ...context, registriesIn });
@@ -148,7 +167,7 @@ export function createApp(deps: WebhookDeps): Hono {
       registries.map(async (registry) => {
         const ref = `${registry.namespace}/${registry.name}`;
         try {
-          const result = await within(deps.enqueueReconcile(registry, request), timeoutMs);
+          const result = await budget.within(deps.enqueueReconcile(registry, request));
           if (result === TIMED_OUT) throw new Error(`no answer within ${timeoutMs} ms`);
           metrics.countEnqueued(result);
           log('info', 'reconcile enqueued', { ...about, registry: ref, result });
@@ -160,11 +179,11 @@ export function createApp(deps: WebhookDeps): Hono {
     );
   }
 
-  async function registryWarnings({ kind, handler, request, context }: Admission): Promise<string[]> {
+  async function registryWarnings({ kind, handler, request, context }: Admission, budget: Budget): Promise<string[]> {
     if (handler.referencedRegistry === undefined || !writes(request)) return [];
     const registry = handler.referencedRegistry(request.object, context);
     try {
-      const exists = await within(deps.registryExists(registry), timeoutMs);
+      const exists = await budget.within(deps.registryExists(registry));
       if (exists !== false) return [];
     } catch (error) {
       log('warn', 'registry lookup failed', { uid: request.uid, error: errorMessage(error) });
@@ -179,9 +198,13 @@ export function createApp(deps: WebhookDeps): Hono {
     if (request.subResource) return { response: allowed(request.uid), result: 'allowed' };
     const problems = writes(request) ? handler.validate(request.object, context.old) : [];
     if (problems.length > 0) return deny(request, problems);
-    const warnings = await registryWarnings(admission);
-    if (needsReconcile(request)) await enqueue(admission);
-    return { response: allowed(request.uid, warnings), result: 'allowed' };
+    const budget = dependencyBudget(timeoutMs);
+    try {
+      const [warnings] = await Promise.all([registryWarnings(admission, budget), needsReconcile(request) ? enqueue(admission, budget) : undefined]);
+      return { response: allowed(request.uid, warnings), result: 'allowed' };
+    } finally {
+      budget.end();
+    }
   }
 
   async function review(webhook: Webhook, c: Context) {
