@@ -1,8 +1,6 @@
-// One JSON line per event on stdout. Callers pass names, reasons and counts — never secret material.
-export function log(level: 'info' | 'warn' | 'error', msg: string, fields: Record<string, unknown> = {}): void {
-  console.log(JSON.stringify({ time: new Date().toISOString(), level, msg, ...fields }));
-}
+// One JSON line per event on stdout, in the shape functions/log-line.ts gives every log line.
+import { logLine, type Logger } from '../functions/log-line.ts';
 
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+export { errorMessage } from '../functions/log-line.ts';
+
+export const log: Logger = (level, msg, fields) => console.log(logLine(new Date(), level, msg, fields));

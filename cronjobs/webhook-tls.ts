@@ -4,8 +4,8 @@
 // Idempotent: when nothing is due and the configurations already carry the bundle, it writes
 // nothing. Safe when two runs race: the Secret is created/replaced with optimistic concurrency,
 // and the loser reads the winner's certificates instead of writing its own.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from '../functions/log-line.ts';
 import {
   issueWebhookTls,
   webhookCaBundle,
@@ -16,6 +16,7 @@ import {
   type WebhookTlsData,
   type WebhookTlsRenewal,
 } from '../functions/webhook-tls.ts';
+import { newRsaKeyPem, randomSerial } from './keys.ts';
 import { isConflict, type Kube } from './kube.ts';
 
 const ADMISSION_API_VERSION = 'admissionregistration.k8s.io/v1';
@@ -37,7 +38,7 @@ export interface WebhookTlsOptions {
   now?: () => Date;
   /** a fresh RSA private key and serial; defaults to node:crypto */
   newKey?: () => NewKey;
-  log?: (event: Record<string, unknown>) => void;
+  log?: Logger;
 }
 
 export interface WebhookTlsResult {
@@ -48,12 +49,9 @@ export interface WebhookTlsResult {
   injected: string[];
 }
 
+// functions/certificates.ts makes any serial a minimal, positive DER INTEGER
 export function newRsaKey(): NewKey {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  // a positive 16-byte serial: the top bit cleared keeps the DER INTEGER minimal and positive
-  const serial = randomBytes(16);
-  serial[0] = (serial[0] ?? 0) & 0x7f | 0x01;
-  return { keyPem: privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(), serial: serial.toString('hex') };
+  return { keyPem: newRsaKeyPem(), serial: randomSerial() };
 }
 
 export async function ensureWebhookTls(options: WebhookTlsOptions): Promise<WebhookTlsResult> {
@@ -65,7 +63,7 @@ export async function ensureWebhookTls(options: WebhookTlsOptions): Promise<Webh
   for (const kind of CONFIGURATION_KINDS) {
     if (await injectCaBundle(kube, kind, caBundle)) injected.push(`${kind}/${WEBHOOK_CONFIGURATION_NAME}`);
   }
-  log({ level: 'info', msg: 'webhook TLS ensured', namespace, secret, issued: Object.keys(issued), injected });
+  log('info', 'webhook TLS ensured', { namespace, secret, issued: Object.keys(issued), injected });
   return { issued, secret, injected };
 }
 
@@ -87,7 +85,7 @@ async function ensureSecret(options: WebhookTlsOptions): Promise<{ data: Webhook
       ...(due.ca ? { ca: newKey() } : {}),
       ...(due.leaf ? { leaf: newKey() } : {}),
     });
-    options.log?.({ level: 'info', msg: 'issuing webhook certificates', namespace, ca: due.ca?.message, leaf: due.leaf?.message });
+    options.log?.('info', 'issuing webhook certificates', { namespace, ca: due.ca?.message, leaf: due.leaf?.message });
     const secret: Secret = {
       apiVersion: 'v1',
       kind: 'Secret',

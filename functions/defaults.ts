@@ -7,7 +7,7 @@
 // filled from the previous object when the new one omits them: an apply that leaves them out
 // keeps them instead of tripping the immutability check or picking up a changed default.
 import { defaultAcl } from './docker-auth-config.ts';
-import { isPlainObject, missingAddOps, pointer, type JsonPatchOp } from './json-patch.ts';
+import { field, isPlainObject, missingAddOps, pointer, type JsonPatchOp } from './json-patch.ts';
 import { registryLabelValue, REGISTRY_LABEL, type RegistryKey } from './reconcile-job.ts';
 import type { OperatorConfig } from './types.ts';
 import { isDns1035Label, isDns1123Label } from './validation.ts';
@@ -17,10 +17,6 @@ export { defaultAcl };
 
 export const DEFAULT_REPLICAS = 1;
 export const DEFAULT_STORAGE = '8Gi';
-
-function field(object: unknown, ...path: string[]): unknown {
-  return path.reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), object);
-}
 
 function present(value: unknown): boolean {
   return value !== undefined && value !== null;

@@ -32,6 +32,11 @@ export function isPlainObject(value: unknown): value is Record<string, unknown> 
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** The value at `path` in untrusted JSON, or undefined where the path leaves the objects. */
+export function field(object: unknown, ...path: string[]): unknown {
+  return path.reduce<unknown>((node, key) => (isPlainObject(node) ? node[key] : undefined), object);
+}
+
 /**
  * A deep copy of JSON data (objects, arrays, primitives). Several times faster than structuredClone
  * for the small values of a patch, which is on the webhook's request path.

@@ -11,11 +11,12 @@ import { createServer, type Server } from 'node:https';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { serve } from '@hono/node-server';
+import { errorMessage, logLine, type Logger } from '../functions/log-line.ts';
 import { operatorConfigFromEnv } from '../functions/operator-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { GROUP_VERSION, type OperatorConfig } from '../functions/types.ts';
 import type { Kube } from '../cronjobs/kube.ts';
-import { createApp, type LogEvent } from './app.ts';
+import { createApp } from './app.ts';
 import { reconcileEnqueuer, type EnqueueResult } from './enqueue.ts';
 import { webhookServerConfigFromEnv, type WebhookServerConfig } from './server-config.ts';
 
@@ -31,14 +32,10 @@ function flushLog(): void {
 }
 process.on('exit', flushLog);
 
-function log(event: LogEvent): void {
+const log: Logger = (level, msg, fields) => {
   if (pendingLines.length === 0) setImmediate(flushLog);
-  pendingLines.push(`${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
+  pendingLines.push(`${logLine(new Date(), level, msg, fields)}\n`);
+};
 
 /** The client, connected on first use; a failed load is retried by the next caller. */
 function lazyKube(): () => Promise<Kube & { isConflict: (error: unknown) => boolean }> {
@@ -89,9 +86,9 @@ function watchTls(server: Server, settings: WebhookServerConfig, loaded: Tls): (
       if (next.cert.equals(current.cert) && next.key.equals(current.key)) return;
       server.setSecureContext({ ...next, minVersion: 'TLSv1.2' });
       current = next;
-      log({ level: 'info', msg: 'TLS certificate reloaded', certFile: settings.certFile });
+      log('info', 'TLS certificate reloaded', { certFile: settings.certFile });
     } catch (error) {
-      log({ level: 'warn', msg: 'TLS certificate not reloaded; keeping the current one', error: errorMessage(error) });
+      log('warn', 'TLS certificate not reloaded; keeping the current one', { error: errorMessage(error) });
     }
   };
   // the kubelet replaces a Secret volume's files by swapping a symlink in the directory
@@ -124,7 +121,7 @@ function main(): void {
     config = operatorConfigFromEnv(process.env);
     tls = readTls(settings);
   } catch (error) {
-    log({ level: 'error', msg: 'webhook cannot start', error: errorMessage(error) });
+    log('error', 'webhook cannot start', { error: errorMessage(error) });
     process.exit(1);
   }
   const kube = lazyKube();
@@ -138,9 +135,9 @@ function main(): void {
       serverOptions: { ...tls, minVersion: 'TLSv1.2' },
     },
     (info) => {
-      log({ level: 'info', msg: 'webhook listening', address: info.address, port: info.port, namespace: config.namespace, startupMs: Math.round(performance.now()) });
+      log('info', 'webhook listening', { address: info.address, port: info.port, namespace: config.namespace, startupMs: Math.round(performance.now()) });
       // warm the client up off the request path
-      setImmediate(() => kube().catch((error: unknown) => log({ level: 'warn', msg: 'Kubernetes client not ready', error: errorMessage(error) })));
+      setImmediate(() => kube().catch((error: unknown) => log('warn', 'Kubernetes client not ready', { error: errorMessage(error) })));
     },
   ) as Server;
   server.requestTimeout = 10_000;
@@ -150,7 +147,7 @@ function main(): void {
   // client always closes first. server.close() on SIGTERM still closes idle connections at once.
   server.keepAliveTimeout = 100_000;
   server.on('error', (error) => {
-    log({ level: 'error', msg: 'webhook server failed', error: errorMessage(error) });
+    log('error', 'webhook server failed', { error: errorMessage(error) });
     process.exit(1);
   });
   // a client that fails the handshake (port scanner, wrong CA) is not our error
@@ -158,7 +155,7 @@ function main(): void {
   const stopWatching = watchTls(server, settings, tls);
 
   const shutdown = (signal: string) => {
-    log({ level: 'info', msg: 'webhook shutting down', signal });
+    log('info', 'webhook shutting down', { signal });
     stopWatching();
     server.close(() => process.exit(0));
     server.closeIdleConnections();

@@ -1,4 +1,4 @@
-// Parity: the webhook's verdicts on ACL match patterns (functions/validation.ts regexpProblem and
+// Parity: the webhook's verdicts on ACL match patterns (functions/acl-patterns.ts regexpProblem and
 // globProblem, which the auth config writer shares) against Go's own, from test/go-pattern-check
 // built with the Go toolchain here: regexp.Compile for a pattern between slashes, path.Match for a
 // glob, as docker_auth 1.14 uses them. Skipped, saying why, where Go is absent.
@@ -10,7 +10,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { GO_UNICODE_CLASS_NAMES } from '../../functions/go-regexp.ts';
-import { globProblem, quoteMeta, regexpProblem } from '../../functions/validation.ts';
+import { globProblem, quoteMeta, regexpProblem } from '../../functions/acl-patterns.ts';
 import { atTheLimits, HAND_PICKED, mutations } from '../support/acl-pattern-corpus.ts';
 import { goPatternCheck, goUnicodeNames, goVerdicts, type GoVerdict } from '../support/go-pattern-check.ts';
 

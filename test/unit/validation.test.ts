@@ -1,14 +1,12 @@
 import bcrypt from 'bcryptjs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { globProblem, matchPatternProblem, regexpProblem } from '../../functions/acl-patterns.ts';
 import {
-  globProblem,
   isBcryptHash,
   isIpOrCidr,
   isPositiveQuantity,
   quantityValue,
-  matchPatternProblem,
-  regexpProblem,
   validateAcl,
   validateImageRegistry,
   validateImageRegistryAccount,

@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { mock } from 'node:test';
 import bcrypt from 'bcryptjs';
+import { loadAll } from 'js-yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defaultAcl } from '../../functions/defaults.ts';
@@ -6,7 +9,7 @@ import { applyJsonPatch, type JsonPatchOp } from '../../functions/json-patch.ts'
 import { REGISTRY_LABEL, type RegistryKey } from '../../functions/reconcile-job.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
 import { admissionReview, allowed, denied, nestsDeeperThan, patched } from '../../webhooks/admission.ts';
-import { createApp, type WebhookDeps } from '../../webhooks/app.ts';
+import { createApp, DEFAULT_DEPENDENCY_TIMEOUT_MS, WEBHOOK_TIMEOUT_SECONDS, type WebhookDeps } from '../../webhooks/app.ts';
 import { createMetrics } from '../../webhooks/metrics.ts';
 
 const GV = 'registry.mgoltzsche.github.com/v1alpha1';
@@ -34,7 +37,7 @@ function harness(overrides: Partial<WebhookDeps> = {}, existing = ['apps/registr
   const deps: WebhookDeps = {
     config,
     now: () => (clock += 3),
-    log: (event) => void logs.push(event),
+    log: (level, msg, fields) => void logs.push({ level, msg, ...fields }),
     enqueueReconcile: async (registry, request) => {
       enqueued.push({ registry, uid: request.uid });
       return 'created';
@@ -333,6 +336,81 @@ test('validate: a hanging enqueue or listing is abandoned after the dependency t
     assert.is(json.response.allowed, true);
   }
   assert.ok(Date.now() - started < 2000);
+});
+
+// The budget's clock is a fake setTimeout here: it moves only when the test ticks it, so "answered
+// after one budget, not two" is checked to the millisecond without waiting for either.
+
+const hanging = (started: string[], name: string) => () => {
+  started.push(name);
+  return new Promise<never>(() => {});
+};
+
+async function eventLoopTurns(n = 10): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Sends the review under fake timers; `answered()` tells whether the response has arrived. */
+function admitWithFakeTimers(app: Harness['app'], body: unknown) {
+  let answered = false;
+  const response = post(app, '/validate', body).finally(() => (answered = true));
+  return { response, answered: () => answered };
+}
+
+test('validate: a registry lookup and an enqueue that both hang start together and are given up together, after one budget', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const started: string[] = [];
+    const { app } = harness({ dependencyTimeoutMs: 1000, registryExists: hanging(started, 'registryExists'), enqueueReconcile: hanging(started, 'enqueueReconcile') });
+    const admission = admitWithFakeTimers(app, review('ImagePushSecret', 'CREATE', pushSecret({})));
+    await eventLoopTurns();
+    assert.equal([...started].sort(), ['enqueueReconcile', 'registryExists'], 'both started before either answered');
+    mock.timers.tick(999);
+    await eventLoopTurns();
+    assert.is(admission.answered(), false, 'within the budget the admission waits');
+    mock.timers.tick(1);
+    await eventLoopTurns();
+    assert.is(admission.answered(), true, 'answered when the one budget is over, not after a budget per dependency');
+    const { json } = await admission.response;
+    assert.is(json.response.allowed, true);
+    assert.is(json.response.warnings, undefined, 'no answer from the lookup → no warning');
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('validate: listing the registries and enqueueing after it share the one budget', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const started: string[] = [];
+    const { app, logs } = harness({
+      dependencyTimeoutMs: 1000,
+      listRegistries: () => new Promise((resolve) => setTimeout(() => resolve(['registry']), 600)),
+      enqueueReconcile: hanging(started, 'enqueueReconcile'),
+    });
+    const admission = admitWithFakeTimers(app, review('ImageRegistryAccount', 'CREATE', account({ password: hash })));
+    await eventLoopTurns();
+    mock.timers.tick(600);
+    await eventLoopTurns();
+    assert.equal(started, ['enqueueReconcile'], 'the enqueue starts once the listing answered');
+    mock.timers.tick(399);
+    await eventLoopTurns();
+    assert.is(admission.answered(), false);
+    mock.timers.tick(1);
+    await eventLoopTurns();
+    assert.is(admission.answered(), true, 'the enqueue gets what the listing left of the budget');
+    assert.is((await admission.response).json.response.allowed, true);
+    assert.ok(logs.some((l) => l['msg'] === 'enqueue failed; the resync CronJob repairs' && l['error'] === 'no answer within 1000 ms'));
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("the dependency budget fits inside the webhook configurations' timeoutSeconds, with a margin", () => {
+  const configurations = loadAll(readFileSync(new URL('../../kustomize/webhook-configurations.yaml', import.meta.url), 'utf8')) as { webhooks: { timeoutSeconds: number }[] }[];
+  const timeouts = configurations.flatMap((configuration) => configuration.webhooks.map((webhook) => webhook.timeoutSeconds));
+  assert.equal(timeouts, [WEBHOOK_TIMEOUT_SECONDS, WEBHOOK_TIMEOUT_SECONDS]);
+  assert.ok(DEFAULT_DEPENDENCY_TIMEOUT_MS > 0 && DEFAULT_DEPENDENCY_TIMEOUT_MS < WEBHOOK_TIMEOUT_SECONDS * 1000);
 });
 
 test('mutate then validate: the defaulted objects are valid', async () => {
