@@ -80,9 +80,10 @@ function cpuSeconds(pid: number): number {
 }
 
 /** Runs a Job entry point as a process, as its Job would, with the admin kubeconfig: wall time and the process's own CPU time. */
-async function runEntry(context: RotationContext, entry: string, registryNs: string): Promise<{ wallMs: number; cpuMs: number }> {
+async function runEntry(context: Pick<RotationContext, 'app' | 'cluster'>, entry: string, registryNs: string | undefined): Promise<{ wallMs: number; cpuMs: number }> {
   const started = performance.now();
-  const child = spawn(process.execPath, [join(context.app.dist, `${entry}.js`), '--registry', `${registryNs}/${REGISTRY}`], {
+  const args = registryNs ? ['--registry', `${registryNs}/${REGISTRY}`] : [];
+  const child = spawn(process.execPath, [join(context.app.dist, `${entry}.js`), ...args], {
     env: {
       PATH: process.env.PATH ?? '/usr/bin:/bin',
       HOME: context.app.root,
@@ -279,4 +280,57 @@ function summarize(
     `Ratios of the medians: ${ratio(wall, hashBound)} the bcrypt bound, ${ratio(wall, createBound)} N × one create; against the requests the run made × one create (${seconds(median(run.results.map((r) => totalOf(r.requests) * r.createMs)))}): ${ratio(wall, median(run.results.map((r) => totalOf(r.requests) * r.createMs)))} — the run is its API round trips, one after another.`,
   ];
   return { title: '3. Rotation of 1,000 push/pull CRs', rows, details, durationMs };
+}
+
+/**
+ * Section 8: the LISTs of a rotation of every registry (`dist/rotate.js` without --registry, as the
+ * CronJob runs it) with the same CRs spread over 1 and over `registries` registries. The Job reads
+ * once for all registries, so the count must not grow with them.
+ */
+export async function rotationListsSection(context: { app: AppDir; cluster: TestCluster; crs: number; registries: number }): Promise<SectionResult> {
+  const started = Date.now();
+  const { cluster, crs } = context;
+  await installOperatorBase(cluster);
+  const api = kubeApi(cluster.kubeconfig);
+  const runs: { registries: number; inCluster: number; lists: number; gets: number; total: number; wallMs: number }[] = [];
+  try {
+    for (const count of [1, context.registries]) {
+      const registryNamespaces = await Promise.all(Array.from({ length: count }, (_, i) => cluster.createNamespace(`bench-lists-${count}-${i}`)));
+      for (const ns of registryNamespaces) await createObject(api, `/apis/${GROUP_VERSION}/namespaces/${ns}/imageregistries`, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: REGISTRY }, spec: {} });
+      const team = await cluster.createNamespace(`bench-lists-team-${count}`);
+      const objects = Array.from({ length: crs }, (_, i) => {
+        const kind = i % 2 === 0 ? 'ImagePushSecret' : 'ImagePullSecret';
+        return { kind, body: { apiVersion: GROUP_VERSION, kind, metadata: { name: `app-${Math.floor(i / 2)}` }, spec: { registryRef: { name: REGISTRY, namespace: registryNamespaces[i % count] } } } };
+      });
+      await parallel(objects, 8, (o) => createObject(api, `/apis/${GROUP_VERSION}/namespaces/${team}/${o.kind.toLowerCase()}s`, o.body));
+      await runEntry(context, 'reconcile', undefined);
+      const inCluster = (await api.request<{ items: unknown[] }>('GET', `/apis/${GROUP_VERSION}/imageregistries`)).body.items.length;
+      const before = await requestTotals(cluster);
+      const { wallMs } = await runEntry(context, 'rotate', undefined);
+      const requests = requestDelta(before, await requestTotals(cluster));
+      runs.push({ registries: count, inCluster, lists: totalOf(requests, ['LIST']), gets: totalOf(requests, ['GET']), total: totalOf(requests), wallMs });
+      // the next count starts without these CRs
+      await cluster.kubectl(['delete', 'namespace', team, ...registryNamespaces, '--wait=true', '--timeout=300s']);
+    }
+  } finally {
+    api.close();
+  }
+  const [one, many] = runs as [(typeof runs)[number], (typeof runs)[number]];
+  const rows: Row[] = [{
+    figure: `rotation of ${crs.toLocaleString('en-US')} CRs over every registry: LIST requests, ${one.registries} vs ${many.registries} registries`,
+    result: `${one.lists} vs ${many.lists}`,
+    baseline: `${one.registries} registry`,
+    ratio: ratio(many.lists, one.lists),
+    target: 'the same count (constant in the number of registries)',
+    met: many.lists === one.lists,
+    limit: 'one read of each kind for the whole run (gather.ts); per registry only GETs (StatefulSet, its pods by ordinal, certificates) and writes',
+  }];
+  const details = [
+    `\`dist/rotate.js\` without --registry (every registry, as the CronJob runs it), ${crs} CRs in one namespace spread evenly over the registries, each registry in its own namespace, after a first issuance by \`dist/reconcile.js\`; requests from apiserver_request_total after − before.`,
+    '',
+    '| Registries (in the cluster) | LIST | GET | All requests | Wall time |',
+    '|---|---|---|---|---|',
+    ...runs.map((r) => `| ${r.registries} (${r.inCluster}) | ${r.lists} | ${r.gets} | ${r.total} | ${seconds(r.wallMs)} |`),
+  ];
+  return { title: '8. Rotation LISTs by number of registries', rows, details, durationMs: Date.now() - started };
 }

@@ -26,7 +26,7 @@ import { buildApp, bundleHelper } from './bundles.ts';
 import { coldStartSection } from './cold-start.ts';
 import { dataPlaneSection, loginSection, startFrontBench } from './front.ts';
 import { machine, resultsMarkdown, textTable, type SectionResult } from './report.ts';
-import { rotationSection } from './rotation.ts';
+import { rotationListsSection, rotationSection } from './rotation.ts';
 import { secretLatencySection } from './secret-latency.ts';
 import { webhookLoadSection } from './webhook-load.ts';
 
@@ -52,6 +52,7 @@ const TITLES: Record<number, string> = {
   5: '5. docker_auth config size',
   6: '6. Data plane through the nginx front',
   7: '7. Token logins through the nginx front',
+  8: '8. Rotation LISTs by number of registries',
 };
 
 function progress(message: string): void {
@@ -117,7 +118,7 @@ if (wanted(6) || wanted(7)) {
 }
 
 let running: ClusterWithoutKubelet | undefined;
-if (wanted(3) || wanted(4) || wanted(5)) {
+if (wanted(3) || wanted(4) || wanted(5) || wanted(8)) {
   // the kubelet stand-in starts only for section 4: its polling would count as requests of section 3's rotation
   progress('starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)');
   running = await startClusterWithoutKubelet();
@@ -128,6 +129,7 @@ try {
   const cluster = running ? await testCluster() : undefined;
   if (running && cluster) {
     await section(3, () => rotationSection({ app, cluster, crs: sizes.rotationCrs, runs: sizes.rotationRuns, budgetMs: sizes.rotationBudgetMs, namespaces: 5 }));
+    await section(8, () => rotationListsSection({ app, cluster, crs: sizes.rotationCrs, registries: 5 }));
     await section(5, async () => {
       if (!authConfig) throw new Error('not computed');
       const api = kubeApi(cluster.kubeconfig);
