@@ -1,7 +1,8 @@
 // "Ready means usable": before a push/pull Secret is written or a CR is declared Ready, every
-// ready registry pod's docker_auth must accept a credential of this run. These are the decisions
-// around that check; the check itself (touching the pods, token requests) is in cronjobs/.
-import type { ImageRegistryAccount, ImageSecret } from './types.ts';
+// ready registry pod's docker_auth must have loaded the auth config that holds it (it accepts the
+// write's confirmation login, confirmation-logins.ts). These are the decisions around that check;
+// the check itself (token requests to each pod) is in cronjobs/credential-check.ts.
+import type { ImageSecret } from './types.ts';
 import { getCondition } from './conditions.ts';
 import { API_GROUP } from './types.ts';
 
@@ -37,16 +38,6 @@ export function tokenProbePath(hostname: string, username: string): string {
   return `/auth/token?service=${encodeURIComponent(hostname)}&account=${encodeURIComponent(username)}`;
 }
 
-/**
- * The one credential that proves the others: the account created last. Every auth config written
- * after an account's creation lists it (writes never drop a live account), so a docker_auth that
- * accepts the newest account has loaded a config that holds all older ones too.
- */
-export function newestCredential<T extends { account: ImageRegistryAccount }>(candidates: readonly T[]): T | undefined {
-  const created = (c: T) => Date.parse(c.account.metadata.creationTimestamp ?? '') || 0;
-  return [...candidates].sort((a, b) => created(b) - created(a) || compare(b.account.metadata.name ?? '', a.account.metadata.name ?? ''))[0];
-}
-
 /** A CR whose Secret exists but whose credentials no registry pod has confirmed yet. */
 export function awaitsConfirmation(cr: ImageSecret): boolean {
   const readyCondition = getCondition(cr.status?.conditions, 'Ready');
@@ -74,8 +65,4 @@ export function credentialCheckProblem(check: CredentialCheckOutcome, registry: 
       `waiting for registry pod(s) ${check.refusing.join(', ')} to accept the new credentials: after ${check.waitedSeconds} s ` +
       `the registry did not load its new configuration (docker_auth may have refused it: see the auth container's log); the next reconcile retries`,
   };
-}
-
-function compare(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -4,11 +4,10 @@ import {
   awaitsConfirmation,
   credentialCheckProblem,
   CREDENTIALS_PENDING,
-  newestCredential,
   readyRegistryPods,
   tokenProbePath,
 } from '../../functions/credential-check.ts';
-import { GROUP_VERSION, type ImageRegistryAccount, type ImageSecret } from '../../functions/types.ts';
+import { GROUP_VERSION, type ImageSecret } from '../../functions/types.ts';
 
 const pod = (name: string, ip: string | undefined, ready: boolean, deleting = false) => ({
   metadata: { name, ...(deleting ? { deletionTimestamp: '2026-01-01T00:00:00Z' } : {}) },
@@ -27,26 +26,6 @@ test('tokenProbePath asks docker_auth for a login without scope, escaped', () =>
   assert.is(tokenProbePath('h', 'a&b=c'), '/auth/token?service=h&account=a%26b%3Dc');
 });
 
-const account = (name: string, created: string | undefined): ImageRegistryAccount => ({
-  apiVersion: GROUP_VERSION,
-  kind: 'ImageRegistryAccount',
-  metadata: { name, namespace: 'ns', ...(created ? { creationTimestamp: created } : {}) },
-  spec: { password: '$2b$10$x' },
-});
-
-test('newestCredential picks the account created last (its config holds the older ones), ties by name', () => {
-  const a = { account: account('push.ns.a.1', '2026-01-01T00:00:01Z') };
-  const b = { account: account('push.ns.b.4', '2026-01-01T00:00:03Z') };
-  const c = { account: account('pull.ns.c.2', '2026-01-01T00:00:02Z') };
-  assert.is(newestCredential([a, b, c]), b);
-  const tie1 = { account: account('push.ns.x.1', '2026-01-01T00:00:03Z') };
-  assert.is(newestCredential([b, tie1]), tie1, 'same second: the greater name, deterministic');
-  assert.is(newestCredential([tie1, b]), tie1, 'whatever the order');
-  assert.is(newestCredential([]), undefined);
-  const input = [a, b, c];
-  newestCredential(input);
-  assert.equal(input, [a, b, c], 'input not reordered');
-});
 
 const cr = (status: ImageSecret['status']): ImageSecret => ({ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app', namespace: 'ns' }, spec: {}, ...(status ? { status } : {}) });
 const condition = (status: 'True' | 'False', reason: string) => ({ type: 'Ready', status, reason, message: '', lastTransitionTime: '2026-01-01T00:00:00Z' });
