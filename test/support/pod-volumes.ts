@@ -3,10 +3,10 @@
 // (serviceAccountToken via the TokenRequest API bound to the pod, configMap, secret, downwardAPI) and
 // downwardAPI volumes in the atomic-writer layout (`..data` symlink swap), owned root:fsGroup;
 // emptyDir a fresh directory; persistentVolumeClaim the hostPath of the claim's PersistentVolume.
-import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join, normalize } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { join, normalize } from 'node:path';
 import type { V1ObjectFieldSelector, V1Volume } from '@kubernetes/client-node';
+import { setOwnership, writeAtomic } from './atomic-writer.ts';
 import { configMapData, fieldValue, secretData, type PodSources } from './pod-sources.ts';
 
 export interface VolumeContext extends PodSources {
@@ -67,16 +67,16 @@ async function materialiseVolume(volume: V1Volume, vc: VolumeContext): Promise<s
   const what = `volume ${volume.name}`;
   if (volume.secret) {
     const data = await secretData(vc, volume.secret.secretName ?? '', volume.secret.optional, what);
-    writeAtomic(dir, project(volume.name, data, volume.secret.items, volume.secret.defaultMode ?? 0o644, volume.secret.optional), vc.fsGroup);
+    writeVolume(dir, project(volume.name, data, volume.secret.items, volume.secret.defaultMode ?? 0o644, volume.secret.optional), vc.fsGroup);
     return dir;
   }
   if (volume.configMap) {
     const data = await configMapData(vc, volume.configMap.name ?? '', volume.configMap.optional, what);
-    writeAtomic(dir, project(volume.name, data, volume.configMap.items, volume.configMap.defaultMode ?? 0o644, volume.configMap.optional), vc.fsGroup);
+    writeVolume(dir, project(volume.name, data, volume.configMap.items, volume.configMap.defaultMode ?? 0o644, volume.configMap.optional), vc.fsGroup);
     return dir;
   }
   if (volume.downwardAPI) {
-    writeAtomic(dir, downwardFiles(vc, volume.downwardAPI.items ?? [], volume.downwardAPI.defaultMode ?? 0o644), vc.fsGroup);
+    writeVolume(dir, downwardFiles(vc, volume.downwardAPI.items ?? [], volume.downwardAPI.defaultMode ?? 0o644), vc.fsGroup);
     return dir;
   }
   if (volume.projected) {
@@ -89,7 +89,7 @@ async function materialiseVolume(volume: V1Volume, vc: VolumeContext): Promise<s
       else if (source.downwardAPI) files.push(...downwardFiles(vc, source.downwardAPI.items ?? [], mode));
       else throw new Error(`${what}: unsupported projected source`);
     }
-    writeAtomic(dir, files, vc.fsGroup);
+    writeVolume(dir, files, vc.fsGroup);
     return dir;
   }
   if (volume.emptyDir) {
@@ -127,45 +127,9 @@ function project(volume: string, data: Record<string, Buffer>, items: { key: str
   return files;
 }
 
-/**
- * The kubelet's atomic writer: files in a timestamped directory, `..data` pointing at it, and one
- * symlink per top-level entry through `..data`. An update swaps `..data` in one rename, so a
- * process watching the directory never sees half a change.
- */
-function writeAtomic(dir: string, files: ProjectedFile[], fsGroup: number | undefined): void {
+/** The volume's directory, owned as fsGroup says, with the files in the kubelet's atomic-writer layout. */
+function writeVolume(dir: string, files: ProjectedFile[], fsGroup: number | undefined): void {
   mkdirSync(dir, { recursive: true });
   setOwnership(dir, 0o755, fsGroup, true);
-  const version = `..${new Date().toISOString().replace(/[-:]/g, '_')}.${randomBytes(4).toString('hex')}`;
-  const versionDir = join(dir, version);
-  mkdirSync(versionDir, { mode: 0o755 });
-  setOwnership(versionDir, 0o755, fsGroup, true);
-  for (const file of files) {
-    const target = join(versionDir, file.path);
-    mkdirSync(dirname(target), { recursive: true });
-    writeFileSync(target, file.data);
-    setOwnership(target, file.mode, fsGroup, true);
-  }
-  const previous = existsSync(join(dir, '..data')) ? readlinkSync(join(dir, '..data')) : undefined;
-  symlinkSync(version, join(dir, '..data_tmp'));
-  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
-  const topLevel = new Set(files.map((f) => f.path.split('/')[0] as string));
-  for (const entry of readdirSync(dir)) {
-    if (entry.startsWith('..')) continue;
-    if (!topLevel.has(entry)) rmSync(join(dir, entry), { force: true });
-  }
-  for (const entry of topLevel) if (!existsSync(join(dir, entry))) symlinkSync(join('..data', entry), join(dir, entry));
-  if (previous && previous !== version) rmSync(join(dir, previous), { recursive: true, force: true });
-}
-
-/** As the kubelet applies fsGroup: group-owned, group-readable (read-only volumes) or -writable, setgid directories. */
-function setOwnership(path: string, mode: number, fsGroup: number | undefined, readOnly: boolean): void {
-  if (fsGroup === undefined) {
-    chmodSync(path, mode);
-    return;
-  }
-  chownSync(path, 0, fsGroup);
-  const isDir = lstatSync(path).isDirectory();
-  let effective = mode | (readOnly ? 0o440 : 0o660);
-  if (isDir) effective |= 0o2000 | 0o110;
-  chmodSync(path, effective);
+  writeAtomic(dir, Object.fromEntries(files.map((f) => [f.path, { data: f.data, mode: f.mode }])), { fsGroup });
 }
