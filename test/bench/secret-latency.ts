@@ -17,7 +17,6 @@ import { kubeApi, type KubeApi } from '../support/kube-api.ts';
 import { OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { delay, waitFor } from '../support/processes.ts';
 import {
-  applyObjects,
   configEnv,
   createWebhookConfigurations,
   deleteWebhookConfigurations,
@@ -28,6 +27,7 @@ import {
   startWebhook,
   testServingTls,
 } from '../support/webhook.ts';
+import { installObjects } from '../support/kubectl.ts';
 import type { AppDir } from './bundles.ts';
 import type { Row, SectionResult } from './report.ts';
 import { median, percentile, seconds } from './stats.ts';
@@ -62,7 +62,7 @@ export async function secretLatencySection(context: SecretLatencyContext): Promi
   const started = Date.now();
   const { cluster, app } = context;
   const objects = await renderInstall(cluster);
-  await applyObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && !REPLACED_KINDS.has(o.kind)));
+  await installObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && !REPLACED_KINDS.has(o.kind)));
   const tls = testServingTls();
   const webhook = await startWebhook({ tls, env: configEnv(objects), kubeconfig: cluster.kubeconfig, entry: `${app.dist}/webhook.js` });
   deleteWebhookConfigurationsOnExit(cluster);

@@ -21,7 +21,8 @@ import { installOperatorBase } from '../support/operator.ts';
 import { readOciImageFiles, writeOciImage, type OciImage } from '../support/oci-image.ts';
 import { podProcesses } from '../support/pod-sandbox.ts';
 import { waitFor } from '../support/processes.ts';
-import { apply, loadBalancer, podWithReadyContainers, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
+import { applyObjects, serverSide } from '../support/kubectl.ts';
+import { loadBalancer, podWithReadyContainers, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
 import { tokenClaims } from '../support/registry-token.ts';
 
 const NAME = 'registry';
@@ -79,17 +80,17 @@ async function start(): Promise<Setup> {
   const registryRef = { name: NAME, namespace };
   const expiredPassword = randomBytes(18).toString('base64url');
   const unlabelledPassword = randomBytes(18).toString('base64url');
-  await apply(cluster, namespace, [
+  await applyObjects(cluster, [
     { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: NAME }, spec: {} },
     // static accounts: one whose ttl has passed by the time the Job writes the auth config, one without labels
     { apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: 'expired-bot' }, spec: { password: bcrypt.hashSync(expiredPassword, 4), ttl: '1s', labels: { accessMode: ['push'], namespace: [teamA] } } },
     { apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: 'unlabelled-bot' }, spec: { password: bcrypt.hashSync(unlabelledPassword, 4) } },
-  ]);
+  ], namespace, serverSide('e2e-test'));
   for (const team of [teamA, teamB]) {
-    await apply(cluster, team, [
+    await applyObjects(cluster, [
       { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: { registryRef } },
       { apiVersion: GROUP_VERSION, kind: 'ImagePullSecret', metadata: { name: 'app' }, spec: { registryRef } },
-    ]);
+    ], team, serverSide('e2e-test'));
   }
   await new Promise((resolve) => setTimeout(resolve, 1500)); // expired-bot's ttl ends
   await runReconcileJob(cluster, namespace, NAME, config);

@@ -20,7 +20,8 @@ import { defaultVolumeSyncPeriodMs } from '../support/kubelet.ts';
 import { writeOciImage, type OciImage } from '../support/oci-image.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { delay, waitFor } from '../support/processes.ts';
-import { apply, podWithReadyContainers, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
+import { applyObjects, getObject, listObjects, serverSide } from '../support/kubectl.ts';
+import { podWithReadyContainers, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
 import { waitForJob } from '../support/jobs.ts';
 
 type Obj = Record<string, any>;
@@ -46,18 +47,13 @@ async function registry(prefix: string, spec: Obj = {}): Promise<Registry> {
   const namespace = await cluster.createNamespace(prefix);
   namespaces.push(namespace);
   const name = 'registry';
-  await apply(cluster, namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name }, spec }]);
+  await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name }, spec }, namespace, serverSide('e2e-test'));
   await runReconcileJob(cluster, namespace, name, config);
   for (let i = 0; i < (spec.replicas ?? 1); i++) await podWithReadyContainers(cluster, namespace, `${name}-${i}`, ['nginx', 'registry', 'auth']);
   const workDir = mkdtempSync(join(tmpdir(), 'iro-credentials-'));
   workDirs.push(workDir);
   const image = writeOciImage(join(workDir, 'image'), 'v1', { 'hello.txt': `hello from ${namespace}\n` });
   return { namespace, name, hostname: registryHostname(name, namespace, config.dnsZone), workDir, image };
-}
-
-async function getJson(namespace: string, ...args: string[]): Promise<Obj | undefined> {
-  const got = await cluster.kubectl(['get', ...args, '-o', 'json'], { namespace });
-  return got.code === 0 ? (JSON.parse(got.stdout) as Obj) : undefined;
 }
 
 const readyOf = (cr: Obj | undefined) => (cr?.status?.conditions ?? []).find((c: Obj) => c.type === 'Ready');
@@ -85,16 +81,16 @@ withAuth('20 push secrets created one after another: the first push the moment e
     const name = `app-${i}`;
     const secretName = `${name}-image-push-secret`;
     const started = Date.now();
-    await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name }, spec: {} }]);
+    await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name }, spec: {} }, r.namespace, serverSide('e2e-test'));
     // the Job the webhook would enqueue for this registry
     const jobDone = runReconcileJob(cluster, r.namespace, r.name, config);
     // a client that reads the Secret the moment it exists (before Ready is even set) …
-    await waitFor(`Secret ${secretName}`, async () => (await getJson(r.namespace, 'secret', secretName)) !== undefined, 180_000, () => undefined);
+    await waitFor(`Secret ${secretName}`, async () => (await getObject(cluster, 'secret', secretName, r.namespace)) !== undefined, 180_000, () => undefined);
     secretAfterMs.push(Date.now() - started);
     const early = await pushWithSecret(r, secretName, `early-${i}`);
     if (early.code !== 0) failures.push(`${name} (Secret just written): ${early.stderr.trim().split('\n').at(-1)}`);
     // … and one that waits for Ready, as `kubectl wait --for=condition=Ready` does
-    await waitFor(`${name} Ready`, async () => readyOf(await getJson(r.namespace, 'imagepushsecret', name))?.status === 'True', 60_000, () => undefined);
+    await waitFor(`${name} Ready`, async () => readyOf(await getObject(cluster, 'imagepushsecret', name, r.namespace))?.status === 'True', 60_000, () => undefined);
     const atReady = await pushWithSecret(r, secretName, `ready-${i}`);
     if (atReady.code !== 0) failures.push(`${name} (Ready): ${atReady.stderr.trim().split('\n').at(-1)}`);
     await jobDone;
@@ -106,9 +102,9 @@ withAuth('20 push secrets created one after another: the first push the moment e
 
 withAuth('forced rotation: the moment the status shows the new rotation, the new credentials push on the first try; the old ones still push', async () => {
   const r = await registry('rotation');
-  await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: {} }]);
+  await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: {} }, r.namespace, serverSide('e2e-test'));
   await runReconcileJob(cluster, r.namespace, r.name, config);
-  const before = await getJson(r.namespace, 'imagepushsecret', 'app');
+  const before = await getObject(cluster, 'imagepushsecret', 'app', r.namespace);
   assert.is(readyOf(before)?.status, 'True', JSON.stringify(readyOf(before)));
   assert.ok(before?.status.expiryDate, 'the status says when the credentials expire');
   const oldDir = join(r.workDir, 'old');
@@ -119,12 +115,12 @@ withAuth('forced rotation: the moment the status shows the new rotation, the new
   const job = `rotate-${Date.now()}`;
   const created = await cluster.kubectl(['create', 'job', '--from=cronjob/image-registry-operator-rotate', job], { namespace: OPERATOR_NAMESPACE });
   assert.is(created.code, 0, created.stderr);
-  await waitFor('the status to show the new rotation', async () => (await getJson(r.namespace, 'imagepushsecret', 'app'))?.status.rotation === before?.status.rotation + 1, 180_000, () => undefined);
+  await waitFor('the status to show the new rotation', async () => (await getObject(cluster, 'imagepushsecret', 'app', r.namespace))?.status.rotation === before?.status.rotation + 1, 180_000, () => undefined);
   const pushed = await pushWithSecret(r, 'app-image-push-secret', 'rotated');
   assert.is(pushed.code, 0, `new credentials, first try: ${pushed.stderr}`);
   const old = await pushWithFiles(r, oldDir, 'old');
   assert.is(old.code, 0, `the previous credentials still work: ${old.stderr}`);
-  const after = await getJson(r.namespace, 'imagepushsecret', 'app');
+  const after = await getObject(cluster, 'imagepushsecret', 'app', r.namespace);
   assert.ok(Date.parse(after?.status.expiryDate) > Date.parse(before?.status.expiryDate), 'a later expiry');
   assert.is((await waitForJob(cluster, OPERATOR_NAMESPACE, job, 180_000)).result, 'Complete');
 });
@@ -136,23 +132,23 @@ withAuth('two replicas: a credential is not declared usable while one pod’s do
   writeFileSync(pause, '');
   const impatient = operatorConfigFromEnv({ OPERATOR_ROLLOUT_TIMEOUT: '120s', OPERATOR_CREDENTIALS_TIMEOUT: '10s' });
   try {
-    await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: {} }]);
+    await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: {} }, r.namespace, serverSide('e2e-test'));
     let everReady = false;
     const job = runReconcileJob(cluster, r.namespace, r.name, impatient);
     let finished = false;
     void job.finally(() => (finished = true));
     while (!finished) {
-      everReady ||= readyOf(await getJson(r.namespace, 'imagepushsecret', 'app'))?.status === 'True';
+      everReady ||= readyOf(await getObject(cluster, 'imagepushsecret', 'app', r.namespace))?.status === 'True';
       await delay(200);
     }
     await job;
     assert.not.ok(everReady, 'never Ready while registry-1 refuses the credentials');
-    const cr = await getJson(r.namespace, 'imagepushsecret', 'app');
+    const cr = await getObject(cluster, 'imagepushsecret', 'app', r.namespace);
     assert.equal([readyOf(cr)?.status, readyOf(cr)?.reason], ['False', 'CredentialsPending']);
     assert.match(readyOf(cr)?.message, `${r.name}-1`, readyOf(cr)?.message);
     assert.match(readyOf(cr)?.message, 'did not load its new configuration');
-    assert.is(await getJson(r.namespace, 'secret', 'app-image-push-secret'), undefined, 'nothing handed out');
-    const accounts = ((await getJson(r.namespace, 'imageregistryaccounts'))?.items ?? []) as Obj[];
+    assert.is(await getObject(cluster, 'secret', 'app-image-push-secret', r.namespace), undefined, 'nothing handed out');
+    const accounts = await listObjects(cluster, 'imageregistryaccounts', r.namespace);
     assert.equal(accounts.map((a) => a.metadata.name), [], 'the unconfirmed account is deleted again');
   } finally {
     rmSync(pause, { force: true });
@@ -160,14 +156,14 @@ withAuth('two replicas: a credential is not declared usable while one pod’s do
   // the next Job (webhook, resync) finishes: both pods accept, the CR is Ready and each pod's
   // docker_auth issues a token for its Secret's credentials (asked by pod IP, as the Job does)
   await runReconcileJob(cluster, r.namespace, r.name, config);
-  const cr = await getJson(r.namespace, 'imagepushsecret', 'app');
+  const cr = await getObject(cluster, 'imagepushsecret', 'app', r.namespace);
   assert.is(readyOf(cr)?.status, 'True', JSON.stringify(readyOf(cr)));
   const username = await secretKey(cluster, r.namespace, 'app-image-push-secret', 'username');
   const password = await secretKey(cluster, r.namespace, 'app-image-push-secret', 'password');
   const ca = await secretKey(cluster, r.namespace, 'app-image-push-secret', 'ca.crt');
   const ips: string[] = [];
   for (const name of [`${r.name}-0`, `${r.name}-1`]) {
-    const ip = (await getJson(r.namespace, 'pod', name))?.status.podIP as string;
+    const ip = (await getObject(cluster, 'pod', name, r.namespace))?.status.podIP as string;
     ips.push(ip);
     assert.is(await tokenStatus(ip, r.hostname, ca, username, password), 200, `${name} accepts the credentials`);
     assert.is(await tokenStatus(ip, r.hostname, ca, username, `${password}x`), 401, `${name} refuses a wrong password`);

@@ -27,7 +27,8 @@ import { readOciImageFiles, writeOciImage, type OciImage } from '../support/oci-
 import { newRsaKeyPem } from '../support/pki.ts';
 import { podDirectory, podProcesses } from '../support/pod-sandbox.ts';
 import { waitFor } from '../support/processes.ts';
-import { apply, loadBalancer, podWithReadyContainers, runReconcileJob, secretKey, type LoadBalancer } from '../support/registry-e2e.ts';
+import { applyObjects, requireObject, serverSide } from '../support/kubectl.ts';
+import { loadBalancer, podWithReadyContainers, runReconcileJob, secretKey, type LoadBalancer } from '../support/registry-e2e.ts';
 import { signRegistryToken, tokenClaims } from '../support/registry-token.ts';
 
 const NAME = 'registry';
@@ -83,11 +84,11 @@ async function start(): Promise<Setup> {
   const namespace = await cluster.createNamespace('e2e-registry');
   const hostname = registryHostname(NAME, namespace, config.dnsZone);
   REPO = `${namespace}/hello`;
-  await apply(cluster, namespace, [
+  await applyObjects(cluster, [
     { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: NAME }, spec: {} },
     { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: { registryRef: { name: NAME } } },
     { apiVersion: GROUP_VERSION, kind: 'ImagePullSecret', metadata: { name: 'app' }, spec: { registryRef: { name: NAME } } },
-  ]);
+  ], namespace, serverSide('e2e-test'));
   await timed('reconcile Job', () => runReconcileJob(cluster, namespace, NAME, config));
   const credentials = async (secret: string): Promise<Account> => ({
     name: await secretKey(cluster, namespace, secret, 'username'),
@@ -115,7 +116,7 @@ const processes = (s: Setup) => podProcesses(s.cluster.kubeletDir, s.pod.metadat
 
 test('the StatefulSet controller made the pod from the stored template; the scheduler bound it; its containers run the spec', async () => {
   const s = await started();
-  const stored = JSON.parse((await s.cluster.kubectl(['get', 'statefulset', NAME, '-o', 'json'], { namespace: s.namespace })).stdout) as V1StatefulSet;
+  const stored = await requireObject<V1StatefulSet>(s.cluster, 'statefulset', NAME, s.namespace);
   const specs = stored.spec?.template.spec?.containers ?? [];
   assert.equal(s.pod.spec?.containers.map((c) => c.name), specs.map((c) => c.name));
   assert.is(s.pod.spec?.nodeName, 'local');
@@ -249,8 +250,8 @@ test('skopeo pushes and pulls through nginx with registry tokens; a pull-only to
   const denied = await client(s, ['copy', '--dest-cert-dir', certDir, '--dest-registry-token', token(['pull']), image.reference, `${ref}:v2`]);
   assert.is.not(denied.code, 0, 'a pull-only token cannot push');
   assert.match(denied.stderr, /denied|unauthorized|authentication required/i, denied.stderr);
-  const claim = JSON.parse((await s.cluster.kubectl(['get', 'pvc', `data-${NAME}-0`, '-o', 'json'], { namespace })).stdout) as { spec: { volumeName: string } };
-  const pv = JSON.parse((await s.cluster.kubectl(['get', 'pv', claim.spec.volumeName, '-o', 'json'])).stdout) as { spec: { hostPath: { path: string } } };
+  const claim = await requireObject<{ spec: { volumeName: string } }>(s.cluster, 'pvc', `data-${NAME}-0`, namespace);
+  const pv = await requireObject<{ spec: { hostPath: { path: string } } }>(s.cluster, 'pv', claim.spec.volumeName);
   const stored = join(pv.spec.hostPath.path, 'docker', 'registry', 'v2', 'repositories', ...REPO.split('/'));
   assert.ok(existsSync(stored), `the image is stored on the volume bound to claim data-${NAME}-0`);
 });
@@ -328,12 +329,12 @@ withAuth('skopeo pushes with the push account and pulls with the pull account, w
 
 test('the real StatefulSet controller reports the pod ready when all its containers are', async () => {
   const { cluster, namespace } = await started();
-  const stored = JSON.parse((await cluster.kubectl(['get', 'statefulset', NAME, '-o', 'json'], { namespace })).stdout) as V1StatefulSet;
+  const stored = await requireObject<V1StatefulSet>(cluster, 'statefulset', NAME, namespace);
   assert.is(stored.status?.replicas, 1);
   assert.is(stored.status?.observedGeneration, stored.metadata?.generation);
   // A pod is ready only when all its containers are: without docker_auth it is not.
   assert.is(stored.status?.readyReplicas ?? 0, authMissing ? 0 : 1);
-  const registry = JSON.parse((await cluster.kubectl(['get', 'imageregistry', NAME, '-o', 'json'], { namespace })).stdout) as { status: { conditions: { type: string; status: string; reason: string }[] } };
+  const registry = await requireObject<{ status: { conditions: { type: string; status: string; reason: string }[] } }>(cluster, 'imageregistry', NAME, namespace);
   const ready = registry.status.conditions.find((c) => c.type === 'Ready');
   assert.equal([ready?.status, ready?.reason], authMissing ? ['False', 'RolloutPending'] : ['True', 'Ready']);
 });

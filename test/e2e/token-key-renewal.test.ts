@@ -16,7 +16,7 @@
 // or failed pull is a failure.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash, randomInt } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +39,7 @@ import {
 } from '../../functions/token-keys.ts';
 import type { V1Secret } from '@kubernetes/client-node';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount } from '../../functions/types.ts';
+import { writeAtomic } from '../support/atomic-writer.ts';
 import { authServerUnavailable, testBinaries } from '../support/binaries.ts';
 import { newRsaKeyPem } from '../support/pki.ts';
 import { selfSignedEcCertificate } from '../support/non-rsa-certificates.ts';
@@ -104,27 +105,14 @@ function podSecrets(pod: Pod | undefined): { auth: V1Secret; files: Record<strin
 
 // ── the kubelet's side ────────────────────────────────────────────────────────────────────────────
 
-/** The kubelet's atomic writer: a new timestamped directory, `..data` swapped to it, the old one removed. */
-function writeAtomic(dir: string, files: Record<string, string>): void {
-  mkdirSync(dir, { recursive: true });
-  const version = `..${Date.now()}_${randomInt(1e9)}`;
-  mkdirSync(join(dir, version));
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, version, name), text, { mode: 0o440 });
-  const previous = existsSync(join(dir, '..data')) ? readlinkSync(join(dir, '..data')) : undefined;
-  symlinkSync(version, join(dir, '..data_tmp'));
-  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
-  for (const name of Object.keys(files)) if (!existsSync(join(dir, name))) symlinkSync(join('..data', name), join(dir, name));
-  if (previous) rmSync(join(dir, previous), { recursive: true, force: true });
-}
-
 /** The pod's Secret volumes as the kubelet projects them: all of <r>-auth-config for docker_auth, the JWKS alone for the registry. */
 function syncVolumes(pod: Pod): void {
   const { files } = podSecrets(pod);
   const authConfig = (files[AUTH_CONFIG_FILE] ?? '')
     .replaceAll(TOKEN_CERT_PATH, join(pod.authVolume, TOKEN_CERT_FILE))
     .replaceAll(TOKEN_KEY_PATH, join(pod.authVolume, TOKEN_KEY_FILE));
-  writeAtomic(pod.authVolume, { ...files, [AUTH_CONFIG_FILE]: authConfig });
-  writeAtomic(pod.trustVolume, { [TRUSTED_TOKEN_KEYS_FILE]: files[TRUSTED_TOKEN_KEYS_FILE] ?? '' });
+  writeAtomic(pod.authVolume, { ...files, [AUTH_CONFIG_FILE]: authConfig }, { mode: 0o440 });
+  writeAtomic(pod.trustVolume, { [TRUSTED_TOKEN_KEYS_FILE]: files[TRUSTED_TOKEN_KEYS_FILE] ?? '' }, { mode: 0o440 });
 }
 
 async function startPod(ordinal: number): Promise<Pod> {

@@ -7,6 +7,7 @@ import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { loadAll } from 'js-yaml';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
+import { getObject, kubectlApply } from '../support/kubectl.ts';
 import { GROUP_VERSION } from '../../functions/types.ts';
 
 type Obj = Record<string, unknown>;
@@ -62,17 +63,6 @@ const account = (name: string, spec?: unknown) => object('ImageRegistryAccount',
 const pushSecret = (name: string, spec?: unknown) => object('ImagePushSecret', name, spec);
 const pullSecret = (name: string, spec?: unknown) => object('ImagePullSecret', name, spec);
 const acl = (...entries: unknown[]) => ({ auth: { acl: entries } });
-
-async function apply(manifest: Obj, ns: string, extraArgs: string[] = []) {
-  const { cluster } = await installed();
-  return cluster.kubectl(['apply', ...extraArgs, '-f', '-'], { input: JSON.stringify(manifest), namespace: ns });
-}
-
-async function get(kind: string, name: string, ns: string): Promise<Obj | undefined> {
-  const { cluster } = await installed();
-  const result = await cluster.kubectl(['get', kind, name, '-o', 'json'], { namespace: ns });
-  return result.code === 0 ? (JSON.parse(result.stdout) as Obj) : undefined;
-}
 
 function spec(obj: Obj | undefined): Record<string, unknown> {
   return (obj?.spec ?? {}) as Record<string, unknown>;
@@ -132,10 +122,10 @@ test('every example CR in kustomize/examples is accepted', async () => {
   ]);
   const applied = await cluster.kubectl(['apply', '-f', '-'], { input: rendered.stdout, namespace: ns });
   assert.is(applied.code, 0, applied.stderr);
-  for (const e of examples) assert.ok(await get(e.kind, e.metadata.name, ns), `${e.kind}/${e.metadata.name} stored`);
-  assert.is(spec(await get('ImageRegistryAccount', 'ci-bot', ns)).password, HASH);
+  for (const e of examples) assert.ok(await getObject(cluster, e.kind, e.metadata.name, ns), `${e.kind}/${e.metadata.name} stored`);
+  assert.is(spec(await getObject(cluster, 'ImageRegistryAccount', 'ci-bot', ns)).password, HASH);
   // the example ImageRegistry's documented defaults match what the schema itself defaults
-  assert.is(spec(await get('ImageRegistry', 'registry', ns)).replicas, 1);
+  assert.is(spec(await getObject(cluster, 'ImageRegistry', 'registry', ns)).replicas, 1);
 });
 
 // ── valid edge cases: the rules are not stricter than the API promises ────────────────────────────
@@ -173,23 +163,25 @@ const validRows: { name: string; manifest: Obj; check?: (stored: Obj) => void }[
 
 for (const row of validRows) {
   test(`accepted: ${row.name}`, async () => {
+    const { cluster } = await installed();
     const ns = await namespace('valid');
-    const result = await apply(row.manifest, ns);
+    const result = await kubectlApply(cluster, row.manifest, ns);
     assert.is(result.code, 0, result.stderr);
     const meta = row.manifest.metadata as { name: string };
-    const stored = await get(row.manifest.kind as string, meta.name, ns);
+    const stored = await getObject(cluster, row.manifest.kind as string, meta.name, ns);
     assert.ok(stored, 'stored');
     row.check?.(stored);
   });
 }
 
 test('accepted: ImageRegistryAccount metadata may change while its spec stays', async () => {
+  const { cluster } = await installed();
   const ns = await namespace('valid');
   const manifest = account('relabelled', { password: HASH });
-  assert.is((await apply(manifest, ns)).code, 0);
-  const result = await apply({ ...manifest, metadata: { name: 'relabelled', labels: { owner: 'ci' } } }, ns);
+  assert.is((await kubectlApply(cluster, manifest, ns)).code, 0);
+  const result = await kubectlApply(cluster, { ...manifest, metadata: { name: 'relabelled', labels: { owner: 'ci' } } }, ns);
   assert.is(result.code, 0, result.stderr);
-  assert.equal(((await get('ImageRegistryAccount', 'relabelled', ns))?.metadata as Obj).labels, { owner: 'ci' });
+  assert.equal(((await getObject(cluster, 'ImageRegistryAccount', 'relabelled', ns))?.metadata as Obj).labels, { owner: 'ci' });
 });
 
 // ── invalid objects: each rejected by the API server, naming the field ───────────────────────────
@@ -312,7 +304,7 @@ for (const row of invalidRows) {
     const name = (row.manifest.metadata as { name: string }).name;
     let result;
     if (row.statusPatch) {
-      const created = await apply(row.manifest, ns);
+      const created = await kubectlApply(cluster, row.manifest, ns);
       assert.is(created.code, 0, created.stderr);
       result = await cluster.kubectl(
         ['patch', kind, name, '--subresource=status', '--type=merge', '-p', JSON.stringify(row.statusPatch)],
@@ -320,15 +312,15 @@ for (const row of invalidRows) {
       );
     } else {
       if (row.before) {
-        const created = await apply(row.before, ns);
+        const created = await kubectlApply(cluster, row.before, ns);
         assert.is(created.code, 0, created.stderr);
       }
-      result = await apply(row.manifest, ns, row.args);
+      result = await kubectlApply(cluster, row.manifest, ns, row.args);
     }
     assert.is.not(result.code, 0, `accepted: ${result.stdout}`);
     assert.match(result.stderr, /is invalid|Error from server/);
     for (const text of row.expect) assert.ok(result.stderr.includes(text), `stderr names "${text}":\n${result.stderr}`);
-    const stored = await get(kind, name, ns);
+    const stored = await getObject(cluster, kind, name, ns);
     if (row.before) assert.equal(stored?.spec, row.before.spec, 'the stored spec is unchanged');
     else if (row.statusPatch) assert.is(stored?.status, undefined, 'the status is unchanged');
     else assert.is(stored, undefined, 'nothing was stored');
@@ -386,7 +378,7 @@ function table(stdout: string): string[][] {
 test('kubectl get imageregistry shows Ready, Hostname and Age (wide: Replicas, Reason)', async () => {
   const { cluster } = await installed();
   const ns = await namespace('columns');
-  assert.is((await apply(registry('registry'), ns)).code, 0);
+  assert.is((await kubectlApply(cluster, registry('registry'), ns)).code, 0);
   const hostname = `registry.${ns}.svc.example.org`;
   await patchStatus('imageregistry', 'registry', ns, { hostname, conditions: [condition({ status: 'False', reason: 'RolloutPending' })] });
   const plain = await cluster.kubectl(['get', 'imageregistry'], { namespace: ns });
@@ -404,7 +396,7 @@ test('kubectl get imagepushsecrets/imagepullsecrets -o wide shows Ready, Registr
   const ns = await namespace('columns');
   const hostname = `registry.${ns}.svc.example.org`;
   for (const [kind, plural] of [['ImagePushSecret', 'imagepushsecrets'], ['ImagePullSecret', 'imagepullsecrets']] as const) {
-    assert.is((await apply(object(kind, 'example'), ns)).code, 0);
+    assert.is((await kubectlApply(cluster, object(kind, 'example'), ns)).code, 0);
     await patchStatus(plural, 'example', ns, {
       conditions: [condition({})],
       rotation: 3,
@@ -423,7 +415,7 @@ test('kubectl get imagepushsecrets/imagepullsecrets -o wide shows Ready, Registr
 test('kubectl get imageregistryaccounts shows TTL and Age; the category lists all four kinds', async () => {
   const { cluster } = await installed();
   const ns = await namespace('columns');
-  assert.is((await apply(account('ci-bot', { password: HASH, ttl: '48h' }), ns)).code, 0);
+  assert.is((await kubectlApply(cluster, account('ci-bot', { password: HASH, ttl: '48h' }), ns)).code, 0);
   const rows = table((await cluster.kubectl(['get', 'iracc'], { namespace: ns })).stdout);
   assert.equal(rows[0], ['NAME', 'TTL', 'AGE']);
   assert.equal(rows[1]?.slice(0, 2), ['ci-bot', '48h']);

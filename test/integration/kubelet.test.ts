@@ -5,6 +5,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
+import { createObjects, listObjects, requireObject } from '../support/kubectl.ts';
 import { waitFor } from '../support/processes.ts';
 
 interface Setup {
@@ -19,7 +20,7 @@ function ready(): Promise<Setup> {
   setup ??= (async () => {
     const cluster = await testCluster();
     const ns = await cluster.createNamespace('kubelet');
-    await create(cluster, ns, [
+    await createObjects(cluster, [
       { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'reader' } },
       { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: 'reader' }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }] },
       {
@@ -31,15 +32,10 @@ function ready(): Promise<Setup> {
       },
       { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'settings' }, data: { GREETING: 'hello', TARGET: 'world' } },
       { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'credentials' }, stringData: { token: 's3cret' } },
-    ]);
+    ], ns);
     return { cluster, ns };
   })();
   return setup;
-}
-
-async function create(cluster: TestCluster, ns: string, objects: unknown[]): Promise<void> {
-  const result = await cluster.kubectl(['create', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n'), namespace: ns });
-  if (result.code !== 0) throw new Error(result.stderr);
 }
 
 function job(name: string, container: Record<string, unknown>, spec: Record<string, unknown> = {}, serviceAccountName = 'reader') {
@@ -51,13 +47,7 @@ function job(name: string, container: Record<string, unknown>, spec: Record<stri
   };
 }
 
-async function getJson(cluster: TestCluster, ns: string, ...args: string[]): Promise<Obj> {
-  const result = await cluster.kubectl(['get', ...args, '-o', 'json'], { namespace: ns });
-  assert.is(result.code, 0, result.stderr);
-  return JSON.parse(result.stdout) as Obj;
-}
-
-const jobPods = async (cluster: TestCluster, ns: string, name: string) => (await getJson(cluster, ns, 'pods', '-l', `batch.kubernetes.io/job-name=${name}`)).items as Obj[];
+const jobPods = (cluster: TestCluster, ns: string, name: string) => listObjects(cluster, 'pods', ns, { selector: `batch.kubernetes.io/job-name=${name}` });
 
 async function waitJob(cluster: TestCluster, ns: string, name: string, condition: 'Complete' | 'Failed', timeout = '90s'): Promise<void> {
   const waited = await cluster.kubectl(['wait', `--for=condition=${condition}`, `--timeout=${timeout}`, `job/${name}`], { namespace: ns });
@@ -65,14 +55,14 @@ async function waitJob(cluster: TestCluster, ns: string, name: string, condition
   assert.is(waited.code, 0, `${waited.stderr}\n${logs.stdout}${logs.stderr}`);
 }
 
-async function events(cluster: TestCluster, ns: string, name: string): Promise<Obj[]> {
-  return (await getJson(cluster, ns, 'events', '--field-selector', `involvedObject.name=${name}`)).items as Obj[];
+function events(cluster: TestCluster, ns: string, name: string): Promise<Obj[]> {
+  return listObjects(cluster, 'events', ns, { fieldSelector: `involvedObject.name=${name}` });
 }
 
 test('a Job’s pod runs its own command, args and env; kubectl wait and kubectl logs work', async () => {
   const { cluster, ns } = await ready();
   const script = 'console.log(JSON.stringify({ argv: process.argv.slice(1), cwd: process.cwd(), uid: process.getuid(), env: process.env }))';
-  await create(cluster, ns, [job('env', {
+  await createObjects(cluster, job('env', {
     command: ['node', '-e', script],
     args: ['$(GREETING)-$(TARGET)', '$$(GREETING)'],
     envFrom: [{ configMapRef: { name: 'settings' } }, { prefix: 'OPT_', configMapRef: { name: 'absent', optional: true } }],
@@ -82,7 +72,7 @@ test('a Job’s pod runs its own command, args and env; kubectl wait and kubectl
       { name: 'NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
     ],
-  })]);
+  }), ns);
   await waitJob(cluster, ns, 'env', 'Complete');
   const logs = await cluster.kubectl(['logs', 'job/env'], { namespace: ns });
   assert.is(logs.code, 0, logs.stderr);
@@ -101,7 +91,7 @@ test('a Job’s pod runs its own command, args and env; kubectl wait and kubectl
   assert.is(pod?.spec.nodeName, 'local', 'bound by the real scheduler');
   assert.is(output.env.POD_IP, pod?.status.podIP);
   assert.is(pod?.status.containerStatuses[0].state.terminated.reason, 'Completed');
-  const status = (await getJson(cluster, ns, 'job', 'env')).status;
+  const status = (await requireObject(cluster, 'job', 'env', ns)).status;
   assert.is(status.succeeded, 1);
   assert.equal(status.conditions.map((c: Obj) => c.type).sort(), ['Complete', 'SuccessCriteriaMet']);
 });
@@ -124,7 +114,7 @@ test('the pod has its ServiceAccount’s projected token (and nothing more), the
       const secrets = await call('GET', '/api/v1/namespaces/' + ns + '/secrets');
       console.log(JSON.stringify({ ns, user: who.body.status.userInfo.username, pod: who.body.status.userInfo.extra['authentication.kubernetes.io/pod-name'], configMap: configMap.status, secrets: secrets.status }));
     })();`;
-  await create(cluster, ns, [job('whoami', { command: ['node', '-e', script] })]);
+  await createObjects(cluster, job('whoami', { command: ['node', '-e', script] }), ns);
   await waitJob(cluster, ns, 'whoami', 'Complete');
   const output = JSON.parse((await cluster.kubectl(['logs', 'job/whoami'], { namespace: ns })).stdout) as Obj;
   const [pod] = await jobPods(cluster, ns, 'whoami');
@@ -133,9 +123,9 @@ test('the pod has its ServiceAccount’s projected token (and nothing more), the
 
 test('a failing Job is retried within backoffLimit, then Failed with an Event', async () => {
   const { cluster, ns } = await ready();
-  await create(cluster, ns, [job('fails', { command: ['node', '-e', 'console.error("attempt"); process.exit(3)'] }, { backoffLimit: 1 })]);
+  await createObjects(cluster, job('fails', { command: ['node', '-e', 'console.error("attempt"); process.exit(3)'] }, { backoffLimit: 1 }), ns);
   await waitJob(cluster, ns, 'fails', 'Failed', '120s');
-  const status = (await getJson(cluster, ns, 'job', 'fails')).status;
+  const status = (await requireObject(cluster, 'job', 'fails', ns)).status;
   assert.is(status.failed, 2, 'one try and one retry');
   assert.ok(status.conditions.some((c: Obj) => c.type === 'Failed' && c.reason === 'BackoffLimitExceeded'));
   const pods = await jobPods(cluster, ns, 'fails');
@@ -146,19 +136,19 @@ test('a failing Job is retried within backoffLimit, then Failed with an Event', 
 test('activeDeadlineSeconds: the controller deletes the pod, the kubelet stops it, the Job fails with DeadlineExceeded', async () => {
   const { cluster, ns } = await ready();
   const script = 'process.on("SIGTERM", () => { console.log("SIGTERM"); process.exit(143); }); setTimeout(() => {}, 120000)';
-  await create(cluster, ns, [job('slow', { command: ['node', '-e', script] }, { activeDeadlineSeconds: 3, backoffLimit: 3 })]);
+  await createObjects(cluster, job('slow', { command: ['node', '-e', script] }, { activeDeadlineSeconds: 3, backoffLimit: 3 }), ns);
   await waitJob(cluster, ns, 'slow', 'Failed', '60s');
-  const status = (await getJson(cluster, ns, 'job', 'slow')).status;
+  const status = (await requireObject(cluster, 'job', 'slow', ns)).status;
   assert.ok(status.conditions.some((c: Obj) => c.type === 'Failed' && c.reason === 'DeadlineExceeded'), JSON.stringify(status));
   await waitFor('the pod to be gone', async () => (await jobPods(cluster, ns, 'slow')).length === 0, 60_000);
 });
 
 test('a missing ConfigMap keeps the pod waiting with CreateContainerConfigError; a missing ServiceAccount is an Event', async () => {
   const { cluster, ns } = await ready();
-  await create(cluster, ns, [
+  await createObjects(cluster, [
     job('no-config', { command: ['node', '-e', '0'], envFrom: [{ configMapRef: { name: 'nowhere' } }] }),
     job('no-account', { command: ['node', '-e', '0'] }, {}, 'ghost'),
-  ]);
+  ], ns);
   await waitFor('the pod to report CreateContainerConfigError', async () => {
     const [pod] = await jobPods(cluster, ns, 'no-config');
     const waiting = pod?.status.containerStatuses?.[0]?.state?.waiting;
@@ -169,18 +159,18 @@ test('a missing ConfigMap keeps the pod waiting with CreateContainerConfigError;
 
 test('kubectl create job --from=cronjob runs; a suspended Job waits until resumed', async () => {
   const { cluster, ns } = await ready();
-  await create(cluster, ns, [{
+  await createObjects(cluster, {
     apiVersion: 'batch/v1',
     kind: 'CronJob',
     metadata: { name: 'nightly' },
     spec: { schedule: '0 3 * * *', jobTemplate: { spec: job('x', { command: ['node', '-e', 'console.log("from cron")'] }).spec } },
-  }]);
+  }, ns);
   const created = await cluster.kubectl(['create', 'job', '--from=cronjob/nightly', 'nightly-now'], { namespace: ns });
   assert.is(created.code, 0, created.stderr);
   await waitJob(cluster, ns, 'nightly-now', 'Complete');
   assert.is((await cluster.kubectl(['logs', 'job/nightly-now'], { namespace: ns })).stdout, 'from cron\n');
 
-  await create(cluster, ns, [job('suspended', { command: ['node', '-e', '0'] }, { suspend: true })]);
+  await createObjects(cluster, job('suspended', { command: ['node', '-e', '0'] }, { suspend: true }), ns);
   await new Promise((resolve) => setTimeout(resolve, 2_000));
   assert.is((await jobPods(cluster, ns, 'suspended')).length, 0, 'a suspended Job has no pod');
   const resumed = await cluster.kubectl(['patch', 'job', 'suspended', '--type=merge', '-p', '{"spec":{"suspend":false}}'], { namespace: ns });
@@ -190,10 +180,10 @@ test('kubectl create job --from=cronjob runs; a suspended Job waits until resume
 
 test('the node is Ready and its Lease is renewed', async () => {
   const { cluster } = await ready();
-  const node = await getJson(cluster, '', 'node', 'local');
+  const node = await requireObject(cluster, 'node', 'local');
   assert.is(node.status.conditions.find((c: Obj) => c.type === 'Ready').status, 'True');
   assert.not.ok((node.spec.taints ?? []).length, JSON.stringify(node.spec.taints));
-  const lease = await getJson(cluster, 'kube-node-lease', 'lease', 'local');
+  const lease = await requireObject(cluster, 'lease', 'local', 'kube-node-lease');
   assert.ok(Date.now() - Date.parse(lease.spec.renewTime) < 30_000, lease.spec.renewTime);
 });
 

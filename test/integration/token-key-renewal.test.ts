@@ -16,6 +16,7 @@ import { GROUP_VERSION } from '../../functions/types.ts';
 import { authServerUnavailable } from '../support/binaries.ts';
 import { waitFor } from '../support/processes.ts';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
+import { applyObjects, getObject, listObjects } from '../support/kubectl.ts';
 import { selfSignedEcCertificate } from '../support/non-rsa-certificates.ts';
 import { issueTestCertificate, type KeyPairPem } from '../support/pki.ts';
 
@@ -39,24 +40,14 @@ function setup() {
   return ready;
 }
 
-async function get(cluster: TestCluster, kind: string, name: string, namespace: string): Promise<Obj | undefined> {
-  const result = await cluster.kubectl(['get', kind, name, '-o', 'json'], { namespace });
-  return result.code === 0 ? JSON.parse(result.stdout) : undefined;
-}
-
-async function apply(cluster: TestCluster, object: Obj, namespace: string): Promise<void> {
-  const result = await cluster.kubectl(['apply', '-f', '-'], { input: JSON.stringify(object), namespace });
-  assert.is(result.code, 0, result.stderr);
-}
-
 const b64 = (text: string) => Buffer.from(text).toString('base64');
 const decode = (secret: Obj, key: string) => Buffer.from(secret.data?.[key] ?? '', 'base64').toString('utf8');
 const signerSecret = (pair: KeyPairPem) => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'signer' }, type: 'kubernetes.io/tls', data: { 'tls.crt': b64(pair.certPem), 'tls.key': b64(pair.keyPem) } });
 
 /** What the pods would see: the active key, the trusted key IDs, the switch time, the template checksum. */
 async function observed(cluster: TestCluster, ns: string) {
-  const authConfig = (await get(cluster, 'secret', 'reg-auth-config', ns)) as Obj;
-  const statefulSet = (await get(cluster, 'statefulset', 'reg', ns)) as Obj;
+  const authConfig = (await getObject(cluster, 'secret', 'reg-auth-config', ns)) as Obj;
+  const statefulSet = (await getObject(cluster, 'statefulset', 'reg', ns)) as Obj;
   return {
     active: tokenKeyId(decode(authConfig, 'token.crt')),
     trusted: (JSON.parse(decode(authConfig, 'trusted-token-keys.jwks')) as { keys: { kid: string }[] }).keys.map((k) => k.kid),
@@ -69,15 +60,15 @@ async function observed(cluster: TestCluster, ns: string) {
 /** The real StatefulSet controller rolls the pods (the kubelet stand-in runs them): wait until done. */
 async function completeRollout(cluster: TestCluster, ns: string): Promise<void> {
   await waitFor('the StatefulSet roll-out', async () => {
-    const statefulSet = (await get(cluster, 'statefulset', 'reg', ns)) as Obj;
+    const statefulSet = (await getObject(cluster, 'statefulset', 'reg', ns)) as Obj;
     const st = statefulSet.status ?? {};
     return st.observedGeneration >= statefulSet.metadata.generation && st.updatedReplicas === 1 && st.readyReplicas === 1 && st.currentRevision === st.updateRevision;
   }, 120_000);
 }
 
 async function eventReasons(cluster: TestCluster, ns: string): Promise<string[]> {
-  const events = await cluster.kubectl(['get', 'events', '--field-selector', 'involvedObject.name=reg,involvedObject.kind=ImageRegistry', '-o', 'json'], { namespace: ns });
-  return (JSON.parse(events.stdout).items as Obj[]).sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp)).map((e) => e.reason);
+  const events = await listObjects(cluster, 'events', ns, { fieldSelector: 'involvedObject.name=reg,involvedObject.kind=ImageRegistry' });
+  return events.sort((a, b) => a.metadata.creationTimestamp.localeCompare(b.metadata.creationTimestamp)).map((e) => e.reason);
 }
 
 // the roll-out completes only when the pods get ready, which needs docker_auth
@@ -92,16 +83,16 @@ if (authMissing) console.log(`SKIP token-key renewal with a real roll-out: auth_
   const T0 = new Date();
   const minutes = (n: number) => new Date(T0.getTime() + n * 60_000);
 
-  await apply(cluster, signerSecret(A), ns);
-  await apply(cluster, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: { auth: { ca: { secretName: 'signer' } } } }, ns);
+  await applyObjects(cluster, signerSecret(A), ns);
+  await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: { auth: { ca: { secretName: 'signer' } } } }, ns);
   await reconcile(T0);
   const fresh = await observed(cluster, ns);
   assert.equal([fresh.active, fresh.trusted, fresh.switchedAt], [kidA, [kidA], undefined], 'fresh: A active and the only trusted key');
-  const statefulSet = (await get(cluster, 'statefulset', 'reg', ns)) as Obj;
+  const statefulSet = (await getObject(cluster, 'statefulset', 'reg', ns)) as Obj;
   assert.not.ok(statefulSet.spec.template.spec.volumes.some((v: Obj) => v.secret?.secretName === 'signer'), 'the source Secret is not mounted');
 
   // the user replaces the key: staged, docker_auth keeps signing with A
-  await apply(cluster, signerSecret(B), ns);
+  await applyObjects(cluster, signerSecret(B), ns);
   await reconcile(minutes(1));
   const staged = await observed(cluster, ns);
   assert.equal([staged.active, staged.trusted], [kidA, [kidA, kidB]]);
@@ -121,7 +112,7 @@ if (authMissing) console.log(`SKIP token-key renewal with a real roll-out: auth_
   assert.ok((await eventReasons(cluster, ns)).includes('TokenKeySwitched'));
 
   // replaced again right away: deferred until A's tokens have expired
-  await apply(cluster, signerSecret(C), ns);
+  await applyObjects(cluster, signerSecret(C), ns);
   await reconcile(minutes(5));
   assert.equal(await observed(cluster, ns), switched, 'deferred: nothing written');
   const retention = new Date(minutes(3).getTime() + TOKEN_KEY_RETENTION_SECONDS * 1000);
@@ -129,7 +120,7 @@ if (authMissing) console.log(`SKIP token-key renewal with a real roll-out: auth_
   const restaged = await observed(cluster, ns);
   assert.equal([restaged.active, restaged.trusted], [kidB, [kidB, kidC]], 'A dropped at this stage, with its roll');
   assert.is.not(restaged.checksum, switched.checksum);
-  const readyCondition = ((await get(cluster, 'imageregistry', 'reg', ns))!.status.conditions as Obj[]).find((c) => c.type === 'Ready');
+  const readyCondition = ((await getObject(cluster, 'imageregistry', 'reg', ns))!.status.conditions as Obj[]).find((c) => c.type === 'Ready');
   assert.is(readyCondition?.status, 'True', 'the registry stays Ready throughout');
 });
 

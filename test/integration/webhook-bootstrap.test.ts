@@ -15,7 +15,6 @@ import { testCluster, type TestCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { issueTestCertificate } from '../support/pki.ts';
 import {
-  applyObjects,
   buildBundles,
   configEnv,
   createWebhookConfigurations,
@@ -27,9 +26,10 @@ import {
   startWebhook,
   type Obj,
 } from '../support/webhook.ts';
+import { installObjects, requireObject } from '../support/kubectl.ts';
 
 const NS = 'image-registry-operator';
-const CONFIGURATIONS = ['mutatingwebhookconfiguration/image-registry-operator', 'validatingwebhookconfiguration/image-registry-operator'];
+const CONFIGURATION_KINDS = ['mutatingwebhookconfiguration', 'validatingwebhookconfiguration'];
 
 interface Setup {
   cluster: TestCluster;
@@ -44,7 +44,7 @@ function installed(): Promise<Setup> {
     await buildBundles(['bootstrap', 'webhook']);
     const objects = await renderInstall(cluster);
     // the installation without workloads and webhook configurations; those are created below as rendered
-    await applyObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && !['Job', 'Deployment'].includes(o.kind)));
+    await installObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && !['Job', 'Deployment'].includes(o.kind)));
     await createWebhookConfigurations(cluster, objects.filter(isWebhookConfiguration));
     await cluster.kubectl(['delete', 'secret', WEBHOOK_TLS_SECRET_NAME, '--ignore-not-found'], { namespace: NS });
     return { cluster, objects };
@@ -58,19 +58,16 @@ interface Secret {
   data: Record<string, string>;
 }
 
-async function getJson<T>(cluster: TestCluster, args: string[]): Promise<T> {
-  const result = await cluster.kubectl(['get', ...args, '-o', 'json'], { namespace: NS });
-  assert.is(result.code, 0, result.stderr);
-  return JSON.parse(result.stdout) as T;
+interface Configuration {
+  kind: string;
+  metadata: { resourceVersion: string };
+  webhooks: { clientConfig: { caBundle?: string } }[];
 }
 
-const secret = (cluster: TestCluster) => getJson<Secret>(cluster, ['secret', WEBHOOK_TLS_SECRET_NAME]);
+const secret = (cluster: TestCluster) => requireObject<Secret>(cluster, 'secret', WEBHOOK_TLS_SECRET_NAME, NS);
 const decoded = (s: Secret, key: string) => Buffer.from(s.data[key] ?? '', 'base64').toString('utf8');
 
-async function configurations(cluster: TestCluster) {
-  const list = await getJson<{ items: { kind: string; metadata: { resourceVersion: string }; webhooks: { clientConfig: { caBundle?: string } }[] }[] }>(cluster, CONFIGURATIONS);
-  return list.items;
-}
+const configurations = (cluster: TestCluster) => Promise.all(CONFIGURATION_KINDS.map((kind) => requireObject<Configuration>(cluster, kind, 'image-registry-operator')));
 
 /** Creates a Job from the rendered bootstrap Job manifest under another name and waits for its run. */
 async function runBootstrap(name: string) {

@@ -17,7 +17,6 @@ import { waitForJob } from '../support/jobs.ts';
 import { kubeApi, serviceAccountKubeconfig } from '../support/kube-api.ts';
 import { waitFor } from '../support/processes.ts';
 import {
-  applyObjects,
   buildBundles,
   configEnv,
   createWebhookConfigurations,
@@ -33,6 +32,7 @@ import {
   type TestTls,
   type WebhookProcess,
 } from '../support/webhook.ts';
+import { getObject, installObjects, kubectlApply, listObjects } from '../support/kubectl.ts';
 
 // A real bcrypt hash (cost 10) of a random password nobody knows.
 const HASH = '$2b$10$4SCLA.VA7PruOV62oqimyOQYVhg19CPc5v1Hnqv1yvTialynqhFyq';
@@ -74,7 +74,7 @@ async function install(): Promise<Setup> {
   const objects = await renderInstall(cluster);
   // everything but the webhook configurations (applied below, pointed at the test server) and the
   // bootstrap Job (it would replace their caBundle; webhook-bootstrap.test.ts runs it)
-  await applyObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && o.kind !== 'Job'));
+  await installObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && o.kind !== 'Job'));
   const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => `crd/${o.metadata.name}`);
   const established = await cluster.kubectl(['wait', '--for', 'condition=Established', '--timeout=60s', ...crds]);
   if (established.code !== 0) throw new Error(established.stderr);
@@ -110,23 +110,9 @@ async function namespace(cluster: TestCluster, prefix: string): Promise<string> 
   return ns;
 }
 
-async function apply(manifest: Obj | Obj[], ns: string, args: string[] = []) {
-  const { cluster } = await installed();
-  const input = (Array.isArray(manifest) ? manifest : [manifest]).map((o) => JSON.stringify(o)).join('\n');
-  return cluster.kubectl(['apply', ...args, '-f', '-'], { input, namespace: ns });
-}
-
-async function get(kind: string, name: string, ns: string): Promise<Obj | undefined> {
-  const { cluster } = await installed();
-  const result = await cluster.kubectl(['get', kind, name, '-o', 'json'], { namespace: ns });
-  return result.code === 0 ? (JSON.parse(result.stdout) as Obj) : undefined;
-}
-
 async function reconcileJobsOf(registry: RegistryKey): Promise<JobObject[]> {
   const { cluster, config } = await installed();
-  const listed = await cluster.kubectl(['get', 'jobs', '-l', `${REGISTRY_LABEL}=${registryLabelValue(registry)}`, '-o', 'json'], { namespace: config.namespace });
-  assert.is(listed.code, 0, listed.stderr);
-  return (JSON.parse(listed.stdout) as { items: JobObject[] }).items;
+  return listObjects<JobObject>(cluster, 'jobs', config.namespace, { selector: `${REGISTRY_LABEL}=${registryLabelValue(registry)}` });
 }
 
 function object(kind: string, name: string, spec?: unknown, metadata: Record<string, unknown> = {}): Obj {
@@ -149,36 +135,36 @@ test('kubectl apply of kustomize/examples: the webhook’s defaults are in the s
   assert.is(applied.code, 0, applied.stderr);
   const label = registryLabelValue({ namespace: ns, name: 'registry' });
   for (const kind of ['ImagePushSecret', 'ImagePullSecret']) {
-    const stored = await get(kind, 'example', ns);
+    const stored = await getObject<Obj>(cluster, kind, 'example', ns);
     // the push example has no registryRef at all, the pull example one without namespace
     assert.equal(spec(stored).registryRef, { name: 'registry', namespace: ns }, kind);
     assert.is(stored?.metadata.labels?.[REGISTRY_LABEL], label, kind);
   }
-  const example = await get('ImageRegistry', 'registry', ns);
+  const example = await getObject<Obj>(cluster, 'ImageRegistry', 'registry', ns);
   assert.equal(spec(example).persistentVolumeClaim, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } }, deleteClaim: false });
 
   // what the examples write out explicitly is what the webhook fills in for an empty spec
-  assert.is((await apply([registry('minimal'), registry('replicated', { replicas: 3 })], ns)).code, 0);
-  const minimal = spec(await get('ImageRegistry', 'minimal', ns));
+  assert.is((await kubectlApply(cluster, [registry('minimal'), registry('replicated', { replicas: 3 })], ns)).code, 0);
+  const minimal = spec(await getObject<Obj>(cluster, 'ImageRegistry', 'minimal', ns));
   assert.is(minimal.replicas, 1);
   assert.equal(minimal.persistentVolumeClaim, { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } } });
   assert.equal((minimal.auth as { acl: unknown }).acl, defaultAcl());
   assert.equal((spec(example).auth as { acl: unknown[] }).acl.map((e) => ({ ...(e as object), comment: undefined })), defaultAcl().map((e) => ({ ...e, comment: undefined })));
-  const replicated = spec(await get('ImageRegistry', 'replicated', ns));
+  const replicated = spec(await getObject<Obj>(cluster, 'ImageRegistry', 'replicated', ns));
   assert.equal((replicated.persistentVolumeClaim as { accessModes: string[] }).accessModes, ['ReadWriteMany']);
-  const issuer = await apply(registry('issued', { tls: { issuerRef: { name: 'letsencrypt' } } }), ns);
+  const issuer = await kubectlApply(cluster, registry('issued', { tls: { issuerRef: { name: 'letsencrypt' } } }), ns);
   assert.is(issuer.code, 0, issuer.stderr);
-  assert.equal((spec(await get('ImageRegistry', 'issued', ns)).tls as { issuerRef: unknown }).issuerRef, { name: 'letsencrypt', kind: 'Issuer' });
+  assert.equal((spec(await getObject<Obj>(cluster, 'ImageRegistry', 'issued', ns)).tls as { issuerRef: unknown }).issuerRef, { name: 'letsencrypt', kind: 'Issuer' });
 });
 
 test('a registryRef to a registry that does not exist yet is allowed with a warning', async () => {
   const { cluster } = await installed();
   const ns = await namespace(cluster, 'wh-warning');
-  const result = await apply(pushSecret('early', { registryRef: { name: 'later' } }), ns);
+  const result = await kubectlApply(cluster, pushSecret('early', { registryRef: { name: 'later' } }), ns);
   assert.is(result.code, 0, result.stderr);
   assert.match(result.stderr, `Warning: spec.registryRef: ImageRegistry ${ns}/later does not exist (yet)`);
-  assert.ok(await get('ImagePushSecret', 'early', ns));
-  const quiet = await apply([registry('present'), pullSecret('on-time', { registryRef: { name: 'present' } })], ns);
+  assert.ok(await getObject<Obj>(cluster, 'ImagePushSecret', 'early', ns));
+  const quiet = await kubectlApply(cluster, [registry('present'), pullSecret('on-time', { registryRef: { name: 'present' } })], ns);
   assert.is(quiet.code, 0, quiet.stderr);
   assert.not.match(quiet.stderr, 'Warning');
 });
@@ -315,12 +301,12 @@ test(`${invalidRows.length} invalid CRs are rejected through the API server, eac
     for (let row = queue.shift(); row; row = queue.shift()) {
       let previous: Obj | undefined;
       if (row.before) {
-        const before = await apply(row.before, ns);
+        const before = await kubectlApply(cluster, row.before, ns);
         assert.is(before.code, 0, `${row.name}: the object before the change must be accepted: ${before.stderr}`);
-        previous = await get(row.before.kind, row.before.metadata.name, ns);
+        previous = await getObject<Obj>(cluster, row.before.kind, row.before.metadata.name, ns);
       }
-      const result = await apply(row.manifest, ns, row.args);
-      outcomes.push({ row, ...result, previous, stored: await get(row.manifest.kind, row.manifest.metadata.name, ns) });
+      const result = await kubectlApply(cluster, row.manifest, ns, row.args);
+      outcomes.push({ row, ...result, previous, stored: await getObject<Obj>(cluster, row.manifest.kind, row.manifest.metadata.name, ns) });
     }
   };
   await Promise.all([worker(), worker(), worker()]);
@@ -348,14 +334,14 @@ test('kubectl apply --dry-run=server enqueues nothing; a real apply creates the 
   const { cluster, config } = await installed();
   const ns = await namespace(cluster, 'wh-enqueue');
   const key = { namespace: ns, name: 'registry' };
-  const dry = await apply(registry('registry'), ns, ['--dry-run=server']);
+  const dry = await kubectlApply(cluster, registry('registry'), ns, ['--dry-run=server']);
   assert.is(dry.code, 0, dry.stderr);
   assert.match(dry.stdout, '(server dry run)');
   await new Promise((resolve) => setTimeout(resolve, 1500));
   assert.equal(await reconcileJobsOf(key), [], 'no Job for a dry run');
-  assert.is(await get('ImageRegistry', 'registry', ns), undefined);
+  assert.is(await getObject<Obj>(cluster, 'ImageRegistry', 'registry', ns), undefined);
 
-  const real = await apply(registry('registry'), ns);
+  const real = await kubectlApply(cluster, registry('registry'), ns);
   assert.is(real.code, 0, real.stderr);
   const jobs = await reconcileJobsOf(key);
   assert.is(jobs.length, 1, 'one Job for the real apply');
@@ -384,10 +370,10 @@ test('kubectl apply --dry-run=server enqueues nothing; a real apply creates the 
   assert.is(run.pods[0]?.spec.serviceAccountName, 'image-registry-operator-jobs');
   assert.match(run.logs, '"msg":"registry reconciled"');
   // what the reconcile entry point made of it: the registry's objects exist
-  const tlsSecret = await get('Secret', 'registry-tls', ns);
+  const tlsSecret = await getObject<Obj>(cluster, 'Secret', 'registry-tls', ns);
   assert.ok(tlsSecret, 'the registry TLS Secret appears');
   assert.is((tlsSecret as { type?: string }).type, 'kubernetes.io/tls');
-  assert.ok(await get('StatefulSet', 'registry', ns), 'the StatefulSet appears');
+  assert.ok(await getObject<Obj>(cluster, 'StatefulSet', 'registry', ns), 'the StatefulSet appears');
 });
 
 test('burst: 50 ImagePushSecrets in one apply → one reconcile Job per window it spans; all 50 Secrets appear', async () => {
@@ -395,7 +381,7 @@ test('burst: 50 ImagePushSecrets in one apply → one reconcile Job per window i
   const ns = await namespace(cluster, 'wh-burst');
   const key = { namespace: ns, name: 'registry' };
   // the registry first, and its own Job done, so that only the burst's Jobs are counted
-  assert.is((await apply(registry('registry'), ns)).code, 0);
+  assert.is((await kubectlApply(cluster, registry('registry'), ns)).code, 0);
   const [first] = await reconcileJobsOf(key);
   assert.ok(first);
   assert.is((await waitForJob(cluster, config.namespace, first.metadata.name, 90_000)).result, 'Complete');
@@ -403,7 +389,7 @@ test('burst: 50 ImagePushSecrets in one apply → one reconcile Job per window i
 
   const secrets = Array.from({ length: 50 }, (_, i) => pushSecret(`app-${i}`));
   const started = Date.now();
-  const result = await apply(secrets, ns);
+  const result = await kubectlApply(cluster, secrets, ns);
   const seconds = (Date.now() - started) / 1000;
   assert.is(result.code, 0, result.stderr);
   assert.is(result.stdout.trim().split('\n').length, 50);
@@ -437,18 +423,18 @@ test('webhook stopped → our CRs are refused with a clear message; a ConfigMap 
   const code = await webhook.stop();
   assert.is(code, 0, 'SIGTERM ends the server gracefully');
   assert.match(webhook.logs(), '"msg":"webhook shutting down","signal":"SIGTERM"');
-  const refused = await apply(pushSecret('while-down'), ns);
+  const refused = await kubectlApply(cluster, pushSecret('while-down'), ns);
   assert.is.not(refused.code, 0);
   assert.match(refused.stderr, /failed calling webhook "(mutate|validate)\.registry\.mgoltzsche\.github\.com"/);
   assert.match(refused.stderr, /connection refused/);
-  assert.is(await get('ImagePushSecret', 'while-down', ns), undefined);
-  const configMap = await apply({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'unaffected' }, data: { a: 'b' } }, ns);
+  assert.is(await getObject<Obj>(cluster, 'ImagePushSecret', 'while-down', ns), undefined);
+  const configMap = await kubectlApply(cluster, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'unaffected' }, data: { a: 'b' } }, ns);
   assert.is(configMap.code, 0, configMap.stderr);
-  assert.ok(await get('ConfigMap', 'unaffected', ns));
+  assert.ok(await getObject<Obj>(cluster, 'ConfigMap', 'unaffected', ns));
   // back up on the same port for whatever follows
   const restarted = await startWebhook({ tls, env, kubeconfig: webhookKubeconfig, port: webhook.port });
   if (current) current.webhook = restarted;
-  const again = await apply(pushSecret('after'), ns);
+  const again = await kubectlApply(cluster, pushSecret('after'), ns);
   assert.is(again.code, 0, again.stderr);
 });
 

@@ -9,7 +9,6 @@ import { startCluster, testCluster, type RunningCluster, type TestCluster } from
 import { writeOciImage } from '../support/oci-image.ts';
 import { installExitHandlers } from '../support/processes.ts';
 import {
-  applyObjects,
   buildBundles,
   configEnv,
   createWebhookConfigurations,
@@ -21,6 +20,7 @@ import {
   type Obj,
   type WebhookProcess,
 } from '../support/webhook.ts';
+import { installObjects } from '../support/kubectl.ts';
 import { realSkopeo, skopeoWrapper } from './skopeo-wrapper.ts';
 
 export const ENTRY_POINTS = ['webhook', 'reconcile', 'rotate', 'resync', 'bootstrap', 'bcrypt-worker'];
@@ -59,7 +59,7 @@ export async function startSandbox(options: { dataDir?: string; log?: (line: str
     const cluster = await testCluster();
     log(`kube-apiserver ${plane.version}, up in ${(plane.startupMs / 1000).toFixed(1)} s; installing kustomize/…`);
     const objects = await renderInstall(cluster);
-    await applyObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && !REPLACED_KINDS.has(o.kind)));
+    await installObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && !REPLACED_KINDS.has(o.kind)));
     const webhook = await startLocalWebhook(cluster, objects, dataDir);
     stops.push(() => webhook.stop());
     const env = writeClientTools(dataDir, plane.kubeconfig, plane.assetsDir, running.kubelet.hostsFile);

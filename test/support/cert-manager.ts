@@ -3,6 +3,7 @@
 // a key pair for spec.dnsNames/commonName, signed by a test CA, written to spec.secretName.
 import { issueTestCertificate, type KeyPairPem } from './pki.ts';
 import type { TestCluster } from './cluster.ts';
+import { applyObjects, listObjects, serverSide } from './kubectl.ts';
 
 const CRD = {
   apiVersion: 'apiextensions.k8s.io/v1',
@@ -30,9 +31,7 @@ interface CertificateObject {
 
 /** Issues every Certificate of the namespace into its Secret; returns the names it fulfilled. */
 export async function fulfilCertificates(cluster: TestCluster, namespace: string, ca: KeyPairPem): Promise<string[]> {
-  const listed = await cluster.kubectl(['get', 'certificates.cert-manager.io', '-o', 'json'], { namespace });
-  if (listed.code !== 0) throw new Error(`listing Certificates: ${listed.stderr}`);
-  const certificates = (JSON.parse(listed.stdout) as { items: CertificateObject[] }).items;
+  const certificates = await listObjects<CertificateObject>(cluster, 'certificates.cert-manager.io', namespace);
   for (const certificate of certificates) {
     const { dnsNames, commonName, secretName } = certificate.spec;
     const issued = issueTestCertificate({ commonName: commonName ?? dnsNames?.[0] ?? certificate.metadata.name, dnsNames: dnsNames ?? [], issuer: ca });
@@ -43,8 +42,7 @@ export async function fulfilCertificates(cluster: TestCluster, namespace: string
       metadata: { name: secretName, namespace, annotations: { 'cert-manager.io/certificate-name': certificate.metadata.name } },
       data: { 'tls.crt': b64(issued.certPem), 'tls.key': b64(issued.keyPem), 'ca.crt': b64(ca.certPem) },
     };
-    const applied = await cluster.kubectl(['apply', '--server-side', '--field-manager=cert-manager-stand-in', '-f', '-'], { input: JSON.stringify(secret) });
-    if (applied.code !== 0) throw new Error(`cert-manager stand-in Secret ${secretName}: ${applied.stderr}`);
+    await applyObjects(cluster, secret, '', serverSide('cert-manager-stand-in'));
   }
   return certificates.map((c) => c.metadata.name);
 }

@@ -1,6 +1,7 @@
 // Waiting for Jobs the real Job controller runs (on the kubelet stand-in), the way a person would:
 // the Job's conditions and `kubectl logs` of its pods.
 import type { TestCluster } from './cluster.ts';
+import { getObject, listObjects } from './kubectl.ts';
 import { delay } from './processes.ts';
 
 export interface FinishedJob {
@@ -15,8 +16,7 @@ export interface FinishedJob {
 export async function waitForJob(cluster: TestCluster, namespace: string, name: string, timeoutMs = 120_000): Promise<FinishedJob> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const got = await cluster.kubectl(['get', 'job', name, '-o', 'json'], { namespace });
-    const job = got.code === 0 ? (JSON.parse(got.stdout) as { status?: { conditions?: { type: string; status: string }[] } }) : undefined;
+    const job = await getObject<{ status?: { conditions?: { type: string; status: string }[] } }>(cluster, 'job', name, namespace);
     const done = job?.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
     if (done) return { result: done.type as FinishedJob['result'], ...(await jobPodsAndLogs(cluster, namespace, name)) };
     if (Date.now() > deadline) {
@@ -28,8 +28,8 @@ export async function waitForJob(cluster: TestCluster, namespace: string, name: 
 }
 
 export async function jobPodsAndLogs(cluster: TestCluster, namespace: string, name: string): Promise<{ logs: string; pods: Record<string, any>[] }> {
-  const listed = await cluster.kubectl(['get', 'pods', '-l', `batch.kubernetes.io/job-name=${name}`, '--sort-by=.metadata.creationTimestamp', '-o', 'json'], { namespace });
-  const pods = listed.code === 0 ? (JSON.parse(listed.stdout) as { items: Record<string, any>[] }).items : [];
+  // a failed list means no pods and no logs to show, not a failed wait
+  const pods = await listObjects(cluster, 'pods', namespace, { selector: `batch.kubernetes.io/job-name=${name}`, sortBy: '.metadata.creationTimestamp' }).catch(() => []);
   let logs = '';
   for (const pod of pods) logs += (await cluster.kubectl(['logs', pod.metadata.name], { namespace })).stdout;
   return { logs, pods };

@@ -1,15 +1,17 @@
 // The kubelet stand-in: the one part of the test cluster and the sandbox that does not run for real
 // (no container runtime here). Everything else — scheduling, Jobs, CronJobs, StatefulSets,
 // Deployments, EndpointSlices, garbage collection — is the real kube-controller-manager and
-// kube-scheduler. Its contract, in one place:
+// kube-scheduler. Its contract, in one place, with the module of each role (this one runs the node
+// and its pods and reports their status):
 //
 // - Node: registers Node `<nodeName>` (InternalIP 127.0.0.1, generous capacity, Ready), renews its
 //   Lease in kube-node-lease every 10 s and re-reports the Ready condition every 30 s, so the node
 //   lifecycle controller never marks it Unknown or taints it.
 // - Pods bound to the node (spec.nodeName, by the real scheduler) run from their own spec through
-//   test/support/pod-sandbox.ts: operator Job pods as processes of the operator image's command
-//   (node /app/dist/<entry>.js) with the pod's env, downward API and projected ServiceAccount token
-//   at /var/run/secrets/kubernetes.io/serviceaccount; registry pods as registry, docker_auth and
+//   test/support/pod-sandbox.ts (with pod-volumes.ts, pod-network.ts, pod-env.ts): operator Job
+//   pods as processes of the operator image's command (node /app/dist/<entry>.js) with the pod's
+//   env, downward API and projected ServiceAccount token at
+//   /var/run/secrets/kubernetes.io/serviceaccount; registry pods as registry, docker_auth and
 //   nginx under bubblewrap. Each pod gets a pod IP in 127.<100–149>.0.0/16 serving its container ports
 //   (the second octet is drawn per kubelet, so the test cluster and a sandbox can run side by side).
 // - Pod status as the kubelet reports it: phase (Pending → Running → Succeeded/Failed by
@@ -22,12 +24,14 @@
 //   (`volumeSyncPeriodMs`, default 60 s like the kubelet's --sync-frequency; IRO_KUBELET_SYNC_SECONDS)
 //   and promptly (< 1 s) when the pod's metadata or spec changes — the real kubelet re-syncs a pod
 //   on every update it sees, which is how touching a pod makes a changed Secret visible now.
-// - Storage: a pending PersistentVolumeClaim gets a pre-bound hostPath PersistentVolume under the
-//   work dir (a small provisioner); the real PV controller binds it; released ones are deleted.
-// - Services of type LoadBalancer (kube-proxy + load balancer): each gets a loopback address
-//   (127.<150–199>.0.0/16) in status.loadBalancer.ingress; connections go round-robin to the ready
-//   pods its selector matches (what the EndpointSlice would list — the real EndpointSlice
-//   controller cannot publish these pods: the API refuses loopback endpoint addresses).
+// - Storage (test/support/volume-provisioner.ts): a pending PersistentVolumeClaim gets a pre-bound
+//   hostPath PersistentVolume under the work dir (a small provisioner); the real PV controller
+//   binds it; released ones are deleted.
+// - Services of type LoadBalancer (kube-proxy + load balancer, test/support/service-proxy.ts): each
+//   gets a loopback address (127.<150–199>.0.0/16) in status.loadBalancer.ingress; connections go
+//   round-robin to the ready pods its selector matches (what the EndpointSlice would list — the
+//   real EndpointSlice controller cannot publish these pods: the API refuses loopback endpoint
+//   addresses).
 //   `<workDir>/hosts` maps the external-dns hostname and `<svc>.<ns>.svc[.cluster.local]` to it.
 // - Logs: `kubectl logs` works: the API server fetches /containerLogs from this kubelet's endpoint.
 // - Test hooks (files, so test processes other than the one running the kubelet can use them):
@@ -35,13 +39,14 @@
 import { createHash, randomInt } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import type { V1Pod, V1PodCondition, V1ContainerStatus } from '@kubernetes/client-node';
 import { apiMessage, kubeApi, type KubeApi } from './kube-api.ts';
 import { issueTestCertificate } from './pki.ts';
 import { PodConfigError, podDirectory, startPodSandbox, type ContainerStatus, type PodSandbox } from './pod-sandbox.ts';
 import { delay, freePort, installExitHandlers } from './processes.ts';
+import { startServiceProxy } from './service-proxy.ts';
+import { claimDirectory, startProvisioner } from './volume-provisioner.ts';
 
 export interface KubeletOptions {
   kubeconfig: string;
@@ -115,17 +120,6 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
 
   const podDir = (p: { uid: string }) => podDirectory(workDir, p.uid);
 
-  const claimDirectory = async (namespace: string, claim: string): Promise<string> => {
-    const pvc = await api.request<{ spec?: { volumeName?: string } }>('GET', `/api/v1/namespaces/${namespace}/persistentvolumeclaims/${claim}`);
-    const volumeName = pvc.body?.spec?.volumeName;
-    if (pvc.status !== 200 || !volumeName) throw new Error(`PersistentVolumeClaim ${namespace}/${claim} is not bound`);
-    const pv = await api.request<{ spec?: { hostPath?: { path?: string } } }>('GET', `/api/v1/persistentvolumes/${volumeName}`);
-    const path = pv.body?.spec?.hostPath?.path;
-    if (!path) throw new Error(`PersistentVolume ${volumeName} has no hostPath`);
-    mkdirSync(path, { recursive: true });
-    return path;
-  };
-
   const report = async (entry: RunningPod, pod: V1Pod): Promise<void> => {
     const status = podStatus(entry, pod);
     const text = JSON.stringify(status);
@@ -140,7 +134,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
       try {
         entry.sandbox = await startPodSandbox(pod, {
           api, assetsDir: options.assetsDir, repoRoot: options.repoRoot, podDir: podDir(entry), podIp: entry.podIp,
-          apiServer: { host: apiUrl.hostname, port: Number(apiUrl.port) }, claimDirectory,
+          apiServer: { host: apiUrl.hostname, port: Number(apiUrl.port) }, claimDirectory: (namespace, claim) => claimDirectory(api, namespace, claim),
           ...(options.probePeriodMs ? { probePeriodMs: options.probePeriodMs } : {}),
         });
         entry.lastVolumeSync = Date.now();
@@ -367,169 +361,6 @@ function startHeartbeat(api: KubeApi, nodeName: string, log: (line: string) => v
   }, 10_000);
   timer.unref();
   return { stop: () => clearInterval(timer) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// PersistentVolume provisioner
-
-interface ClaimObject {
-  metadata: { name: string; namespace: string; uid: string };
-  spec: { volumeName?: string; accessModes?: string[]; storageClassName?: string; resources?: { requests?: { storage?: string } }; volumeMode?: string };
-  status?: { phase?: string };
-}
-
-const PROVISIONED_LABEL = 'kubelet-stand-in/provisioned';
-
-function startProvisioner(api: KubeApi, workDir: string, log: (line: string) => void): { stop(): void } {
-  const provision = async () => {
-    const claims = await api.request<{ items: ClaimObject[] }>('GET', '/api/v1/persistentvolumeclaims');
-    for (const claim of claims.body?.items ?? []) {
-      if (claim.spec.volumeName || claim.status?.phase !== 'Pending') continue;
-      const name = `pv-${claim.metadata.uid}`;
-      const path = join(workDir, 'pv', name);
-      mkdirSync(path, { recursive: true });
-      const pv = {
-        apiVersion: 'v1',
-        kind: 'PersistentVolume',
-        metadata: { name, labels: { [PROVISIONED_LABEL]: 'true' } },
-        spec: {
-          capacity: { storage: claim.spec.resources?.requests?.storage ?? '1Gi' },
-          accessModes: claim.spec.accessModes ?? ['ReadWriteOnce'],
-          storageClassName: claim.spec.storageClassName ?? '',
-          persistentVolumeReclaimPolicy: 'Retain',
-          hostPath: { path, type: 'Directory' },
-          claimRef: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace: claim.metadata.namespace, name: claim.metadata.name, uid: claim.metadata.uid },
-        },
-      };
-      const created = await api.request('POST', '/api/v1/persistentvolumes', pv);
-      if (created.status !== 201 && created.status !== 409) log(`provisioning ${name}: ${apiMessage(created)}`);
-    }
-    // the claim is gone: its volume is Released; a provisioner with reclaim policy Delete removes it
-    const volumes = await api.request<{ items: { metadata: { name: string }; status?: { phase?: string } }[] }>('GET', `/api/v1/persistentvolumes?labelSelector=${PROVISIONED_LABEL}%3Dtrue`);
-    for (const pv of volumes.body?.items ?? []) {
-      if (pv.status?.phase !== 'Released') continue;
-      await api.request('DELETE', `/api/v1/persistentvolumes/${pv.metadata.name}`);
-      rmSync(join(workDir, 'pv', pv.metadata.name), { recursive: true, force: true });
-    }
-  };
-  let running: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    running ??= provision().catch((error: Error) => log(`provisioner: ${error.message}`)).finally(() => (running = undefined));
-  }, 500);
-  timer.unref();
-  return { stop: () => clearInterval(timer) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Services of type LoadBalancer: kube-proxy and the load balancer
-
-interface ServiceObject {
-  metadata: { name: string; namespace: string; uid: string; annotations?: Record<string, string> };
-  spec: { type?: string; selector?: Record<string, string>; ports?: { name?: string; port: number; targetPort?: number | string }[] };
-}
-
-function startServiceProxy(api: KubeApi, hostsFile: string, addressOf: (n: number) => string, log: (line: string) => void): { stop(): Promise<void> } {
-  const served = new Map<string, { address: string; hostnames: string[]; servers: Server[]; sockets: Set<Socket> }>();
-  let nextAddress = 1;
-  let stopped = false;
-
-  /** Ready, not terminating pods of the selector, with the Service port's target resolved per pod. */
-  const endpointsOf = async (svc: ServiceObject, targetPort: number | string | undefined, port: number): Promise<{ address: string; port: number }[]> => {
-    const selector = encodeURIComponent(Object.entries(svc.spec.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(','));
-    if (!selector) return [];
-    const pods = await api.request<{ items: V1Pod[] }>('GET', `/api/v1/namespaces/${svc.metadata.namespace}/pods?labelSelector=${selector}`);
-    return (pods.body?.items ?? []).flatMap((pod) => {
-      const ready = pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      if (!ready || pod.metadata?.deletionTimestamp || !pod.status?.podIP) return [];
-      const named = typeof targetPort === 'string' && !/^\d+$/.test(targetPort)
-        ? pod.spec?.containers.flatMap((c) => c.ports ?? []).find((p) => p.name === targetPort)?.containerPort
-        : Number(targetPort ?? port);
-      return named ? [{ address: pod.status.podIP, port: named }] : [];
-    });
-  };
-
-  const serve = async (svc: ServiceObject, key: string) => {
-    const address = addressOf(nextAddress++);
-    const sockets = new Set<Socket>();
-    const servers: Server[] = [];
-    let turn = 0;
-    for (const port of svc.spec.ports ?? []) {
-      const server = createServer((client) => {
-        sockets.add(client);
-        client.pause();
-        client.on('error', () => client.destroy()).on('close', () => sockets.delete(client));
-        void endpointsOf(svc, port.targetPort, port.port).then((endpoints) => {
-          const target = endpoints[turn++ % Math.max(endpoints.length, 1)];
-          if (!target) return client.destroy(); // no ready endpoint: refused, as kube-proxy's REJECT
-          const upstream = connect(target.port, target.address);
-          sockets.add(upstream);
-          const close = () => { client.destroy(); upstream.destroy(); sockets.delete(upstream); };
-          upstream.on('error', close).on('close', close);
-          client.on('close', close);
-          client.pipe(upstream);
-          upstream.pipe(client);
-          client.resume();
-        }, () => client.destroy());
-      });
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(port.port, address, resolve);
-      });
-      server.unref();
-      servers.push(server);
-    }
-    const external = svc.metadata.annotations?.['external-dns.alpha.kubernetes.io/hostname'];
-    const hostnames = [...(external ? external.split(',').map((h) => h.trim()) : []), `${svc.metadata.name}.${svc.metadata.namespace}.svc`, `${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`]
-      .filter(Boolean).map((h) => h.toLowerCase().replace(/\.$/, ''));
-    served.set(key, { address, hostnames, servers, sockets });
-    await api.request('PATCH', `/api/v1/namespaces/${svc.metadata.namespace}/services/${svc.metadata.name}/status`, { status: { loadBalancer: { ingress: [{ ip: address }] } } }, 'application/merge-patch+json');
-  };
-
-  const close = async (key: string) => {
-    const entry = served.get(key);
-    served.delete(key);
-    for (const socket of entry?.sockets ?? []) socket.destroy();
-    await Promise.all((entry?.servers ?? []).map((s) => new Promise((resolve) => s.close(resolve))));
-  };
-
-  const writeHosts = () => {
-    const lines = ['127.0.0.1\tlocalhost', ...[...served.values()].map((s) => `${s.address}\t${s.hostnames.join(' ')}`)];
-    writeFileSync(hostsFile, `${lines.join('\n')}\n`);
-  };
-
-  const sync = async () => {
-    const response = await api.request<{ items: ServiceObject[] }>('GET', '/api/v1/services');
-    if (response.status !== 200) return;
-    const seen = new Set<string>();
-    let changed = false;
-    for (const svc of response.body.items) {
-      if (svc.spec.type !== 'LoadBalancer') continue;
-      const key = svc.metadata.uid;
-      seen.add(key);
-      if (served.has(key)) continue;
-      await serve(svc, key).catch((error: Error) => log(`service ${svc.metadata.namespace}/${svc.metadata.name}: ${error.message}`));
-      changed = true;
-    }
-    for (const key of [...served.keys()]) {
-      if (seen.has(key)) continue;
-      await close(key);
-      changed = true;
-    }
-    if (changed) writeHosts();
-  };
-  const loop = (async () => {
-    while (!stopped) {
-      await sync().catch((error: Error) => log(`service proxy: ${error.message}`));
-      await delay(500);
-    }
-  })();
-  return {
-    stop: async () => {
-      stopped = true;
-      await loop;
-      for (const key of [...served.keys()]) await close(key);
-    },
-  };
 }
 
 // ---------------------------------------------------------------------------------------------

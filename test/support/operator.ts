@@ -1,11 +1,12 @@
 // Installs the parts of kustomize/ that the Job tests need — namespace, config, the Jobs' RBAC and
 // the CronJobs — without the webhook configurations (no webhook server runs in those tests, and a
 // registered webhook with failurePolicy Fail would block every CR).
-import { loadAll, dump } from 'js-yaml';
+import { loadAll } from 'js-yaml';
 import { fileURLToPath } from 'node:url';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
 import type { TestCluster } from './cluster.ts';
+import { installObjects } from './kubectl.ts';
 
 const kustomizeDir = fileURLToPath(new URL('../../kustomize', import.meta.url));
 
@@ -41,9 +42,7 @@ function installBase(cluster: TestCluster): Promise<void> {
     const rendered = await cluster.kubectl(['kustomize', kustomizeDir]);
     if (rendered.code !== 0) throw new Error(`kubectl kustomize kustomize: ${rendered.stderr}`);
     const objects = (loadAll(rendered.stdout) as { kind: string }[]).filter((o) => o && !WITHOUT.has(o.kind));
-    const input = objects.map((o) => dump(o)).join('---\n');
-    const applied = await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=tests', '-f', '-'], { input });
-    if (applied.code !== 0) throw new Error(`applying kustomize/ (without the webhook): ${applied.stderr}`);
+    await installObjects(cluster, objects);
   })();
   return installed;
 }

@@ -11,6 +11,7 @@ import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
 import type { TestCluster } from './cluster.ts';
 import { waitForJob } from './jobs.ts';
+import { applyObjects, getObject, requireObject, serverSide } from './kubectl.ts';
 import { OPERATOR_NAMESPACE } from './operator.ts';
 import { waitFor } from './processes.ts';
 
@@ -25,7 +26,7 @@ export interface LoadBalancer {
 export async function runReconcileJob(cluster: TestCluster, namespace: string, name: string, config: OperatorConfig = operatorConfigFromEnv({})): Promise<void> {
   const job = desiredReconcileJob({ registry: { namespace, name }, config, windowEnd: new Date() });
   job.metadata.name = `e2e-${randomBytes(4).toString('hex')}`;
-  await apply(cluster, OPERATOR_NAMESPACE, [job]);
+  await applyObjects(cluster, job, OPERATOR_NAMESPACE, serverSide('e2e-test'));
   const finished = await waitForJob(cluster, OPERATOR_NAMESPACE, job.metadata.name, 180_000);
   if (finished.result !== 'Complete') throw new Error(`reconcile Job failed:\n${finished.logs}`);
 }
@@ -34,8 +35,7 @@ export async function runReconcileJob(cluster: TestCluster, namespace: string, n
 export async function podWithReadyContainers(cluster: TestCluster, namespace: string, name: string, containers: string[]): Promise<V1Pod> {
   let pod: V1Pod | undefined;
   await waitFor(`pod ${name}: containers ${containers.join(', ')} ready`, async () => {
-    const got = await cluster.kubectl(['get', 'pod', name, '-o', 'json'], { namespace });
-    pod = got.code === 0 ? (JSON.parse(got.stdout) as V1Pod) : undefined;
+    pod = await getObject<V1Pod>(cluster, 'pod', name, namespace);
     return containers.every((c) => pod?.status?.containerStatuses?.find((s) => s.name === c)?.ready);
   }, 120_000).catch((error: Error) => {
     throw new Error(`${error.message}\n${JSON.stringify(pod?.status?.containerStatuses, null, 1)}`);
@@ -60,16 +60,8 @@ export async function loadBalancer(cluster: TestCluster, namespace: string, name
   return { address, port: 443, lookup };
 }
 
-export async function apply(cluster: TestCluster, namespace: string, objects: unknown[]): Promise<void> {
-  const list = JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects });
-  const result = await cluster.kubectl(['apply', '--server-side', '--field-manager=e2e-test', '-f', '-'], { input: list, namespace });
-  if (result.code !== 0) throw new Error(`kubectl apply: ${result.stderr}`);
-}
-
 export async function secretKey(cluster: TestCluster, namespace: string, name: string, key: string): Promise<string> {
-  const read = await cluster.kubectl(['get', 'secret', name, '-o', 'json'], { namespace });
-  if (read.code !== 0) throw new Error(`kubectl get secret ${name}: ${read.stderr}`);
-  const value = (JSON.parse(read.stdout) as V1Secret).data?.[key];
+  const value = (await requireObject<V1Secret>(cluster, 'secret', name, namespace)).data?.[key];
   if (!value) throw new Error(`Secret ${namespace}/${name} has no ${key}`);
   return Buffer.from(value, 'base64').toString('utf8');
 }

@@ -37,14 +37,6 @@ export async function renderInstall(cluster: TestCluster): Promise<Obj[]> {
   return loadAll(rendered.stdout) as Obj[];
 }
 
-/** Server-side applies objects as the field manager `tests`; throws with kubectl's message. */
-export async function applyObjects(cluster: TestCluster, objects: Obj[]): Promise<void> {
-  const applied = await cluster.kubectl(['apply', '--server-side', '--force-conflicts', '--field-manager=tests', '-f', '-'], {
-    input: objects.map((o) => JSON.stringify(o)).join('\n'),
-  });
-  if (applied.code !== 0) throw new Error(`applying ${objects.map((o) => `${o.kind}/${o.metadata.name}`).join(', ')}: ${applied.stderr}`);
-}
-
 /** The operator's configuration env, as the rendered ConfigMap holds it. */
 export function configEnv(objects: Obj[]): Record<string, string> {
   const config = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('image-registry-operator-config'));

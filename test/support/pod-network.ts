@@ -1,0 +1,160 @@
+// The pod's network in the kubelet stand-in's pod sandbox (test/support/pod-sandbox.ts): a network
+// namespace with only loopback (`unshare --net`) for a pod that serves ports, a bridge process in it
+// that listens on Unix sockets (`<pod>/net/<port>.sock`) and connects each to 127.0.0.1:<port> in
+// the pod, and forwarders that serve the pod IP's ports through those sockets. Also the pod's
+// /etc/hosts and /etc/hostname, and which processes are in a namespace.
+import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { V1PodSpec } from '@kubernetes/client-node';
+import { PATH } from './pod-env.ts';
+import { delay, startProcess, type ManagedProcess } from './processes.ts';
+
+const MAX_SOCKET_PATH = 107;
+
+// Runs inside the pod's network namespace: one Unix socket per port, each connection piped to
+// 127.0.0.1:<port> there. Exits when its parent (the test process) is gone.
+const BRIDGE_SCRIPT = `
+const net = require('node:net'), fs = require('node:fs'), path = require('node:path');
+const [dir, ...ports] = process.argv.slice(1);
+const parent = process.ppid;
+for (const port of ports) {
+  const file = path.join(dir, port + '.sock');
+  try { fs.unlinkSync(file); } catch {}
+  net.createServer((client) => {
+    const upstream = net.connect(Number(port), '127.0.0.1');
+    const close = () => { client.destroy(); upstream.destroy(); };
+    client.pipe(upstream); upstream.pipe(client);
+    client.on('error', close); upstream.on('error', close); client.on('close', close); upstream.on('close', close);
+  }).listen(file);
+}
+setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 500);
+`;
+
+export interface PodNetwork {
+  process: ManagedProcess;
+  nsPath: string;
+  netns: string;
+}
+
+/** The bridge's Unix socket for each port of the pod; throws where the path would be too long for one. */
+export function bridgeSockets(podDir: string): (port: number) => string {
+  const socketPath = (port: number) => join(podDir, 'net', `${port}.sock`);
+  if (socketPath(65535).length > MAX_SOCKET_PATH) throw new Error(`the kubelet's work dir is too deep for Unix socket paths: ${socketPath(65535)}`);
+  return socketPath;
+}
+
+export async function startPodNetwork(podDir: string, podName: string, ports: number[], tools: { unshare: string; ip: string }, socketPath: (port: number) => string): Promise<PodNetwork> {
+  const log = join(podDir, 'logs', 'pod-network.log');
+  // unshare and sh exec into node, so the bridge's pid is the one that holds the namespace.
+  const holder = startProcess(`${podName}/network`, tools.unshare, ['--net', '--', '/bin/sh', '-c', `${tools.ip} link set lo up && exec "$@"`, 'sh', process.execPath, '-e', BRIDGE_SCRIPT, join(podDir, 'net'), ...ports.map(String)], log, { env: { PATH } });
+  const pid = holder.child.pid;
+  const deadline = Date.now() + 10_000;
+  while (!ports.every((p) => existsSync(socketPath(p)))) {
+    if (holder.child.exitCode !== null || Date.now() > deadline) {
+      await holder.stop();
+      throw new Error(`pod network for ${podName} did not come up: ${tail(existsSync(log) ? readFileSync(log, 'utf8') : '')}`);
+    }
+    await delay(20);
+  }
+  const nsPath = `/proc/${pid}/ns/net`;
+  const netns = readlinkSync(nsPath);
+  if (netns === readlinkSync('/proc/self/ns/net')) throw new Error('the pod network namespace is the host one');
+  return { process: holder, nsPath, netns };
+}
+
+/** Stops the bridge, then kills whatever is still in the namespace; resolves when it is empty. */
+export async function stopPodNetwork(network: PodNetwork, podName: string): Promise<void> {
+  await network.process.stop();
+  // Anything still in the namespace (a daemon that left its process group) is ours: kill it.
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const left = processesInNetns(network.netns);
+    if (left.length === 0) return;
+    for (const pid of left) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await delay(100);
+  }
+  throw new Error(`processes left in the network namespace of pod ${podName}: ${processesInNetns(network.netns).join(', ')}`);
+}
+
+/** Serves address:port by piping each connection to a Unix socket (the pod's bridge). */
+export async function forward(address: string, port: number, socket: string): Promise<{ close(): Promise<void> }> {
+  const open = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    const upstream = connect({ path: socket });
+    open.add(client).add(upstream);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.pipe(upstream);
+    upstream.pipe(client);
+    for (const s of [client, upstream]) s.on('error', close).on('close', close);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) => reject(new Error(`serving ${address}:${port}: ${error.message}`)));
+    server.listen(port, address, resolve);
+  });
+  server.unref();
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+/** The pod's /etc/hosts and /etc/hostname. */
+export function writeHostsFiles(podDir: string, podName: string, podIp: string): void {
+  writeFileSync(join(podDir, 'etc', 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${podIp}\t${podName}\n`);
+  writeFileSync(join(podDir, 'etc', 'hostname'), `${podName}\n`);
+}
+
+/** Named-port resolution for the pod's containers. */
+export function namedPorts(podSpec: V1PodSpec): (port: number | string | undefined, what: string) => number {
+  const containerPorts = new Map<string, number>();
+  for (const c of podSpec.containers) for (const p of c.ports ?? []) if (p.name) containerPorts.set(p.name, p.containerPort);
+  return (port, what) => {
+    if (typeof port === 'number') return port;
+    if (port !== undefined && /^\d+$/.test(port)) return Number(port);
+    const named = port === undefined ? undefined : containerPorts.get(port);
+    if (named === undefined) throw new Error(`${what}: no container port named ${JSON.stringify(port)}`);
+    return named;
+  };
+}
+
+/** Every port the pod IP serves: container ports and the readiness probes' ports. */
+export function podPorts(podSpec: V1PodSpec, resolvePort: (port: number | string | undefined, what: string) => number): Set<number> {
+  const ports = new Set<number>();
+  for (const c of podSpec.containers) {
+    for (const p of c.ports ?? []) ports.add(p.containerPort);
+    if (c.readinessProbe?.httpGet) ports.add(resolvePort(c.readinessProbe.httpGet.port, `container ${c.name} readinessProbe`));
+  }
+  return ports;
+}
+
+/** pids whose network namespace is netns (scans /proc). */
+export function processesInNetns(netns: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/net`) === netns) pids.push(Number(entry));
+    } catch {
+      // exited while scanning, or a kernel thread
+    }
+  }
+  return pids;
+}
+
+function tail(text: string, lines = 20): string {
+  return text.trimEnd().split('\n').slice(-lines).join('\n');
+}
