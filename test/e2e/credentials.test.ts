@@ -190,15 +190,15 @@ const p95 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.ceil(va
 
 withAuth('revocation is prompt: a deleted ImagePushSecret, an account deleted by hand and one expired by TTL are refused by every pod once its Job touched them, not at the kubelet\'s 60 s sync; nothing pushes after the Revoked Event', async () => {
   const r = await registry('revocation', { replicas: 2 });
-  const ips = await Promise.all([0, 1].map(async (i) => (await getJson(r.namespace, 'pod', `${r.name}-${i}`))?.status.podIP as string));
+  const ips = await Promise.all([0, 1].map(async (i) => (await getObject(cluster, 'pod', `${r.name}-${i}`, r.namespace))?.status.podIP as string));
   const deletions: number[] = [];
   const pushesAfterEvent: string[] = [];
   for (let i = 0; i < 10; i++) {
     const name = `gone-${i}`;
     const secretName = `${name}-image-push-secret`;
-    await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name }, spec: {} }]);
+    await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name }, spec: {} }, r.namespace, serverSide('e2e-test'));
     await runReconcileJob(cluster, r.namespace, r.name, config);
-    assert.is(readyOf(await getJson(r.namespace, 'imagepushsecret', name))?.status, 'True', `${name} Ready`);
+    assert.is(readyOf(await getObject(cluster, 'imagepushsecret', name, r.namespace))?.status, 'True', `${name} Ready`);
     const [username, password, ca] = await Promise.all(['username', 'password', 'ca.crt'].map((k) => secretKey(cluster, r.namespace, secretName, k)));
     const dir = join(r.workDir, name);
     mkdirSync(dir);
@@ -213,7 +213,7 @@ withAuth('revocation is prompt: a deleted ImagePushSecret, an account deleted by
     deletions.push(Math.max(...times));
     await job;
     await waitFor(`the Revoked Event of ${username}`, async () => {
-      const events = (await getJson(r.namespace, 'events', '--field-selector', 'reason=Revoked'))?.items ?? [];
+      const events = (await listObjects(cluster, 'events', r.namespace)).filter((e) => e.reason === 'Revoked');
       return events.some((e: Obj) => String(e.message).includes(username!));
     }, 60_000, () => undefined);
     const pushed = await pushWithFiles(r, dir, `after-revoked-${i}`);
@@ -221,7 +221,7 @@ withAuth('revocation is prompt: a deleted ImagePushSecret, an account deleted by
   }
   // an account deleted by hand (a static one): the reconcile of the account change drops it
   const hash = hashSync('hand-deleted-password', 4);
-  await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: 'by-hand' }, spec: { password: hash, labels: { accessMode: ['push'] } } }]);
+  await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: 'by-hand' }, spec: { password: hash, labels: { accessMode: ['push'] } } }, r.namespace, serverSide('e2e-test'));
   await runReconcileJob(cluster, r.namespace, r.name, config);
   const caPem = readFileSync(join(r.workDir, 'gone-0', 'ca.crt'), 'utf8');
   await waitFor('by-hand accepted', async () => (await tokenStatus(ips[0]!, r.hostname, caPem, 'by-hand', 'hand-deleted-password')) === 200, 120_000, () => undefined);
@@ -231,7 +231,7 @@ withAuth('revocation is prompt: a deleted ImagePushSecret, an account deleted by
   const byHand = Math.max(...(await Promise.all(ips.map((ip) => refusedAfter(ip, r, caPem, 'by-hand', 'hand-deleted-password', handStarted)))));
   await handJob;
   // an account whose ttl ends: refused by the next run (the resync, here a reconcile Job)
-  await apply(cluster, r.namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: 'short-lived' }, spec: { password: hash, labels: { accessMode: ['push'] }, ttl: '40s' } }]);
+  await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImageRegistryAccount', metadata: { name: 'short-lived' }, spec: { password: hash, labels: { accessMode: ['push'] }, ttl: '40s' } }, r.namespace, serverSide('e2e-test'));
   await runReconcileJob(cluster, r.namespace, r.name, config);
   await waitFor('short-lived accepted', async () => (await tokenStatus(ips[0]!, r.hostname, caPem, 'short-lived', 'hand-deleted-password')) === 200, 120_000, () => undefined);
   await delay(41_000);

@@ -28,7 +28,8 @@ import { runReconcile } from '../../cronjobs/run-reconcile.ts';
 import { authServerUnavailable } from '../support/binaries.ts';
 import { testCluster } from '../support/cluster.ts';
 import { installOperatorBase } from '../support/operator.ts';
-import { apply, podWithReadyContainers, runReconcileJob } from '../support/registry-e2e.ts';
+import { applyObjects, serverSide } from '../support/kubectl.ts';
+import { podWithReadyContainers, runReconcileJob } from '../support/registry-e2e.ts';
 
 type Obj = Record<string, any>;
 const test = suite('reconcile crash points');
@@ -66,7 +67,7 @@ function crashingKube(limit: number): { kube: Kube; requests: () => number } {
 const namespace = await cluster.createNamespace('crash');
 const key = { namespace, name: 'reg' };
 const hostname = registryHostname(key.name, namespace, config.dnsZone);
-await apply(cluster, namespace, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: { replicas: withPods ? 1 : 0 } }]);
+await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: 'reg' }, spec: { replicas: withPods ? 1 : 0 } }, namespace, serverSide('e2e-test'));
 await runReconcileJob(cluster, namespace, 'reg', config);
 if (withPods) await podWithReadyContainers(cluster, namespace, 'reg-0', ['nginx', 'registry', 'auth']);
 
