@@ -6,7 +6,7 @@ import type { CrEvent, HandOut, IssuedCredential, PlannedRotation } from '../fun
 import { desiredImageSecret, imageSecretStatus, REGISTRY_NOT_READY } from '../functions/image-secrets.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { GROUP_VERSION, type ImageRegistryAccount, type ImageSecret, type OperatorConfig } from '../functions/types.ts';
-import { resolveRegistryRef } from '../functions/accounts.ts';
+import { registryOfCr } from '../functions/accounts.ts';
 import { API_PARALLELISM, canonicalJson, mapLimit } from './concurrency.ts';
 import { recordEvent } from './events.ts';
 import { isConflict, type Kube } from './kube.ts';
@@ -60,7 +60,7 @@ export async function markImageSecretsNotReady(
   context: { imageSecrets: readonly ImageSecret[]; config: OperatorConfig; now: Date },
 ): Promise<void> {
   const crs = context.imageSecrets.filter((cr) => {
-    const ref = resolveRegistryRef(cr, context.config);
+    const ref = registryOfCr(cr, context.config);
     return ref.namespace === key.namespace && ref.name === key.name && !cr.metadata.deletionTimestamp;
   });
   await mapLimit(crs, API_PARALLELISM, async (cr) => {

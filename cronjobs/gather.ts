@@ -8,7 +8,7 @@
 // listed account, so a fresh account is never taken for a deleted CR's).
 import type { V1Secret } from '@kubernetes/client-node';
 import { authConfigSecretName, registryConfigSecretName } from '../functions/names.ts';
-import { resolveRegistryRef } from '../functions/accounts.ts';
+import { registryOfCr } from '../functions/accounts.ts';
 import { REGISTRY_LABEL, registryLabelValue, type RegistryKey } from '../functions/reconcile-job.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type ImageSecret, type OperatorConfig } from '../functions/types.ts';
 import type { Kube } from './kube.ts';
@@ -65,7 +65,7 @@ export function registryKeys(gathered: Gathered, config: OperatorConfig): Regist
   const keys = new Map<string, RegistryKey>();
   for (const r of gathered.registries.values()) keys.set(`${r.metadata.namespace}/${r.metadata.name}`, { namespace: r.metadata.namespace ?? '', name: r.metadata.name ?? '' });
   for (const cr of gathered.imageSecrets) {
-    const ref = resolveRegistryRef(cr, config);
+    const ref = registryOfCr(cr, config);
     keys.set(`${ref.namespace}/${ref.name}`, ref);
   }
   return [...keys.values()];

@@ -8,7 +8,7 @@
 // accounts: the operator reads them (docker-auth-config.ts skips expired ones) but never deletes them.
 import { createHash } from 'node:crypto';
 import { accountExpiry } from './docker-auth-config.ts';
-import { resolveRegistryRef as resolveRef } from './defaults.ts';
+import { resolveRegistryRef } from './defaults.ts';
 import { formatDuration, formatTimestamp, parseDuration } from './duration.ts';
 import { accountName, OPERATOR_NAME } from './names.ts';
 import { REGISTRY_LABEL, registryLabelValue, type RegistryKey } from './reconcile-job.ts';
@@ -239,7 +239,7 @@ function deletionOf(
   if (owner.uid && cr.metadata.uid && owner.uid !== cr.metadata.uid) {
     return { reason: 'Revoked', message: `${ownerText} was deleted and created again` };
   }
-  const target = resolveRegistryRef(cr, config);
+  const target = registryOfCr(cr, config);
   const label = account.metadata.labels?.[REGISTRY_LABEL];
   if (target.namespace !== account.metadata.namespace || (label !== undefined && label !== registryLabelValue(target))) {
     return { reason: 'Revoked', message: `${ownerText} now uses registry ${target.namespace}/${target.name}` };
@@ -247,9 +247,9 @@ function deletionOf(
   return undefined;
 }
 
-/** The registry a CR uses; the same rule as the mutating webhook (defaults.ts). */
-export function resolveRegistryRef(cr: ImageSecret, config: OperatorConfig): RegistryKey {
-  return resolveRef(cr, { config, namespace: crIdentity(cr).namespace });
+/** The registry a stored CR uses: resolveRegistryRef (defaults.ts, the mutating webhook's rule) in the CR's namespace. */
+export function registryOfCr(cr: ImageSecret, config: OperatorConfig): RegistryKey {
+  return resolveRegistryRef(cr, { config, namespace: crIdentity(cr).namespace });
 }
 
 function ownerKey(kind: string, namespace: string, name: string): string {

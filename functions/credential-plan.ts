@@ -3,7 +3,7 @@
 // registry pods have (or have not) confirmed the auth config, and what the revocation reports.
 // The reconcile (cronjobs/reconcile-registry.ts) gathers the input and carries the plan out.
 import type { V1Secret } from '@kubernetes/client-node';
-import { accountsToDelete, resolveRegistryRef, type AccountDeletion } from './accounts.ts';
+import { accountsToDelete, registryOfCr, type AccountDeletion } from './accounts.ts';
 import { accountExpiry } from './docker-auth-config.ts';
 import { awaitsConfirmation, credentialCheckProblem, CREDENTIALS_PENDING, type CredentialCheckOutcome } from './credential-check.ts';
 import { imageSecretStatus, issuanceInProgress, nextRotation, readImageSecret, rotationDecision, ROTATED_EVENT, REVOKED_EVENT } from './image-secrets.ts';
@@ -172,7 +172,7 @@ function crKey(cr: ImageSecret): string {
 }
 
 function resolvesTo(cr: ImageSecret, key: RegistryKey, config: OperatorConfig): boolean {
-  const ref = resolveRegistryRef(cr, config);
+  const ref = registryOfCr(cr, config);
   return ref.namespace === key.namespace && ref.name === key.name;
 }
 

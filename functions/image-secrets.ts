@@ -15,7 +15,6 @@ import {
   OWNER_KIND_LABEL,
   OWNER_NAME_LABEL,
   ownsAccount,
-  resolveRegistryRef,
   rotationToleranceMs,
   labelValue,
   crIdentity as identity,
@@ -26,8 +25,6 @@ import { formatDuration, formatTimestamp } from './duration.ts';
 import { accountName, imageSecretName, OPERATOR_NAME } from './names.ts';
 import { REGISTRY_LABEL, registryLabelValue, type RegistryKey } from './reconcile-job.ts';
 import { API_GROUP, GROUP_VERSION, type ImageRegistryAccount, type ImageSecret, type ImageSecretStatus } from './types.ts';
-
-export { resolveRegistryRef };
 
 /** Annotations on the Secret: which account and rotation it holds, and when that rotation happened. */
 export const ACCOUNT_ANNOTATION = `${API_GROUP}/account`;

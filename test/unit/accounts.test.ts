@@ -15,7 +15,7 @@ import {
   OWNER_NAMESPACE_LABEL,
   OWNER_UID_LABEL,
   ownsAccount,
-  resolveRegistryRef,
+  registryOfCr,
   ROTATION_LABEL,
 } from '../../functions/accounts.ts';
 import { activeAccounts } from '../../functions/docker-auth-config.ts';
@@ -213,12 +213,12 @@ test('accountsToDelete with a registry scope only judges accounts labelled for t
   assert.equal(accountsToDelete({ ...input, registry: { name: 'second', namespace: 'infra' } }).map((d) => d.account.metadata.name), ['push.apps.b.1']);
 });
 
-test('resolveRegistryRef: the ref, the CR namespace for a bare name, else the default registry', () => {
+test('registryOfCr: the ref, the CR namespace for a bare name, else the default registry', () => {
   const push = cr('ImagePushSecret');
-  assert.equal(resolveRegistryRef(push, config), { name: 'registry', namespace: 'infra' });
-  assert.equal(resolveRegistryRef({ ...push, spec: { registryRef: { name: 'mine' } } }, config), { name: 'mine', namespace: 'apps' });
-  assert.equal(resolveRegistryRef({ ...push, spec: undefined }, config), { name: 'registry', namespace: 'apps' });
-  assert.equal(resolveRegistryRef({ ...push, spec: {} }, { ...config, defaultRegistry: { name: 'central', namespace: 'infra' } }), { name: 'central', namespace: 'infra' });
+  assert.equal(registryOfCr(push, config), { name: 'registry', namespace: 'infra' });
+  assert.equal(registryOfCr({ ...push, spec: { registryRef: { name: 'mine' } } }, config), { name: 'mine', namespace: 'apps' });
+  assert.equal(registryOfCr({ ...push, spec: undefined }, config), { name: 'registry', namespace: 'apps' });
+  assert.equal(registryOfCr({ ...push, spec: {} }, { ...config, defaultRegistry: { name: 'central', namespace: 'infra' } }), { name: 'central', namespace: 'infra' });
 });
 
 test.run();

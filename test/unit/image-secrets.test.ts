@@ -14,7 +14,6 @@ import {
   readImageSecret,
   REGISTRY_NOT_FOUND,
   REGISTRY_NOT_READY,
-  resolveRegistryRef,
   ROTATION_ANNOTATION,
   ROTATION_DATE_ANNOTATION,
   rotationDecision,
@@ -22,7 +21,7 @@ import {
   type RotationInput,
 } from '../../functions/image-secrets.ts';
 import { REGISTRY_LABEL } from '../../functions/reconcile-job.ts';
-import type { ImageRegistryAccount, ImageSecret, OperatorConfig } from '../../functions/types.ts';
+import type { ImageRegistryAccount, ImageSecret } from '../../functions/types.ts';
 
 const HASH = '$2b$04$abcdefghijklmnopqrstuu5UQ0Jq2OUn3nTf8Jl4DX2xEqkjLrGLa';
 const HOST = 'registry.infra.svc.example.org';
@@ -299,11 +298,6 @@ test('imageSecretStatus: the expiry of the issued account, kept by later runs, r
   assert.is(next.expiryDate, '2025-01-04T00:00:00Z');
   const never = imageSecretStatus({ cr: { ...push, status: issued }, now, registry: REGISTRY, hostname: HOST, issued: { rotation: 3, rotationDate: now } });
   assert.is(never.expiryDate, undefined, 'an account without ttl never expires');
-});
-
-test('resolveRegistryRef is re-exported for callers of this module', () => {
-  const config = { defaultRegistry: { name: 'registry' } } as OperatorConfig;
-  assert.equal(resolveRegistryRef(cr('ImagePushSecret', { spec: {} }), config), { name: 'registry', namespace: 'apps' });
 });
 
 function reason(decision: ReturnType<typeof rotationDecision>): string | undefined {
