@@ -321,8 +321,8 @@ export async function rotationListsSection(context: { app: AppDir; cluster: Test
     result: `${one.lists} vs ${many.lists}`,
     baseline: `${one.registries} registry`,
     ratio: ratio(many.lists, one.lists),
-    target: 'the same count (constant in the number of registries)',
-    met: many.lists === one.lists,
+    target: 'no more with more registries (constant in their number)',
+    met: many.lists <= one.lists,
     limit: 'one read of each kind for the whole run (gather.ts); per registry only GETs (StatefulSet, its pods by ordinal, certificates) and writes',
   }];
   const details = [
