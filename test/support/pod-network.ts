@@ -14,7 +14,7 @@ const MAX_SOCKET_PATH = 107;
 
 // Runs inside the pod's network namespace: one Unix socket per port, each connection piped to
 // 127.0.0.1:<port> there. Exits when its parent (the test process) is gone.
-const BRIDGE_SCRIPT = `
+export const BRIDGE_SCRIPT = `
 const net = require('node:net'), fs = require('node:fs'), path = require('node:path');
 const [dir, ...ports] = process.argv.slice(1);
 const parent = process.ppid;
