@@ -10,12 +10,12 @@ import { connect, createServer, type NetConnectOpts, type Server, type Socket } 
  * both of its halves are finished, or destroyed with the other one when either fails or is
  * destroyed. Both sockets must be allowHalfOpen.
  *
- * Why: skopeo (containers/image's HTTP client has keep-alives off) sends `Connection: close` with
- * every request, so nginx answers a blob GET and closes right after its last byte. The forwarders
- * destroyed both sockets on that 'close', dropping whatever part of the body was still queued for
- * a client slower than nginx (written to the client socket, not yet taken by the kernel); skopeo
- * then got a FIN before Content-Length bytes: "happened during read: unexpected EOF". A client
- * that half-closed after its request lost the whole answer the same way.
+ * Why: skopeo sends `Connection: close` with every request (Go's HTTP client with keep-alives
+ * off), so nginx answers a blob GET and closes right after its last byte. The forwarders destroyed
+ * both sockets on that 'close', dropping whatever part of the body was still queued for a client
+ * slower than nginx (written to the client socket, not yet taken by the kernel); skopeo then got a
+ * FIN before Content-Length bytes: "happened during read: unexpected EOF". A client that
+ * half-closed after its request lost the whole answer the same way.
  *
  * Self-contained (no outer names, no named inner functions) so that its source runs in the bridge.
  */
