@@ -4,28 +4,28 @@
 // the pod, and forwarders that serve the pod IP's ports through those sockets. Also the pod's
 // /etc/hosts and /etc/hostname, and which processes are in a namespace.
 import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { V1PodSpec } from '@kubernetes/client-node';
 import { PATH } from './pod-env.ts';
 import { delay, startProcess, type ManagedProcess } from './processes.ts';
+import { forwardingServer, pipeSockets } from './socket-forward.ts';
 
 const MAX_SOCKET_PATH = 107;
 
 // Runs inside the pod's network namespace: one Unix socket per port, each connection piped to
-// 127.0.0.1:<port> there. Exits when its parent (the test process) is gone.
-const BRIDGE_SCRIPT = `
+// 127.0.0.1:<port> there with the forwarders' pipeSockets (its source, inlined). Exits when its
+// parent (the test process) is gone.
+export const BRIDGE_SCRIPT = `
 const net = require('node:net'), fs = require('node:fs'), path = require('node:path');
+${pipeSockets.toString()}
 const [dir, ...ports] = process.argv.slice(1);
 const parent = process.ppid;
 for (const port of ports) {
   const file = path.join(dir, port + '.sock');
   try { fs.unlinkSync(file); } catch {}
-  net.createServer((client) => {
-    const upstream = net.connect(Number(port), '127.0.0.1');
-    const close = () => { client.destroy(); upstream.destroy(); };
-    client.pipe(upstream); upstream.pipe(client);
-    client.on('error', close); upstream.on('error', close); client.on('close', close); upstream.on('close', close);
+  net.createServer({ allowHalfOpen: true }, (client) => {
+    pipeSockets(client, net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true }));
   }).listen(file);
 }
 setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 500);
@@ -85,19 +85,7 @@ export async function stopPodNetwork(network: PodNetwork, podName: string): Prom
 /** Serves address:port by piping each connection to a Unix socket (the pod's bridge). */
 export async function forward(address: string, port: number, socket: string): Promise<{ close(): Promise<void> }> {
   const open = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect({ path: socket });
-    open.add(client).add(upstream);
-    const close = () => {
-      client.destroy();
-      upstream.destroy();
-      open.delete(client);
-      open.delete(upstream);
-    };
-    client.pipe(upstream);
-    upstream.pipe(client);
-    for (const s of [client, upstream]) s.on('error', close).on('close', close);
-  });
+  const server = forwardingServer(open, () => ({ path: socket }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(new Error(`serving ${address}:${port}: ${error.message}`)));
     server.listen(port, address, resolve);

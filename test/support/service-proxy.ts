@@ -3,10 +3,11 @@
 // status.loadBalancer.ingress, its ports are served there and each connection goes round-robin to
 // a ready pod its selector matches; the hosts file maps the Service's names to that address.
 import { writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { V1Pod } from '@kubernetes/client-node';
 import type { KubeApi } from './kube-api.ts';
 import { delay } from './processes.ts';
+import { forwardingServer } from './socket-forward.ts';
 
 interface ServiceObject {
   metadata: { name: string; namespace: string; uid: string; annotations?: Record<string, string> };
@@ -39,22 +40,10 @@ export function startServiceProxy(api: KubeApi, hostsFile: string, addressOf: (n
     const servers: Server[] = [];
     let turn = 0;
     for (const port of svc.spec.ports ?? []) {
-      const server = createServer((client) => {
-        sockets.add(client);
-        client.pause();
-        client.on('error', () => client.destroy()).on('close', () => sockets.delete(client));
-        void endpointsOf(svc, port.targetPort, port.port).then((endpoints) => {
-          const target = endpoints[turn++ % Math.max(endpoints.length, 1)];
-          if (!target) return client.destroy(); // no ready endpoint: refused, as kube-proxy's REJECT
-          const upstream = connect(target.port, target.address);
-          sockets.add(upstream);
-          const close = () => { client.destroy(); upstream.destroy(); sockets.delete(upstream); };
-          upstream.on('error', close).on('close', close);
-          client.on('close', close);
-          client.pipe(upstream);
-          upstream.pipe(client);
-          client.resume();
-        }, () => client.destroy());
+      const server = forwardingServer(sockets, async () => {
+        const endpoints = await endpointsOf(svc, port.targetPort, port.port);
+        const target = endpoints[turn++ % Math.max(endpoints.length, 1)];
+        return target && { host: target.address, port: target.port };
       });
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
