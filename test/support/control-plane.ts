@@ -9,6 +9,9 @@ import { issueTestCertificate, newRsaKeyPem, type KeyPairPem } from './pki.ts';
 import { exitedMessage, freePort, httpOk, installExitHandlers, run, startProcess, waitFor, type ManagedProcess } from './processes.ts';
 import { testBinaries } from './binaries.ts';
 
+/** The first two octets of the Services' ClusterIP range. */
+export const SERVICE_CLUSTER_IP_PREFIX = '127.200';
+
 export interface ControlPlane {
   /** https://127.0.0.1:<port> */
   server: string;
@@ -73,7 +76,9 @@ async function startApiServer(assetsDir: string, workDir: string, etcdUrl: strin
     '--cert-dir', join(workDir, 'pki'),
     '--tls-cert-file', pki.servingCertFile, '--tls-private-key-file', pki.servingKeyFile,
     '--secure-port', String(port), '--bind-address', '127.0.0.1',
-    '--service-cluster-ip-range', '10.0.0.0/24',
+    // ClusterIPs stay on loopback too, clear of the kubelet stand-in's pod (127.100–149) and load
+    // balancer (127.150–199) addresses; `kubernetes` gets the first one
+    '--service-cluster-ip-range', `${SERVICE_CLUSTER_IP_PREFIX}.0.0/16`,
     '--allow-privileged=true',
     // the default set (NamespaceLifecycle, ServiceAccount, DefaultStorageClass, PodSecurity, …) plus
     // what a production cluster adds; the kubelet stand-in registers one Node
@@ -143,7 +148,7 @@ function writePki(workDir: string) {
   const dir = join(workDir, 'pki');
   mkdirSync(dir, { recursive: true });
   const servingCa = issueTestCertificate({ commonName: 'test-serving-ca', isCa: true });
-  const serving = issueTestCertificate({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1', '10.0.0.1'], issuer: servingCa });
+  const serving = issueTestCertificate({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1', `${SERVICE_CLUSTER_IP_PREFIX}.0.1`], issuer: servingCa });
   const clientCa = issueTestCertificate({ commonName: 'test-client-ca', isCa: true });
   const admin = issueTestCertificate({ commonName: 'admin', organization: 'system:masters', usage: 'client', issuer: clientCa });
   const sa = newRsaKeyPem();
