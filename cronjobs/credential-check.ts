@@ -6,7 +6,7 @@
 // replace a LIST per registry (a rotation of every registry makes the same LISTs for 1 or 50).
 import { request } from 'node:https';
 import { rootCertificates } from 'node:tls';
-import { AUTH_CONFIG_VERSION_ANNOTATION, readyRegistryPods, tokenProbePath, type CredentialCheckOutcome, type PodLike } from '../functions/credential-check.ts';
+import { AUTH_CONFIG_VERSION_ANNOTATION, tokenProbePath, type CredentialCheckOutcome, type PodLike, type RegistryPod } from '../functions/credential-check.ts';
 import { statefulSetName } from '../functions/names.ts';
 import { NGINX_PORT } from '../functions/nginx-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
@@ -49,9 +49,9 @@ export async function touchRegistryPods(kube: Kube, key: RegistryKey, version: s
   }));
 }
 
-export async function confirmWrite(kube: Kube, key: RegistryKey, input: ConfirmInput): Promise<CredentialCheckOutcome> {
+/** `ready`: the registry's ready pods as just read (readyRegistryPods of registryPods). */
+export async function confirmWrite(key: RegistryKey, ready: readonly RegistryPod[], input: ConfirmInput): Promise<CredentialCheckOutcome> {
   const started = Date.now();
-  const ready = readyRegistryPods(await registryPods(kube, key));
   if (ready.length === 0) return { outcome: 'no-ready-pod' };
   const waiting = new Set(ready.map((p) => p.name));
   for (;;) {

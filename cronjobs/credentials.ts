@@ -2,11 +2,10 @@
 // statuses and Events as handOutDecisions says, delete accounts. The decisions are in
 // functions/credential-plan.ts; the order of the steps is in reconcile-registry.ts.
 import { desiredAccount } from '../functions/accounts.ts';
-import type { CrEvent, HandOut, IssuedCredential, PlannedRotation } from '../functions/credential-plan.ts';
+import { crsOfRegistry, type CrEvent, type HandOut, type IssuedCredential, type PlannedRotation } from '../functions/credential-plan.ts';
 import { desiredImageSecret, imageSecretStatus, REGISTRY_NOT_READY } from '../functions/image-secrets.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { GROUP_VERSION, type ImageRegistryAccount, type ImageSecret, type OperatorConfig } from '../functions/types.ts';
-import { registryOfCr } from '../functions/accounts.ts';
 import { API_PARALLELISM, canonicalJson, mapLimit } from './concurrency.ts';
 import { recordEvent } from './events.ts';
 import { isConflict, type Kube } from './kube.ts';
@@ -59,11 +58,7 @@ export async function markImageSecretsNotReady(
   problem: { hostname: string; message: string } | 'missing',
   context: { imageSecrets: readonly ImageSecret[]; config: OperatorConfig; now: Date },
 ): Promise<void> {
-  const crs = context.imageSecrets.filter((cr) => {
-    const ref = registryOfCr(cr, context.config);
-    return ref.namespace === key.namespace && ref.name === key.name && !cr.metadata.deletionTimestamp;
-  });
-  await mapLimit(crs, API_PARALLELISM, async (cr) => {
+  await mapLimit(crsOfRegistry(context.imageSecrets, key, context.config), API_PARALLELISM, async (cr) => {
     const status = problem === 'missing'
       ? imageSecretStatus({ cr, now: context.now, registry: key })
       : imageSecretStatus({ cr, now: context.now, registry: key, hostname: problem.hostname, notReady: { reason: REGISTRY_NOT_READY, message: `registry ${key.namespace}/${key.name}: ${problem.message}` } });

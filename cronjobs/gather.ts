@@ -7,7 +7,7 @@
 // auth-config.ts), and the accounts before the CRs (a CR list taken later holds the owner of every
 // listed account, so a fresh account is never taken for a deleted CR's).
 import type { V1Secret } from '@kubernetes/client-node';
-import { authConfigSecretName, registryConfigSecretName } from '../functions/names.ts';
+import { ANY_REGISTRY_SELECTOR, authConfigSecretName, registryConfigSecretName } from '../functions/names.ts';
 import { registryOfCr } from '../functions/accounts.ts';
 import { REGISTRY_LABEL, registryLabelValue, type RegistryKey } from '../functions/reconcile-job.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type ImageSecret, type OperatorConfig } from '../functions/types.ts';
@@ -15,8 +15,6 @@ import type { Kube } from './kube.ts';
 
 export const IMAGE_SECRET_KINDS = ['ImagePushSecret', 'ImagePullSecret'] as const;
 
-/** The label every object made for a registry carries (names.ts registrySelectorLabels). */
-const REGISTRY_OBJECTS_SELECTOR = 'app.kubernetes.io/name=image-registry';
 
 export interface Gathered {
   registries: ReadonlyMap<string, ImageRegistry>;
@@ -42,7 +40,7 @@ export interface RegistryInputs {
 /** Every registry, or the named ones (`keys`). */
 export async function gather(kube: Kube, keys?: readonly RegistryKey[]): Promise<Gathered> {
   const namespaces = keys ? [...new Set(keys.map((k) => k.namespace))] : [undefined];
-  const configSecrets = (await Promise.all(namespaces.map((ns) => kube.list<V1Secret>('v1', 'Secret', ns, REGISTRY_OBJECTS_SELECTOR)))).flat();
+  const configSecrets = (await Promise.all(namespaces.map((ns) => kube.list<V1Secret>('v1', 'Secret', ns, ANY_REGISTRY_SELECTOR)))).flat();
   const accounts = (await Promise.all(namespaces.map((ns) => kube.list<ImageRegistryAccount>(GROUP_VERSION, 'ImageRegistryAccount', ns)))).flat();
   const imageSecrets = (await Promise.all(IMAGE_SECRET_KINDS.map((kind) => kube.list<ImageSecret>(GROUP_VERSION, kind)))).flat();
   const registries = keys

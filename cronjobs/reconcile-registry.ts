@@ -167,10 +167,11 @@ async function confirm(
   authConfig: AuthConfigInput,
   options: ReconcileOptions,
 ): Promise<{ check: CredentialCheckOutcome; write: AuthConfigWritten | undefined }> {
-  if (readyRegistryPods(await registryPods(kube, key)).length === 0) return { check: { outcome: 'no-ready-pod' }, write };
+  const ready = readyRegistryPods(await registryPods(kube, key));
+  if (ready.length === 0) return { check: { outcome: 'no-ready-pod' }, write };
   const confirmable = write?.login ? write : await writeAuthConfig(kube, { ...authConfig, force: true });
   if (!confirmable.login) throw new Error('a forced auth config write returned no confirmation login');
-  const check = await confirmWrite(kube, key, { ...registryCa, login: confirmable.login, timeoutMs: options.credentialsTimeoutMs });
+  const check = await confirmWrite(key, ready, { ...registryCa, login: confirmable.login, timeoutMs: options.credentialsTimeoutMs });
   return { check, write: confirmable };
 }
 

@@ -49,7 +49,7 @@ export interface CredentialPlan {
 
 export function planCredentials(input: CredentialPlanInput): CredentialPlan {
   const { registry, config, now } = input;
-  const live = input.imageSecrets.filter((cr) => resolvesTo(cr, registry, config) && !cr.metadata.deletionTimestamp);
+  const live = crsOfRegistry(input.imageSecrets, registry, config);
   // CRs another Job is issuing for are left to it entirely: no account, no status, no Event
   const waitSeconds = config.rolloutTimeoutSeconds + config.credentialsTimeoutSeconds;
   const secretOf = (cr: ImageSecret) => input.secrets.get(secretKey(cr));
@@ -171,9 +171,12 @@ function crKey(cr: ImageSecret): string {
   return `${cr.kind}/${cr.metadata.namespace}/${cr.metadata.name}`;
 }
 
-function resolvesTo(cr: ImageSecret, key: RegistryKey, config: OperatorConfig): boolean {
-  const ref = registryOfCr(cr, config);
-  return ref.namespace === key.namespace && ref.name === key.name;
+/** The live (not deleting) push/pull CRs that use this registry. */
+export function crsOfRegistry(imageSecrets: readonly ImageSecret[], key: RegistryKey, config: OperatorConfig): ImageSecret[] {
+  return imageSecrets.filter((cr) => {
+    const ref = registryOfCr(cr, config);
+    return ref.namespace === key.namespace && ref.name === key.name && !cr.metadata.deletionTimestamp;
+  });
 }
 
 function expiryOf(account: ImageRegistryAccount): { expiryDate?: Date } {

@@ -101,8 +101,12 @@ export function registryLabels(registryName: string): Record<string, string> {
 
 /** The immutable subset used as StatefulSet/Service selector. */
 export function registrySelectorLabels(registryName: string): Record<string, string> {
-  return { 'app.kubernetes.io/name': 'image-registry', 'app.kubernetes.io/instance': registryName };
+  return { 'app.kubernetes.io/name': REGISTRY_APP_NAME, 'app.kubernetes.io/instance': registryName };
 }
+
+const REGISTRY_APP_NAME = 'image-registry';
+/** Selects what the operator made for any registry (every registry's registrySelectorLabels have it). */
+export const ANY_REGISTRY_SELECTOR = `app.kubernetes.io/name=${REGISTRY_APP_NAME}`;
 
 /** registrySelectorLabels as a label selector for list requests. */
 export function registryLabelSelector(registryName: string): string {
