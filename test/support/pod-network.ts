@@ -14,12 +14,15 @@ import { forwardingServer, pipeSockets } from './socket-forward.ts';
 const MAX_SOCKET_PATH = 107;
 
 // Runs inside the pod's network namespace: one Unix socket per port, each connection piped to
-// 127.0.0.1:<port> there with the forwarders' pipeSockets (its source, inlined). Exits when its
-// parent (the test process) is gone.
+// 127.0.0.1:<port> there with the forwarders' pipeSockets (its source, inlined). The other way, it
+// plays kube-proxy inside the pod: for each `<clusterIP>:<port>.sock` the service proxy keeps in
+// the services directory it listens on that ClusterIP and port here and pipes each connection to
+// the socket (checked every 500 ms, as Services come and go). Exits when its parent (the test
+// process) is gone.
 export const BRIDGE_SCRIPT = `
 const net = require('node:net'), fs = require('node:fs'), path = require('node:path');
 ${pipeSockets.toString()}
-const [dir, ...ports] = process.argv.slice(1);
+const [dir, servicesDir, ...ports] = process.argv.slice(1);
 const parent = process.ppid;
 for (const port of ports) {
   const file = path.join(dir, port + '.sock');
@@ -28,7 +31,25 @@ for (const port of ports) {
     pipeSockets(client, net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true }));
   }).listen(file);
 }
-setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 500);
+const services = new Map();
+const syncServices = () => {
+  let names = [];
+  try { names = fs.readdirSync(servicesDir).filter((n) => /^[0-9.]+:[0-9]+\\.sock$/.test(n)); } catch {}
+  for (const name of names) {
+    if (services.has(name)) continue;
+    const [host, port] = name.slice(0, -'.sock'.length).split(':');
+    const socket = path.join(servicesDir, name);
+    const server = net.createServer({ allowHalfOpen: true }, (client) => {
+      pipeSockets(client, net.connect({ path: socket, allowHalfOpen: true }));
+    });
+    server.on('error', () => services.delete(name));
+    server.listen(Number(port), host);
+    services.set(name, server);
+  }
+  for (const [name, server] of services) if (!names.includes(name)) { server.close(); services.delete(name); }
+};
+syncServices();
+setInterval(() => { if (process.ppid !== parent) process.exit(0); syncServices(); }, 500);
 `;
 
 export interface PodNetwork {
@@ -44,10 +65,10 @@ export function bridgeSockets(podDir: string): (port: number) => string {
   return socketPath;
 }
 
-export async function startPodNetwork(podDir: string, podName: string, ports: number[], tools: { unshare: string; ip: string }, socketPath: (port: number) => string): Promise<PodNetwork> {
+export async function startPodNetwork(podDir: string, podName: string, ports: number[], tools: { unshare: string; ip: string }, socketPath: (port: number) => string, servicesDir: string): Promise<PodNetwork> {
   const log = join(podDir, 'logs', 'pod-network.log');
   // unshare and sh exec into node, so the bridge's pid is the one that holds the namespace.
-  const holder = startProcess(`${podName}/network`, tools.unshare, ['--net', '--', '/bin/sh', '-c', `${tools.ip} link set lo up && exec "$@"`, 'sh', process.execPath, '-e', BRIDGE_SCRIPT, join(podDir, 'net'), ...ports.map(String)], log, { env: { PATH } });
+  const holder = startProcess(`${podName}/network`, tools.unshare, ['--net', '--', '/bin/sh', '-c', `${tools.ip} link set lo up && exec "$@"`, 'sh', process.execPath, '-e', BRIDGE_SCRIPT, join(podDir, 'net'), servicesDir, ...ports.map(String)], log, { env: { PATH } });
   const pid = holder.child.pid;
   const deadline = Date.now() + 10_000;
   while (!ports.every((p) => existsSync(socketPath(p)))) {
@@ -100,9 +121,13 @@ export async function forward(address: string, port: number, socket: string): Pr
   };
 }
 
-/** The pod's /etc/hosts and /etc/hostname. */
-export function writeHostsFiles(podDir: string, podName: string, podIp: string): void {
-  writeFileSync(join(podDir, 'etc', 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${podIp}\t${podName}\n`);
+/**
+ * The pod's /etc/hosts (its own name, and the Services' names as a cluster DNS would answer them)
+ * and /etc/hostname. Rewritten in place when the Services change: the containers bind the file.
+ */
+export function writeHostsFiles(podDir: string, podName: string, podIp: string, serviceLines: string[]): void {
+  const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${podIp}\t${podName}`, ...serviceLines];
+  writeFileSync(join(podDir, 'etc', 'hosts'), `${lines.join('\n')}\n`);
   writeFileSync(join(podDir, 'etc', 'hostname'), `${podName}\n`);
 }
 
