@@ -45,7 +45,10 @@ function sandbox(): Promise<Started> {
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
     const deadline = Date.now() + 180_000;
     while (!output.includes('sandbox ready')) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up:\n${output}`);
+      if (child.exitCode !== null || Date.now() > deadline) {
+        await stopUnready(child, dataDir);
+        throw new Error(`npm start did not come up:\n${output}`);
+      }
       await delay(200);
     }
     const exportLine = /^\s*export (.*)$/m.exec(output)?.[1] ?? '';
@@ -60,6 +63,17 @@ function sandbox(): Promise<Started> {
     return { child, output: () => output, env, dataDir, workDir };
   })();
   return started;
+}
+
+/**
+ * Ctrl-C for a sandbox that did not come up in time: left running, it would outlive this file (and
+ * its pipes would keep this process from ending).
+ */
+async function stopUnready(child: ChildProcess, dataDir: string): Promise<void> {
+  if (child.exitCode === null) process.kill(-child.pid!, 'SIGINT');
+  const deadline = Date.now() + 60_000;
+  while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) await delay(200);
+  rmSync(dataDir, { recursive: true, force: true });
 }
 
 test('npm start prints the export line and the next commands', async () => {
