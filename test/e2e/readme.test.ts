@@ -21,9 +21,16 @@ export function usageCommands(readme: string): string[] {
 }
 
 const commands = usageCommands(readFileSync(join(root, 'README.md'), 'utf8'));
-// these need a running docker_auth: a registry pod is only Ready, credentials are only confirmed
-// (Ready push/pull secrets), and a push or pull only authorized, with it
-const needsAuthServer = (command: string) => /skopeo (copy|inspect)|condition=Ready image(registry|pushsecret|pullsecret)\//.test(command);
+// A registry pod is only Ready, credentials are only confirmed (Ready push/pull secrets), and a
+// push or pull only authorized, with a running docker_auth.
+const usesDockerAuth = (command: string) => /skopeo (copy|inspect)|condition=Ready image(registry|pushsecret|pullsecret)\//.test(command);
+// What the waits for Ready push/pull secrets are there for: their Secrets and their status (the
+// rotation). Without docker_auth those waits are skipped, and the reconcile Job writes the Secrets
+// only once it gives up waiting for a ready pod (OPERATOR_ROLLOUT_TIMEOUT): a step that reads them,
+// or counts rotations from the first one, would race with that Job.
+const readsReadyImageSecret = (command: string) => /secret \S+-image-(push|pull)-secret\b|image(push|pull)secret \S+ -o jsonpath='\{\.status\./.test(command);
+/** The steps that need a running docker_auth, or a step before them that does. */
+const needsAuthServer = (command: string) => usesDockerAuth(command) || readsReadyImageSecret(command);
 const authMissing = authServerUnavailable(await testBinaries());
 
 interface Started {
