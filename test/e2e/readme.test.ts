@@ -24,9 +24,16 @@ export function usageCommands(readme: string): string[] {
 }
 
 const commands = usageCommands(readFileSync(join(root, 'README.md'), 'utf8'));
-// these need a running docker_auth: a registry pod is only Ready, credentials are only confirmed
-// (Ready push/pull secrets), and a push or pull only authorized, with it
-const needsAuthServer = (command: string) => /skopeo (copy|inspect)|condition=Ready image(registry|pushsecret|pullsecret)\//.test(command);
+// A registry pod is only Ready, credentials are only confirmed (Ready push/pull secrets), and a
+// push or pull only authorized, with a running docker_auth.
+const usesDockerAuth = (command: string) => /skopeo (copy|inspect)|condition=Ready image(registry|pushsecret|pullsecret)\//.test(command);
+// What the waits for Ready push/pull secrets are there for: their Secrets and their status (the
+// rotation). Without docker_auth those waits are skipped, and the reconcile Job writes the Secrets
+// only once it gives up waiting for a ready pod (OPERATOR_ROLLOUT_TIMEOUT): a step that reads them,
+// or counts rotations from the first one, would race with that Job.
+const readsReadyImageSecret = (command: string) => /secret \S+-image-(push|pull)-secret\b|image(push|pull)secret \S+ -o jsonpath='\{\.status\./.test(command);
+/** The steps that need a running docker_auth, or a step before them that does. */
+const needsAuthServer = (command: string) => usesDockerAuth(command) || readsReadyImageSecret(command);
 const authMissing = authServerUnavailable(await testBinaries());
 
 interface Started {
@@ -48,7 +55,10 @@ function sandbox(): Promise<Started> {
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
     const deadline = Date.now() + 180_000;
     while (!output.includes('sandbox ready')) {
-      if (child.exitCode !== null || Date.now() > deadline) throw new Error(`npm start did not come up:\n${output}`);
+      if (child.exitCode !== null || Date.now() > deadline) {
+        await stopUnready(child, dataDir);
+        throw new Error(`npm start did not come up:\n${output}`);
+      }
       await delay(200);
     }
     const exportLine = /^\s*export (.*)$/m.exec(output)?.[1] ?? '';
@@ -63,6 +73,17 @@ function sandbox(): Promise<Started> {
     return { child, output: () => output, env, dataDir, workDir };
   })();
   return started;
+}
+
+/**
+ * Ctrl-C for a sandbox that did not come up in time: left running, it would outlive this file (and
+ * its pipes would keep this process from ending).
+ */
+async function stopUnready(child: ChildProcess, dataDir: string): Promise<void> {
+  if (child.exitCode === null) process.kill(-child.pid!, 'SIGINT');
+  const deadline = Date.now() + 60_000;
+  while (child.exitCode === null && child.signalCode === null && Date.now() < deadline) await delay(200);
+  rmSync(dataDir, { recursive: true, force: true });
 }
 
 test('npm start prints the export line and the next commands', async () => {

@@ -6,8 +6,11 @@
 // LoadBalancer Service's address (the kubelet stand-in's load balancer).
 //
 // The tests that need docker_auth (auth_server) skip, saying why, where it could not be built (the
-// Go module proxy some machines reach refuses it). The registry's half of token auth is tested
-// either way: it must accept tokens signed with the key of `<r>-auth-tls` and refuse others.
+// Go module proxy some machines reach refuses it). Without it the pod is never Ready, so the
+// Service sends it no connection (checked below, as a cluster would behave); the tests of TLS,
+// nginx and the registry's half of token auth — it must accept tokens signed with the key of
+// `<r>-auth-tls` and refuse others; the tests sign their own — need no docker_auth and reach the
+// pod's nginx at its pod IP instead, as a client in the cluster network can.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomBytes } from 'node:crypto';
@@ -28,7 +31,7 @@ import { newRsaKeyPem } from '../support/pki.ts';
 import { podDirectory, podProcesses } from '../support/pod-sandbox.ts';
 import { waitFor } from '../support/processes.ts';
 import { applyObjects, requireObject, serverSide } from '../support/kubectl.ts';
-import { loadBalancer, podWithReadyContainers, runReconcileJob, secretKey, type LoadBalancer } from '../support/registry-e2e.ts';
+import { loadBalancer, podNginx, podWithReadyContainers, runReconcileJob, secretKey, type RegistryAddress } from '../support/registry-e2e.ts';
 import { signRegistryToken, tokenClaims } from '../support/registry-token.ts';
 
 const NAME = 'registry';
@@ -47,7 +50,11 @@ interface Setup {
   hostname: string;
   workDir: string;
   certDir: string;
-  service: LoadBalancer;
+  service: RegistryAddress;
+  /** where the clients below connect: the Service, or the pod's nginx while the pod cannot be Ready */
+  front: RegistryAddress;
+  /** /etc/hosts for skopeo when front is not the Service: the registry hostname → the pod IP */
+  frontHosts?: string;
   pod: V1Pod;
   tokenKeyPem: string;
   push: Account;
@@ -68,6 +75,8 @@ async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
 const authMissing = authServerUnavailable((await testCluster()).assetsDir);
 if (authMissing) console.log(`SKIP docker_auth tests: auth_server could not be built: ${authMissing}`);
 const withAuth = authMissing ? test.skip : test;
+/** How the clients of the tests below reach the registry (see Setup.front). */
+const FRONT = authMissing ? "the pod IP's nginx port" : 'the Service port';
 
 // Set up once, inside the tests: uvu swallows errors thrown by before() hooks.
 let setup: Promise<Setup> | undefined;
@@ -107,11 +116,16 @@ async function start(): Promise<Setup> {
   const wanted = authMissing ? ['nginx', 'registry'] : ['nginx', 'registry', 'auth'];
   const pod = await timed('pod ready', () => podWithReadyContainers(cluster, namespace, `${NAME}-0`, wanted));
   const service = await loadBalancer(cluster, namespace, NAME, hostname);
+  const front = authMissing ? podNginx(pod, hostname) : service;
+  const frontHosts = front === service ? undefined : join(workDir, 'hosts');
+  if (frontHosts) writeFileSync(frontHosts, `127.0.0.1\tlocalhost\n${front.address}\t${hostname}\n`);
   const image = writeOciImage(join(workDir, 'image'), 'v1', { 'hello.txt': `hello from ${namespace}\n` });
-  return { cluster, namespace, hostname, workDir, certDir, service, pod, tokenKeyPem, push, pull, image };
+  return { cluster, namespace, hostname, workDir, certDir, service, front, ...(frontHosts ? { frontHosts } : {}), pod, tokenKeyPem, push, pull, image };
 }
 
-const client = (s: Setup, args: string[]) => s.cluster.runClient(SKOPEO, args, { binds: [s.workDir] });
+const client = (s: Setup, args: string[]) => s.cluster.runClient(SKOPEO, args, { binds: [s.workDir], ...(s.frontHosts ? { hostsFile: s.frontHosts } : {}) });
+/** The registry in image references: its hostname, with the front's port unless that is 443. */
+const registryRef = (s: Setup) => (s.front.port === 443 ? s.hostname : `${s.hostname}:${s.front.port}`);
 const processes = (s: Setup) => podProcesses(s.cluster.kubeletDir, s.pod.metadata?.uid ?? '');
 
 test('the StatefulSet controller made the pod from the stored template; the scheduler bound it; its containers run the spec', async () => {
@@ -163,18 +177,18 @@ test('containers run as their securityContext users, in the pod network namespac
   assert.not.ok(existsSync(join(podDir, 'volumes', 'tls', 'ca.crt')), 'items projection: only tls.crt and tls.key');
 });
 
-test('TLS to the registry hostname through the Service port verifies with ca.crt of the TLS Secret', async () => {
+test(`TLS to the registry hostname through ${FRONT} verifies with ca.crt of the TLS Secret`, async () => {
   const s = await started();
   const { hostname, cluster, namespace } = s;
   const ca = await secretKey(cluster, namespace, `${NAME}-tls`, 'ca.crt');
-  const peer = await tlsHandshake(s, hostname, { ca });
+  const peer = await tlsHandshake(s.front, hostname, { ca });
   assert.ok(peer.authorized, String(peer.error));
   assert.match(peer.cert?.subjectaltname ?? '', new RegExp(`DNS:${hostname.replace(/\./g, '\\.')}`));
   // The verification is real: without the CA, or for a name the certificate does not carry, it fails.
-  const untrusted = await tlsHandshake(s, hostname, {});
+  const untrusted = await tlsHandshake(s.front, hostname, {});
   assert.not.ok(untrusted.authorized);
   assert.match(String(untrusted.error), /self[- ]signed|unable to (get|verify)/i);
-  const wrongName = await tlsHandshake(s, hostname, { ca, servername: `other.${namespace}.svc.example.org` });
+  const wrongName = await tlsHandshake(s.front, hostname, { ca, servername: `other.${namespace}.svc.example.org` });
   assert.not.ok(wrongName.authorized);
   assert.match(String(wrongName.error), /altnames|Hostname\/IP does not match/i);
 });
@@ -194,13 +208,14 @@ test('GET https://<hostname>/v2/ → 401 with a Bearer challenge whose realm is 
 test('skopeo verifies the certificate with the Secret CA and gets to the registry auth challenge', async () => {
   const s = await started();
   const { hostname, certDir } = s;
-  const verified = await client(s, ['inspect', '--cert-dir', certDir, '--creds', 'nobody:wrong', `docker://${hostname}/${REPO}:v1`]);
+  const verified = await client(s, ['inspect', '--cert-dir', certDir, '--creds', 'nobody:wrong', `docker://${registryRef(s)}/${REPO}:v1`]);
   assert.is.not(verified.code, 0);
   assert.not.match(verified.stderr, /x509|certificate/i, 'TLS verification succeeded');
   // skopeo parsed the registry's challenge and went to its realm for a token: docker_auth refuses
-  // these credentials (without auth_server, nginx answers 502)
-  assert.match(verified.stderr, authMissing ? /requesting bearer token: invalid status code from registry 502/i : /unable to retrieve auth token: invalid username\/password: unauthorized/i, verified.stderr);
-  const unverified = await client(s, ['inspect', '--creds', 'nobody:wrong', `docker://${hostname}/${REPO}:v1`]);
+  // these credentials. Without auth_server the realm (port 443 of the hostname, which resolves to
+  // the pod IP here) has nobody listening: the refused connection names the realm skopeo asked.
+  assert.match(verified.stderr, authMissing ? realmRefused(hostname, s.front.address) : /unable to retrieve auth token: invalid username\/password: unauthorized/i, verified.stderr);
+  const unverified = await client(s, ['inspect', '--creds', 'nobody:wrong', `docker://${registryRef(s)}/${REPO}:v1`]);
   assert.is.not(unverified.code, 0);
   assert.match(unverified.stderr, /x509: certificate signed by unknown authority|certificate/i, unverified.stderr);
 });
@@ -233,7 +248,7 @@ test('skopeo pushes and pulls through nginx with registry tokens; a pull-only to
   const { hostname, certDir, workDir, tokenKeyPem, image, namespace } = s;
   const token = (actions: string[]) =>
     signRegistryToken({ keyPem: tokenKeyPem, issuer: tokenIssuer(hostname), audience: hostname, subject: 'e2e', access: [{ type: 'repository', name: REPO, actions }] });
-  const ref = `docker://${hostname}/${REPO}`;
+  const ref = `docker://${registryRef(s)}/${REPO}`;
   const pushed = await timed('skopeo push', () =>
     client(s, ['copy', '--dest-cert-dir', certDir, '--dest-registry-token', token(['push', 'pull']), image.reference, `${ref}:v1`]),
   );
@@ -314,8 +329,8 @@ withAuth('anonymous and wrong-password token requests are refused; a pull accoun
 
 withAuth('skopeo pushes with the push account and pulls with the pull account, which cannot push', async () => {
   const s = await started();
-  const { hostname, certDir, workDir, image, push, pull, namespace } = s;
-  const ref = `docker://${hostname}/${REPO}`;
+  const { certDir, workDir, image, push, pull, namespace } = s;
+  const ref = `docker://${registryRef(s)}/${REPO}`;
   const pushed = await client(s, ['copy', '--dest-cert-dir', certDir, '--dest-creds', `${push.name}:${push.password}`, image.reference, `${ref}:creds`]);
   assert.is(pushed.code, 0, pushed.stderr);
   const out = join(workDir, 'pulled-creds');
@@ -327,13 +342,19 @@ withAuth('skopeo pushes with the push account and pulls with the pull account, w
   assert.match(denied.stderr, /denied|unauthorized|authentication required/i, denied.stderr);
 });
 
-test('the real StatefulSet controller reports the pod ready when all its containers are', async () => {
-  const { cluster, namespace } = await started();
+test('only a pod whose containers are all ready is Ready: the real StatefulSet controller counts it, the Service sends it connections, the ImageRegistry is Ready', async () => {
+  const s = await started();
+  const { cluster, namespace, hostname } = s;
   const stored = await requireObject<V1StatefulSet>(cluster, 'statefulset', NAME, namespace);
   assert.is(stored.status?.replicas, 1);
   assert.is(stored.status?.observedGeneration, stored.metadata?.generation);
   // A pod is ready only when all its containers are: without docker_auth it is not.
   assert.is(stored.status?.readyReplicas ?? 0, authMissing ? 0 : 1);
+  // The Service's load balancer sends connections only to ready pods: without one, it closes them at once.
+  const ca = await secretKey(cluster, namespace, `${NAME}-tls`, 'ca.crt');
+  const throughService = await tlsHandshake(s.service, hostname, { ca });
+  if (authMissing) assert.is((throughService.error as NodeJS.ErrnoException | undefined)?.code, 'ECONNRESET', String(throughService.error));
+  else assert.ok(throughService.authorized, String(throughService.error));
   const registry = await requireObject<{ status: { conditions: { type: string; status: string; reason: string }[] } }>(cluster, 'imageregistry', NAME, namespace);
   const ready = registry.status.conditions.find((c) => c.type === 'Ready');
   assert.equal([ready?.status, ready?.reason], authMissing ? ['False', 'RolloutPending'] : ['True', 'Ready']);
@@ -378,9 +399,9 @@ function readProc(pid: number, file: string): string {
   }
 }
 
-function tlsHandshake(s: Setup, hostname: string, options: { ca?: string; servername?: string }): Promise<{ authorized: boolean; error?: unknown; cert?: PeerCertificate }> {
+function tlsHandshake(to: RegistryAddress, hostname: string, options: { ca?: string; servername?: string }): Promise<{ authorized: boolean; error?: unknown; cert?: PeerCertificate }> {
   return new Promise((resolve) => {
-    const socket = tlsConnect({ host: hostname, port: s.service.port, lookup: s.service.lookup, servername: options.servername ?? hostname, ...(options.ca ? { ca: options.ca } : {}) });
+    const socket = tlsConnect({ host: hostname, port: to.port, lookup: to.lookup, servername: options.servername ?? hostname, ...(options.ca ? { ca: options.ca } : {}) });
     socket.once('secureConnect', () => {
       const cert = socket.getPeerCertificate();
       socket.destroy();
@@ -399,11 +420,11 @@ interface Response {
   body: string;
 }
 
-/** An HTTPS GET to the registry hostname through the Service port, trusting only the Secret's CA. */
+/** An HTTPS GET to the registry hostname through the front (Setup.front), trusting only the Secret's CA. */
 function get(s: Setup, hostname: string, certDir: string, path: string, headers: Record<string, string> = {}): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: hostname, port: s.service.port, path, headers, lookup: s.service.lookup, ca: readFileSync(join(certDir, 'ca.crt'), 'utf8'), agent: false },
+      { host: hostname, port: s.front.port, path, headers, lookup: s.front.lookup, ca: readFileSync(join(certDir, 'ca.crt'), 'utf8'), agent: false },
       (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
@@ -413,6 +434,12 @@ function get(s: Setup, hostname: string, certDir: string, path: string, headers:
     req.on('error', reject);
     req.end();
   });
+}
+
+/** skopeo's error when the token realm https://<hostname>/auth/token refuses the connection. */
+function realmRefused(hostname: string, address: string): RegExp {
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return new RegExp(`"https://${escape(hostname)}/auth/token\\?[^"]*": dial tcp ${escape(address)}:443: connect: connection refused`);
 }
 
 function tokenPath(hostname: string, scope: string): string {

@@ -15,8 +15,11 @@ export interface TestCluster {
   assetsDir: string;
   /** the kubelet stand-in's work dir: `hosts` (LoadBalancer hostnames), `control/` (test hooks) */
   kubeletDir: string;
-  /** runs a client (e.g. skopeo) with the cluster's LoadBalancer hostnames resolvable (bwrap, /etc/hosts); binds are read-write host paths */
-  runClient(command: string, args: string[], options?: { binds?: string[]; timeoutMs?: number; env?: Record<string, string> }): Promise<{ code: number; stdout: string; stderr: string }>;
+  /**
+   * runs a client (e.g. skopeo) with the cluster's LoadBalancer hostnames resolvable (bwrap, /etc/hosts),
+   * or the names of `hostsFile` instead; binds are read-write host paths
+   */
+  runClient(command: string, args: string[], options?: { binds?: string[]; hostsFile?: string; timeoutMs?: number; env?: Record<string, string> }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** runs the real kubectl with the admin kubeconfig; never throws */
   kubectl(args: string[], opts?: { input?: string; namespace?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** creates a namespace with a unique name starting with prefix */
@@ -153,7 +156,7 @@ function clusterClient(kubeconfig: string, assetsDir: string, kubeletDir: string
       '--ro-bind', '/', '/',
       '--dev', '/dev', '--proc', '/proc',
       '--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--tmpfs', '/run',
-      '--ro-bind', join(kubeletDir, 'hosts'), '/etc/hosts',
+      '--ro-bind', clientOptions.hostsFile ?? join(kubeletDir, 'hosts'), '/etc/hosts',
       ...(clientOptions.binds ?? []).flatMap((path) => ['--bind', path, path]),
       '--', command, ...args,
     ];

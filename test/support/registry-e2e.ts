@@ -1,11 +1,12 @@
 // Helpers of the end-to-end tests: reconcile Jobs run by the real Job controller, registry pods run
 // by the kubelet stand-in, and clients that reach a registry the way a cluster's clients do — its
-// hostname resolving to the LoadBalancer Service's address.
+// hostname resolving to the LoadBalancer Service's address, or to one pod's IP.
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { LookupFunction } from 'node:net';
 import { join } from 'node:path';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import { NGINX_PORT } from '../../functions/nginx-config.ts';
 import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
@@ -15,7 +16,8 @@ import { applyObjects, getObject, requireObject, serverSide } from './kubectl.ts
 import { OPERATOR_NAMESPACE } from './operator.ts';
 import { waitFor } from './processes.ts';
 
-export interface LoadBalancer {
+/** Where clients of a registry connect, while TLS and HTTP name the registry hostname. */
+export interface RegistryAddress {
   address: string;
   port: number;
   /** for node:https / node:tls clients: resolves the registry hostname to the address */
@@ -44,7 +46,7 @@ export async function podWithReadyContainers(cluster: TestCluster, namespace: st
 }
 
 /** The Service's load balancer address; clients resolve the registry hostname to it. */
-export async function loadBalancer(cluster: TestCluster, namespace: string, name: string, hostname: string): Promise<LoadBalancer> {
+export async function loadBalancer(cluster: TestCluster, namespace: string, name: string, hostname: string): Promise<RegistryAddress> {
   let address = '';
   await waitFor(`Service ${name}: load balancer address`, async () => {
     const got = await cluster.kubectl(['get', 'service', name, '-o', 'jsonpath={.status.loadBalancer.ingress[0].ip}'], { namespace });
@@ -52,12 +54,26 @@ export async function loadBalancer(cluster: TestCluster, namespace: string, name
     return Boolean(address);
   }, 30_000);
   await waitFor('the hostname in the cluster hosts file', async () => readFileSync(join(cluster.kubeletDir, 'hosts'), 'utf8').includes(hostname), 10_000);
-  const lookup: LookupFunction = (host, options, callback) => {
+  return { address, port: 443, lookup: hostnameLookup(hostname, address) };
+}
+
+/**
+ * One pod's nginx front at its pod IP and container port, as a client in the cluster network
+ * reaches it without the Service — which sends connections only to Ready pods.
+ */
+export function podNginx(pod: V1Pod, hostname: string): RegistryAddress {
+  const address = pod.status?.podIP;
+  if (!address) throw new Error(`pod ${pod.metadata?.name} has no pod IP`);
+  return { address, port: NGINX_PORT, lookup: hostnameLookup(hostname, address) };
+}
+
+/** A lookup that resolves the registry hostname, and nothing else, to address. */
+function hostnameLookup(hostname: string, address: string): LookupFunction {
+  return (host, options, callback) => {
     if (host.toLowerCase() !== hostname) return callback(new Error(`unexpected host ${host}`) as NodeJS.ErrnoException, '', 4);
     if (options.all) (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(null, [{ address, family: 4 }]);
     else callback(null, address, 4);
   };
-  return { address, port: 443, lookup };
 }
 
 export async function secretKey(cluster: TestCluster, namespace: string, name: string, key: string): Promise<string> {
