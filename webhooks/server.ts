@@ -5,13 +5,16 @@
 // - The Kubernetes client (@kubernetes/client-node, ~200 ms to load) is imported lazily: the
 //   server listens without it and warms it up in the background, so neither cold start nor the
 //   first admission pays for it.
-// - HTTP/2 (HTTP/1.1 too, for probes and other clients): the API server then speaks HTTP/2 to us,
-//   and a shutdown can say "no more requests on this connection" (GOAWAY), which HTTP/1.1 cannot.
-// - SIGTERM: stop accepting connections, send GOAWAY on every HTTP/2 connection (the API server
-//   sends its next admissions elsewhere, and retries any it had sent past the GOAWAY), let
-//   in-flight admissions finish, exit. The Deployment's preStop sleep keeps the pod serving until
-//   the Service has stopped sending it new connections.
-import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
+// - SIGTERM (after the Deployment's preStop sleep, while the Service stopped sending us new
+//   connections): stop accepting connections, answer every further request with
+//   `Connection: close`, and exit once the API server has closed every connection — never close a
+//   kept-alive one ourselves. The API server speaks HTTP/1.1 to webhooks (it turns HTTP/2 off so
+//   that its requests spread over the pods), keeps idle connections for 90 s and does not retry an
+//   admission: a connection we close just as it sends a request on it fails that admission with
+//   `EOF`. After a `Connection: close` answer it does not reuse the connection; an idle one it
+//   closes itself within 90 s. WEBHOOK_SHUTDOWN_TIMEOUT_SECONDS (95 in the Deployment) bounds it.
+import { createServer, type Server } from 'node:https';
+import { Server as NetServer } from 'node:net';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { serve } from '@hono/node-server';
@@ -82,7 +85,7 @@ function readTls(settings: WebhookServerConfig): Tls {
 }
 
 /** Swaps the server's certificate when the files changed; a half-written pair is retried later. */
-function watchTls(server: Http2SecureServer, settings: WebhookServerConfig, loaded: Tls): () => void {
+function watchTls(server: Server, settings: WebhookServerConfig, loaded: Tls): () => void {
   let current = loaded;
   let timer: NodeJS.Timeout | undefined;
   const reload = () => {
@@ -117,9 +120,6 @@ function watchTls(server: Http2SecureServer, settings: WebhookServerConfig, load
   };
 }
 
-/** With allowHTTP1, Node serves HTTP/1.1 with http.Server's machinery: these are its settings, untyped on Http2SecureServer. */
-type WebhookServer = Http2SecureServer & Pick<import('node:https').Server, 'requestTimeout' | 'headersTimeout' | 'keepAliveTimeout' | 'closeIdleConnections'>;
-
 function main(): void {
   let settings: WebhookServerConfig;
   let config: OperatorConfig;
@@ -142,8 +142,8 @@ function main(): void {
       fetch: app.fetch,
       port: settings.port,
       ...(settings.host ? { hostname: settings.host } : {}),
-      createServer: createSecureServer,
-      serverOptions: { ...tls, minVersion: 'TLSv1.2', allowHTTP1: true },
+      createServer,
+      serverOptions: { ...tls, minVersion: 'TLSv1.2' },
     },
     (info) => {
       log('info', 'webhook listening', { address: info.address, port: info.port, namespace: config.namespace, startupMs: Math.round(performance.now()) });
@@ -157,12 +157,11 @@ function main(): void {
       );
       setImmediate(warmUp);
     },
-  ) as WebhookServer;
-  // HTTP/1.1 connections (probes, other clients)
+  ) as Server;
   server.requestTimeout = 10_000;
   server.headersTimeout = 5_000;
-  // An HTTP/1.1 client's idle connection closed by us just as it sends a request fails with EOF
-  // (a POST is not retried); so the client always closes first, and only a shutdown closes idle ones.
+  // The API server's client keeps idle connections for 90 s: were ours to close them first (Node's
+  // default is 5 s), an admission sent just as we close fails with EOF; so the client always closes first.
   server.keepAliveTimeout = 100_000;
   server.on('error', (error) => {
     log('error', 'webhook server failed', { error: errorMessage(error) });
@@ -170,25 +169,25 @@ function main(): void {
   });
   // a client that fails the handshake (port scanner, wrong CA) is not our error
   server.on('tlsClientError', () => {});
-  const sessions = new Set<ServerHttp2Session>();
-  server.on('session', (session: ServerHttp2Session) => {
-    // rare (the API server keeps one connection per pod) and tells which protocol it speaks
-    log('info', 'HTTP/2 connection opened', { open: sessions.size + 1 });
-    sessions.add(session);
-    session.once('close', () => sessions.delete(session));
+  // draining: the client closes the connection after this answer instead of sending another request on it
+  server.prependListener('request', (_request, response) => {
+    if (state.shuttingDown) response.setHeader('Connection', 'close');
   });
   const stopWatching = watchTls(server, settings, tls);
 
   const shutdown = (signal: string) => {
-    log('info', 'webhook shutting down', { signal, http2Connections: sessions.size });
+    log('info', 'webhook shutting down', { signal });
     state.shuttingDown = true;
     stopWatching();
-    server.close(() => process.exit(0));
-    // GOAWAY: requests already sent finish here, later ones go to a new connection (another pod)
-    for (const session of sessions) session.close();
-    server.closeIdleConnections();
+    // net.Server's close, not http.Server's: that one also closes idle kept-alive connections,
+    // the race described at the top. Exits when the last connection is gone.
+    NetServer.prototype.close.call(server, () => {
+      log('info', 'webhook drained: every connection closed');
+      process.exit(0);
+    });
     setTimeout(() => {
-      for (const session of sessions) session.destroy();
+      log('warn', 'webhook shutdown timeout: closing the connections left', { timeoutSeconds: settings.shutdownTimeoutMs / 1000 });
+      server.closeAllConnections();
       process.exit(0);
     }, settings.shutdownTimeoutMs).unref();
   };

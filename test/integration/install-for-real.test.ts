@@ -156,13 +156,13 @@ function admissionLoad(api: KubeApi, namespace: string, perKindPerSecond: number
   };
 }
 
-/** Runs what under a steady admission load and asserts that not one admission failed. */
-async function noAdmissionFails(s: Setup, what: string, disturbance: () => Promise<void>): Promise<void> {
+/** Runs the disturbance under a steady admission load, `afterMs` more of it, and asserts that not one admission failed. */
+async function noAdmissionFails(s: Setup, what: string, disturbance: () => Promise<void>, afterMs = 3_000): Promise<void> {
   const load = admissionLoad(s.api, DEMO, ADMISSIONS_PER_KIND_PER_SECOND);
   await delay(2_000);
   try {
     await disturbance();
-    await delay(3_000);
+    await delay(afterMs);
   } finally {
     const result = await load.stop();
     console.log(`${what}: ${result.sent} admissions, ${result.failures.length} failed, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms`);
@@ -221,8 +221,6 @@ test('a CR applied with kubectl is defaulted and validated by the webhook pods t
     logs.some((line) => line.includes(`"webhook":"${webhook}"`) && line.includes(`"result":"${result}"`) && line.includes(`"namespace":"${DEMO}"`) && line.includes(`"name":"${name}"`));
   assert.ok(logged('mutate', 'patched', 'registry') || logged('mutate', 'unchanged', 'registry'), logs.join('\n'));
   assert.ok(logged('validate', 'denied', 'moved'), logs.join('\n'));
-  // the API server speaks HTTP/2 to the webhook: what lets a shutdown send GOAWAY
-  assert.ok(logs.some((line) => line.includes('"msg":"HTTP/2 connection opened"')), logs.join('\n'));
   // the webhook enqueued the registry's reconcile Job (its ServiceAccount may create Jobs); the
   // Job controller and the kubelet stand-in run it
   await waitFor('the reconcile Job of the new registry to run', async () => {
@@ -241,8 +239,10 @@ test('no admission fails during kubectl rollout restart of the webhook', async (
     const restart = await s.shell(`kubectl -n ${NS} rollout restart deployment/${WEBHOOK_SERVICE_NAME}`);
     assert.is(restart.code, 0, restart.stderr);
     await rolledOut(s);
-    await waitFor('the old pods gone', async () => (await webhookPods(s.cluster)).every((p) => !before.has(p.metadata.uid)), 60_000);
-  });
+    assert.ok((await webhookPods(s.cluster)).filter((p) => isReady(p) && !p.metadata.deletionTimestamp).every((p) => !before.has(p.metadata.uid)), 'two new pods serve');
+    // the old pods drain meanwhile: they go once the API server closed its connections to them
+    // (after their `Connection: close` answers, or its 90 s idle timeout); the load goes on over that
+  }, 15_000);
 });
 
 test('no admission fails while one webhook pod is deleted and replaced', async () => {
@@ -250,10 +250,10 @@ test('no admission fails while one webhook pod is deleted and replaced', async (
   const [victim] = await webhookPods(s.cluster);
   assert.ok(victim);
   await noAdmissionFails(s, 'pod deletion', async () => {
-    const deleted = await s.cluster.kubectl(['delete', 'pod', victim.metadata.name], { namespace: NS });
+    const deleted = await s.cluster.kubectl(['delete', 'pod', victim.metadata.name, '--wait=false'], { namespace: NS });
     assert.is(deleted.code, 0, deleted.stderr);
     await rolledOut(s);
-  });
+  }, 15_000);
 });
 
 test("no admission fails while the webhook's serving certificate is renewed by its CronJob", async () => {
@@ -290,7 +290,8 @@ test("with both webhook pods gone our CRs are refused naming the webhook's Servi
   const s = await started();
   const scaled = await s.cluster.kubectl(['scale', `deployment/${WEBHOOK_SERVICE_NAME}`, '--replicas=0'], { namespace: NS });
   assert.is(scaled.code, 0, scaled.stderr);
-  await waitFor('no webhook pod left', async () => (await webhookPods(s.cluster)).length === 0, 90_000);
+  // each pod drains until the API server has closed its idle connections to it (90 s at most)
+  await waitFor('no webhook pod left', async () => (await webhookPods(s.cluster)).length === 0, 150_000);
   const refused = await s.cluster.kubectl(['create', '-f', '-'], { namespace: DEMO, input: JSON.stringify({ apiVersion: GROUP_VERSION, kind: 'ImagePullSecret', metadata: { name: 'while-down' }, spec: {} }) });
   assert.is.not(refused.code, 0, 'refused (failurePolicy: Fail)');
   assert.match(refused.stderr, `${WEBHOOK_SERVICE_NAME}.${NS}.svc`);

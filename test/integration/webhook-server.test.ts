@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
+import { connect as connectTls } from 'node:tls';
 import { join } from 'node:path';
 import { GROUP_VERSION } from '../../functions/types.ts';
 import { issueTestCertificate } from '../support/pki.ts';
@@ -140,6 +141,35 @@ test('SIGTERM: an admission in flight is answered, then the server exits 0', asy
   } finally {
     hole.close();
   }
+});
+
+test('SIGTERM never closes a kept-alive connection under its client: the next request on it is answered with Connection: close, then the server exits', async () => {
+  const tls = testServingTls();
+  const webhook = await start(tls);
+  // one kept-alive connection, as the API server holds them (HTTP/1.1, idle between admissions)
+  const socket = connectTls({ host: '127.0.0.1', port: webhook.port, ca: tls.ca.certPem });
+  let received = '';
+  let closedAt = 0;
+  socket.setEncoding('utf8').on('data', (chunk: string) => (received += chunk));
+  socket.on('close', () => (closedAt = Date.now()));
+  const get = async (marker: string) => {
+    const before = received.length;
+    socket.write(`GET /healthz?${marker} HTTP/1.1\r\nHost: webhook\r\n\r\n`);
+    await waitFor(`the answer to ${marker}`, async () => received.slice(before).includes('\r\n\r\nok'), 5_000);
+    return received.slice(before);
+  };
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  assert.match(await get('first'), /connection: keep-alive/i);
+  const stopped = webhook.stop();
+  // the kept-alive connection stays open through the shutdown (closing it would race the client's next request)
+  await new Promise((resolve) => setTimeout(resolve, 1_000));
+  assert.is(closedAt, 0, 'the idle connection is left to its client');
+  const draining = await get('second');
+  assert.match(draining, /^HTTP\/1\.1 200/);
+  assert.match(draining, /connection: close/i);
+  assert.is(await stopped, 0);
+  await waitFor('the connection closed after the Connection: close answer', async () => closedAt > 0, 5_000);
+  assert.match(webhook.logs(), '"msg":"webhook drained: every connection closed"');
 });
 
 // ── fuzz ──────────────────────────────────────────────────────────────────────────────────────────
