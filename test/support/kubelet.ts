@@ -257,7 +257,6 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
         await entry.starting;
         await entry.sandbox?.stop(2);
       }
-      await Promise.all([...pods.values()].map((entry) => entry.deleting));
       await new Promise<void>((resolve) => logs.server.close(() => resolve()));
       api.close();
     },

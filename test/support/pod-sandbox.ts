@@ -36,7 +36,7 @@
 // Not modelled (the spec fails loudly where it matters): init containers, liveness/startup probe
 // actions, probes other than httpGet, lifecycle hooks other than preStop sleep, resource limits,
 // seccomp profiles, hostPath volumes.
-import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join, normalize, relative } from 'node:path';
@@ -46,7 +46,7 @@ import type { KubeApi } from './kube-api.ts';
 import { expandVariables, PATH, podEnvironment } from './pod-env.ts';
 import { bridgeSockets, forward, namedPorts, podPorts, processesInNetns, startPodNetwork, stopPodNetwork, writeHostsFiles } from './pod-network.ts';
 import { materialiseVolumes, refreshVolumes, supportedVolume, type VolumeContext } from './pod-volumes.ts';
-import { startProcess, type ManagedProcess } from './processes.ts';
+import { delay, startProcess, type ManagedProcess } from './processes.ts';
 
 export interface ContainerStatus {
   name: string;
@@ -244,7 +244,7 @@ export async function startPodSandbox(pod: V1Pod, ctx: PodSandboxContext): Promi
       await Promise.all(runtimes.map(async (rt) => {
         const sleepSeconds = rt.status.running ? rt.spec.lifecycle?.preStop?.sleep?.seconds ?? 0 : 0;
         if (sleepSeconds > 0) await sleep(Math.min(sleepSeconds * 1000, deadline - Date.now()));
-        await rt.process?.stop(Math.max(0, deadline - Date.now()), imageMapping(rt.spec.image ?? '', ctx)?.stopSignal);
+        if (rt.process) await stopContainer(rt.process, Math.max(0, deadline - Date.now()), imageMapping(rt.spec.image ?? '', ctx)?.stopSignal);
       }));
       await Promise.all(forwarders.map((f) => f.close()));
       if (network) await stopPodNetwork(network, podName);
@@ -273,6 +273,50 @@ export async function startPodSandbox(pod: V1Pod, ctx: PodSandboxContext): Promi
     syncVolumes: () => refreshVolumes(podSpec.volumes ?? [], volumeContext),
     stop: teardown,
   };
+}
+
+/**
+ * As the kubelet (through its runtime) does: the stop signal to the container's own process only,
+ * SIGKILL to everything when the grace period is over. Not to the process group: bwrap, the
+ * sandbox around it, dies of SIGTERM and takes the whole PID namespace with it at once, so the
+ * container would never run its graceful shutdown.
+ */
+async function stopContainer(managed: ManagedProcess, graceMs: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  const main = managed.child.exitCode === null ? containerProcess(managed.child.pid) : undefined;
+  if (main === undefined) return managed.stop(graceMs, signal);
+  try {
+    process.kill(main, signal);
+  } catch {
+    // exited meanwhile
+  }
+  await Promise.race([managed.exited, delay(graceMs)]);
+  await managed.stop(0, 'SIGKILL');
+}
+
+/** The container's command under [nsenter →] bwrap → bwrap's init: the first descendant that is neither. */
+function containerProcess(rootPid: number | undefined): number | undefined {
+  if (rootPid === undefined) return undefined;
+  const parents = new Map<number, number[]>();
+  const names = new Map<number, string>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // pid (comm) state ppid …; comm may hold spaces and parentheses
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+      names.set(Number(entry), stat.slice(stat.indexOf('(') + 1, close));
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // exited while scanning
+    }
+  }
+  const queue = [...(parents.get(rootPid) ?? [])];
+  for (let pid = queue.shift(); pid !== undefined; pid = queue.shift()) {
+    if (!['bwrap', 'nsenter'].includes(names.get(pid) ?? '')) return pid;
+    queue.push(...(parents.get(pid) ?? []));
+  }
+  return undefined;
 }
 
 interface ContainerRuntime {

@@ -22,6 +22,9 @@ import { connect, createServer, type NetConnectOpts, type Server, type Socket } 
 export function pipeSockets(a: Socket, b: Socket): void {
   if (!a.allowHalfOpen || !b.allowHalfOpen) throw new Error('pipeSockets needs allowHalfOpen sockets: one that closes its write half on a FIN loses the other direction');
   for (const [from, to] of [[a, b], [b, a]] as const) {
+    // no Nagle: a small write (a request's head, then its body) would wait for the peer's delayed
+    // ACK, ~40 ms a hop, where kube-proxy forwards packets as they come (a no-op on Unix sockets)
+    from.setNoDelay(true);
     from.pipe(to);
     // an error destroys the socket; 'close' below then takes the other one down
     from.on('error', () => undefined);
