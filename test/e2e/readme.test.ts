@@ -12,18 +12,13 @@ import { fileURLToPath } from 'node:url';
 import { authServerUnavailable, testBinaries } from '../support/binaries.ts';
 import { writeOciImage } from '../support/oci-image.ts';
 import { delay, run } from '../support/processes.ts';
+import { readmeCommands } from '../support/readme.ts';
 import { realSkopeo } from '../sandbox/skopeo-wrapper.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const test = suite('README usage in the npm start sandbox');
 
-/** The shell lines between <!-- usage:start --> and <!-- usage:end --> in README.md. */
-export function usageCommands(readme: string): string[] {
-  const section = /<!-- usage:start -->([\s\S]*?)<!-- usage:end -->/.exec(readme)?.[1] ?? '';
-  return section.split('\n').map((line) => line.trim()).filter((line) => line && !line.startsWith('```') && !line.startsWith('#'));
-}
-
-const commands = usageCommands(readFileSync(join(root, 'README.md'), 'utf8'));
+const commands = readmeCommands('usage');
 // A registry pod is only Ready, credentials are only confirmed (Ready push/pull secrets), and a
 // push or pull only authorized, with a running docker_auth.
 const usesDockerAuth = (command: string) => /skopeo (copy|inspect)|condition=Ready image(registry|pushsecret|pullsecret)\//.test(command);
@@ -53,7 +48,8 @@ function sandbox(): Promise<Started> {
     let output = '';
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
     child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
-    const deadline = Date.now() + 180_000;
+    // building the bundles, the control plane and the install (bootstrap Job, webhook rollout)
+    const deadline = Date.now() + 300_000;
     while (!output.includes('sandbox ready')) {
       if (child.exitCode !== null || Date.now() > deadline) {
         await stopUnready(child, dataDir);
