@@ -22,6 +22,7 @@ import { waitForJob } from '../support/jobs.ts';
 import { kubeApi, type KubeApi } from '../support/kube-api.ts';
 import { getObject, listObjects, requireObject } from '../support/kubectl.ts';
 import { podProcesses } from '../support/pod-sandbox.ts';
+import { webhookPodLogs, WEBHOOK_POD_SELECTOR } from '../support/operator.ts';
 import { newRsaKeyPem } from '../support/pki.ts';
 import { delay, run, waitFor } from '../support/processes.ts';
 import { readmeCommands } from '../support/readme.ts';
@@ -30,7 +31,6 @@ import { buildBundles, OPERATOR_ENTRY_POINTS } from '../support/webhook.ts';
 const test = suite('kubectl apply -k ./kustomize for real');
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const NS = 'image-registry-operator';
-const WEBHOOK_PODS = 'app.kubernetes.io/name=image-registry-operator,app.kubernetes.io/component=webhook';
 const DEMO = 'install-demo';
 // A real bcrypt hash (cost 10) of a random password nobody knows.
 const HASH = '$2b$10$4SCLA.VA7PruOV62oqimyOQYVhg19CPc5v1Hnqv1yvTialynqhFyq';
@@ -77,13 +77,7 @@ interface PodObject {
 const isReady = (pod: PodObject) => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 
 async function webhookPods(cluster: TestCluster): Promise<PodObject[]> {
-  return listObjects<PodObject>(cluster, 'pods', NS, { selector: WEBHOOK_PODS });
-}
-
-/** The webhook pods' logs (kubectl logs through the API server and the stand-in's log endpoint). */
-async function webhookLogs(cluster: TestCluster): Promise<string> {
-  const result = await cluster.kubectl(['logs', '-l', WEBHOOK_PODS, '--tail=-1', '--prefix'], { namespace: NS });
-  return result.stdout;
+  return listObjects<PodObject>(cluster, 'pods', NS, { selector: WEBHOOK_POD_SELECTOR });
 }
 
 /** The fingerprint of the certificate the webhook Service serves to a client of the API server's kind. */
@@ -217,7 +211,7 @@ test('a CR applied with kubectl is defaulted and validated by the webhook pods t
   assert.is.not(refused.code, 0);
   assert.match(refused.stderr, 'spec.registryRef.name: is immutable once set');
   // kubectl prints the webhook's causes as it prints the schema's: the pods' logs say who decided
-  const logs = (await webhookLogs(s.cluster)).split('\n');
+  const logs = (await webhookPodLogs(s.cluster)).split('\n');
   const logged = (webhook: string, result: string, name: string) =>
     logs.some((line) => line.includes(`"webhook":"${webhook}"`) && line.includes(`"result":"${result}"`) && line.includes(`"namespace":"${DEMO}"`) && line.includes(`"name":"${name}"`));
   assert.ok(logged('mutate', 'patched', 'registry') || logged('mutate', 'unchanged', 'registry'), logs.join('\n'));
@@ -284,7 +278,7 @@ test("no admission fails while the webhook's serving certificate is renewed by i
   });
   const renewed = await requireObject<{ data: Record<string, string> }>(s.cluster, 'secret', WEBHOOK_TLS_SECRET_NAME, NS);
   assert.is(renewed.data['ca.crt'], secret.data['ca.crt'], 'the CA and so the caBundle stayed');
-  assert.match(await webhookLogs(s.cluster), 'TLS certificate reloaded');
+  assert.match(await webhookPodLogs(s.cluster), 'TLS certificate reloaded');
 });
 
 test("with both webhook pods gone our CRs are refused naming the webhook's Service; other objects are still created", async () => {

@@ -12,7 +12,7 @@ import { DEFAULT_WINDOW_SECONDS, desiredReconcileJob, reconcileWindow, registryL
 import { GROUP_VERSION, type OperatorConfig } from '../../functions/types.ts';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
-import { installOperator, OPERATOR_NAMESPACE, uninstallWebhook } from '../support/operator.ts';
+import { installOperator, OPERATOR_NAMESPACE, uninstallWebhook, webhookPodLogs } from '../support/operator.ts';
 import { waitFor } from '../support/processes.ts';
 import { buildBundles, OPERATOR_ENTRY_POINTS, repoRoot, type Obj } from '../support/webhook.ts';
 import { getObject, kubectlApply, listObjects } from '../support/kubectl.ts';
@@ -22,8 +22,7 @@ const HASH = '$2b$10$4SCLA.VA7PruOV62oqimyOQYVhg19CPc5v1Hnqv1yvTialynqhFyq';
 
 /** The admissions the webhook pods logged (kubectl logs of both). */
 async function webhookLog(cluster: TestCluster): Promise<{ msg?: string; webhook?: string; result?: string; namespace?: string; name?: string }[]> {
-  const logs = await cluster.kubectl(['logs', '-l', 'app.kubernetes.io/component=webhook', '--tail=-1'], { namespace: OPERATOR_NAMESPACE });
-  return logs.stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
+  return (await webhookPodLogs(cluster)).split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
 }
 
 /** Whether the webhook's log shows it denied this object (kubectl prints the causes, not who refused). */

@@ -71,6 +71,14 @@ export async function installOperator(cluster: TestCluster, env: Record<string, 
   return operatorConfigFromEnv(config?.data ?? {});
 }
 
+export const WEBHOOK_POD_SELECTOR = 'app.kubernetes.io/name=image-registry-operator,app.kubernetes.io/component=webhook';
+
+/** What the webhook pods logged, one JSON line an event (kubectl logs of every pod of the Deployment). */
+export async function webhookPodLogs(cluster: TestCluster): Promise<string> {
+  const result = await cluster.kubectl(['logs', '-l', WEBHOOK_POD_SELECTOR, '--tail=-1'], { namespace: OPERATOR_NAMESPACE });
+  return result.stdout;
+}
+
 /** Takes the webhook out of the cluster again (configurations first: nothing may call a webhook that is gone). */
 export async function uninstallWebhook(cluster: TestCluster): Promise<void> {
   await cluster.kubectl(['delete', '--ignore-not-found', 'mutatingwebhookconfiguration/image-registry-operator', 'validatingwebhookconfiguration/image-registry-operator']);
