@@ -33,6 +33,10 @@
 //   real EndpointSlice controller cannot publish these pods: the API refuses loopback endpoint
 //   addresses).
 //   `<workDir>/hosts` maps the external-dns hostname and `<svc>.<ns>.svc[.cluster.local]` to it.
+// - Egress (pod-network.ts serveEgress): a pod in its own network namespace reaches a loopback
+//   address:port outside the pods (e.g. the S3 server a test runs for bucket registries, standing in
+//   for a cloud's object storage) at the same address:port, once a test serves it as
+//   `<workDir>/egress/<address>_<port>.sock`; the pod's bridge listens on it within 0.5 s.
 // - Logs: `kubectl logs` works: the API server fetches /containerLogs from this kubelet's endpoint.
 // - Test hooks (files, so test processes other than the one running the kubelet can use them):
 //   `<workDir>/control/pause-volume-sync/<namespace>.<pod>` holds back that pod's volume syncs.

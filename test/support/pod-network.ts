@@ -3,7 +3,7 @@
 // that listens on Unix sockets (`<pod>/net/<port>.sock`) and connects each to 127.0.0.1:<port> in
 // the pod, and forwarders that serve the pod IP's ports through those sockets. Also the pod's
 // /etc/hosts and /etc/hostname, and which processes are in a namespace.
-import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { V1PodSpec } from '@kubernetes/client-node';
@@ -14,12 +14,15 @@ import { forwardingServer, pipeSockets } from './socket-forward.ts';
 const MAX_SOCKET_PATH = 107;
 
 // Runs inside the pod's network namespace: one Unix socket per port, each connection piped to
-// 127.0.0.1:<port> there with the forwarders' pipeSockets (its source, inlined). Exits when its
-// parent (the test process) is gone.
+// 127.0.0.1:<port> there with the forwarders' pipeSockets (its source, inlined). Egress: for each
+// `<address>_<port>.sock` in the egress directory (IRO_EGRESS_DIR; serveEgress), it listens on address:port inside
+// the namespace and pipes each connection to that socket, which leads to address:port outside.
+// Exits when its parent (the test process) is gone.
 export const BRIDGE_SCRIPT = `
 const net = require('node:net'), fs = require('node:fs'), path = require('node:path');
 ${pipeSockets.toString()}
 const [dir, ...ports] = process.argv.slice(1);
+const egressDir = process.env.IRO_EGRESS_DIR;
 const parent = process.ppid;
 for (const port of ports) {
   const file = path.join(dir, port + '.sock');
@@ -28,8 +31,59 @@ for (const port of ports) {
     pipeSockets(client, net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true }));
   }).listen(file);
 }
-setInterval(() => { if (process.ppid !== parent) process.exit(0); }, 500);
+const egress = new Set();
+const openEgress = () => {
+  let names = [];
+  try { names = egressDir ? fs.readdirSync(egressDir) : []; } catch {}
+  for (const name of names) {
+    const m = /^(127\\.\\d+\\.\\d+\\.\\d+)_(\\d+)\\.sock$/.exec(name);
+    if (!m || egress.has(name)) continue;
+    egress.add(name);
+    const file = path.join(egressDir, name);
+    net.createServer({ allowHalfOpen: true }, (client) => {
+      pipeSockets(client, net.connect({ path: file, allowHalfOpen: true }));
+    }).on('error', () => undefined).listen(Number(m[2]), m[1]);
+  }
+};
+openEgress();
+setInterval(() => { if (process.ppid !== parent) process.exit(0); openEgress(); }, 500);
 `;
+
+/**
+ * The kubelet's egress directory: `<kubeletDir>/egress`. A pod's directory is
+ * `<kubeletDir>/pods/<uid>` (pod-sandbox.ts podDirectory).
+ */
+export function egressDirectory(kubeletDir: string): string {
+  return join(kubeletDir, 'egress');
+}
+
+/**
+ * Makes a loopback address:port outside the pods (e.g. an S3 server a test runs, standing in
+ * for a cloud's object storage) reachable from inside every pod network namespace, at the same
+ * address:port, within half a second — as a cluster's pods reach a service outside it. Served by
+ * the calling process until close().
+ */
+export async function serveEgress(kubeletDir: string, address: string, port: number): Promise<{ close(): Promise<void> }> {
+  if (!/^127\.\d+\.\d+\.\d+$/.test(address) || address === '127.0.0.1') throw new Error(`egress to ${address}: only loopback addresses other than 127.0.0.1 (each pod's own) can be reached`);
+  const dir = egressDirectory(kubeletDir);
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${address}_${port}.sock`);
+  rmSync(file, { force: true });
+  const open = new Set<Socket>();
+  const server = forwardingServer(open, () => ({ host: address, port }));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(file, resolve);
+  });
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+        rmSync(file, { force: true });
+      }),
+  };
+}
 
 export interface PodNetwork {
   process: ManagedProcess;
@@ -47,7 +101,8 @@ export function bridgeSockets(podDir: string): (port: number) => string {
 export async function startPodNetwork(podDir: string, podName: string, ports: number[], tools: { unshare: string; ip: string }, socketPath: (port: number) => string): Promise<PodNetwork> {
   const log = join(podDir, 'logs', 'pod-network.log');
   // unshare and sh exec into node, so the bridge's pid is the one that holds the namespace.
-  const holder = startProcess(`${podName}/network`, tools.unshare, ['--net', '--', '/bin/sh', '-c', `${tools.ip} link set lo up && exec "$@"`, 'sh', process.execPath, '-e', BRIDGE_SCRIPT, join(podDir, 'net'), ...ports.map(String)], log, { env: { PATH } });
+  const egress = egressDirectory(join(podDir, '..', '..'));
+  const holder = startProcess(`${podName}/network`, tools.unshare, ['--net', '--', '/bin/sh', '-c', `${tools.ip} link set lo up && exec "$@"`, 'sh', process.execPath, '-e', BRIDGE_SCRIPT, join(podDir, 'net'), ...ports.map(String)], log, { env: { PATH, IRO_EGRESS_DIR: egress } });
   const pid = holder.child.pid;
   const deadline = Date.now() + 10_000;
   while (!ports.every((p) => existsSync(socketPath(p)))) {
