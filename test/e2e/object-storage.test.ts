@@ -22,11 +22,13 @@ import { authServerUnavailable } from '../support/binaries.ts';
 import { testCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { applyObjects, getObject, listObjects, requireObject, serverSide } from '../support/kubectl.ts';
+import { writeLargeOciImage } from '../support/large-image.ts';
 import { writeOciImage, type OciImage } from '../support/oci-image.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
 import { podDirectory } from '../support/pod-sandbox.ts';
 import { podWithReadyContainers, secretKey } from '../support/registry-e2e.ts';
 import { startS3Server } from '../support/s3-server.ts';
+import { waitFor } from '../support/processes.ts';
 
 type Obj = Record<string, any>;
 const SKOPEO = '/usr/bin/skopeo';
@@ -186,6 +188,39 @@ withAuth('an upload started on one replica, continued on the other and finished 
     const got = await podRequest(s, pod, 'GET', `/v2/${repository}/blobs/${digest}`, { token });
     assert.is(got.status, 200);
     assert.is(sha256(got.body), digest, `${pod.metadata?.name} serves the blob intact`);
+  }
+});
+
+withAuth('a replica deleted in the middle of a push through the load balancer: the client\'s retry succeeds, the image pulls intact from both pods', async () => {
+  const s = await twoReplicas();
+  const image = writeLargeOciImage(join(s.dir, 'large'), 'big', 96 * 1024 * 1024);
+  const target = `docker://${s.hostname}/${s.namespace}/big:v1`;
+  const push = () => cluster.runClient(SKOPEO, ['copy', '--preserve-digests', '--authfile', join(s.dir, 'config.json'), '--dest-cert-dir', s.dir, image.reference, target], { binds: [workDir], timeoutMs: 300_000 });
+  const first = push();
+  // the pod that started the layer's upload (its POST is logged once answered) goes, with a grace
+  // of 1 s, while the upload goes on: its PATCH, to whichever pod, or the PUT that ends it
+  let started: V1Pod | undefined;
+  await waitFor('the push started', async () => {
+    started = s.pods.find((pod) => registryLog(pod).includes(`/v2/${s.namespace}/big/blobs/uploads/`));
+    return started !== undefined;
+  }, 60_000);
+  const victim = s.pods.indexOf(started as V1Pod);
+  const deleted = await cluster.kubectl(['delete', 'pod', `${NAME}-${victim}`, '--grace-period=1', '--wait=false'], { namespace: s.namespace });
+  assert.is(deleted.code, 0, deleted.stderr);
+  const attempts = [await first];
+  while (attempts.at(-1)?.code !== 0 && attempts.length < 4) attempts.push(await push());
+  console.log(`push while ${NAME}-${victim} (which took the upload's POST) was deleted: ${attempts.map((a) => (a.code === 0 ? 'ok' : `failed (${a.stderr.trim().split('\n').at(-1)})`)).join(', then ')}`);
+  assert.is(attempts.at(-1)?.code, 0, attempts.at(-1)?.stderr);
+  // the StatefulSet controller brings the pod back; pull from both, every byte hashed
+  await waitFor(`pod ${victim} replaced`, async () => (await getObject<V1Pod>(cluster, 'pod', `${NAME}-${victim}`, s.namespace))?.metadata?.uid !== started?.metadata?.uid, 60_000);
+  s.pods[victim] = await registryPod(s.namespace, victim);
+  for (const pod of s.pods) {
+    const token = await bearerToken(s, pod, s.pull, `repository:${s.namespace}/big:pull`);
+    const manifest = await podRequest(s, pod, 'GET', `/v2/${s.namespace}/big/manifests/v1`, { token, accept: 'application/vnd.oci.image.manifest.v1+json' });
+    assert.is(manifest.status, 200, manifest.body.toString());
+    const layer = await podRequest(s, pod, 'GET', `/v2/${s.namespace}/big/blobs/${image.layerDigest}`, { token });
+    assert.is(layer.status, 200);
+    assert.is(sha256(layer.body), image.layerDigest, `${pod.metadata?.name} serves the whole layer intact`);
   }
 });
 
