@@ -2,7 +2,7 @@
 // kube-controller-manager, kube-scheduler) with the toolkit installed from kustomize/, the real
 // webhook over TLS, and a stand-in only where no real part runs here: the kubelet
 // (test/support/kubelet.ts), which runs Job pods and registry pods and plays the load balancer.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startCluster, testCluster, type RunningCluster, type TestCluster } from '../support/cluster.ts';
@@ -21,6 +21,7 @@ import {
   type WebhookProcess,
 } from '../support/webhook.ts';
 import { installObjects } from '../support/kubectl.ts';
+import { startS3Server, type S3Identity, type S3Server } from '../support/s3-server.ts';
 import { realSkopeo, skopeoWrapper } from './skopeo-wrapper.ts';
 
 export const ENTRY_POINTS = ['webhook', 'reconcile', 'rotate', 'resync', 'bootstrap', 'bcrypt-worker'];
@@ -37,7 +38,7 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-export async function startSandbox(options: { dataDir?: string; log?: (line: string) => void } = {}): Promise<Sandbox> {
+export async function startSandbox(options: { dataDir?: string; log?: (line: string) => void; s3?: boolean } = {}): Promise<Sandbox> {
   installExitHandlers();
   const log = options.log ?? ((line: string) => console.log(line));
   const keep = options.dataDir !== undefined;
@@ -65,11 +66,44 @@ export async function startSandbox(options: { dataDir?: string; log?: (line: str
     const env = writeClientTools(dataDir, plane.kubeconfig, plane.assetsDir, running.kubelet.hostsFile);
     writeOciImage(join(dataDir, 'hello-oci'), 'v1', { 'hello.txt': 'hello from image-registry-operator\n' });
     const envLines = [`export KUBECONFIG=${env.KUBECONFIG} IRO_SANDBOX=${dataDir} PATH=${join(dataDir, 'bin')}:$PATH`];
+    if (options.s3) {
+      // a kept data dir keeps the server's address and keys, so registries made before still reach it
+      const identityFile = join(dataDir, 's3-identity.json');
+      const identity = existsSync(identityFile) ? (JSON.parse(readFileSync(identityFile, 'utf8')) as S3Identity) : undefined;
+      const s3 = await startS3Server({ assetsDir: plane.assetsDir, workDir: dataDir, kubeletDir: running.kubelet.workDir, ...(identity ? { identity } : {}) });
+      stops.push(() => s3.close());
+      writeFileSync(identityFile, JSON.stringify({ address: s3.address, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey }), { mode: 0o600 });
+      if (!existsSync(join(s3.dataDir, SANDBOX_BUCKET))) s3.createBucket(SANDBOX_BUCKET);
+      writeFileSync(join(dataDir, 'bucket-registry.yaml'), bucketRegistryManifest(s3), { mode: 0o600 });
+      log(`S3 server (versitygw) at ${s3.endpoint}, bucket ${SANDBOX_BUCKET}; a registry on it: kubectl apply -f ${join(dataDir, 'bucket-registry.yaml')}`);
+    }
     return { dataDir, kubeconfig: plane.kubeconfig, env, envLines, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+const SANDBOX_BUCKET = 'registry';
+
+/** A credentials Secret and a two-replica ImageRegistry on the sandbox's bucket, as a user would write them. */
+function bucketRegistryManifest(s3: S3Server): string {
+  return `apiVersion: v1
+kind: Secret
+metadata: {name: bucket-registry-s3}
+stringData: {AWS_ACCESS_KEY_ID: ${s3.accessKey}, AWS_SECRET_ACCESS_KEY: ${s3.secretKey}}
+---
+apiVersion: registry.mgoltzsche.github.com/v1alpha1
+kind: ImageRegistry
+metadata: {name: bucket-registry}
+spec:
+  replicas: 2
+  storage:
+    s3:
+      bucket: ${SANDBOX_BUCKET}
+      endpoint: ${s3.endpoint}
+      credentialsSecret: {name: bucket-registry-s3}
+`;
 }
 
 async function startLocalWebhook(cluster: TestCluster, objects: Obj[], dataDir: string): Promise<WebhookProcess> {

@@ -28,15 +28,23 @@ export interface S3Server {
   close(): Promise<void>;
 }
 
-export async function startS3Server(options: { assetsDir: string; workDir: string; kubeletDir: string }): Promise<S3Server> {
+/** Where and with which keys a server listens; kept, a later start serves the same data the same way. */
+export interface S3Identity {
+  address: string;
+  port: number;
+  accessKey: string;
+  secretKey: string;
+}
+
+export async function startS3Server(options: { assetsDir: string; workDir: string; kubeletDir: string; identity?: S3Identity }): Promise<S3Server> {
   // 127.0.<10–99>.x: clear of the pod IPs, load balancers and ClusterIPs of the test cluster
-  const address = `127.0.${randomInt(10, 100)}.${randomInt(2, 250)}`;
-  const port = await freePort(address);
+  const address = options.identity?.address ?? `127.0.${randomInt(10, 100)}.${randomInt(2, 250)}`;
+  const port = options.identity?.port ?? (await freePort(address));
   const dataDir = join(options.workDir, 's3-data');
   mkdirSync(dataDir, { recursive: true });
   const logFile = join(options.workDir, 'versitygw.log');
-  const accessKey = `AK${randomBytes(8).toString('hex').toUpperCase()}`;
-  const secretKey = randomBytes(24).toString('base64url');
+  const accessKey = options.identity?.accessKey ?? `AK${randomBytes(8).toString('hex').toUpperCase()}`;
+  const secretKey = options.identity?.secretKey ?? randomBytes(24).toString('base64url');
   let process: ManagedProcess | undefined;
   const start = async () => {
     process = startProcess('versitygw', join(options.assetsDir, 'versitygw'), ['--port', `${address}:${port}`, '--quiet', 'posix', dataDir], logFile, {
