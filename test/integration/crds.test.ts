@@ -249,6 +249,7 @@ const invalidRows: InvalidRow[] = [
   { name: 'bucket name with upper case', manifest: registry('r-bucket', { storage: { s3: { bucket: 'Images' } } }), expect: ['spec.storage.s3.bucket', 'should match'] },
   { name: 'bucket without a name', manifest: registry('r-nobucket', { storage: { s3: { region: 'eu-1' } } }), expect: ['spec.storage.s3.bucket', 'Required value'] },
   { name: 'credentialsSecret without a name', manifest: registry('r-nocreds', { storage: { s3: { bucket: 'images', credentialsSecret: { accessKeyIDKey: 'id' } } } }), expect: ['spec.storage.s3.credentialsSecret.name', 'Required value'] },
+  { name: 'an endpoint with a path', manifest: registry('r-endpoint', { storage: { s3: { bucket: 'images', endpoint: 'https://s3.example.org/images' } } }), expect: ['spec.storage.s3.endpoint', 'should match'] },
   {
     name: 'a bucket and a volume at once',
     manifest: registry('r-both', { storage: { s3: { bucket: 'images' } }, ...pvc({ accessModes: ['ReadWriteOnce'] }) }),
