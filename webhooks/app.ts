@@ -1,7 +1,8 @@
 // The webhook's hono app. Routes:
 //   POST /mutate    mutating admission for all four kinds (defaults as a JSON Patch)
 //   POST /validate  validating admission for all four kinds; enqueues reconcile Jobs
-//   GET  /healthz   liveness/readiness
+//   GET  /healthz   liveness: the TLS server and the app answer
+//   GET  /readyz    readiness: also the Kubernetes client is loaded and no shutdown has begun
 //   GET  /metrics   Prometheus text
 // Both admission routes look request.kind up once, in ADMISSION_KINDS (admission-kinds.ts); a kind
 // that is not there is allowed unchanged (the webhook must never block other resources). A body that is not an AdmissionReview → 400,
@@ -59,6 +60,11 @@ export interface WebhookDeps {
   metrics?: Metrics;
   maxBodyBytes?: number;
   dependencyTimeoutMs?: number;
+  /**
+   * Whether this pod should get admissions now (/readyz): false until what validation needs is
+   * loaded, and again once a shutdown began. Defaults to always.
+   */
+  ready?: () => boolean;
 }
 
 type Webhook = 'mutate' | 'validate';
@@ -246,6 +252,7 @@ export function createApp(deps: WebhookDeps): Hono {
 
   const app = new Hono();
   app.get('/healthz', (c) => c.text('ok'));
+  app.get('/readyz', (c) => ((deps.ready?.() ?? true) ? c.text('ok') : c.text('not ready', 503)));
   app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
   for (const webhook of ['mutate', 'validate'] as const) {
     const limit = admissionBodyLimit(maxSize, () => {

@@ -5,9 +5,13 @@
 // - The Kubernetes client (@kubernetes/client-node, ~200 ms to load) is imported lazily: the
 //   server listens without it and warms it up in the background, so neither cold start nor the
 //   first admission pays for it.
-// - SIGTERM: stop accepting connections, let in-flight admissions finish, exit. The Deployment's
-//   preStop sleep keeps the pod serving until the Service has stopped sending it traffic.
-import { createServer, type Server } from 'node:https';
+// - HTTP/2 (HTTP/1.1 too, for probes and other clients): the API server then speaks HTTP/2 to us,
+//   and a shutdown can say "no more requests on this connection" (GOAWAY), which HTTP/1.1 cannot.
+// - SIGTERM: stop accepting connections, send GOAWAY on every HTTP/2 connection (the API server
+//   sends its next admissions elsewhere, and retries any it had sent past the GOAWAY), let
+//   in-flight admissions finish, exit. The Deployment's preStop sleep keeps the pod serving until
+//   the Service has stopped sending it new connections.
+import { createSecureServer, type Http2SecureServer, type ServerHttp2Session } from 'node:http2';
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { dirname } from 'node:path';
 import { serve } from '@hono/node-server';
@@ -47,7 +51,7 @@ function lazyKube(): () => Promise<Kube & { isConflict: (error: unknown) => bool
   };
 }
 
-function webhookDeps(config: OperatorConfig, kube: ReturnType<typeof lazyKube>) {
+function webhookDeps(config: OperatorConfig, kube: ReturnType<typeof lazyKube>, ready: () => boolean) {
   const createJob = async (job: object): Promise<'created' | 'exists'> => {
     const client = await kube();
     return client.create(job).then(() => 'created' as const, (error: unknown) => {
@@ -60,6 +64,7 @@ function webhookDeps(config: OperatorConfig, kube: ReturnType<typeof lazyKube>) 
   return {
     config,
     log,
+    ready,
     enqueueReconcile: (registry: RegistryKey): Promise<EnqueueResult> => enqueue(registry),
     registryExists: async (registry: RegistryKey) => (await (await kube()).read(registryRef(registry))) !== undefined,
     listRegistries: async (namespace: string) =>
@@ -77,7 +82,7 @@ function readTls(settings: WebhookServerConfig): Tls {
 }
 
 /** Swaps the server's certificate when the files changed; a half-written pair is retried later. */
-function watchTls(server: Server, settings: WebhookServerConfig, loaded: Tls): () => void {
+function watchTls(server: Http2SecureServer, settings: WebhookServerConfig, loaded: Tls): () => void {
   let current = loaded;
   let timer: NodeJS.Timeout | undefined;
   const reload = () => {
@@ -112,6 +117,9 @@ function watchTls(server: Server, settings: WebhookServerConfig, loaded: Tls): (
   };
 }
 
+/** With allowHTTP1, Node serves HTTP/1.1 with http.Server's machinery: these are its settings, untyped on Http2SecureServer. */
+type WebhookServer = Http2SecureServer & Pick<import('node:https').Server, 'requestTimeout' | 'headersTimeout' | 'keepAliveTimeout' | 'closeIdleConnections'>;
+
 function main(): void {
   let settings: WebhookServerConfig;
   let config: OperatorConfig;
@@ -125,26 +133,36 @@ function main(): void {
     process.exit(1);
   }
   const kube = lazyKube();
-  const app = createApp(webhookDeps(config, kube));
+  // Ready (/readyz) once the client validation needs has loaded, so that no admission waits for
+  // it; not ready once a shutdown began, so the kubelet's probe agrees with the Service.
+  const state = { clientLoaded: false, shuttingDown: false };
+  const app = createApp(webhookDeps(config, kube, () => state.clientLoaded && !state.shuttingDown));
   const server = serve(
     {
       fetch: app.fetch,
       port: settings.port,
       ...(settings.host ? { hostname: settings.host } : {}),
-      createServer,
-      serverOptions: { ...tls, minVersion: 'TLSv1.2' },
+      createServer: createSecureServer,
+      serverOptions: { ...tls, minVersion: 'TLSv1.2', allowHTTP1: true },
     },
     (info) => {
       log('info', 'webhook listening', { address: info.address, port: info.port, namespace: config.namespace, startupMs: Math.round(performance.now()) });
       // warm the client up off the request path
-      setImmediate(() => kube().catch((error: unknown) => log('warn', 'Kubernetes client not ready', { error: errorMessage(error) })));
+      const warmUp = () => kube().then(
+        () => (state.clientLoaded = true),
+        (error: unknown) => {
+          log('warn', 'Kubernetes client not ready; retrying in 1 s', { error: errorMessage(error) });
+          setTimeout(warmUp, 1_000).unref();
+        },
+      );
+      setImmediate(warmUp);
     },
-  ) as Server;
+  ) as WebhookServer;
+  // HTTP/1.1 connections (probes, other clients)
   server.requestTimeout = 10_000;
   server.headersTimeout = 5_000;
-  // The API server's client keeps idle connections for 90 s. Were ours to close them first (Node's
-  // default is 5 s), an admission sent just as we close fails with "write: broken pipe"; so the
-  // client always closes first. server.close() on SIGTERM still closes idle connections at once.
+  // An HTTP/1.1 client's idle connection closed by us just as it sends a request fails with EOF
+  // (a POST is not retried); so the client always closes first, and only a shutdown closes idle ones.
   server.keepAliveTimeout = 100_000;
   server.on('error', (error) => {
     log('error', 'webhook server failed', { error: errorMessage(error) });
@@ -152,15 +170,25 @@ function main(): void {
   });
   // a client that fails the handshake (port scanner, wrong CA) is not our error
   server.on('tlsClientError', () => {});
+  const sessions = new Set<ServerHttp2Session>();
+  server.on('session', (session: ServerHttp2Session) => {
+    // rare (the API server keeps one connection per pod) and tells which protocol it speaks
+    log('info', 'HTTP/2 connection opened', { open: sessions.size + 1 });
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+  });
   const stopWatching = watchTls(server, settings, tls);
 
   const shutdown = (signal: string) => {
-    log('info', 'webhook shutting down', { signal });
+    log('info', 'webhook shutting down', { signal, http2Connections: sessions.size });
+    state.shuttingDown = true;
     stopWatching();
     server.close(() => process.exit(0));
+    // GOAWAY: requests already sent finish here, later ones go to a new connection (another pod)
+    for (const session of sessions) session.close();
     server.closeIdleConnections();
     setTimeout(() => {
-      server.closeAllConnections();
+      for (const session of sessions) session.destroy();
       process.exit(0);
     }, settings.shutdownTimeoutMs).unref();
   };

@@ -27,6 +27,7 @@ import { coldStartSection } from './cold-start.ts';
 import { dataPlaneSection, loginSection, startFrontBench } from './front.ts';
 import { machine, resultsMarkdown, textTable, type SectionResult } from './report.ts';
 import { rotationListsSection, rotationSection } from './rotation.ts';
+import { admissionPathSection } from './admission-path.ts';
 import { secretLatencySection } from './secret-latency.ts';
 import { webhookLoadSection } from './webhook-load.ts';
 
@@ -37,8 +38,8 @@ const wanted = (n: number) => !only || only.has(String(n));
 const full = !only && !quick;
 
 const sizes = quick
-  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3 }
-  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10 };
+  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3, admissionRounds: 2, admissionRequests: 50 }
+  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10, admissionRounds: 5, admissionRequests: 200 };
 if (values['data-size']) {
   sizes.dataMiB = Number(values['data-size']);
   if (!Number.isInteger(sizes.dataMiB) || sizes.dataMiB < 1) throw new Error(`--data-size: a whole number of MiB, got ${values['data-size']}`);
@@ -53,6 +54,7 @@ const TITLES: Record<number, string> = {
   6: '6. Data plane through the nginx front',
   7: '7. Token logins through the nginx front',
   8: '8. Rotation LISTs by number of registries',
+  9: '9. Admission through the Service vs a direct URL',
 };
 
 function progress(message: string): void {
@@ -118,7 +120,7 @@ if (wanted(6) || wanted(7)) {
 }
 
 let running: ClusterWithoutKubelet | undefined;
-if (wanted(3) || wanted(4) || wanted(5) || wanted(8)) {
+if (wanted(3) || wanted(4) || wanted(5) || wanted(8) || wanted(9)) {
   // the kubelet stand-in starts only for section 4: its polling would count as requests of section 3's rotation
   progress('starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)');
   running = await startClusterWithoutKubelet();
@@ -150,6 +152,10 @@ try {
       progress('starting the kubelet stand-in');
       await running.startKubelet();
       await section(4, () => secretLatencySection({ app, cluster, crs: sizes.latencyCrs }));
+    }
+    if (wanted(9)) {
+      await running.startKubelet();
+      await section(9, () => admissionPathSection({ cluster, rounds: sizes.admissionRounds, requests: sizes.admissionRequests }));
     }
   }
 } finally {

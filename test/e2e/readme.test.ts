@@ -4,12 +4,15 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { authServerUnavailable, testBinaries } from '../support/binaries.ts';
+import { writeOciImage } from '../support/oci-image.ts';
 import { delay, run } from '../support/processes.ts';
+import { realSkopeo } from '../sandbox/skopeo-wrapper.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const test = suite('README usage in the npm start sandbox');
@@ -88,6 +91,48 @@ for (const [i, command] of commands.entries()) {
     }
   });
 }
+
+const PULLS = 200;
+const IMAGE = 'registry.default.svc.example.org/default/layers:v1';
+
+/** `count` pulls of the image, `parallel` at a time, each into a fresh directory; what failed, and how. */
+async function pulls(count: number, parallel: number, pull: (dest: string) => Promise<{ code: number; stderr: string }>, digest: string, dir: string): Promise<string[]> {
+  const failures: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      const dest = join(dir, `pull-${i}`);
+      const result = await pull(dest);
+      const pulled = result.code === 0 ? readFileSync(`${dest}.digest`, 'utf8').trim() : '';
+      if (result.code !== 0 || pulled !== digest) failures.push(`pull ${i}: ${result.code !== 0 ? result.stderr.trim().split('\n').at(-1) : `digest ${pulled}`}`);
+      rmSync(dest, { recursive: true, force: true });
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, worker));
+  return failures;
+}
+
+(authMissing ? test.skip : test)(`every byte arrives: ${PULLS} skopeo pulls of a 3-layer image through the load balancer, ${PULLS} through the ClusterIP, 0 failures`, async () => {
+  const s = await sandbox();
+  // three layers of ~600 KiB each (base64 text of random bytes stays that large gzipped)
+  const layers = [0, 1, 2].map((i) => ({ [`layer-${i}.txt`]: randomBytes(600 * 1024).toString('base64') }));
+  const image = writeOciImage(join(s.workDir, 'layers-oci'), 'v1', layers);
+  assert.ok(image.layers.every((layer) => layer.size >= 512 * 1024), JSON.stringify(image.layers));
+  const push = await run('skopeo', ['copy', '--authfile', 'config.json', '--dest-cert-dir', '.', '--digestfile', 'pushed.digest', image.reference, `docker://${IMAGE}`], { env: s.env, cwd: s.workDir, timeoutMs: 120_000 });
+  assert.is(push.code, 0, push.stderr);
+  const digest = readFileSync(join(s.workDir, 'pushed.digest'), 'utf8').trim();
+  const pullArgs = (dest: string) => ['copy', '--authfile', 'pull.json', '--src-cert-dir', '.', '--digestfile', `${dest}.digest`, `docker://${IMAGE}`, `dir:${dest}`];
+  const viaLoadBalancer = await pulls(PULLS, 4, (dest) => run('skopeo', pullArgs(dest), { env: s.env, cwd: s.workDir, timeoutMs: 120_000 }), digest, s.workDir);
+  assert.equal(viaLoadBalancer, [], `${viaLoadBalancer.length} of ${PULLS} pulls through the load balancer failed:\n${viaLoadBalancer.join('\n')}`);
+  // the same hostname resolved to the Service's ClusterIP (as a pod or node in the cluster would reach it)
+  const clusterIp = await run('kubectl', ['get', 'service', 'registry', '-o', 'jsonpath={.spec.clusterIP}'], { env: s.env });
+  assert.match(clusterIp.stdout, /^127\./);
+  const hosts = join(s.workDir, 'hosts-cluster-ip');
+  writeFileSync(hosts, `127.0.0.1\tlocalhost\n${clusterIp.stdout}\tregistry.default.svc.example.org\n`);
+  const skopeo = realSkopeo(join(s.dataDir, 'bin'));
+  const viaClusterIp = await pulls(PULLS, 4, (dest) => run('bwrap', ['--dev-bind', '/', '/', '--ro-bind', hosts, '/etc/hosts', '--chdir', s.workDir, skopeo, ...pullArgs(dest)], { env: s.env, cwd: s.workDir, timeoutMs: 120_000 }), digest, s.workDir);
+  assert.equal(viaClusterIp, [], `${viaClusterIp.length} of ${PULLS} pulls through the ClusterIP failed:\n${viaClusterIp.join('\n')}`);
+});
 
 test('after Ctrl-C (SIGINT) no process the sandbox started is still running', async () => {
   const s = await sandbox();

@@ -1,58 +1,39 @@
-// The admission webhooks end to end: the real API server calls the real webhook server process
-// (dist/webhook.js) over TLS, configured by the webhook configurations rendered from kustomize/
-// with clientConfig.service rewritten to a loopback URL and a test CA (as envtest does). The
-// webhook runs with a token of its own ServiceAccount, so its RBAC is exercised too; the Jobs it
-// enqueues are run by the real Job controller and the kubelet stand-in from their own manifests.
+// The admission webhooks end to end: kustomize/ installed the way a user installs it (an overlay,
+// `kubectl apply -k`, the bootstrap Job, the webhook Deployment), and the real API server calling
+// the webhook pods over TLS through the Service the shipped configurations name. The pods run with
+// their own ServiceAccount's token, so the webhook's RBAC is exercised too; the Jobs they enqueue are
+// run by the real Job controller and the kubelet stand-in from their own manifests. At the end the
+// webhook is taken away again (the files after this one run without it).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { join } from 'node:path';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { defaultAcl } from '../../functions/docker-auth-config.ts';
-import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import { DEFAULT_WINDOW_SECONDS, desiredReconcileJob, reconcileWindow, registryLabelValue, REGISTRY_LABEL, type RegistryKey } from '../../functions/reconcile-job.ts';
 import { GROUP_VERSION, type OperatorConfig } from '../../functions/types.ts';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
-import { kubeApi, serviceAccountKubeconfig } from '../support/kube-api.ts';
+import { installOperator, OPERATOR_NAMESPACE, uninstallWebhook } from '../support/operator.ts';
 import { waitFor } from '../support/processes.ts';
-import {
-  buildBundles,
-  configEnv,
-  createWebhookConfigurations,
-  deleteWebhookConfigurations,
-  deleteWebhookConfigurationsOnExit,
-  isWebhookConfiguration,
-  pointWebhooksAt,
-  renderInstall,
-  repoRoot,
-  startWebhook,
-  testServingTls,
-  type Obj,
-  type TestTls,
-  type WebhookProcess,
-} from '../support/webhook.ts';
-import { getObject, installObjects, kubectlApply, listObjects } from '../support/kubectl.ts';
+import { buildBundles, OPERATOR_ENTRY_POINTS, repoRoot, type Obj } from '../support/webhook.ts';
+import { getObject, kubectlApply, listObjects } from '../support/kubectl.ts';
 
 // A real bcrypt hash (cost 10) of a random password nobody knows.
 const HASH = '$2b$10$4SCLA.VA7PruOV62oqimyOQYVhg19CPc5v1Hnqv1yvTialynqhFyq';
 
+/** The admissions the webhook pods logged (kubectl logs of both). */
+async function webhookLog(cluster: TestCluster): Promise<{ msg?: string; webhook?: string; result?: string; namespace?: string; name?: string }[]> {
+  const logs = await cluster.kubectl(['logs', '-l', 'app.kubernetes.io/component=webhook', '--tail=-1'], { namespace: OPERATOR_NAMESPACE });
+  return logs.stdout.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
+}
+
 /** Whether the webhook's log shows it denied this object (kubectl prints the causes, not who refused). */
-function deniedByWebhook(webhook: WebhookProcess, namespace: string, name: string): boolean {
-  return webhook.logs().split('\n').some((line) => {
-    if (!line.includes('"result":"denied"')) return false;
-    const event = JSON.parse(line) as { msg?: string; webhook?: string; namespace?: string; name?: string };
-    return event.msg === 'admission' && event.webhook === 'validate' && event.namespace === namespace && event.name === name;
-  });
+function deniedByWebhook(log: Awaited<ReturnType<typeof webhookLog>>, namespace: string, name: string): boolean {
+  return log.some((event) => event.msg === 'admission' && event.webhook === 'validate' && event.result === 'denied' && event.namespace === namespace && event.name === name);
 }
 
 interface Setup {
   cluster: TestCluster;
   config: OperatorConfig;
-  env: Record<string, string>;
-  tls: TestTls;
-  webhookKubeconfig: string;
-  webhook: WebhookProcess;
 }
 
 interface JobObject {
@@ -61,39 +42,19 @@ interface JobObject {
 }
 
 let setup: Promise<Setup> | undefined;
-let current: Setup | undefined;
 function installed(): Promise<Setup> {
-  setup ??= install().then((s) => (current = s));
+  setup ??= install();
   return setup;
 }
 
 async function install(): Promise<Setup> {
   const cluster = await testCluster();
-  deleteWebhookConfigurationsOnExit(cluster);
-  await buildBundles(['webhook']);
-  const objects = await renderInstall(cluster);
-  // everything but the webhook configurations (applied below, pointed at the test server) and the
-  // bootstrap Job (it would replace their caBundle; webhook-bootstrap.test.ts runs it)
-  await installObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && o.kind !== 'Job'));
-  const crds = objects.filter((o) => o.kind === 'CustomResourceDefinition').map((o) => `crd/${o.metadata.name}`);
-  const established = await cluster.kubectl(['wait', '--for', 'condition=Established', '--timeout=60s', ...crds]);
-  if (established.code !== 0) throw new Error(established.stderr);
+  await buildBundles(OPERATOR_ENTRY_POINTS);
   // the registries here are not what is tested: the reconcile Jobs the webhook creates (it passes
   // its configuration on) must not wait long for their pods
-  const env = { ...configEnv(objects), OPERATOR_ROLLOUT_TIMEOUT: '2s' };
-  const config = operatorConfigFromEnv(env);
-  const api = kubeApi(cluster.kubeconfig);
-  const webhookKubeconfig = await serviceAccountKubeconfig(api, {
-    namespace: config.namespace,
-    serviceAccount: 'image-registry-operator-webhook',
-    file: join(mkdtempSync(join(tmpdir(), 'iro-webhook-sa-')), 'kubeconfig'),
-  });
-  api.close();
-  const tls = testServingTls();
-  const webhook = await startWebhook({ tls, env, kubeconfig: webhookKubeconfig });
-  await createWebhookConfigurations(cluster, pointWebhooksAt(objects, `127.0.0.1:${webhook.port}`, tls.ca.certPem));
+  const config = await installOperator(cluster, { OPERATOR_ROLLOUT_TIMEOUT: '2s' });
   await webhookEffective(cluster);
-  return { cluster, config, env, tls, webhookKubeconfig, webhook };
+  return { cluster, config };
 }
 
 /** The API server picks webhook configurations up asynchronously: wait until ours is called. */
@@ -293,7 +254,7 @@ const invalidRows: InvalidRow[] = [
 ];
 
 test(`${invalidRows.length} invalid CRs are rejected through the API server, each naming the field; none is stored`, async () => {
-  const { cluster, webhook } = await installed();
+  const { cluster } = await installed();
   const ns = await namespace(cluster, 'wh-invalid');
   const outcomes: { row: InvalidRow; code: number; stderr: string; previous?: Obj; stored?: Obj }[] = [];
   const queue = [...invalidRows];
@@ -312,9 +273,10 @@ test(`${invalidRows.length} invalid CRs are rejected through the API server, eac
   await Promise.all([worker(), worker(), worker()]);
   const accepted = outcomes.filter((o) => o.code === 0).map((o) => o.row.name);
   assert.equal(accepted, [], 'accepted although invalid');
+  const log = await webhookLog(cluster);
   for (const { row, stderr, previous, stored } of outcomes) {
     assert.ok(stderr.includes(row.field), `${row.name}: the message names ${row.field}:\n${stderr}`);
-    if (row.byWebhook) assert.ok(deniedByWebhook(webhook, ns, row.manifest.metadata.name), `${row.name}: refused by the webhook:\n${stderr}`);
+    if (row.byWebhook) assert.ok(deniedByWebhook(log, ns, row.manifest.metadata.name), `${row.name}: refused by the webhook:\n${stderr}`);
     if (!row.before) assert.is(stored, undefined, `${row.name}: not stored`);
     else {
       // the refused change left the stored spec as it was (the resourceVersion may move: reconcile
@@ -322,7 +284,7 @@ test(`${invalidRows.length} invalid CRs are rejected through the API server, eac
       assert.equal(spec(stored), spec(previous), `${row.name}: spec unchanged`);
     }
   }
-  const byWebhook = outcomes.filter((o) => deniedByWebhook(webhook, ns, o.row.manifest.metadata.name)).length;
+  const byWebhook = outcomes.filter((o) => deniedByWebhook(log, ns, o.row.manifest.metadata.name)).length;
   assert.ok(invalidRows.length >= 40);
   assert.ok(byWebhook >= invalidRows.filter((r) => r.byWebhook).length);
   console.log(`   ${outcomes.length} invalid CRs rejected: ${byWebhook} by the webhook, ${outcomes.length - byWebhook} by the CRD schema`);
@@ -417,33 +379,12 @@ test('burst: 50 ImagePushSecrets in one apply → one reconcile Job per window i
   }, 60_000).catch((error: Error) => assert.unreachable(`${error.message}; missing: ${missing.join(', ')}`));
 });
 
-test('webhook stopped → our CRs are refused with a clear message; a ConfigMap in the same namespace is still created', async () => {
-  const { cluster, webhook, env, tls, webhookKubeconfig } = await installed();
-  const ns = await namespace(cluster, 'wh-down');
-  const code = await webhook.stop();
-  assert.is(code, 0, 'SIGTERM ends the server gracefully');
-  assert.match(webhook.logs(), '"msg":"webhook shutting down","signal":"SIGTERM"');
-  const refused = await kubectlApply(cluster, pushSecret('while-down'), ns);
-  assert.is.not(refused.code, 0);
-  assert.match(refused.stderr, /failed calling webhook "(mutate|validate)\.registry\.mgoltzsche\.github\.com"/);
-  assert.match(refused.stderr, /connection refused/);
-  assert.is(await getObject<Obj>(cluster, 'ImagePushSecret', 'while-down', ns), undefined);
-  const configMap = await kubectlApply(cluster, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'unaffected' }, data: { a: 'b' } }, ns);
-  assert.is(configMap.code, 0, configMap.stderr);
-  assert.ok(await getObject<Obj>(cluster, 'ConfigMap', 'unaffected', ns));
-  // back up on the same port for whatever follows
-  const restarted = await startWebhook({ tls, env, kubeconfig: webhookKubeconfig, port: webhook.port });
-  if (current) current.webhook = restarted;
-  const again = await kubectlApply(cluster, pushSecret('after'), ns);
-  assert.is(again.code, 0, again.stderr);
-});
-
-test('clean up: the webhook configurations are removed, the webhook stopped, the namespaces deleted', async () => {
+test('clean up: the webhook configurations and Deployment are removed, the namespaces deleted', async () => {
   const { cluster, config } = await installed();
-  await deleteWebhookConfigurations(cluster);
+  await uninstallWebhook(cluster);
   const left = await cluster.kubectl(['get', 'mutatingwebhookconfigurations,validatingwebhookconfigurations', '-o', 'name']);
   assert.not.match(left.stdout, 'image-registry-operator');
-  assert.is(await current?.webhook.stop(), 0);
+  assert.is(await getObject(cluster, 'deployment', 'image-registry-operator-webhook', OPERATOR_NAMESPACE), undefined);
   // the Jobs enqueued by this file are of no use to the next one, and its CRs would only make the
   // cluster-wide rotation and resync Jobs of later files slower
   await cluster.kubectl(['delete', 'jobs', '-l', 'app.kubernetes.io/component=reconcile', '--wait=false'], { namespace: config.namespace });

@@ -1,13 +1,13 @@
 // The kubelet stand-in's TCP forwarders, with real sockets on loopback and no control plane: the
-// LoadBalancer/Service proxy (service-proxy.ts, given a fake API with one Service and one ready
-// pod), the pod-IP forwarder (pod-network.ts's forward(), TCP to a Unix socket) and the pod's bridge
+// LoadBalancer and ClusterIP proxy (service-proxy.ts, given a fake API with one Service and one
+// ready pod; a ClusterIP also as a pod dials it, through its bridge), the pod-IP forwarder (pod-network.ts's forward(), TCP to a Unix socket) and the pod's bridge
 // (BRIDGE_SCRIPT, Unix socket to 127.0.0.1:<port>, run here outside a namespace), each alone and
 // chained the way a pull through a LoadBalancer goes. Every byte an end sends must reach the other
 // end, half-closes included, and closing either end must close the other.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { connect, createServer, type NetConnectOpts, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,9 @@ import { startServiceProxy } from '../support/service-proxy.ts';
 
 const LB_ADDRESS = '127.211.0.1';
 const POD_IP = '127.211.1.1';
+const CLUSTER_IP = '127.211.3.1';
+/** ClusterIP as a pod in its own network namespace dials it (its bridge listens there; here on the host) */
+const CLUSTER_IP_IN_POD = '127.211.2.1';
 const BODY = randomBytes(4 * 1024 * 1024);
 /** Body sizes of the connections of a test: whether bytes are still queued for the client when the FIN comes depends on how the last ones fall. */
 const SIZES = Array.from({ length: 40 }, (_, i) => 96 * 1024 + i * 28_687);
@@ -26,6 +29,7 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 
 installExitHandlers();
 const workDir = mkdtempSync(join(tmpdir(), 'iro-forwarders-'));
+const servicesDir = join(workDir, 'services');
 test.after(() => rmSync(workDir, { recursive: true, force: true }));
 
 type Behaviour = 'respond-then-close' | 'respond-after-half-close' | 'stream-until-closed';
@@ -106,9 +110,11 @@ interface Chain {
   start(upstreamPort: number): Promise<{ entry: NetConnectOpts; stop(): Promise<void> }>;
 }
 
-async function serviceProxyTo(podIp: string, targetPort: number): Promise<{ entry: NetConnectOpts; stop(): Promise<void> }> {
-  const port = await freePort(LB_ADDRESS);
-  const svc = { metadata: { name: 'registry', namespace: 'test', uid: 'uid-1' }, spec: { type: 'LoadBalancer', selector: { app: 'registry' }, ports: [{ port, targetPort }] } };
+/** The service proxy with a fake API of one Service (a LoadBalancer, or a ClusterIP one) and one ready pod. */
+async function serviceProxyTo(podIp: string, targetPort: number, type: 'LoadBalancer' | 'ClusterIP' = 'LoadBalancer'): Promise<{ entry: NetConnectOpts; stop(): Promise<void> }> {
+  const address = type === 'LoadBalancer' ? LB_ADDRESS : CLUSTER_IP;
+  const port = await freePort(address);
+  const svc = { metadata: { name: 'registry', namespace: 'test', uid: 'uid-1' }, spec: { type, ...(type === 'ClusterIP' ? { clusterIP: CLUSTER_IP } : {}), selector: { app: 'registry' }, ports: [{ port, targetPort }] } };
   const pod = { metadata: { name: 'registry-0', namespace: 'test' }, spec: { containers: [] }, status: { podIP: podIp, conditions: [{ type: 'Ready', status: 'True' }] } };
   let patched = false;
   const api = {
@@ -119,9 +125,12 @@ async function serviceProxyTo(podIp: string, targetPort: number): Promise<{ entr
       return { status: 200, body: {} };
     },
   } as unknown as KubeApi;
-  const proxy = startServiceProxy(api, join(workDir, 'hosts'), (n) => `127.211.0.${n}`, (line) => console.log(line));
-  await waitFor('the LoadBalancer address', async () => patched, 5_000);
-  return { entry: { host: LB_ADDRESS, port }, stop: proxy.stop };
+  const hostsFile = join(workDir, 'hosts');
+  rmSync(hostsFile, { force: true });
+  const proxy = startServiceProxy({ api, hostsFile, socketDir: servicesDir, loadBalancerAddress: () => LB_ADDRESS, apiServer: { host: '127.0.0.1', port: 1 }, log: (line) => console.log(line) });
+  if (type === 'LoadBalancer') await waitFor('the LoadBalancer address', async () => patched, 5_000);
+  else await waitFor('the ClusterIP in the hosts file', async () => existsSync(hostsFile) && readFileSync(hostsFile, 'utf8').includes(`${CLUSTER_IP}\tregistry.test.svc `), 5_000);
+  return { entry: { host: address, port }, stop: proxy.stop };
 }
 
 async function podIpForwarderTo(socketPath: string): Promise<{ entry: NetConnectOpts; stop(): Promise<void> }> {
@@ -130,18 +139,38 @@ async function podIpForwarderTo(socketPath: string): Promise<{ entry: NetConnect
   return { entry: { host: POD_IP, port }, stop: forwarder.close };
 }
 
+/**
+ * The services directory the bridges read: `<CLUSTER_IP_IN_POD>:<port>.sock` links to the service
+ * proxy's socket of CLUSTER_IP (the proxy's own host listener has that address and port taken here,
+ * where a pod's namespace would have it free).
+ */
+const podServicesDir = join(workDir, 'pod-services');
 let bridges = 0;
 async function bridgeTo(upstreamPort: number): Promise<{ entry: NetConnectOpts; socketPath: string; stop(): Promise<void> }> {
   const dir = join(workDir, `bridge-${++bridges}`);
   const socketPath = join(dir, `${upstreamPort}.sock`);
   mkdirSync(dir);
-  const bridge = startProcess('bridge', process.execPath, ['-e', BRIDGE_SCRIPT, dir, String(upstreamPort)], `${dir}.log`);
+  const bridge = startProcess('bridge', process.execPath, ['-e', BRIDGE_SCRIPT, dir, podServicesDir, String(upstreamPort)], `${dir}.log`);
   await waitFor('the bridge socket', async () => existsSync(socketPath), 5_000);
   return { entry: { path: socketPath }, socketPath, stop: () => bridge.stop(1_000) };
 }
 
 const chains: Chain[] = [
   { name: 'LoadBalancer proxy', start: (upstreamPort) => serviceProxyTo('127.0.0.1', upstreamPort) },
+  { name: 'ClusterIP proxy', start: (upstreamPort) => serviceProxyTo('127.0.0.1', upstreamPort, 'ClusterIP') },
+  {
+    name: 'a ClusterIP dialled inside a pod (bridge → the proxy\'s Unix socket → upstream)',
+    start: async (upstreamPort) => {
+      const service = await serviceProxyTo('127.0.0.1', upstreamPort, 'ClusterIP');
+      const { port } = service.entry as { port: number };
+      mkdirSync(podServicesDir, { recursive: true });
+      const link = join(podServicesDir, `${CLUSTER_IP_IN_POD}:${port}.sock`);
+      symlinkSync(join(servicesDir, `${CLUSTER_IP}:${port}.sock`), link);
+      const bridge = await bridgeTo(1);
+      await waitFor('the bridge listening on the ClusterIP', async () => listening(CLUSTER_IP_IN_POD, port), 5_000);
+      return { entry: { host: CLUSTER_IP_IN_POD, port }, stop: async () => { await bridge.stop(); rmSync(link); await service.stop(); } };
+    },
+  },
   {
     name: 'pod-IP forwarder',
     start: async (upstreamPort) => {
@@ -169,6 +198,15 @@ const chains: Chain[] = [
     },
   },
 ];
+
+/** Whether something listens on host:port here (/proc/net/tcp): a probe connection would reach the upstream and stay half-open there. */
+function listening(host: string, port: number): boolean {
+  const address = `${host.split('.').reverse().map((octet) => Number(octet).toString(16).padStart(2, '0')).join('')}:${port.toString(16).padStart(4, '0')}`.toUpperCase();
+  return readFileSync('/proc/net/tcp', 'utf8').split('\n').some((line) => {
+    const [, local, , state] = line.trim().split(/\s+/);
+    return local === address && state === '0A';
+  });
+}
 
 async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

@@ -1,33 +1,18 @@
 // The local sandbox behind `npm start`: a real control plane (etcd, kube-apiserver,
-// kube-controller-manager, kube-scheduler) with the toolkit installed from kustomize/, the real
-// webhook over TLS, and a stand-in only where no real part runs here: the kubelet
-// (test/support/kubelet.ts), which runs Job pods and registry pods and plays the load balancer.
+// kube-controller-manager, kube-scheduler) with the toolkit installed by the README's install lines
+// (`kubectl apply -k ./kustomize` and its waits: the bootstrap Job, the webhook Deployment behind
+// its Service), and a stand-in only where no real part runs here: the kubelet
+// (test/support/kubelet.ts), which runs the pods and plays kube-proxy and the load balancer.
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, testCluster, type RunningCluster, type TestCluster } from '../support/cluster.ts';
+import { startCluster, type RunningCluster } from '../support/cluster.ts';
 import { writeOciImage } from '../support/oci-image.ts';
-import { installExitHandlers } from '../support/processes.ts';
-import {
-  buildBundles,
-  configEnv,
-  createWebhookConfigurations,
-  isWebhookConfiguration,
-  pointWebhooksAt,
-  renderInstall,
-  startWebhook,
-  testServingTls,
-  type Obj,
-  type WebhookProcess,
-} from '../support/webhook.ts';
-import { installObjects } from '../support/kubectl.ts';
+import { installExitHandlers, run } from '../support/processes.ts';
+import { readmeCommands } from '../support/readme.ts';
+import { buildBundles, OPERATOR_ENTRY_POINTS, repoRoot } from '../support/webhook.ts';
 import { startS3Server, type S3Identity, type S3Server } from '../support/s3-server.ts';
 import { realSkopeo, skopeoWrapper } from './skopeo-wrapper.ts';
-
-export const ENTRY_POINTS = ['webhook', 'reconcile', 'rotate', 'resync', 'bootstrap', 'bcrypt-worker'];
-// in-cluster parts that the sandbox replaces: the webhook runs as a local process with a test
-// certificate instead of the Deployment, and its configurations point at it
-const REPLACED_KINDS = new Set(['Deployment', 'PodDisruptionBudget', 'Job']);
 
 export interface Sandbox {
   dataDir: string;
@@ -51,19 +36,19 @@ export async function startSandbox(options: { dataDir?: string; log?: (line: str
   };
   try {
     log('building the bundles (dist/)…');
-    await buildBundles(ENTRY_POINTS);
+    await buildBundles(OPERATOR_ENTRY_POINTS);
     log('starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the kubelet stand-in…');
     const running: RunningCluster = await startCluster({ workDir: join(dataDir, 'control-plane'), keepWorkDir: true, kubelet: { log } });
     stops.push(() => running.stop());
     const { plane } = running;
     Object.assign(process.env, running.env);
-    const cluster = await testCluster();
-    log(`kube-apiserver ${plane.version}, up in ${(plane.startupMs / 1000).toFixed(1)} s; installing kustomize/…`);
-    const objects = await renderInstall(cluster);
-    await installObjects(cluster, objects.filter((o) => !isWebhookConfiguration(o) && !REPLACED_KINDS.has(o.kind)));
-    const webhook = await startLocalWebhook(cluster, objects, dataDir);
-    stops.push(() => webhook.stop());
     const env = writeClientTools(dataDir, plane.kubeconfig, plane.assetsDir, running.kubelet.hostsFile);
+    log(`kube-apiserver ${plane.version}, up in ${(plane.startupMs / 1000).toFixed(1)} s; installing as the README says:`);
+    for (const command of readmeCommands('install')) {
+      log(`  ${command}`);
+      const result = await run('bash', ['-o', 'pipefail', '-c', command], { env: { ...process.env, ...env }, cwd: repoRoot, timeoutMs: 300_000 });
+      if (result.code !== 0) throw new Error(`${command}: ${result.stderr || result.stdout}`);
+    }
     writeOciImage(join(dataDir, 'hello-oci'), 'v1', { 'hello.txt': 'hello from image-registry-operator\n' });
     const envLines = [`export KUBECONFIG=${env.KUBECONFIG} IRO_SANDBOX=${dataDir} PATH=${join(dataDir, 'bin')}:$PATH`];
     if (options.s3) {
@@ -104,15 +89,6 @@ spec:
       endpoint: ${s3.endpoint}
       credentialsSecret: {name: bucket-registry-s3}
 `;
-}
-
-async function startLocalWebhook(cluster: TestCluster, objects: Obj[], dataDir: string): Promise<WebhookProcess> {
-  const tls = testServingTls();
-  const webhook = await startWebhook({ tls, env: configEnv(objects), kubeconfig: cluster.kubeconfig });
-  const configurations = pointWebhooksAt(objects.filter(isWebhookConfiguration), `127.0.0.1:${webhook.port}`, tls.ca.certPem);
-  await createWebhookConfigurations(cluster, configurations);
-  writeFileSync(join(dataDir, 'webhook.log.path'), webhook.logFile);
-  return webhook;
 }
 
 /**

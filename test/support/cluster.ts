@@ -55,7 +55,13 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Runnin
   return (await startClusterWithoutKubelet(options)).startKubelet();
 }
 
-type ClusterOptions = { workDir?: string; keepWorkDir?: boolean; kubelet?: Partial<KubeletOptions> };
+type ClusterOptions = {
+  workDir?: string;
+  keepWorkDir?: boolean;
+  kubelet?: Partial<KubeletOptions>;
+  /** a cluster as fresh as a new one: no CRDs installed beforehand */
+  withoutCrds?: boolean;
+};
 
 /**
  * startCluster with the kubelet stand-in started later, by startKubelet(): for a benchmark that
@@ -64,7 +70,7 @@ type ClusterOptions = { workDir?: string; keepWorkDir?: boolean; kubelet?: Parti
 export async function startClusterWithoutKubelet(options: ClusterOptions = {}): Promise<ClusterWithoutKubelet> {
   const plane = await startControlPlane({
     ...options,
-    beforeControllers: async ({ kubeconfig, assetsDir }) => {
+    beforeControllers: options.withoutCrds ? undefined : async ({ kubeconfig, assetsDir }) => {
       const kubectl = join(assetsDir, 'kubectl');
       const applied = await run(kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager=tests', '-k', join(repoRoot, 'kustomize/crds')]);
       if (applied.code !== 0) throw new Error(`installing the CRDs: ${applied.stderr}`);
@@ -107,7 +113,15 @@ async function connect(): Promise<TestCluster> {
     Object.assign(process.env, started.env);
     kubeconfig = started.plane.kubeconfig;
   }
-  const kubeletDir = process.env.IRO_KUBELET_DIR ?? '';
+  return clusterClient(kubeconfig, assetsDir, process.env.IRO_KUBELET_DIR ?? '');
+}
+
+/** The TestCluster helpers for a cluster a test started itself (startCluster). */
+export function clusterClientOf(running: RunningCluster): TestCluster {
+  return clusterClient(running.plane.kubeconfig, running.plane.assetsDir, running.env.IRO_KUBELET_DIR);
+}
+
+function clusterClient(kubeconfig: string, assetsDir: string, kubeletDir: string): TestCluster {
   const env = { ...process.env, KUBECONFIG: kubeconfig };
   const kubectl: TestCluster['kubectl'] = (args, opts = {}) =>
     run(join(assetsDir, 'kubectl'), [...(opts.namespace ? ['-n', opts.namespace] : []), ...args], { input: opts.input, env });

@@ -1,7 +1,9 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver (envtest's flags, with the
 // admission plugins a real cluster has on), kube-controller-manager and kube-scheduler, an admin
 // client certificate in a kubeconfig. Only the kubelet is a stand-in (test/support/kubelet.ts).
+import { randomInt } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,8 +11,25 @@ import { issueTestCertificate, newRsaKeyPem, type KeyPairPem } from './pki.ts';
 import { exitedMessage, freePort, httpOk, installExitHandlers, run, startProcess, waitFor, type ManagedProcess } from './processes.ts';
 import { testBinaries } from './binaries.ts';
 
-/** The first two octets of the Services' ClusterIP range. */
-export const SERVICE_CLUSTER_IP_PREFIX = '127.200';
+/**
+ * The first two octets of a Services' ClusterIP range: 127.200–249, drawn per control plane (a
+ * sandbox and the test cluster run side by side and the kubelet stand-ins serve both ranges on
+ * the host), one whose `kubernetes` address is free here.
+ */
+async function serviceClusterIpPrefix(): Promise<string> {
+  for (let attempt = 0; ; attempt++) {
+    const prefix = `127.${200 + randomInt(0, 50)}`;
+    if (attempt >= 20 || (await canListen(`${prefix}.0.1`, 443))) return prefix;
+  }
+}
+
+function canListen(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, host, () => server.close(() => resolve(true)));
+  });
+}
 
 export interface ControlPlane {
   /** https://127.0.0.1:<port> */
@@ -70,15 +89,16 @@ async function startEtcd(assetsDir: string, workDir: string, processes: ManagedP
 async function startApiServer(assetsDir: string, workDir: string, etcdUrl: string, processes: ManagedProcess[]) {
   const port = await freePort();
   const server = `https://127.0.0.1:${port}`;
-  const pki = writePki(workDir);
+  const servicePrefix = await serviceClusterIpPrefix();
+  const pki = writePki(workDir, servicePrefix);
   const apiserver = startProcess('kube-apiserver', join(assetsDir, 'kube-apiserver'), [
     '--etcd-servers', etcdUrl,
     '--cert-dir', join(workDir, 'pki'),
     '--tls-cert-file', pki.servingCertFile, '--tls-private-key-file', pki.servingKeyFile,
     '--secure-port', String(port), '--bind-address', '127.0.0.1',
     // ClusterIPs stay on loopback too, clear of the kubelet stand-in's pod (127.100–149) and load
-    // balancer (127.150–199) addresses; `kubernetes` gets the first one
-    '--service-cluster-ip-range', `${SERVICE_CLUSTER_IP_PREFIX}.0.0/16`,
+    // balancer (127.150–199) addresses; `kubernetes` gets the first one (in the serving certificate)
+    '--service-cluster-ip-range', `${servicePrefix}.0.0/16`,
     '--allow-privileged=true',
     // the default set (NamespaceLifecycle, ServiceAccount, DefaultStorageClass, PodSecurity, …) plus
     // what a production cluster adds; the kubelet stand-in registers one Node
@@ -144,11 +164,11 @@ async function startControllers(assetsDir: string, workDir: string, kubeconfig: 
   }, 60_000, () => exitedMessage(manager, join(workDir, 'kube-controller-manager.log')) ?? exitedMessage(scheduler, join(workDir, 'kube-scheduler.log')));
 }
 
-function writePki(workDir: string) {
+function writePki(workDir: string, servicePrefix: string) {
   const dir = join(workDir, 'pki');
   mkdirSync(dir, { recursive: true });
   const servingCa = issueTestCertificate({ commonName: 'test-serving-ca', isCa: true });
-  const serving = issueTestCertificate({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1', `${SERVICE_CLUSTER_IP_PREFIX}.0.1`], issuer: servingCa });
+  const serving = issueTestCertificate({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1', `${servicePrefix}.0.1`], issuer: servingCa });
   const clientCa = issueTestCertificate({ commonName: 'test-client-ca', isCa: true });
   const admin = issueTestCertificate({ commonName: 'admin', organization: 'system:masters', usage: 'client', issuer: clientCa });
   const sa = newRsaKeyPem();

@@ -27,7 +27,7 @@ interface KubeconfigFile {
 const decode = (b64: string | undefined) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : undefined);
 
 /** A client for the first cluster and user of a kubeconfig (client certificate or token). */
-export function kubeApi(kubeconfig: string): KubeApi {
+export function kubeApi(kubeconfig: string, options: { maxSockets?: number } = {}): KubeApi {
   const config = load(readFileSync(kubeconfig, 'utf8')) as KubeconfigFile;
   const cluster = config.clusters[0]?.cluster;
   const user = config.users[0]?.user ?? {};
@@ -35,7 +35,7 @@ export function kubeApi(kubeconfig: string): KubeApi {
   const caPem = decode(cluster['certificate-authority-data']) ?? '';
   const agent = new Agent({
     keepAlive: true,
-    maxSockets: 8,
+    maxSockets: options.maxSockets ?? 8,
     ca: caPem,
     ...(user['client-certificate-data'] ? { cert: decode(user['client-certificate-data']), key: decode(user['client-key-data']) } : {}),
   });

@@ -27,16 +27,22 @@
 // - Storage (test/support/volume-provisioner.ts): a pending PersistentVolumeClaim gets a pre-bound
 //   hostPath PersistentVolume under the work dir (a small provisioner); the real PV controller
 //   binds it; released ones are deleted.
-// - Services of type LoadBalancer (kube-proxy + load balancer, test/support/service-proxy.ts): each
-//   gets a loopback address (127.<150–199>.0.0/16) in status.loadBalancer.ingress; connections go
-//   round-robin to the ready pods its selector matches (what the EndpointSlice would list — the
+// - Services (kube-proxy + load balancer, test/support/service-proxy.ts): every Service with a
+//   ClusterIP (the control plane draws a range in 127.200–249) is served on ClusterIP:port on the
+//   host, and inside every pod that has a network namespace of its own (its bridge listens on the
+//   ClusterIPs there and forwards through `<workDir>/services/<clusterIP>:<port>.sock`), so the API
+//   server reaches a webhook Service and pods reach each other by Service. A LoadBalancer Service
+//   also gets a loopback address (127.<150–199>.0.0/16) in status.loadBalancer.ingress. Connections
+//   go round-robin to the ready pods the selector matches (what the EndpointSlice would list — the
 //   real EndpointSlice controller cannot publish these pods: the API refuses loopback endpoint
-//   addresses).
-//   `<workDir>/hosts` maps the external-dns hostname and `<svc>.<ns>.svc[.cluster.local]` to it.
+//   addresses); `default/kubernetes` goes to the API server, and pods with a network namespace of
+//   their own get its ClusterIP as KUBERNETES_SERVICE_HOST. `<workDir>/hosts` (clients) and each
+//   pod's /etc/hosts map `<svc>.<ns>.svc[.cluster.local]` to the ClusterIP; `<workDir>/hosts` also
+//   maps a LoadBalancer's external-dns hostname to its address.
 // - Egress (pod-network.ts serveEgress): a pod in its own network namespace reaches a loopback
-//   address:port outside the pods (e.g. the S3 server a test runs for bucket registries, standing in
-//   for a cloud's object storage) at the same address:port, once a test serves it as
-//   `<workDir>/egress/<address>_<port>.sock`; the pod's bridge listens on it within 0.5 s.
+//   address:port outside the cluster (e.g. the S3 server a test runs for bucket registries, standing
+//   in for a cloud's object storage) at the same address:port, once a test serves it through
+//   `<workDir>/services/<address>:<port>.sock`, the way a ClusterIP reaches the pods' bridges.
 // - Logs: `kubectl logs` works: the API server fetches /containerLogs from this kubelet's endpoint.
 // - Test hooks (files, so test processes other than the one running the kubelet can use them):
 //   `<workDir>/control/pause-volume-sync/<namespace>.<pod>` holds back that pod's volume syncs.
@@ -47,6 +53,7 @@ import { join } from 'node:path';
 import type { V1Pod, V1PodCondition, V1ContainerStatus } from '@kubernetes/client-node';
 import { apiMessage, kubeApi, type KubeApi } from './kube-api.ts';
 import { issueTestCertificate } from './pki.ts';
+import { writeHostsFiles } from './pod-network.ts';
 import { PodConfigError, podDirectory, startPodSandbox, type ContainerStatus, type PodSandbox } from './pod-sandbox.ts';
 import { delay, freePort, installExitHandlers } from './processes.ts';
 import { startServiceProxy } from './service-proxy.ts';
@@ -68,7 +75,7 @@ export interface KubeletOptions {
 export interface Kubelet {
   nodeName: string;
   workDir: string;
-  /** /etc/hosts for clients: LoadBalancer hostnames → their loopback addresses */
+  /** /etc/hosts for clients: Service names → ClusterIPs, LoadBalancer hostnames → their addresses */
   hostsFile: string;
   stop(): Promise<void>;
 }
@@ -120,7 +127,15 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
 
   const logs = await startLogServer(workDir, pods);
   await registerNode(api, nodeName, logs.port);
-  const services = startServiceProxy(api, hostsFile, (n) => address(150, n), log);
+  const apiServer = { host: apiUrl.hostname, port: Number(apiUrl.port) };
+  const apiService = { host: await kubernetesServiceIp(api), port: 443 };
+  const servicesDir = join(workDir, 'services');
+  const services = startServiceProxy({
+    api, hostsFile, socketDir: servicesDir, loadBalancerAddress: (n) => address(150, n), apiServer, log,
+    onHostsChanged: (lines) => {
+      for (const entry of pods.values()) if (entry.sandbox && !entry.deleting) writeHostsFiles(podDir(entry), entry.name, entry.podIp, lines);
+    },
+  });
 
   const podDir = (p: { uid: string }) => podDirectory(workDir, p.uid);
 
@@ -138,7 +153,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
       try {
         entry.sandbox = await startPodSandbox(pod, {
           api, assetsDir: options.assetsDir, repoRoot: options.repoRoot, podDir: podDir(entry), podIp: entry.podIp,
-          apiServer: { host: apiUrl.hostname, port: Number(apiUrl.port) }, claimDirectory: (namespace, claim) => claimDirectory(api, namespace, claim),
+          apiServer, apiService, servicesDir, serviceHostsLines: services.hostsLines, claimDirectory: (namespace, claim) => claimDirectory(api, namespace, claim),
           ...(options.probePeriodMs ? { probePeriodMs: options.probePeriodMs } : {}),
         });
         entry.lastVolumeSync = Date.now();
@@ -169,7 +184,9 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
       if (pod) {
         if (!entry.finished) await report({ ...entry, finished: true }, pod).catch(() => undefined);
         const path = `/api/v1/namespaces/${entry.namespace}/pods/${entry.name}`;
-        await api.request('DELETE', path, { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid: entry.uid } });
+        // a pod still stopping (preStop, grace period) when the kubelet stops finds the API gone
+        await api.request('DELETE', path, { kind: 'DeleteOptions', apiVersion: 'v1', gracePeriodSeconds: 0, preconditions: { uid: entry.uid } })
+          .catch((error: Error) => log(`pod ${entry.namespace}/${entry.name} delete: ${error.message}`));
       }
       pods.delete(entry.uid);
       rmSync(podDir(entry), { recursive: true, force: true });
@@ -244,10 +261,23 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
         await entry.starting;
         await entry.sandbox?.stop(2);
       }
+      await Promise.all([...pods.values()].map((entry) => entry.deleting));
       await new Promise<void>((resolve) => logs.server.close(() => resolve()));
       api.close();
     },
   };
+}
+
+/** The ClusterIP of `default/kubernetes`, which the API server creates right after it starts. */
+async function kubernetesServiceIp(api: KubeApi): Promise<string> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const response = await api.request<{ spec?: { clusterIP?: string } }>('GET', '/api/v1/namespaces/default/services/kubernetes');
+    const ip = response.status === 200 ? response.body.spec?.clusterIP : undefined;
+    if (ip) return ip;
+    if (Date.now() > deadline) throw new Error(`the API server has no Service default/kubernetes: ${apiMessage(response)}`);
+    await delay(200);
+  }
 }
 
 function specHash(pod: V1Pod): string {

@@ -1,5 +1,6 @@
-// A minimal OCI image layout on disk (oci-layout, index.json, blobs/sha256/…): one gzip layer with
-// the given files, an image config and a manifest tagged in index.json. skopeo copies it with
+// A minimal OCI image layout on disk (oci-layout, index.json, blobs/sha256/…): gzip layers with
+// the given files (one layer, or one per file map), an image config and a manifest tagged in
+// index.json. skopeo copies it with
 // `oci:<dir>:<tag>`, so the end-to-end tests push real images without a Docker engine.
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,21 +18,25 @@ export interface OciImage {
   reference: string;
   manifestDigest: string;
   configDigest: string;
+  /** the first layer's */
   layerDigest: string;
+  layers: { digest: string; size: number }[];
 }
 
-/** Writes an image whose single layer holds `files` (path → content) into a new layout at dir. */
-export function writeOciImage(dir: string, tag: string, files: Record<string, string>): OciImage {
+/** Writes an image whose layer holds `files` (path → content), or one layer per file map, into a new layout at dir. */
+export function writeOciImage(dir: string, tag: string, files: Record<string, string> | Record<string, string>[]): OciImage {
   mkdirSync(join(dir, 'blobs', 'sha256'), { recursive: true });
-  const tar = tarArchive(files);
-  const layer = gzipSync(tar);
-  const layerDigest = writeBlob(dir, layer);
+  const tars = (Array.isArray(files) ? files : [files]).map(tarArchive);
+  const layers = tars.map((tar) => {
+    const layer = gzipSync(tar);
+    return { digest: writeBlob(dir, layer), size: layer.length };
+  });
   const config = Buffer.from(
     JSON.stringify({
       architecture: 'amd64',
       os: 'linux',
       config: {},
-      rootfs: { type: 'layers', diff_ids: [digest(tar)] },
+      rootfs: { type: 'layers', diff_ids: tars.map(digest) },
     }),
   );
   const configDigest = writeBlob(dir, config);
@@ -40,7 +45,7 @@ export function writeOciImage(dir: string, tag: string, files: Record<string, st
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
       config: { mediaType: OCI_CONFIG, digest: configDigest, size: config.length },
-      layers: [{ mediaType: OCI_LAYER_GZIP, digest: layerDigest, size: layer.length }],
+      layers: layers.map((layer) => ({ mediaType: OCI_LAYER_GZIP, ...layer })),
     }),
   );
   const manifestDigest = writeBlob(dir, manifest);
@@ -52,7 +57,7 @@ export function writeOciImage(dir: string, tag: string, files: Record<string, st
       manifests: [{ mediaType: OCI_MANIFEST, digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': tag } }],
     }),
   );
-  return { dir, tag, reference: `oci:${dir}:${tag}`, manifestDigest, configDigest, layerDigest };
+  return { dir, tag, reference: `oci:${dir}:${tag}`, manifestDigest, configDigest, layerDigest: layers[0]?.digest ?? '', layers };
 }
 
 /** Reads the files of every layer of the image tagged `tag` in an OCI layout (e.g. one skopeo pulled). */

@@ -1,7 +1,13 @@
-// Installs the parts of kustomize/ that the Job tests need — namespace, config, the Jobs' RBAC and
-// the CronJobs — without the webhook configurations (no webhook server runs in those tests, and a
-// registered webhook with failurePolicy Fail would block every CR).
+// Installs kustomize/ into the test cluster. The Job tests need the parts without the webhook —
+// namespace, config, the Jobs' RBAC and the CronJobs (installOperatorBase): no webhook runs in
+// those tests, they create the Jobs themselves. The webhook tests install the whole of it the way a
+// user does (installOperator): `kubectl apply -k` of an overlay, then the README's waits; and take
+// the webhook away again when they are done (uninstallWebhook), so that the files after them run
+// without it.
 import { loadAll } from 'js-yaml';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
@@ -34,6 +40,41 @@ export async function setOperatorConfig(cluster: TestCluster, env: Record<string
   if (!name) throw new Error(`no operator ConfigMap in ${OPERATOR_NAMESPACE}: ${listed.stderr}`);
   const patched = await cluster.kubectl(['patch', name, '--type=merge', '-p', JSON.stringify({ data: env })], { namespace: OPERATOR_NAMESPACE });
   if (patched.code !== 0) throw new Error(`setting ${Object.keys(env).join(', ')}: ${patched.stderr}`);
+}
+
+/**
+ * `kubectl apply -k` of an overlay of kustomize/ that merges `env` into the operator ConfigMap —
+ * the way the README tells users to configure it — then the README's waits for the bootstrap Job
+ * and the webhook Deployment. The webhook then runs as its Deployment's pods, behind its Service.
+ */
+export async function installOperator(cluster: TestCluster, env: Record<string, string> = {}): Promise<OperatorConfig> {
+  const overlay = mkdtempSync(join(tmpdir(), 'iro-overlay-'));
+  const base = relative(overlay, kustomizeDir);
+  const literals = Object.entries(env).map(([key, value]) => `  - ${JSON.stringify(`${key}=${value}`)}`);
+  writeFileSync(join(overlay, 'kustomization.yaml'), [
+    'resources:', `- ${base}`,
+    ...(literals.length ? ['configMapGenerator:', '- name: image-registry-operator-config', `  namespace: ${OPERATOR_NAMESPACE}`, '  behavior: merge', '  literals:', ...literals] : []),
+    'components:', `- ${base}/operator-image`, '',
+  ].join('\n'));
+  const steps = [
+    ['apply', '-k', overlay],
+    ['-n', OPERATOR_NAMESPACE, 'wait', '--for=condition=Complete', 'job/image-registry-operator-bootstrap', '--timeout=180s'],
+    ['-n', OPERATOR_NAMESPACE, 'rollout', 'status', 'deployment/image-registry-operator-webhook', '--timeout=180s'],
+  ];
+  for (const step of steps) {
+    const result = await cluster.kubectl(step);
+    if (result.code !== 0) throw new Error(`kubectl ${step.join(' ')}: ${result.stderr}`);
+  }
+  // the configuration the pods got: the overlay's ConfigMap
+  const rendered = await cluster.kubectl(['kustomize', overlay]);
+  const config = (loadAll(rendered.stdout) as { kind?: string; data?: Record<string, string> }[]).find((o) => o?.kind === 'ConfigMap');
+  return operatorConfigFromEnv(config?.data ?? {});
+}
+
+/** Takes the webhook out of the cluster again (configurations first: nothing may call a webhook that is gone). */
+export async function uninstallWebhook(cluster: TestCluster): Promise<void> {
+  await cluster.kubectl(['delete', '--ignore-not-found', 'mutatingwebhookconfiguration/image-registry-operator', 'validatingwebhookconfiguration/image-registry-operator']);
+  await cluster.kubectl(['delete', '--ignore-not-found', 'deployment/image-registry-operator-webhook', 'poddisruptionbudget/image-registry-operator-webhook', 'job/image-registry-operator-bootstrap'], { namespace: OPERATOR_NAMESPACE });
 }
 
 function installBase(cluster: TestCluster): Promise<void> {

@@ -14,15 +14,15 @@ import { forwardingServer, pipeSockets } from './socket-forward.ts';
 const MAX_SOCKET_PATH = 107;
 
 // Runs inside the pod's network namespace: one Unix socket per port, each connection piped to
-// 127.0.0.1:<port> there with the forwarders' pipeSockets (its source, inlined). Egress: for each
-// `<address>_<port>.sock` in the egress directory (IRO_EGRESS_DIR; serveEgress), it listens on address:port inside
-// the namespace and pipes each connection to that socket, which leads to address:port outside.
-// Exits when its parent (the test process) is gone.
+// 127.0.0.1:<port> there with the forwarders' pipeSockets (its source, inlined). The other way, it
+// plays kube-proxy inside the pod: for each `<clusterIP>:<port>.sock` the service proxy keeps in
+// the services directory it listens on that ClusterIP and port here and pipes each connection to
+// the socket (checked every 500 ms, as Services come and go). Exits when its parent (the test
+// process) is gone.
 export const BRIDGE_SCRIPT = `
 const net = require('node:net'), fs = require('node:fs'), path = require('node:path');
 ${pipeSockets.toString()}
-const [dir, ...ports] = process.argv.slice(1);
-const egressDir = process.env.IRO_EGRESS_DIR;
+const [dir, servicesDir, ...ports] = process.argv.slice(1);
 const parent = process.ppid;
 for (const port of ports) {
   const file = path.join(dir, port + '.sock');
@@ -31,43 +31,38 @@ for (const port of ports) {
     pipeSockets(client, net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true }));
   }).listen(file);
 }
-const egress = new Set();
-const openEgress = () => {
+const services = new Map();
+const syncServices = () => {
   let names = [];
-  try { names = egressDir ? fs.readdirSync(egressDir) : []; } catch {}
+  try { names = fs.readdirSync(servicesDir).filter((n) => /^[0-9.]+:[0-9]+\\.sock$/.test(n)); } catch {}
   for (const name of names) {
-    const m = /^(127\\.\\d+\\.\\d+\\.\\d+)_(\\d+)\\.sock$/.exec(name);
-    if (!m || egress.has(name)) continue;
-    egress.add(name);
-    const file = path.join(egressDir, name);
-    net.createServer({ allowHalfOpen: true }, (client) => {
-      pipeSockets(client, net.connect({ path: file, allowHalfOpen: true }));
-    }).on('error', () => undefined).listen(Number(m[2]), m[1]);
+    if (services.has(name)) continue;
+    const [host, port] = name.slice(0, -'.sock'.length).split(':');
+    const socket = path.join(servicesDir, name);
+    const server = net.createServer({ allowHalfOpen: true }, (client) => {
+      pipeSockets(client, net.connect({ path: socket, allowHalfOpen: true }));
+    });
+    server.on('error', () => services.delete(name));
+    server.listen(Number(port), host);
+    services.set(name, server);
   }
+  for (const [name, server] of services) if (!names.includes(name)) { server.close(); services.delete(name); }
 };
-openEgress();
-setInterval(() => { if (process.ppid !== parent) process.exit(0); openEgress(); }, 500);
+syncServices();
+setInterval(() => { if (process.ppid !== parent) process.exit(0); syncServices(); }, 500);
 `;
 
 /**
- * The kubelet's egress directory: `<kubeletDir>/egress`. A pod's directory is
- * `<kubeletDir>/pods/<uid>` (pod-sandbox.ts podDirectory).
- */
-export function egressDirectory(kubeletDir: string): string {
-  return join(kubeletDir, 'egress');
-}
-
-/**
- * Makes a loopback address:port outside the pods (e.g. an S3 server a test runs, standing in
- * for a cloud's object storage) reachable from inside every pod network namespace, at the same
- * address:port, within half a second — as a cluster's pods reach a service outside it. Served by
- * the calling process until close().
+ * Makes a loopback address:port outside the pods (e.g. an S3 server a test runs, standing in for a
+ * cloud's object storage) reachable from inside every pod network namespace at the same
+ * address:port within half a second, through the bridges' services directory
+ * (`<kubeletDir>/services`), as a ClusterIP is. Served by the calling process until close().
  */
 export async function serveEgress(kubeletDir: string, address: string, port: number): Promise<{ close(): Promise<void> }> {
   if (!/^127\.\d+\.\d+\.\d+$/.test(address) || address === '127.0.0.1') throw new Error(`egress to ${address}: only loopback addresses other than 127.0.0.1 (each pod's own) can be reached`);
-  const dir = egressDirectory(kubeletDir);
+  const dir = join(kubeletDir, 'services');
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, `${address}_${port}.sock`);
+  const file = join(dir, `${address}:${port}.sock`);
   rmSync(file, { force: true });
   const open = new Set<Socket>();
   const server = forwardingServer(open, () => ({ host: address, port }));
@@ -98,11 +93,10 @@ export function bridgeSockets(podDir: string): (port: number) => string {
   return socketPath;
 }
 
-export async function startPodNetwork(podDir: string, podName: string, ports: number[], tools: { unshare: string; ip: string }, socketPath: (port: number) => string): Promise<PodNetwork> {
+export async function startPodNetwork(podDir: string, podName: string, ports: number[], tools: { unshare: string; ip: string }, socketPath: (port: number) => string, servicesDir: string): Promise<PodNetwork> {
   const log = join(podDir, 'logs', 'pod-network.log');
   // unshare and sh exec into node, so the bridge's pid is the one that holds the namespace.
-  const egress = egressDirectory(join(podDir, '..', '..'));
-  const holder = startProcess(`${podName}/network`, tools.unshare, ['--net', '--', '/bin/sh', '-c', `${tools.ip} link set lo up && exec "$@"`, 'sh', process.execPath, '-e', BRIDGE_SCRIPT, join(podDir, 'net'), ...ports.map(String)], log, { env: { PATH, IRO_EGRESS_DIR: egress } });
+  const holder = startProcess(`${podName}/network`, tools.unshare, ['--net', '--', '/bin/sh', '-c', `${tools.ip} link set lo up && exec "$@"`, 'sh', process.execPath, '-e', BRIDGE_SCRIPT, join(podDir, 'net'), servicesDir, ...ports.map(String)], log, { env: { PATH } });
   const pid = holder.child.pid;
   const deadline = Date.now() + 10_000;
   while (!ports.every((p) => existsSync(socketPath(p)))) {
@@ -155,9 +149,13 @@ export async function forward(address: string, port: number, socket: string): Pr
   };
 }
 
-/** The pod's /etc/hosts and /etc/hostname. */
-export function writeHostsFiles(podDir: string, podName: string, podIp: string): void {
-  writeFileSync(join(podDir, 'etc', 'hosts'), `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n${podIp}\t${podName}\n`);
+/**
+ * The pod's /etc/hosts (its own name, and the Services' names as a cluster DNS would answer them)
+ * and /etc/hostname. Rewritten in place when the Services change: the containers bind the file.
+ */
+export function writeHostsFiles(podDir: string, podName: string, podIp: string, serviceLines: string[]): void {
+  const lines = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `${podIp}\t${podName}`, ...serviceLines];
+  writeFileSync(join(podDir, 'etc', 'hosts'), `${lines.join('\n')}\n`);
   writeFileSync(join(podDir, 'etc', 'hostname'), `${podName}\n`);
 }
 

@@ -29,11 +29,13 @@
 // - Readiness: the containers' own readinessProbe (httpGet through the bridge) every periodSeconds,
 //   or every `probePeriodMs` when the kubelet passes one (tests); restartPolicy Always/OnFailure
 //   restart exited containers with the kubelet's doubling back-off (capped at 10 s here).
-// - stop(grace): SIGTERM, SIGKILL after the grace period, the bridge last; then no process is left
-//   in the pod's network namespace. Mounts live only in the sandboxes' mount namespaces.
+// - stop(grace): each container's preStop sleep, then SIGTERM (the image's stop signal), SIGKILL
+//   when the grace period is over, the pod IP's forwarders and the bridge last; then no process is
+//   left in the pod's network namespace. Mounts live only in the sandboxes' mount namespaces.
 //
 // Not modelled (the spec fails loudly where it matters): init containers, liveness/startup probe
-// actions, probes other than httpGet, resource limits, seccomp profiles, hostPath volumes.
+// actions, probes other than httpGet, lifecycle hooks other than preStop sleep, resource limits,
+// seccomp profiles, hostPath volumes.
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -79,8 +81,14 @@ export interface PodSandboxContext {
   podDir: string;
   /** the pod's IP, a loopback address; its container ports are served there */
   podIp: string;
-  /** the API server as pods reach it (KUBERNETES_SERVICE_HOST/PORT: kube-proxy's role) */
+  /** the API server as pods in the host's network namespace reach it (KUBERNETES_SERVICE_HOST/PORT) */
   apiServer: { host: string; port: number };
+  /** the `kubernetes` Service (ClusterIP:443), as pods with a network namespace of their own reach the API server */
+  apiService: { host: string; port: number };
+  /** the service proxy's Unix sockets, one per ClusterIP:port (served inside the pod by its bridge) */
+  servicesDir: string;
+  /** the Services' lines of the pod's /etc/hosts, as they are now */
+  serviceHostsLines(): string[];
   /** claim → host directory of its bound PersistentVolume; throws while unbound */
   claimDirectory(namespace: string, claim: string): Promise<string>;
   /** readiness probe period instead of periodSeconds (tests want answers sooner) */
@@ -175,15 +183,15 @@ export async function startPodSandbox(pod: V1Pod, ctx: PodSandboxContext): Promi
   const sources = { api: ctx.api, pod, namespace, podIp: ctx.podIp };
   const volumeContext: VolumeContext = { ...sources, podDir, fsGroup, claimDirectory: ctx.claimDirectory };
   const volumeDirs = await materialiseVolumes(podSpec.volumes ?? [], volumeContext);
-  writeHostsFiles(podDir, podName, ctx.podIp);
+  writeHostsFiles(podDir, podName, ctx.podIp, ctx.serviceHostsLines());
 
   const resolvePort = namedPorts(podSpec);
   const ports = podPorts(podSpec, resolvePort);
   const isolatedNetwork = ports.size > 0 && !podSpec.hostNetwork;
-  const env = await podEnvironment(sources, ctx.apiServer).catch((error: Error) => {
+  const env = await podEnvironment(sources, isolatedNetwork ? ctx.apiService : ctx.apiServer).catch((error: Error) => {
     throw new PodConfigError(error.message);
   });
-  const network = isolatedNetwork ? await startPodNetwork(podDir, podName, [...ports], tools, socketPath) : undefined;
+  const network = isolatedNetwork ? await startPodNetwork(podDir, podName, [...ports], tools, socketPath, ctx.servicesDir) : undefined;
   // for tests that look inside a pod (podProcesses): which network namespace is the pod's
   if (network) writeFileSync(join(podDir, 'netns'), network.netns);
   const forwarders: { close(): Promise<void> }[] = [];
@@ -229,8 +237,16 @@ export async function startPodSandbox(pod: V1Pod, ctx: PodSandboxContext): Promi
     // The children, sockets and probe timers are all unref'd; hold the event loop while stopping.
     const keepAlive = setInterval(() => undefined, 1_000);
     try {
+      // As the kubelet: each container's preStop hook first (its time counts against the grace
+      // period), then the stop signal, SIGKILL when the grace period is over. The pod IP keeps
+      // serving meanwhile: connections the Service proxy had sent here before the deletion go on.
+      const deadline = Date.now() + gracePeriodSeconds * 1000;
+      await Promise.all(runtimes.map(async (rt) => {
+        const sleepSeconds = rt.status.running ? rt.spec.lifecycle?.preStop?.sleep?.seconds ?? 0 : 0;
+        if (sleepSeconds > 0) await sleep(Math.min(sleepSeconds * 1000, deadline - Date.now()));
+        await rt.process?.stop(Math.max(0, deadline - Date.now()), imageMapping(rt.spec.image ?? '', ctx)?.stopSignal);
+      }));
       await Promise.all(forwarders.map((f) => f.close()));
-      await Promise.all(runtimes.map((rt) => rt.process?.stop(gracePeriodSeconds * 1000, imageMapping(rt.spec.image ?? '', ctx)?.stopSignal)));
       if (network) await stopPodNetwork(network, podName);
     } finally {
       clearInterval(keepAlive);
@@ -274,6 +290,7 @@ function unsupported(podSpec: V1PodSpec): void {
     for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
       if (probe && !probe.httpGet) problems.push(`container ${c.name}: probes other than httpGet`);
     }
+    if (c.lifecycle?.postStart || (c.lifecycle?.preStop && !c.lifecycle.preStop.sleep)) problems.push(`container ${c.name}: lifecycle hooks other than preStop sleep`);
   }
   for (const v of podSpec.volumes ?? []) {
     if (!supportedVolume(v)) problems.push(`volume ${v.name}: unsupported volume type`);

@@ -13,6 +13,8 @@ import { issueTestCertificate, type KeyPairPem } from './pki.ts';
 import { freePort, installExitHandlers, startProcess, waitFor, type ManagedProcess } from './processes.ts';
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+/** The bundles the operator image's pods run (dist/<name>.js). */
+export const OPERATOR_ENTRY_POINTS = ['webhook', 'reconcile', 'rotate', 'resync', 'bootstrap', 'bcrypt-worker'];
 
 export type Obj = Record<string, unknown> & {
   apiVersion: string;

@@ -119,6 +119,16 @@ test('GET /healthz answers ok; unknown routes 404', async () => {
   assert.is((await app.request('/mutate')).status, 404, 'GET on an admission route');
 });
 
+test('GET /readyz follows deps.ready: 503 until ready and after a shutdown began', async () => {
+  let ready = false;
+  const { app } = harness({ ready: () => ready });
+  assert.is((await app.request('/readyz')).status, 503);
+  ready = true;
+  const answer = await app.request('/readyz');
+  assert.is(answer.status, 200);
+  assert.is(await answer.text(), 'ok');
+});
+
 // --- mutate ----------------------------------------------------------------------------------
 
 test('mutate ImageRegistry CREATE: the patch yields the documented defaults', async () => {
