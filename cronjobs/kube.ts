@@ -67,6 +67,8 @@ export interface Kube {
   replace<T extends object>(object: T): Promise<T>;
   /** deletes; false when it was already gone */
   remove(ref: ObjectRef, options?: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; uid?: string }): Promise<boolean>;
+  /** the last lines of a container's log; undefined when the pod or its log is not there */
+  containerLog(namespace: string, pod: string, container: string, tailLines: number): Promise<string | undefined>;
 }
 
 export function loadKubeConfig(): KubeConfig {
@@ -190,6 +192,17 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
   const objectPath = async (ref: ObjectRef) => `${(await resourceOf(ref.apiVersion, ref.kind)).collection(ref.namespace)}/${encodeURIComponent(ref.name)}`;
   const manager = `fieldManager=${FIELD_MANAGER}`;
   return {
+    containerLog: async (namespace, pod, container, tailLines) => {
+      const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}/log?container=${encodeURIComponent(container)}&tailLines=${tailLines}`;
+      try {
+        const { body } = await send('GET', path);
+        return typeof body === 'string' ? body : undefined;
+      } catch (error) {
+        const status = statusOf(error);
+        if (status === 404 || status === 400) return undefined;
+        throw describe(error, 'read the log of', { apiVersion: 'v1', kind: 'Pod', namespace, name: pod });
+      }
+    },
     read: async <T extends object>(ref: ObjectRef) => {
       try {
         return (await send('GET', await objectPath(ref))).body as T;

@@ -26,6 +26,7 @@ import { assertAclValidForDockerAuth, defaultAcl } from '../functions/docker-aut
 import { authConfigSecretName, registryHostname, registryTlsSecretName } from '../functions/names.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { httpSecretOf } from '../functions/registry-config.ts';
+import { storageKind } from '../functions/registry-storage.ts';
 import { desiredConfigSecrets } from '../functions/registry-objects.ts';
 import { hasReadyReplica, readinessChanged, registryReadiness, registryStatus, statefulSetRolledOut, type RegistryProblem, type StatefulSetState } from '../functions/registry-status.ts';
 import { awaitsRollout, trustedTokenKeysDocument, type TokenKeyDecision } from '../functions/token-keys.ts';
@@ -40,6 +41,7 @@ import { randomToken } from './keys.ts';
 import type { Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
 import { applyWorkload, waitForRollout } from './registry-workload.ts';
+import { storageHealth } from './storage-health.ts';
 import { reportTokenKeys } from './token-keys.ts';
 
 export interface ReconcileOptions {
@@ -73,13 +75,14 @@ export async function reconcileRegistry(key: RegistryKey, options: ReconcileOpti
   const problem: RegistryProblem | undefined = certificates.tls.problem ?? certificates.auth.problem;
   let statefulSet: StatefulSetState | undefined;
   let tokenKeys: TokenKeyDecision[] = [];
+  let storageProblem: RegistryProblem | undefined;
   if (problem || !certificates.tls.pair || !certificates.auth.pair) {
     await markImageSecretsNotReady(kube, key, { hostname, message: problem?.message ?? 'no key pair' }, { imageSecrets: inputs.imageSecrets, config, now });
   } else {
-    ({ statefulSet, tokenKeys } = await reconcileCredentialsAndWorkload(key, registry, { hostname, tls: certificates.tls.pair, tokenSource: certificates.auth.pair, inputs }, options));
+    ({ statefulSet, tokenKeys, storageProblem } = await reconcileCredentialsAndWorkload(key, registry, { hostname, tls: certificates.tls.pair, tokenSource: certificates.auth.pair, inputs }, options));
   }
   // 11. status
-  const readiness = registryReadiness(registry, problem, statefulSet);
+  const readiness = registryReadiness(registry, problem ?? storageProblem, statefulSet);
   await kube.applyStatus({ ...registry, status: registryStatus(registry, { hostname, tlsSecretName: registryTlsSecretName(registry), readiness }, options.now()) }, 'imageregistries');
   await reportChanges(kube, registry, { ...certificates, readiness }, now);
   for (const decision of tokenKeys) await reportTokenKeys(kube, registry, decision, options.now());
@@ -126,11 +129,15 @@ async function reconcileCredentialsAndWorkload(key: RegistryKey, registry: Image
   const tokenKeys = [write.tokenKeys];
   // 6. workload
   const [, registrySecret] = desiredConfigSecrets({ ...authConfig, accounts: [], tokenKeys: write.tokenKeys.state });
-  const templateAnnotations = await applyWorkload(kube, { registry, hostname, config, registrySecret, trustedTokenKeys: trustedTokenKeysDocument(write.tokenKeys.state.trusted), now: options.now() });
+  const workload = await applyWorkload(kube, { registry, hostname, config, registrySecret, trustedTokenKeys: trustedTokenKeysDocument(write.tokenKeys.state.trusted), now: options.now() });
+  const { templateAnnotations } = workload;
   // 7. pods: a staged token key waits for every pod to roll (same time-out), so the switch can follow now
   const awaitingKeySwitch = awaitsRollout(write.tokenKeys);
-  const statefulSet = await waitForRollout(kube, registry, options.rolloutTimeoutMs, (current) =>
+  // pods that cannot start (a missing credentials Secret) are not waited for
+  const statefulSet = await waitForRollout(kube, registry, workload.storageProblem ? 0 : options.rolloutTimeoutMs, (current) =>
     awaitingKeySwitch ? statefulSetRolledOut(current, templateAnnotations) : hasReadyReplica(registry, current));
+  // a bucket: what the registries say of it (a pod can look ready before its storage check has failed)
+  const storageProblem = workload.storageProblem ?? (storageKind(registry) === 's3' ? await storageHealth(kube, key, registryCa, workload.redact, options.now) : undefined);
   if (awaitingKeySwitch && statefulSetRolledOut(statefulSet, templateAnnotations)) {
     const switched = await switchTokenKey(kube, { ...authConfig, now: options.now(), trustedByAllPods: write.tokenKeys.state.trusted.map((k) => k.kid) });
     if (switched?.changed) write = switched;
@@ -151,7 +158,7 @@ async function reconcileCredentialsAndWorkload(key: RegistryKey, registry: Image
   if (issued.length || plan.deletions.length) {
     log('info', 'image secrets reconciled', { registry: `${key.namespace}/${key.name}`, crs: plan.crs.length, rotated: issued.length - decisions.abandoned.length, deleted: plan.deletions.length, check: check?.outcome ?? 'none' });
   }
-  return { statefulSet, tokenKeys };
+  return { statefulSet, tokenKeys, storageProblem };
 }
 
 /**

@@ -1,10 +1,11 @@
 // Step 5 and 6 of a registry's reconcile: apply the workload (registry config, nginx config,
-// Service, data claim, StatefulSet) and wait for its pods.
-import type { V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
+// Service, data claim or the bucket's references, StatefulSet, PodDisruptionBudget) and wait for its pods.
+import type { V1ConfigMap, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
 import { dataClaimName, registryLabelSelector, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
 import { nginxConfig } from '../functions/nginx-config.ts';
-import { desiredDataClaim, desiredNginxConfigMap, desiredService, desiredStatefulSet, rolloutAnnotations } from '../functions/registry-objects.ts';
-import type { StatefulSetState } from '../functions/registry-status.ts';
+import { desiredDataClaim, desiredNginxConfigMap, desiredPodDisruptionBudget, desiredService, desiredStatefulSet, rolloutAnnotations } from '../functions/registry-objects.ts';
+import { registryStorage, storageReferenceProblem, storageReferencesDigest, type StorageReference } from '../functions/registry-storage.ts';
+import type { RegistryProblem, StatefulSetState } from '../functions/registry-status.ts';
 import type { ImageRegistry, OperatorConfig } from '../functions/types.ts';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Kube } from './kube.ts';
@@ -22,18 +23,59 @@ export interface WorkloadInput {
   now: Date;
 }
 
-/** Applies the workload; returns the pod template annotations a finished rollout carries. */
-export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<Record<string, string>> {
+export interface AppliedWorkload {
+  /** the pod template annotations a finished rollout carries */
+  templateAnnotations: Record<string, string>;
+  /** a Secret or ConfigMap (key) the storage needs is missing: the pods cannot start */
+  storageProblem?: RegistryProblem;
+  /** the credentials' values, to blank out of anything reported (never log them) */
+  redact: string[];
+}
+
+/**
+ * Applies the workload. A bucket's credentials Secret and CA are read here (the Jobs may read
+ * Secrets anyway, for TLS sources) for two things only: whether they exist with their keys, and
+ * a digest of their values that rolls the pods when they change. The values are never logged.
+ */
+export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<AppliedWorkload> {
   const { registry } = input;
+  const storage = registryStorage(registry);
+  const references = await readStorageReferences(kube, registry.metadata.namespace ?? '', storage.readAtStart);
   await kube.apply(input.registrySecret);
   await kube.apply(desiredNginxConfigMap(registry));
   await kube.apply(desiredService(registry, input.hostname));
   const registryConfigText = Buffer.from(input.registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
-  const templateAnnotations = rolloutAnnotations({ trustedTokenKeys: input.trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig() });
-  await applyDataClaim(kube, registry, input.now);
+  const templateAnnotations = rolloutAnnotations({
+    trustedTokenKeys: input.trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig(),
+    storageReferences: storageReferencesDigest(storage, (ref) => references.get(referenceId(ref))?.[ref.key]),
+  });
+  if (storage.kind === 'volume') await applyDataClaim(kube, registry, input.now);
   await replaceStatefulSetWithClaimTemplates(kube, registry, input.now);
   await kube.apply(desiredStatefulSet(registry, input.config, { tlsSecretName: registryTlsSecretName(registry), templateAnnotations }));
-  return templateAnnotations;
+  await kube.apply(desiredPodDisruptionBudget(registry));
+  const storageProblem = storageReferenceProblem(storage, (ref) => {
+    const data = references.get(referenceId(ref));
+    return data ? Object.keys(data) : undefined;
+  });
+  const redact = storage.readAtStart.filter((ref) => ref.kind === 'Secret').flatMap((ref) => references.get(referenceId(ref))?.[ref.key] ?? []);
+  return { templateAnnotations, redact, ...(storageProblem ? { storageProblem } : {}) };
+}
+
+const referenceId = (ref: StorageReference) => `${ref.kind}/${ref.name}`;
+
+/** The data (decoded) of each referenced Secret / ConfigMap that exists, by kind/name. */
+async function readStorageReferences(kube: Kube, namespace: string, refs: readonly StorageReference[]): Promise<Map<string, Record<string, string>>> {
+  const found = new Map<string, Record<string, string>>();
+  for (const ref of refs) {
+    if (found.has(referenceId(ref))) continue;
+    const object = await kube.read<V1Secret | V1ConfigMap>({ apiVersion: 'v1', kind: ref.kind, namespace, name: ref.name });
+    if (!object) continue;
+    const decoded = ref.kind === 'Secret'
+      ? Object.fromEntries(Object.entries((object as V1Secret).data ?? {}).map(([key, value]) => [key, Buffer.from(value, 'base64').toString('utf8')]))
+      : { ...(object as V1ConfigMap).data, ...(object as V1ConfigMap).binaryData };
+    found.set(referenceId(ref), decoded);
+  }
+  return found;
 }
 
 /** Polls the StatefulSet until `done` or the time-out; returns it as last read. */

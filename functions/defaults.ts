@@ -17,6 +17,12 @@ export { defaultAcl };
 
 export const DEFAULT_REPLICAS = 1;
 export const DEFAULT_STORAGE = '8Gi';
+/** distribution's s3 driver needs a region; S3-compatible servers mostly accept any, AWS's default is this. */
+export const DEFAULT_S3_REGION = 'us-east-1';
+/** The key names `aws configure export-credentials --format env` and most tools use. */
+export const DEFAULT_ACCESS_KEY_ID_KEY = 'AWS_ACCESS_KEY_ID';
+export const DEFAULT_SECRET_ACCESS_KEY_KEY = 'AWS_SECRET_ACCESS_KEY';
+export const DEFAULT_CA_KEY = 'ca.crt';
 
 function present(value: unknown): boolean {
   return value !== undefined && value !== null;
@@ -28,19 +34,37 @@ function issuerKindDefaults(source: unknown): Record<string, unknown> | undefine
 }
 
 /**
- * ImageRegistry: replicas 1; accessModes ReadWriteOnce for one replica, ReadWriteMany for more;
- * storage 8Gi; the default ACL made explicit; issuerRef.kind Issuer.
+ * A bucket: region us-east-1, path-style addressing with an endpoint of its own (S3-compatible
+ * servers rarely have the wildcard DNS names virtual-hosted style needs), the usual key names of
+ * an AWS key pair, the CA's key ca.crt.
+ */
+function s3Defaults(s3: unknown): Record<string, unknown> {
+  const endpoint = field(s3, 'endpoint');
+  const credentials = field(s3, 'credentialsSecret');
+  const ca = field(s3, 'ca');
+  return {
+    region: DEFAULT_S3_REGION,
+    forcePathStyle: typeof endpoint === 'string' && endpoint !== '',
+    ...(isPlainObject(credentials) ? { credentialsSecret: { accessKeyIDKey: DEFAULT_ACCESS_KEY_ID_KEY, secretAccessKeyKey: DEFAULT_SECRET_ACCESS_KEY_KEY } } : {}),
+    ...(isPlainObject(ca) ? { ca: { key: DEFAULT_CA_KEY } } : {}),
+  };
+}
+
+/**
+ * ImageRegistry: replicas 1; the volume (accessModes ReadWriteOnce for one replica, ReadWriteMany
+ * for more; storage 8Gi) unless spec.storage.s3 chooses a bucket (then s3Defaults); the default ACL
+ * made explicit; issuerRef.kind Issuer.
  */
 export function defaultImageRegistry(registry: unknown, old?: unknown): JsonPatchOp[] {
   const spec = field(registry, 'spec');
   if (present(spec) && !isPlainObject(spec)) return [];
+  const s3 = field(spec, 'storage', 's3');
+  if (isPlainObject(s3)) return missingAddOps(registry, { spec: { replicas: DEFAULT_REPLICAS, storage: { s3: s3Defaults(s3) }, ...certificateAndAclDefaults(spec) } });
   const replicas = field(spec, 'replicas');
   const oldPvc = (key: string) => field(old, 'spec', 'persistentVolumeClaim', key);
   const accessModes = oldPvc('accessModes') ?? [typeof replicas === 'number' && replicas > 1 ? 'ReadWriteMany' : 'ReadWriteOnce'];
   const storage = field(old, 'spec', 'persistentVolumeClaim', 'resources', 'requests', 'storage') ?? DEFAULT_STORAGE;
   const storageClassName = oldPvc('storageClassName');
-  const tls = issuerKindDefaults(field(spec, 'tls'));
-  const ca = issuerKindDefaults(field(spec, 'auth', 'ca'));
   return missingAddOps(registry, {
     spec: {
       replicas: DEFAULT_REPLICAS,
@@ -49,10 +73,15 @@ export function defaultImageRegistry(registry: unknown, old?: unknown): JsonPatc
         accessModes,
         resources: { requests: { storage } },
       },
-      ...(tls ? { tls } : {}),
-      auth: { ...(ca ? { ca } : {}), acl: defaultAcl() },
+      ...certificateAndAclDefaults(spec),
     },
   });
+}
+
+function certificateAndAclDefaults(spec: unknown): Record<string, unknown> {
+  const tls = issuerKindDefaults(field(spec, 'tls'));
+  const ca = issuerKindDefaults(field(spec, 'auth', 'ca'));
+  return { ...(tls ? { tls } : {}), auth: { ...(ca ? { ca } : {}), acl: defaultAcl() } };
 }
 
 export interface ImageSecretContext {

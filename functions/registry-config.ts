@@ -1,14 +1,16 @@
-// distribution (registry v3) configuration: filesystem storage on the PVC, token auth against the
-// pod's docker_auth, listening on loopback behind nginx.
+// distribution (registry v3) configuration: the storage of registry-storage.ts (the volume or a
+// bucket), token auth against the pod's docker_auth, listening on loopback behind nginx.
 import { dump, load } from 'js-yaml';
 import { tokenIssuer } from './names.ts';
+import { REGISTRY_DATA_PATH, volumeStorageConfig, type RegistryStorage } from './registry-storage.ts';
 import { TRUSTED_TOKEN_KEYS_FILE } from './token-keys.ts';
+
+export { REGISTRY_DATA_PATH };
 
 export const REGISTRY_CONFIG_PATH = '/etc/docker/registry/config.yml';
 /** The keys whose tokens the registry accepts (a JWKS, read at start; see token-keys.ts). */
 export const TRUSTED_TOKEN_KEYS_DIR = '/etc/registry-auth';
 export const TRUSTED_TOKEN_KEYS_PATH = `${TRUSTED_TOKEN_KEYS_DIR}/${TRUSTED_TOKEN_KEYS_FILE}`;
-export const REGISTRY_DATA_PATH = '/var/lib/registry';
 export const DEFAULT_REGISTRY_ADDRESS = '127.0.0.1:5000';
 /**
  * Token signature algorithms the registry accepts. docker_auth signs with the token key (RS256
@@ -23,19 +25,18 @@ export interface RegistryConfigInput {
   httpSecret: string;
   /** host:port the registry listens on (nginx proxies /v2/ to it) */
   address?: string;
+  /** registryStorage(registry); default the volume */
+  storage?: Pick<RegistryStorage, 'config' | 'health'>;
 }
 
 /** The registry's `config.yml` text. */
 export function registryConfig(input: RegistryConfigInput): string {
   if (!input.httpSecret) throw new Error('registry http.secret must not be empty');
+  const storage = input.storage ?? volumeStorageConfig();
   const config = {
     version: '0.1',
     log: { level: 'info', formatter: 'json', fields: { service: 'registry' } },
-    storage: {
-      filesystem: { rootdirectory: REGISTRY_DATA_PATH },
-      delete: { enabled: true },
-      cache: { blobdescriptor: 'inmemory' },
-    },
+    storage: storage.config,
     http: {
       addr: input.address ?? DEFAULT_REGISTRY_ADDRESS,
       secret: input.httpSecret,
@@ -52,7 +53,7 @@ export function registryConfig(input: RegistryConfigInput): string {
         signingalgorithms: TOKEN_SIGNING_ALGORITHMS,
       },
     },
-    health: { storagedriver: { enabled: true, interval: '10s', threshold: 3 } },
+    health: { storagedriver: storage.health },
   };
   return dump(config, { lineWidth: -1, noRefs: true });
 }

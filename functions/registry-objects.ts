@@ -1,5 +1,6 @@
 // The Kubernetes objects one ImageRegistry consists of, as the reconcile Job applies them
-// (server-side apply): StatefulSet, its data PersistentVolumeClaim, LoadBalancer Service, config
+// (server-side apply): StatefulSet, its PodDisruptionBudget, the data PersistentVolumeClaim (a
+// volume registry's; registry-storage.ts says what the pod needs of its storage), LoadBalancer Service, config
 // Secrets/ConfigMap, TLS Secrets and, with issuerRef, cert-manager Certificates. All carry the
 // registry's labels and a controller ownerReference, so deleting the ImageRegistry garbage-collects
 // them — the claim only with deleteClaim.
@@ -10,6 +11,7 @@ import type {
   V1Container,
   V1OwnerReference,
   V1PersistentVolumeClaim,
+  V1PodDisruptionBudget,
   V1Probe,
   V1Secret,
   V1SecurityContext,
@@ -36,7 +38,8 @@ import {
   DEFAULT_CLUSTER_DOMAIN,
 } from './names.ts';
 import { AUTH_HEALTH_PATH, HEALTH_PATH, NGINX_CONFIG_PATH, NGINX_PORT, NGINX_TLS_DIR, REGISTRY_HEALTH_PATH, nginxConfig, type NginxConfigInput } from './nginx-config.ts';
-import { REGISTRY_CONFIG_PATH, REGISTRY_DATA_PATH, TRUSTED_TOKEN_KEYS_DIR, registryConfig } from './registry-config.ts';
+import { REGISTRY_CONFIG_PATH, TRUSTED_TOKEN_KEYS_DIR, registryConfig } from './registry-config.ts';
+import { registryStorage, type RegistryStorage } from './registry-storage.ts';
 import { TRUSTED_TOKEN_KEYS_FILE, tokenKeySecretContent, usesThumbprintKeyId, type TokenKeys } from './token-keys.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type IssuerRef, type OperatorConfig } from './types.ts';
 
@@ -87,6 +90,8 @@ export function registryOwnerReference(registry: ImageRegistry): V1OwnerReferenc
 export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConfig, options: StatefulSetOptions): V1StatefulSet {
   const { name } = identity(registry);
   const replicas = registry.spec?.replicas ?? 1;
+  const storage = registryStorage(registry);
+  const spread = { labelSelector: { matchLabels: registrySelectorLabels(name) }, maxSkew: 1, whenUnsatisfiable: 'ScheduleAnyway' };
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
@@ -105,6 +110,7 @@ export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConf
           // (from a Service named "registry") that distribution reads as configuration overrides.
           automountServiceAccountToken: false,
           enableServiceLinks: false,
+          ...(storage.serviceAccountName ? { serviceAccountName: storage.serviceAccountName } : {}),
           securityContext: {
             runAsNonRoot: true,
             fsGroup: REGISTRY_UID,
@@ -118,8 +124,14 @@ export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConf
               ],
             },
           },
-          containers: [nginxContainer(config), registryContainer(config), authContainer(config)],
-          volumes: podVolumes(name, options),
+          // Bucket registries only: a volume registry's template stays as it was (no roll on an
+          // upgrade of the operator), and its replicas already spread by the anti-affinity above.
+          // Soft: a registry with more replicas than nodes (or zones) still runs them all.
+          ...(storage.kind === 's3'
+            ? { topologySpreadConstraints: [{ ...spread, topologyKey: 'kubernetes.io/hostname' }, { ...spread, topologyKey: 'topology.kubernetes.io/zone' }] }
+            : {}),
+          containers: [nginxContainer(config), registryContainer(config, storage), authContainer(config)],
+          volumes: [...podVolumes(name, options), ...storage.volumes],
         },
       },
       // No volumeClaimTemplates: a template gives every pod a claim of its own, and replicas must
@@ -129,7 +141,21 @@ export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConf
 }
 
 /**
- * The registry's data: one claim all replicas mount (more than one replica needs ReadWriteMany,
+ * At most one replica away at a time by a voluntary disruption (a node drain): with one replica a
+ * drain may still take it, with more the others keep serving.
+ */
+export function desiredPodDisruptionBudget(registry: ImageRegistry): V1PodDisruptionBudget {
+  const { name } = identity(registry);
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: objectMeta(registry, statefulSetName(name)),
+    spec: { maxUnavailable: 1, selector: { matchLabels: registrySelectorLabels(name) } },
+  };
+}
+
+/**
+ * The registry's data on a volume (not with a bucket: see registry-storage.ts): one claim all replicas mount (more than one replica needs ReadWriteMany,
  * which the webhook enforces). Owned by the ImageRegistry only with deleteClaim, so deleting the
  * registry deletes its images only when asked to; applied without an owner, an earlier owner
  * reference of ours is dropped (server-side apply), so deleteClaim can change either way.
@@ -207,6 +233,7 @@ export function desiredConfigSecrets(input: ConfigSecretsInput): [V1Secret, V1Se
   const registry = registryConfig({
     hostname: input.hostname,
     httpSecret: input.httpSecret,
+    storage: registryStorage(input.registry),
     ...(input.registryAddress ? { address: input.registryAddress } : {}),
   });
   return [authSecret, opaqueSecret(input.registry, registryConfigSecretName(name), { 'config.yml': registry })];
@@ -280,15 +307,18 @@ export function desiredCertificate(
 
 /**
  * Template annotations that roll the pods when something the containers read only at start-up
- * changes: the registry's trusted token keys (its `jwks` file), the registry and nginx configs.
+ * changes: the registry's trusted token keys (its `jwks` file), the registry and nginx configs,
+ * a bucket's credentials and CA (environment variables and Go's root pool are read once).
  * Left out: docker_auth's config and signing key — it reloads them itself, and the registry already
  * trusts a key before docker_auth signs with it (token-keys.ts) — and the serving certificate: nginx
  * reads it at every TLS handshake from the mounted Secret, so a renewal reaches new connections
  * without a roll (test/process/tls-renewal.test.ts).
  */
-export function rolloutAnnotations(inputs: { trustedTokenKeys: string; registryConfig: string; nginxConfig: string }): Record<string, string> {
+export function rolloutAnnotations(inputs: { trustedTokenKeys: string; registryConfig: string; nginxConfig: string; storageReferences?: string }): Record<string, string> {
   const hash = createHash('sha256');
-  for (const part of [inputs.trustedTokenKeys, inputs.registryConfig, inputs.nginxConfig]) {
+  // storageReferences (storageReferencesDigest) only where there are some: a volume registry's checksum stays as it was
+  const parts = [inputs.trustedTokenKeys, inputs.registryConfig, inputs.nginxConfig, ...(inputs.storageReferences ? [inputs.storageReferences] : [])];
+  for (const part of parts) {
     hash.update(String(part.length)).update(':').update(part);
   }
   return { [ROLLOUT_CHECKSUM_ANNOTATION]: hash.digest('hex') };
@@ -313,13 +343,13 @@ function nginxContainer(config: OperatorConfig): V1Container {
   };
 }
 
-function registryContainer(config: OperatorConfig): V1Container {
+function registryContainer(config: OperatorConfig, storage: RegistryStorage): V1Container {
   return {
     name: 'registry',
     image: config.images.registry,
     args: ['serve', REGISTRY_CONFIG_PATH],
     // distribution v3 exports traces to localhost:4318 unless told otherwise and logs every failure.
-    env: [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }],
+    env: [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }, ...storage.env],
     securityContext: restrictedSecurityContext(REGISTRY_UID),
     resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '512Mi' } },
     // Probed through nginx: the registry listens on loopback, which the kubelet cannot reach.
@@ -327,7 +357,7 @@ function registryContainer(config: OperatorConfig): V1Container {
     volumeMounts: [
       { name: 'registry-config', mountPath: dirname(REGISTRY_CONFIG_PATH), readOnly: true },
       { name: 'trusted-token-keys', mountPath: TRUSTED_TOKEN_KEYS_DIR, readOnly: true },
-      { name: 'data', mountPath: REGISTRY_DATA_PATH },
+      ...storage.volumeMounts,
     ],
   };
 }
@@ -359,7 +389,6 @@ function podVolumes(name: string, options: StatefulSetOptions): V1Volume[] {
     { name: 'trusted-token-keys', secret: { secretName: authConfigSecretName(name), defaultMode: SECRET_MODE, items: keys(TRUSTED_TOKEN_KEYS_FILE) } },
     { name: 'auth-config', secret: { secretName: authConfigSecretName(name), defaultMode: SECRET_MODE } },
     { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
-    { name: 'data', persistentVolumeClaim: { claimName: dataClaimName(name) } },
   ];
 }
 

@@ -78,9 +78,51 @@ export interface PersistentVolumeClaimSpec {
   deleteClaim?: boolean;
 }
 
+/** A key of a Secret or ConfigMap in the registry's namespace that holds PEM CA certificates. */
+export interface CaReference {
+  secretName?: string;
+  configMapName?: string;
+  /** default ca.crt */
+  key?: string;
+}
+
+/** The Secret (in the registry's namespace) whose keys hold an S3 access key pair. */
+export interface S3CredentialsSecret {
+  name: string;
+  /** default AWS_ACCESS_KEY_ID */
+  accessKeyIDKey?: string;
+  /** default AWS_SECRET_ACCESS_KEY */
+  secretAccessKeyKey?: string;
+}
+
+/** An S3-compatible bucket that holds the registry's data (distribution's s3 driver). */
+export interface S3StorageSpec {
+  bucket: string;
+  /** default us-east-1 */
+  region?: string;
+  /** http(s) URL of an S3-compatible server; absent → AWS S3 of the region */
+  endpoint?: string;
+  /** default true with an endpoint, false without */
+  forcePathStyle?: boolean;
+  /** key prefix in the bucket, e.g. /registry */
+  rootDirectory?: string;
+  /** CA to trust for the endpoint's TLS certificate, beside the system roots */
+  ca?: CaReference;
+  /** absent → the driver's default credential chain (environment, workload identity, instance role) */
+  credentialsSecret?: S3CredentialsSecret;
+  /** ServiceAccount the registry pods run as (workload identity binds a cloud role to it) */
+  serviceAccountName?: string;
+}
+
+/** Where the registry keeps its data: absent or without s3 → the volume of spec.persistentVolumeClaim. */
+export interface StorageSpec {
+  s3?: S3StorageSpec;
+}
+
 export interface ImageRegistrySpec {
   replicas?: number;
   persistentVolumeClaim?: PersistentVolumeClaimSpec;
+  storage?: StorageSpec;
   tls?: CertificateSource;
   auth?: { ca?: CertificateSource; acl?: AclEntry[] };
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real binaries the tests run (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, auth_server, registry)
+# kubectl, etcd, auth_server, registry, versitygw)
 # from pinned Go modules and caches them outside the repository, keyed by version.
 # Installs nginx, skopeo and bubblewrap from Debian when they are missing.
 # Prints the directory that holds the Go-built binaries (the KUBEBUILDER_ASSETS convention).
@@ -64,6 +64,14 @@ build_registry() {
     "github.com/distribution/distribution/v3/cmd/registry@v$REGISTRY_VERSION"
 }
 
+# versitygw: the S3 server the tests keep bucket registries in (Apache-2.0, no replace lines)
+build_versitygw() {
+  local out="$1"
+  GOBIN="$out" go install -trimpath \
+    -ldflags "-s -w -X main.Version=v$VERSITYGW_VERSION" \
+    "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION"
+}
+
 install_debian_tools() {
   local missing=()
   command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
@@ -100,9 +108,10 @@ else
   cat "$auth_unavailable.log" >&2; rm -f "$auth_unavailable" "$auth_unavailable.log"
 fi
 build_once "$cache_root/build/registry-v$REGISTRY_VERSION" build_registry
+build_once "$cache_root/build/versitygw-v$VERSITYGW_VERSION" build_versitygw
 
 # One directory with every binary, KUBEBUILDER_ASSETS style; symlinks point into the versioned builds.
-assets="$cache_root/assets-k$KUBERNETES_VERSION-e$ETCD_VERSION-a$DOCKER_AUTH_VERSION-r$REGISTRY_VERSION"
+assets="$cache_root/assets-k$KUBERNETES_VERSION-e$ETCD_VERSION-a$DOCKER_AUTH_VERSION-r$REGISTRY_VERSION-s$VERSITYGW_VERSION"
 mkdir -p "$assets"
 if [[ -n "${KUBEBUILDER_ASSETS:-}" ]]; then
   for b in "${kubernetes_binaries[@]}" etcd; do ln -sfn "$KUBEBUILDER_ASSETS/$b" "$assets/$b"; done
@@ -117,4 +126,5 @@ else
   rm -f "$assets/auth_server.unavailable"
 fi
 ln -sfn "$cache_root/build/registry-v$REGISTRY_VERSION/registry" "$assets/registry"
+ln -sfn "$cache_root/build/versitygw-v$VERSITYGW_VERSION/versitygw" "$assets/versitygw"
 echo "$assets"

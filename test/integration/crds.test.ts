@@ -246,6 +246,27 @@ const invalidRows: InvalidRow[] = [
   { name: 'ImageRegistry named with a leading digit', manifest: registry('1registry'), expect: ['metadata.name: Invalid value: "1registry"', 'it names the registry\'s Service'] },
   { name: 'ImageRegistry named with a dot', manifest: registry('my.registry'), expect: ['metadata.name: Invalid value: "my.registry"', 'lower-case letter'] },
   { name: 'ImageRegistry name longer than 52 characters', manifest: registry('r'.repeat(53)), expect: ['metadata.name: Too long'] },
+  { name: 'bucket name with upper case', manifest: registry('r-bucket', { storage: { s3: { bucket: 'Images' } } }), expect: ['spec.storage.s3.bucket', 'should match'] },
+  { name: 'bucket without a name', manifest: registry('r-nobucket', { storage: { s3: { region: 'eu-1' } } }), expect: ['spec.storage.s3.bucket', 'Required value'] },
+  { name: 'credentialsSecret without a name', manifest: registry('r-nocreds', { storage: { s3: { bucket: 'images', credentialsSecret: { accessKeyIDKey: 'id' } } } }), expect: ['spec.storage.s3.credentialsSecret.name', 'Required value'] },
+  { name: 'an endpoint with a path', manifest: registry('r-endpoint', { storage: { s3: { bucket: 'images', endpoint: 'https://s3.example.org/images' } } }), expect: ['spec.storage.s3.endpoint', 'should match'] },
+  {
+    name: 'a bucket and a volume at once',
+    manifest: registry('r-both', { storage: { s3: { bucket: 'images' } }, ...pvc({ accessModes: ['ReadWriteOnce'] }) }),
+    expect: ['spec.persistentVolumeClaim', 'must be left out with storage.s3'],
+  },
+  {
+    name: 'a volume registry switched to a bucket',
+    before: registry('r-switch', { replicas: 1, ...pvc({ accessModes: ['ReadWriteOnce'] }) }),
+    manifest: registry('r-switch', { storage: { s3: { bucket: 'images' } } }),
+    expect: ['spec.storage.s3', 'cannot switch between its volume and a bucket'],
+  },
+  {
+    name: 'the bucket of a bucket registry changed',
+    before: registry('r-rebucket', { replicas: 1, storage: { s3: { bucket: 'images', region: 'us-east-1' } } }),
+    manifest: registry('r-rebucket', { storage: { s3: { bucket: 'other' } } }),
+    expect: ['spec.storage.s3.bucket', 'is immutable'],
+  },
   // ImageRegistryAccount
   { name: 'account without spec', manifest: account('a-nospec'), expect: ['spec', 'Required value'] },
   { name: 'account without password', manifest: account('a-nopassword', { labels: { accessMode: ['pull'] } }), expect: ['spec.password', 'Required value'] },
@@ -354,6 +375,15 @@ test('kubectl explain imageregistry.spec.tls prints the descriptions', async () 
   assert.match(out, 'cert-manager issuer that issues the certificate');
   assert.match(out, 'secretName');
   assert.match(out, 'Default <name>-tls');
+});
+
+test('kubectl explain imageregistry.spec.storage.s3 tells bucket, credentials and workload identity', async () => {
+  const out = await explain('imageregistry.spec.storage.s3');
+  assert.match(out, 'An existing S3-compatible bucket');
+  assert.match(out, 'credentialsSecret');
+  assert.match(out, "the driver's default credential chain");
+  assert.match(out, 'serviceAccountName');
+  assert.match(await explain('imageregistry.spec.storage'), 'switching an existing registry is refused');
 });
 
 test('kubectl explain teaches the account password, the ACL and the push secret', async () => {

@@ -49,6 +49,11 @@ test('registry is distribution at the pinned release', async () => {
   assert.match(await output(join(assetsDir, 'registry'), ['--version']), new RegExp(`v${pinned.REGISTRY_VERSION}`));
 });
 
+test('versitygw (the tests\' S3 server) is at the pinned release', async () => {
+  const { assetsDir } = await testCluster();
+  assert.match(await output(join(assetsDir, 'versitygw'), ['--version']), new RegExp(`Version\\s*: v${pinned.VERSITYGW_VERSION}\\b`));
+});
+
 test('nginx, skopeo and bubblewrap from Debian run', async () => {
   assert.match(await output('nginx', ['-v']), /nginx version: nginx\/1\./);
   assert.match(await output('skopeo', ['--version']), /skopeo version \d+\./);

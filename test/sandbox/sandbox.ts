@@ -3,7 +3,7 @@
 // (`kubectl apply -k ./kustomize` and its waits: the bootstrap Job, the webhook Deployment behind
 // its Service), and a stand-in only where no real part runs here: the kubelet
 // (test/support/kubelet.ts), which runs the pods and plays kube-proxy and the load balancer.
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { startCluster, type RunningCluster } from '../support/cluster.ts';
@@ -11,6 +11,7 @@ import { writeOciImage } from '../support/oci-image.ts';
 import { installExitHandlers, run } from '../support/processes.ts';
 import { readmeCommands } from '../support/readme.ts';
 import { buildBundles, OPERATOR_ENTRY_POINTS, repoRoot } from '../support/webhook.ts';
+import { startS3Server, type S3Identity, type S3Server } from '../support/s3-server.ts';
 import { realSkopeo, skopeoWrapper } from './skopeo-wrapper.ts';
 
 export interface Sandbox {
@@ -22,7 +23,7 @@ export interface Sandbox {
   stop(): Promise<void>;
 }
 
-export async function startSandbox(options: { dataDir?: string; log?: (line: string) => void } = {}): Promise<Sandbox> {
+export async function startSandbox(options: { dataDir?: string; log?: (line: string) => void; s3?: boolean } = {}): Promise<Sandbox> {
   installExitHandlers();
   const log = options.log ?? ((line: string) => console.log(line));
   const keep = options.dataDir !== undefined;
@@ -50,11 +51,44 @@ export async function startSandbox(options: { dataDir?: string; log?: (line: str
     }
     writeOciImage(join(dataDir, 'hello-oci'), 'v1', { 'hello.txt': 'hello from image-registry-operator\n' });
     const envLines = [`export KUBECONFIG=${env.KUBECONFIG} IRO_SANDBOX=${dataDir} PATH=${join(dataDir, 'bin')}:$PATH`];
+    if (options.s3) {
+      // a kept data dir keeps the server's address and keys, so registries made before still reach it
+      const identityFile = join(dataDir, 's3-identity.json');
+      const identity = existsSync(identityFile) ? (JSON.parse(readFileSync(identityFile, 'utf8')) as S3Identity) : undefined;
+      const s3 = await startS3Server({ assetsDir: plane.assetsDir, workDir: dataDir, kubeletDir: running.kubelet.workDir, ...(identity ? { identity } : {}) });
+      stops.push(() => s3.close());
+      writeFileSync(identityFile, JSON.stringify({ address: s3.address, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey }), { mode: 0o600 });
+      if (!existsSync(join(s3.dataDir, SANDBOX_BUCKET))) s3.createBucket(SANDBOX_BUCKET);
+      writeFileSync(join(dataDir, 'bucket-registry.yaml'), bucketRegistryManifest(s3), { mode: 0o600 });
+      log(`S3 server (versitygw) at ${s3.endpoint}, bucket ${SANDBOX_BUCKET}; a registry on it: kubectl apply -f ${join(dataDir, 'bucket-registry.yaml')}`);
+    }
     return { dataDir, kubeconfig: plane.kubeconfig, env, envLines, stop };
   } catch (error) {
     await stop();
     throw error;
   }
+}
+
+const SANDBOX_BUCKET = 'registry';
+
+/** A credentials Secret and a two-replica ImageRegistry on the sandbox's bucket, as a user would write them. */
+function bucketRegistryManifest(s3: S3Server): string {
+  return `apiVersion: v1
+kind: Secret
+metadata: {name: bucket-registry-s3}
+stringData: {AWS_ACCESS_KEY_ID: ${s3.accessKey}, AWS_SECRET_ACCESS_KEY: ${s3.secretKey}}
+---
+apiVersion: registry.mgoltzsche.github.com/v1alpha1
+kind: ImageRegistry
+metadata: {name: bucket-registry}
+spec:
+  replicas: 2
+  storage:
+    s3:
+      bucket: ${SANDBOX_BUCKET}
+      endpoint: ${s3.endpoint}
+      credentialsSecret: {name: bucket-registry-s3}
+`;
 }
 
 /**

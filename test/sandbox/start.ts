@@ -1,10 +1,11 @@
-// `npm start [-- --data <dir>]`: the whole toolkit on a local control plane, no cluster needed.
-// Ctrl-C stops everything it started; with --data the directory (etcd data, pods' volumes) is kept.
+// `npm start [-- --data <dir>] [-- --s3]`: the whole toolkit on a local control plane, no cluster
+// needed. Ctrl-C stops everything it started; with --data the directory (etcd data, pods' volumes)
+// is kept. --s3 also runs an S3 server (versitygw) with a bucket for bucket registries.
 import { parseArgs } from 'node:util';
 import { startSandbox } from './sandbox.ts';
 
-const { values } = parseArgs({ options: { data: { type: 'string' } } });
-const sandbox = await startSandbox(values.data ? { dataDir: values.data } : {});
+const { values } = parseArgs({ options: { data: { type: 'string' }, s3: { type: 'boolean' } } });
+const sandbox = await startSandbox({ ...(values.data ? { dataDir: values.data } : {}), ...(values.s3 ? { s3: true } : {}) });
 
 console.log(`
 The sandbox is running (data: ${sandbox.dataDir}). In another shell:

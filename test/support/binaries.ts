@@ -7,7 +7,7 @@ import { join } from 'node:path';
 
 const buildScript = fileURLToPath(new URL('../binaries/build.sh', import.meta.url));
 
-/** Directory holding kube-apiserver, etcd, kubectl, auth_server and registry. */
+/** Directory holding kube-apiserver, etcd, kubectl, auth_server, registry and versitygw. */
 export async function testBinaries(): Promise<string> {
   if (process.env.IRO_ASSETS) return process.env.IRO_ASSETS;
   const result = spawnSync('bash', [buildScript], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });

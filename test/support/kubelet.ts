@@ -39,6 +39,10 @@
 //   their own get its ClusterIP as KUBERNETES_SERVICE_HOST. `<workDir>/hosts` (clients) and each
 //   pod's /etc/hosts map `<svc>.<ns>.svc[.cluster.local]` to the ClusterIP; `<workDir>/hosts` also
 //   maps a LoadBalancer's external-dns hostname to its address.
+// - Egress (pod-network.ts serveEgress): a pod in its own network namespace reaches a loopback
+//   address:port outside the cluster (e.g. the S3 server a test runs for bucket registries, standing
+//   in for a cloud's object storage) at the same address:port, once a test serves it through
+//   `<workDir>/services/<address>:<port>.sock`, the way a ClusterIP reaches the pods' bridges.
 // - Logs: `kubectl logs` works: the API server fetches /containerLogs from this kubelet's endpoint.
 // - Test hooks (files, so test processes other than the one running the kubelet can use them):
 //   `<workDir>/control/pause-volume-sync/<namespace>.<pod>` holds back that pod's volume syncs.

@@ -3,7 +3,7 @@
 // that listens on Unix sockets (`<pod>/net/<port>.sock`) and connects each to 127.0.0.1:<port> in
 // the pod, and forwarders that serve the pod IP's ports through those sockets. Also the pod's
 // /etc/hosts and /etc/hostname, and which processes are in a namespace.
-import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { V1PodSpec } from '@kubernetes/client-node';
@@ -51,6 +51,34 @@ const syncServices = () => {
 syncServices();
 setInterval(() => { if (process.ppid !== parent) process.exit(0); syncServices(); }, 500);
 `;
+
+/**
+ * Makes a loopback address:port outside the pods (e.g. an S3 server a test runs, standing in for a
+ * cloud's object storage) reachable from inside every pod network namespace at the same
+ * address:port within half a second, through the bridges' services directory
+ * (`<kubeletDir>/services`), as a ClusterIP is. Served by the calling process until close().
+ */
+export async function serveEgress(kubeletDir: string, address: string, port: number): Promise<{ close(): Promise<void> }> {
+  if (!/^127\.\d+\.\d+\.\d+$/.test(address) || address === '127.0.0.1') throw new Error(`egress to ${address}: only loopback addresses other than 127.0.0.1 (each pod's own) can be reached`);
+  const dir = join(kubeletDir, 'services');
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, `${address}:${port}.sock`);
+  rmSync(file, { force: true });
+  const open = new Set<Socket>();
+  const server = forwardingServer(open, () => ({ host: address, port }));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(file, resolve);
+  });
+  return {
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of open) s.destroy();
+        server.close(() => resolve());
+        rmSync(file, { force: true });
+      }),
+  };
+}
 
 export interface PodNetwork {
   process: ManagedProcess;

@@ -100,6 +100,25 @@ test('ImageRegistry on UPDATE: immutable volume fields come from the old object 
   assert.equal(pvc, { storageClassName: 'fast', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '2Gi' } } });
 });
 
+test('ImageRegistry with a bucket: region, path style with an endpoint, key names; no volume', () => {
+  const withEndpoint = registry({ storage: { s3: { bucket: 'images', endpoint: 'http://127.0.0.9:7070', credentialsSecret: { name: 'creds' }, ca: { secretName: 'ca' } } } });
+  const spec = applyJsonPatch(withEndpoint, defaultImageRegistry(withEndpoint)).spec as any;
+  assert.equal(spec.storage.s3, {
+    bucket: 'images', endpoint: 'http://127.0.0.9:7070', region: 'us-east-1', forcePathStyle: true,
+    credentialsSecret: { name: 'creds', accessKeyIDKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' },
+    ca: { secretName: 'ca', key: 'ca.crt' },
+  });
+  assert.is(spec.persistentVolumeClaim, undefined, 'the bucket holds the data');
+  assert.is(spec.replicas, 1);
+  assert.equal(spec.auth.acl, DEFAULT_ACL);
+  const aws = registry({ replicas: 3, storage: { s3: { bucket: 'images', region: 'eu-west-1', forcePathStyle: true } } });
+  const awsSpec = applyJsonPatch(aws, defaultImageRegistry(aws)).spec as any;
+  assert.equal(awsSpec.storage.s3, { bucket: 'images', region: 'eu-west-1', forcePathStyle: true }, 'present values kept; no credentials added');
+  assert.is(awsSpec.persistentVolumeClaim, undefined);
+  const plain = registry({ storage: { s3: { bucket: 'images' } } });
+  assert.is((applyJsonPatch(plain, defaultImageRegistry(plain)).spec as any).storage.s3.forcePathStyle, false, 'AWS: virtual-hosted style');
+});
+
 test('ImageRegistry: a spec of the wrong type or a non-object gets no patch', () => {
   assert.equal(defaultImageRegistry(registry('text')), []);
   assert.equal(defaultImageRegistry(null), []);

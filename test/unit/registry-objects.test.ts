@@ -11,6 +11,7 @@ import {
   desiredCertificate,
   desiredConfigSecrets,
   desiredNginxConfigMap,
+  desiredPodDisruptionBudget,
   desiredService,
   desiredStatefulSet,
   desiredTlsSecret,
@@ -160,6 +161,42 @@ test('desiredStatefulSet: every replica mounts the one data claim; no per-pod cl
   const two = desiredStatefulSet(registry({ replicas: 2, persistentVolumeClaim: { accessModes: ['ReadWriteMany'] } }), config, options);
   const data = two.spec?.template.spec?.volumes?.find((v) => v.name === 'data');
   assert.equal(data, { name: 'data', persistentVolumeClaim: { claimName: 'data-registry-0' } });
+});
+
+test('desiredStatefulSet with a bucket: no data volume, credentials as secretKeyRef env, soft spreading, its ServiceAccount', () => {
+  const bucket = registry({ replicas: 2, storage: { s3: { bucket: 'images', endpoint: 'http://127.0.0.9:7070', credentialsSecret: { name: 'creds' }, serviceAccountName: 'registry-s3' } } });
+  const spec = desiredStatefulSet(bucket, config, options).spec?.template.spec as V1PodSpec;
+  assert.not.ok(spec.volumes?.some((v) => v.persistentVolumeClaim), 'no claim');
+  const registryContainer = spec.containers.find((c) => c.name === 'registry');
+  assert.not.ok(registryContainer?.volumeMounts?.some((m) => m.mountPath === '/var/lib/registry'));
+  assert.equal(registryContainer?.env?.filter((e) => e.valueFrom).map((e) => [e.name, e.valueFrom?.secretKeyRef?.name, e.valueFrom?.secretKeyRef?.key]), [
+    ['REGISTRY_STORAGE_S3_ACCESSKEY', 'creds', 'AWS_ACCESS_KEY_ID'],
+    ['REGISTRY_STORAGE_S3_SECRETKEY', 'creds', 'AWS_SECRET_ACCESS_KEY'],
+  ]);
+  for (const other of spec.containers.filter((c) => c.name !== 'registry')) assert.not.ok(other.env?.some((e) => e.valueFrom), `${other.name} gets no credentials`);
+  assert.equal(spec.topologySpreadConstraints?.map((t) => [t.topologyKey, t.whenUnsatisfiable, t.maxSkew]), [['kubernetes.io/hostname', 'ScheduleAnyway', 1], ['topology.kubernetes.io/zone', 'ScheduleAnyway', 1]]);
+  assert.is(spec.serviceAccountName, 'registry-s3');
+  assert.is(spec.automountServiceAccountToken, false);
+  assert.equal(restrictedViolations(spec), []);
+  assert.is(pod.topologySpreadConstraints, undefined, "a volume registry's template stays as it was");
+  assert.is(pod.serviceAccountName, undefined);
+});
+
+test('desiredConfigSecrets with a bucket: config.yml has the s3 driver and no credentials', () => {
+  const bucket = registry({ storage: { s3: { bucket: 'images', credentialsSecret: { name: 'creds' } } } });
+  const [, registrySecret] = desiredConfigSecrets({ registry: bucket, hostname, accounts: [], now: new Date(0), httpSecret: 'h', tokenKeys });
+  const text = Buffer.from(registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
+  const parsed = load(text) as Record<string, any>;
+  assert.is(parsed.storage.s3.bucket, 'images');
+  assert.equal(parsed.storage.redirect, { disable: true });
+  assert.is(parsed.storage.filesystem, undefined);
+  assert.not.match(text, /accesskey|secretkey/i);
+});
+
+test('desiredPodDisruptionBudget: at most one registry pod away by a drain', () => {
+  const pdb = desiredPodDisruptionBudget(registry({ replicas: 3 }));
+  assert.equal(pdb.metadata, { name: 'registry', namespace: 'infra', labels, ownerReferences: [owner] });
+  assert.equal(pdb.spec, { maxUnavailable: 1, selector: { matchLabels: { 'app.kubernetes.io/name': 'image-registry', 'app.kubernetes.io/instance': 'registry' } } });
 });
 
 test('desiredDataClaim: named as pod 0\'s claim of earlier versions, from spec.persistentVolumeClaim; owned only with deleteClaim', () => {

@@ -330,6 +330,59 @@ test('ImageRegistry: all problems at once, spec of the wrong type, any input sha
   for (const garbage of [null, 1, 'x', [], { spec: [] }, { metadata: 7 }]) assert.instance(validateImageRegistry(garbage), Array);
 });
 
+// --- ImageRegistry storage ------------------------------------------------------------------
+
+const s3 = (fields: Record<string, unknown>) => registry({ storage: { s3: { bucket: 'images', ...fields } } });
+
+test('ImageRegistry bucket: a full valid s3 spec passes, with more than one replica and no volume', () => {
+  assert.equal(validateImageRegistry(registry({
+    replicas: 3,
+    storage: { s3: {
+      bucket: 'registry.data-1', region: 'eu-central-1', endpoint: 'https://s3.storage.svc:9000', forcePathStyle: true, rootDirectory: '/registry/a',
+      ca: { configMapName: 'ca-bundle', key: 'ca.crt' }, credentialsSecret: { name: 'registry-s3', accessKeyIDKey: 'AWS_ACCESS_KEY_ID', secretAccessKeyKey: 'AWS_SECRET_ACCESS_KEY' },
+      serviceAccountName: 'registry',
+    } },
+  })), []);
+  assert.equal(validateImageRegistry(s3({})), [], 'only a bucket: AWS S3 with the default credential chain');
+  assert.equal(validateImageRegistry(registry({ storage: {} })), [], 'storage without s3: the volume');
+});
+
+test('ImageRegistry bucket: each field is checked and named', () => {
+  oneProblem(validateImageRegistry(registry({ storage: { s3: {} } })), 'spec.storage.s3.bucket', 'required');
+  oneProblem(validateImageRegistry(s3({ bucket: 'Images_1' })), 'spec.storage.s3.bucket', 'bucket name');
+  oneProblem(validateImageRegistry(s3({ bucket: '10.0.0.1' })), 'spec.storage.s3.bucket', 'bucket name');
+  oneProblem(validateImageRegistry(s3({ region: 'eu central' })), 'spec.storage.s3.region', 'region');
+  oneProblem(validateImageRegistry(s3({ endpoint: 's3.example.org' })), 'spec.storage.s3.endpoint', 'URL');
+  oneProblem(validateImageRegistry(s3({ endpoint: 'ftp://s3.example.org' })), 'spec.storage.s3.endpoint', 'http');
+  oneProblem(validateImageRegistry(s3({ endpoint: 'https://AK:SK@s3.example.org' })), 'spec.storage.s3.endpoint', 'credentialsSecret');
+  oneProblem(validateImageRegistry(s3({ endpoint: 'https://s3.example.org/images' })), 'spec.storage.s3.endpoint', 'without path');
+  oneProblem(validateImageRegistry(s3({ forcePathStyle: 'yes' })), 'spec.storage.s3.forcePathStyle', 'true or false');
+  oneProblem(validateImageRegistry(s3({ rootDirectory: '/a/../b' })), 'spec.storage.s3.rootDirectory', 'key prefix');
+  oneProblem(validateImageRegistry(s3({ rootDirectory: 'a b' })), 'spec.storage.s3.rootDirectory', 'key prefix');
+  oneProblem(validateImageRegistry(s3({ ca: {} })), 'spec.storage.s3.ca', 'exactly one');
+  oneProblem(validateImageRegistry(s3({ ca: { secretName: 'a', configMapName: 'b' } })), 'spec.storage.s3.ca', 'exactly one');
+  oneProblem(validateImageRegistry(s3({ ca: { secretName: 'a', key: 'a/b' } })), 'spec.storage.s3.ca.key', 'key name');
+  oneProblem(validateImageRegistry(s3({ credentialsSecret: {} })), 'spec.storage.s3.credentialsSecret.name', 'required');
+  oneProblem(validateImageRegistry(s3({ credentialsSecret: { name: 's', accessKeyIDKey: 'k', secretAccessKeyKey: 'k' } })), 'spec.storage.s3.credentialsSecret.secretAccessKeyKey', 'differ');
+  oneProblem(validateImageRegistry(s3({ serviceAccountName: 'Not_A_Name' })), 'spec.storage.s3.serviceAccountName', 'ServiceAccount');
+  oneProblem(validateImageRegistry(registry({ storage: 'bucket' })), 'spec.storage', 'object');
+  oneProblem(validateImageRegistry(registry({ storage: { s3: 'images' } })), 'spec.storage.s3', 'object');
+});
+
+test('ImageRegistry bucket: no volume beside it', () => {
+  oneProblem(validateImageRegistry(registry({ storage: { s3: { bucket: 'images' } }, persistentVolumeClaim: { accessModes: ['ReadWriteOnce'] } })), 'spec.persistentVolumeClaim', 'left out');
+});
+
+test('ImageRegistry storage: switching kind, bucket or prefix of a stored registry is refused with how to migrate', () => {
+  const volume = registry({ persistentVolumeClaim: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } } } });
+  oneProblem(validateImageRegistry(s3({}), volume), 'spec.storage.s3', 'skopeo sync');
+  oneProblem(validateImageRegistry(volume, s3({})), 'spec.storage.s3', 'cannot be removed');
+  oneProblem(validateImageRegistry(s3({ bucket: 'other' }), s3({})), 'spec.storage.s3.bucket', 'immutable');
+  oneProblem(validateImageRegistry(s3({ rootDirectory: '/b' }), s3({ rootDirectory: '/a' })), 'spec.storage.s3.rootDirectory', 'immutable');
+  assert.equal(validateImageRegistry(s3({ endpoint: 'https://new.example.org', region: 'x', credentialsSecret: { name: 'rotated' } }), s3({ endpoint: 'http://old.example.org' })), [], 'the same bucket reached another way, with other credentials');
+  assert.equal(validateImageRegistry(s3({ replicas: 4 }), s3({})), []);
+});
+
 // --- ImageRegistryAccount --------------------------------------------------------------------
 
 test('account: a bcrypt hash, string-list labels and a ttl pass', () => {
