@@ -13,6 +13,7 @@ export const entryPoints: Record<string, string> = {
   resync: 'cronjobs/resync.ts',
   webhook: 'webhooks/server.ts',
   bootstrap: 'cronjobs/bootstrap.ts',
+  'upload-cleanup': 'cronjobs/upload-cleanup.ts',
   // not an entry of its own: the bcrypt pool's worker thread (cronjobs/passwords.ts loads it from beside the entry)
   'bcrypt-worker': 'cronjobs/bcrypt-worker.ts',
 };
