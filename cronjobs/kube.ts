@@ -68,7 +68,8 @@ export interface Kube {
   /**
    * RFC 6902 JSON Patch of an object others own (e.g. a ServiceAccount's imagePullSecrets, where a
    * server-side apply would take the list's ownership). Guard index-based operations with a `test` of
-   * /metadata/resourceVersion: a failed test is a KubeError for which isConflict holds.
+   * /metadata/resourceVersion. A failed test is HTTP 422 (reason Invalid, and nothing in the answer
+   * says which operation failed): tell it from an invalid patch by reading the object again.
    */
   jsonPatch<T extends object>(ref: ObjectRef, ops: readonly object[]): Promise<T>;
   /** deletes; false when it was already gone */
@@ -273,7 +274,7 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
       try {
         return (await send('PATCH', `${await objectPath(ref)}?${manager}`, ops, JSON_PATCH)).body as T;
       } catch (error) {
-        throw describe(failedTestAsConflict(error), 'patch', ref);
+        throw describe(error, 'patch', ref);
       }
     },
     remove: async (ref, options = {}) => {
@@ -297,16 +298,6 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
 /** Server-side apply; JSON is YAML. */
 const APPLY_PATCH = 'application/apply-patch+yaml';
 const JSON_PATCH = 'application/json-patch+json';
-
-/**
- * The API server answers a JSON Patch whose `test` failed with 422 and no Status reason; for the
- * callers that is what a stale resourceVersion is: a lost optimistic-concurrency race (409).
- */
-function failedTestAsConflict(error: unknown): unknown {
-  if (!(error instanceof HttpError) || error.code !== 422) return error;
-  const message = apiMessage(error.body);
-  return /test(ing value)?\b.*failed|test operation/i.test(message) ? new HttpError(409, { reason: 'Conflict', message }) : error;
-}
 
 function refOf(object: AnyObject): ObjectRef {
   return { apiVersion: object.apiVersion ?? '', kind: object.kind ?? '', namespace: object.metadata?.namespace, name: object.metadata?.name ?? '' };

@@ -11,12 +11,13 @@
 //
 // Other writers change the same accounts (users, other controllers, another of our Jobs): each write
 // is a JSON Patch whose first operation tests the resourceVersion it was computed from, and a lost
-// race reads the account and the CRs again and recomputes. Never server-side apply: it would make
+// race (the API server answers a failed test with 422) reads the account and the CRs again and
+// recomputes. Never server-side apply: it would make
 // this field manager an owner of the whole (atomic) imagePullSecrets list.
 import { desiredPullSecrets, namespacesWithServiceAccounts, pullSecretChange, ADDED_PULL_SECRETS_LABEL, type ServiceAccount } from '../functions/service-accounts.ts';
 import { GROUP_VERSION, type ImageSecret } from '../functions/types.ts';
 import { API_PARALLELISM, mapLimit } from './concurrency.ts';
-import { isConflict, isNotFound, type Kube } from './kube.ts';
+import { isConflict, isNotFound, KubeError, type Kube } from './kube.ts';
 import { log } from './log.ts';
 
 const MAX_ATTEMPTS = 8;
@@ -62,19 +63,23 @@ async function reconcileOne(kube: Kube, first: ServiceAccount, firstCrs: readonl
   for (let attempt = 1; ; attempt++) {
     const change = pullSecretChange(account, desiredPullSecrets({ namespace, name }, crs));
     if (change.ops.length === 0) return false;
+    const tested = account.metadata?.resourceVersion;
     try {
-      await kube.jsonPatch(ref, [{ op: 'test', path: '/metadata/resourceVersion', value: account.metadata?.resourceVersion }, ...change.ops]);
+      await kube.jsonPatch(ref, [{ op: 'test', path: '/metadata/resourceVersion', value: tested }, ...change.ops]);
       log('info', 'ServiceAccount imagePullSecrets reconciled', { serviceAccount: `${namespace}/${name}`, added: change.added, removed: change.removed, attempt });
       return true;
     } catch (error) {
       // deleted meanwhile: nothing to hand out to
       if (isNotFound(error)) return false;
-      if (!isConflict(error) || attempt >= MAX_ATTEMPTS) throw error;
+      const maybeStale = isConflict(error) || (error instanceof KubeError && error.code === 422);
+      if (!maybeStale || attempt >= MAX_ATTEMPTS) throw error;
+      // lost a race with another writer (the test failed: 422), or the patch is invalid (also 422):
+      // read the account, then its namespace's CRs, again; the same version means the patch itself failed
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * attempt));
+      account = await kube.read<ServiceAccount>(ref);
+      if (!account) return false;
+      if (account.metadata?.resourceVersion === tested) throw error;
+      crs = await kube.list<ImageSecret>(GROUP_VERSION, 'ImagePullSecret', namespace);
     }
-    // lost a race with another writer: read the account, then its namespace's CRs, again
-    await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * attempt));
-    account = await kube.read<ServiceAccount>(ref);
-    if (!account) return false;
-    crs = await kube.list<ImageSecret>(GROUP_VERSION, 'ImagePullSecret', namespace);
   }
 }
