@@ -14,8 +14,7 @@ import { reconcileServiceAccounts } from '../../cronjobs/service-accounts.ts';
 import { testCluster, type TestCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { getObject, kubectlApply, listObjects } from '../support/kubectl.ts';
-import { installOperator, OPERATOR_NAMESPACE, uninstallWebhook, WEBHOOK_POD_SELECTOR, webhookPodLogs } from '../support/operator.ts';
-import { podProcesses } from '../support/pod-sandbox.ts';
+import { installOperator, killWebhookPods, OPERATOR_NAMESPACE, uninstallWebhook, webhookPodLogs } from '../support/operator.ts';
 import { delay, waitFor } from '../support/processes.ts';
 import { buildBundles, OPERATOR_ENTRY_POINTS } from '../support/webhook.ts';
 
@@ -282,21 +281,7 @@ test('with no webhook pod a ServiceAccount is still created at once (failurePoli
   const ns = await namespace(s.cluster, 'sa-down');
   await apply(s, pullSecret('all', ['*']), ns);
   await entriesBecome(s, ns, 'default', ['all-image-pull-secret']);
-  const victims = await listObjects(s.cluster, 'pods', OPERATOR_NAMESPACE, { selector: WEBHOOK_POD_SELECTOR });
-  const scaled = await s.cluster.kubectl(['scale', 'deployment/image-registry-operator-webhook', '--replicas=0'], { namespace: OPERATOR_NAMESPACE });
-  assert.is(scaled.code, 0, scaled.stderr);
-  // killed while draining (as on a lost node): a draining pod would go on answering on the API
-  // server's kept-alive connections for up to 90 s
-  for (const pod of victims) {
-    for (const pid of podProcesses(s.cluster.kubeletDir, pod.metadata.uid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-  }
-  await waitFor('no webhook pod left', async () => (await listObjects(s.cluster, 'pods', OPERATOR_NAMESPACE, { selector: WEBHOOK_POD_SELECTOR })).length === 0, 60_000);
+  await killWebhookPods(s.cluster);
   const started = Date.now();
   const created = await s.cluster.kubectl(['create', 'serviceaccount', 'while-down', '-o', 'json'], { namespace: ns });
   const seconds = (Date.now() - started) / 1000;
