@@ -1,5 +1,5 @@
 // The one module that talks to the Kubernetes API. Writes are server-side apply with one field
-// manager; reads return undefined on 404; every other failed answer is a KubeError (isConflict,
+// manager (a guarded JSON Patch where the object belongs to others); reads return undefined on 404; every other failed answer is a KubeError (isConflict,
 // isNotFound tell the cases callers handle).
 //
 // client-node's KubeConfig loads the configuration and authenticates every request (in a pod it
@@ -65,6 +65,13 @@ export interface Kube {
   create<T extends object>(object: T): Promise<T>;
   /** update guarded by metadata.resourceVersion; a stale version is a KubeError for which isConflict holds */
   replace<T extends object>(object: T): Promise<T>;
+  /**
+   * RFC 6902 JSON Patch of an object others own (e.g. a ServiceAccount's imagePullSecrets, where a
+   * server-side apply would take the list's ownership). Guard index-based operations with a `test` of
+   * /metadata/resourceVersion. A failed test is HTTP 422 (reason Invalid, and nothing in the answer
+   * says which operation failed): tell it from an invalid patch by reading the object again.
+   */
+  jsonPatch<T extends object>(ref: ObjectRef, ops: readonly object[]): Promise<T>;
   /** deletes; false when it was already gone */
   remove(ref: ObjectRef, options?: { propagationPolicy?: 'Background' | 'Foreground' | 'Orphan'; uid?: string }): Promise<boolean>;
   /** the last lines of a container's log; undefined when the pod or its log is not there */
@@ -263,6 +270,13 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
         throw describe(error, 'replace', ref);
       }
     },
+    jsonPatch: async <T extends object>(ref: ObjectRef, ops: readonly object[]) => {
+      try {
+        return (await send('PATCH', `${await objectPath(ref)}?${manager}`, ops, JSON_PATCH)).body as T;
+      } catch (error) {
+        throw describe(error, 'patch', ref);
+      }
+    },
     remove: async (ref, options = {}) => {
       const body = {
         apiVersion: 'v1',
@@ -283,6 +297,7 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
 
 /** Server-side apply; JSON is YAML. */
 const APPLY_PATCH = 'application/apply-patch+yaml';
+const JSON_PATCH = 'application/json-patch+json';
 
 function refOf(object: AnyObject): ObjectRef {
   return { apiVersion: object.apiVersion ?? '', kind: object.kind ?? '', namespace: object.metadata?.namespace, name: object.metadata?.name ?? '' };

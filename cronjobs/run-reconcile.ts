@@ -2,12 +2,14 @@
 // --not-before <ISO time>: the coalescing window's end; waiting for it means every admission of
 // the window is stored before this Job reads.
 import { parseArgs } from 'node:util';
+import { registryOfCr } from '../functions/accounts.ts';
 import { operatorConfigFromEnv } from '../functions/operator-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { gather, registryKeys } from './gather.ts';
 import { connectKube, type Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
 import { reconcileRegistry } from './reconcile-registry.ts';
+import { reconcileServiceAccounts } from './service-accounts.ts';
 
 export function parseRegistryArgs(argv: string[]): { registries: RegistryKey[]; notBefore?: Date } {
   const { values } = parseArgs({ args: argv, options: { registry: { type: 'string', multiple: true }, 'not-before': { type: 'string' } } });
@@ -32,6 +34,19 @@ export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, optio
   const gathered = await gather(kube, registries.length > 0 ? registries : undefined);
   const keys = registries.length > 0 ? registries : registryKeys(gathered, config);
   let failures = 0;
+  // ServiceAccounts first: their entry does not wait for the registry (see service-accounts.ts)
+  const named = new Set(keys.map((key) => `${key.namespace}/${key.name}`));
+  const crs = gathered.imageSecrets.filter((cr) => {
+    const ref = registryOfCr(cr, config);
+    return named.has(`${ref.namespace}/${ref.name}`);
+  });
+  try {
+    const result = await reconcileServiceAccounts(kube, crs);
+    if (result.changed > 0) log('info', 'ServiceAccounts reconciled', { ...result });
+  } catch (error) {
+    failures++;
+    log('error', 'ServiceAccount reconcile failed', { error: errorMessage(error) });
+  }
   for (const key of keys) {
     try {
       await reconcileRegistry(key, { kube, config, now: () => new Date(), rolloutTimeoutMs, credentialsTimeoutMs, ...(options.forcedBefore ? { forcedBefore: options.forcedBefore } : {}) }, gathered);

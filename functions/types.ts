@@ -164,6 +164,8 @@ export interface RegistryRef {
 
 export interface ImageSecretSpec {
   registryRef?: RegistryRef;
+  /** ImagePullSecret only: ServiceAccounts of the CR's namespace whose imagePullSecrets name its Secret; `["*"]`: all */
+  serviceAccounts?: string[];
 }
 
 export interface ImageSecretStatus {

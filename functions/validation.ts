@@ -459,6 +459,7 @@ export function validateImageSecret(secret: unknown, old?: unknown): Problems {
       }
     }
   }
+  problems.push(...validateServiceAccounts(field(spec, 'serviceAccounts'), kind));
   if (old !== undefined && old !== null) {
     const hint = `delete and recreate the ${typeof kind === 'string' ? kind : 'secret'} to use another registry`;
     for (const key of ['name', 'namespace']) {
@@ -466,5 +467,28 @@ export function validateImageSecret(secret: unknown, old?: unknown): Problems {
       problems.push(...immutableOnceSet(field(old, ...path), field(secret, ...path), path.join('.'), hint));
     }
   }
+  return problems;
+}
+
+/** Most names an ImagePullSecret lists (the CRD's maxItems); more accounts: `["*"]`. */
+export const MAX_SERVICE_ACCOUNTS = 256;
+
+/** spec.serviceAccounts of an ImagePullSecret: ServiceAccount names (DNS-1123 subdomains), or `*` alone. */
+function validateServiceAccounts(accounts: unknown, kind: unknown): Problems {
+  if (accounts === undefined || accounts === null) return [];
+  if (kind !== 'ImagePullSecret') return ['spec.serviceAccounts: only an ImagePullSecret hands its Secret to ServiceAccounts'];
+  if (!Array.isArray(accounts)) return ['spec.serviceAccounts: must be a list of ServiceAccount names of this namespace, or ["*"] for all of them'];
+  const problems: Problems = [];
+  if (accounts.length > MAX_SERVICE_ACCOUNTS) problems.push(`spec.serviceAccounts: at most ${MAX_SERVICE_ACCOUNTS} names; use ["*"] for every ServiceAccount of the namespace`);
+  accounts.forEach((name, i) => {
+    const at = `spec.serviceAccounts[${i}]`;
+    if (name === '*') {
+      if (accounts.length > 1) problems.push(`${at}: "*" (every ServiceAccount of the namespace) must be the only entry`);
+    } else if (!isDns1123Subdomain(name)) {
+      problems.push(`${at}: must be a ServiceAccount name (DNS-1123 subdomain: lower-case letters, digits, '-' and '.', at most 253 characters), got ${JSON.stringify(name)}`);
+    } else if (accounts.indexOf(name) !== i) {
+      problems.push(`${at}: ${JSON.stringify(name)} is listed twice`);
+    }
+  });
   return problems;
 }

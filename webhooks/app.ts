@@ -1,6 +1,9 @@
 // The webhook's hono app. Routes:
 //   POST /mutate    mutating admission for all four kinds (defaults as a JSON Patch)
 //   POST /validate  validating admission for all four kinds; enqueues reconcile Jobs
+//   POST /mutate-serviceaccount  a ServiceAccount being created gets the imagePullSecrets entries of
+//                   the ImagePullSecrets that list it (spec.serviceAccounts); never refuses, and answers
+//                   "allowed, unchanged" on any error of its own
 //   GET  /healthz   liveness: the TLS server and the app answer
 //   GET  /readyz    readiness: also the Kubernetes client is loaded and no shutdown has begun
 //   GET  /metrics   Prometheus text
@@ -12,7 +15,8 @@ import { Hono, type Context } from 'hono';
 import { field, isPlainObject, jsonEqual } from '../functions/json-patch.ts';
 import { errorMessage, logLine, type Logger } from '../functions/log-line.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
-import type { Kind, OperatorConfig } from '../functions/types.ts';
+import { desiredPullSecrets, pullSecretChange } from '../functions/service-accounts.ts';
+import type { ImageSecret, Kind, OperatorConfig } from '../functions/types.ts';
 import { admissionBodyLimit } from './admission-body-limit.ts';
 import { admissionKind, type AdmissionKind, type KindContext } from './admission-kinds.ts';
 import {
@@ -44,6 +48,14 @@ const OUTSIDE_DEPENDENCIES_MS = 3000;
  * then is done without.
  */
 export const DEFAULT_DEPENDENCY_TIMEOUT_MS = WEBHOOK_TIMEOUT_SECONDS * 1000 - OUTSIDE_DEPENDENCIES_MS;
+/** timeoutSeconds of the ServiceAccount webhook: short, it is called for every ServiceAccount created. */
+export const SERVICE_ACCOUNT_WEBHOOK_TIMEOUT_SECONDS = 3;
+/**
+ * How long a ServiceAccount admission waits for the list of ImagePullSecrets; half of its
+ * timeoutSeconds, the rest for the way there and back. Too late costs only the entry, which the
+ * next reconcile Job of the namespace (or the hourly resync) adds.
+ */
+export const DEFAULT_SERVICE_ACCOUNT_DEPENDENCY_TIMEOUT_MS = (SERVICE_ACCOUNT_WEBHOOK_TIMEOUT_SECONDS * 1000) / 2;
 
 export interface WebhookDeps {
   config: OperatorConfig;
@@ -53,6 +65,8 @@ export interface WebhookDeps {
   registryExists: (registry: RegistryKey) => Promise<boolean>;
   /** Names of the ImageRegistries in a namespace: an account change concerns all of them. */
   listRegistries: (namespace: string) => Promise<string[]>;
+  /** The ImagePullSecrets of a namespace: which of them list a ServiceAccount being created. */
+  listImagePullSecrets: (namespace: string) => Promise<ImageSecret[]>;
   /** epoch milliseconds; defaults to Date.now */
   now?: () => number;
   /** one event per call; defaults to a JSON line on stdout. Never gets secret material. */
@@ -60,6 +74,7 @@ export interface WebhookDeps {
   metrics?: Metrics;
   maxBodyBytes?: number;
   dependencyTimeoutMs?: number;
+  serviceAccountTimeoutMs?: number;
   /**
    * Whether this pod should get admissions now (/readyz): false until what validation needs is
    * loaded, and again once a shutdown began. Defaults to always.
@@ -67,7 +82,7 @@ export interface WebhookDeps {
   ready?: () => boolean;
 }
 
-type Webhook = 'mutate' | 'validate';
+type Webhook = 'mutate' | 'validate' | 'serviceaccount';
 
 /** An admission of one of our kinds, with what its handling needs. */
 interface Admission {
@@ -213,22 +228,33 @@ export function createApp(deps: WebhookDeps): Hono {
     }
   }
 
-  async function review(webhook: Webhook, c: Context) {
+  /** One admission's metrics and log line; `labels` are filled in as the request is understood. */
+  function answering(webhook: Webhook) {
     const started = now();
     const labels = { kind: 'invalid', operation: 'invalid' };
     const finish = (result: string, response: Response, extra?: Record<string, unknown>) => {
       metrics.countRequest({ kind: labels.kind, operation: labels.operation, result });
       metrics.observeDuration(webhook, Math.max(0, now() - started) / 1000);
-      log(result === 'invalid' ? 'warn' : 'info', 'admission', { webhook, kind: labels.kind, operation: labels.operation, result, ...extra });
+      log(result === 'invalid' || result === 'error' ? 'warn' : 'info', 'admission', { webhook, kind: labels.kind, operation: labels.operation, result, ...extra });
       return response;
     };
-    let request: AdmissionRequest;
+    return { labels, finish };
+  }
+
+  /** The request of the body, or the 400 answer to a body that is none. */
+  async function readRequest(c: Context, finish: ReturnType<typeof answering>['finish']): Promise<AdmissionRequest | Response> {
     try {
-      request = parseAdmissionReview(await c.req.text());
+      return parseAdmissionReview(await c.req.text());
     } catch (error) {
       const message = error instanceof InvalidAdmissionReviewError ? error.message : 'unreadable body';
       return finish('invalid', c.json({ error: `invalid AdmissionReview: ${message}` }, 400));
     }
+  }
+
+  async function review(webhook: 'mutate' | 'validate', c: Context) {
+    const { labels, finish } = answering(webhook);
+    const request = await readRequest(c, finish);
+    if (request instanceof Response) return request;
     labels.operation = request.operation;
     const ours = admissionKind(request);
     if (ours === undefined) {
@@ -250,17 +276,56 @@ export function createApp(deps: WebhookDeps): Hono {
     return finish(result, c.json(admissionReview(response)), logged);
   }
 
+  const serviceAccountTimeoutMs = deps.serviceAccountTimeoutMs ?? DEFAULT_SERVICE_ACCOUNT_DEPENDENCY_TIMEOUT_MS;
+
+  /**
+   * A ServiceAccount being created: the JSON Patch that adds the entries of the ImagePullSecrets of
+   * its namespace that list it (functions/service-accounts.ts). Nothing here may refuse or delay a
+   * ServiceAccount: whatever fails is logged and answered "allowed, unchanged".
+   */
+  async function serviceAccountReview(c: Context) {
+    const { labels, finish } = answering('serviceaccount');
+    const request = await readRequest(c, finish);
+    if (request instanceof Response) return request;
+    labels.operation = request.operation;
+    const { group, version, kind } = request.kind;
+    if (group !== '' || version !== 'v1' || kind !== 'ServiceAccount' || request.operation !== 'CREATE') {
+      labels.kind = 'other';
+      return finish('ignored', c.json(admissionReview(allowed(request.uid))), { uid: request.uid });
+    }
+    labels.kind = 'ServiceAccount';
+    const namespace = request.namespace || field(request.object, 'metadata', 'namespace');
+    const name = field(request.object, 'metadata', 'name') || request.name || '';
+    const about = { uid: request.uid, namespace, name, dryRun: request.dryRun === true };
+    const budget = dependencyBudget(serviceAccountTimeoutMs);
+    try {
+      if (!isPlainObject(request.object)) throw new Error('request.object is not an object');
+      if (typeof namespace !== 'string' || namespace === '' || typeof name !== 'string') throw new Error('the ServiceAccount has no namespace');
+      const crs = await budget.within(deps.listImagePullSecrets(namespace));
+      if (crs === TIMED_OUT) throw new Error(`listing the ImagePullSecrets of namespace ${namespace}: no answer within ${serviceAccountTimeoutMs} ms`);
+      const change = pullSecretChange(request.object, desiredPullSecrets({ namespace, name }, crs));
+      const result = change.ops.length > 0 ? 'patched' : 'unchanged';
+      metrics.countServiceAccount(result);
+      return finish(result, c.json(admissionReview(patched(request.uid, change.ops))), { ...about, added: change.added, removed: change.removed });
+    } catch (error) {
+      metrics.countServiceAccount('error');
+      log('error', 'ServiceAccount admitted without imagePullSecrets entries; the next reconcile Job adds them', { ...about, error: errorMessage(error) });
+      return finish('error', c.json(admissionReview(allowed(request.uid))), about);
+    } finally {
+      budget.end();
+    }
+  }
+
   const app = new Hono();
   app.get('/healthz', (c) => c.text('ok'));
   app.get('/readyz', (c) => ((deps.ready?.() ?? true) ? c.text('ok') : c.text('not ready', 503)));
   app.get('/metrics', (c) => c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }));
-  for (const webhook of ['mutate', 'validate'] as const) {
-    const limit = admissionBodyLimit(maxSize, () => {
-      metrics.countRequest({ kind: 'invalid', operation: 'invalid', result: 'too_large' });
-      log('warn', 'admission body too large', { webhook, maxBytes: maxSize });
-    });
-    app.post(`/${webhook}`, limit, (c) => review(webhook, c));
-  }
+  const limit = (webhook: Webhook) => admissionBodyLimit(maxSize, () => {
+    metrics.countRequest({ kind: 'invalid', operation: 'invalid', result: 'too_large' });
+    log('warn', 'admission body too large', { webhook, maxBytes: maxSize });
+  });
+  for (const webhook of ['mutate', 'validate'] as const) app.post(`/${webhook}`, limit(webhook), (c) => review(webhook, c));
+  app.post('/mutate-serviceaccount', limit('serviceaccount'), (c) => serviceAccountReview(c));
   app.notFound((c) => c.json({ error: 'not found' }, 404));
   app.onError((error, c) => {
     metrics.countRequest({ kind: 'invalid', operation: 'invalid', result: 'error' });

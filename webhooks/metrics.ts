@@ -14,11 +14,15 @@ export interface RequestLabels {
   result: string;
 }
 
+export type ServiceAccountResult = 'patched' | 'unchanged' | 'error';
+
 export interface Metrics {
   countRequest(labels: RequestLabels): void;
   observeDuration(webhook: string, seconds: number): void;
   countEnqueued(result: 'created' | 'coalesced'): void;
   countEnqueueFailure(): void;
+  /** a ServiceAccount creation: the entries added (patched), none to add (unchanged), or admitted unchanged after an error */
+  countServiceAccount(result: ServiceAccountResult): void;
   /** the Prometheus text exposition */
   render(): string;
 }
@@ -115,6 +119,8 @@ export function createMetrics(): Metrics {
   enqueued.inc({ result: 'created' }, 0);
   enqueued.inc({ result: 'coalesced' }, 0);
   enqueueFailures.inc({}, 0);
+  const serviceAccounts = counter();
+  for (const result of ['patched', 'unchanged', 'error'] as const) serviceAccounts.inc({ result }, 0);
   return {
     countRequest: ({ kind, operation, result }) => {
       const byResult = cached(cached(requestKeys, kind, () => new Map()), operation, () => new Map<string, string>());
@@ -123,6 +129,7 @@ export function createMetrics(): Metrics {
     observeDuration: (webhook, seconds) => durations.observe(cached(durationSeries, webhook, () => durations.series({ webhook })), seconds),
     countEnqueued: (result) => enqueued.inc({ result }),
     countEnqueueFailure: () => enqueueFailures.inc({}),
+    countServiceAccount: (result) => serviceAccounts.inc({ result }),
     render: () =>
       [
         ...header('webhook_requests_total', 'counter', 'Admission requests by kind, operation and result.'),
@@ -133,6 +140,8 @@ export function createMetrics(): Metrics {
         ...enqueued.lines('webhook_jobs_enqueued_total'),
         ...header('webhook_enqueue_failures_total', 'counter', 'Reconcile Jobs that could not be enqueued (the resync CronJob repairs).'),
         ...enqueueFailures.lines('webhook_enqueue_failures_total'),
+        ...header('webhook_serviceaccount_admissions_total', 'counter', 'ServiceAccount creations: imagePullSecrets entries added (patched), none to add (unchanged), or admitted unchanged after an error (error; the reconcile Jobs add the entries).'),
+        ...serviceAccounts.lines('webhook_serviceaccount_admissions_total'),
       ].join('\n') + '\n',
   };
 }

@@ -21,7 +21,7 @@ import { serve } from '@hono/node-server';
 import { errorMessage, logLine, type Logger } from '../functions/log-line.ts';
 import { operatorConfigFromEnv } from '../functions/operator-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
-import { GROUP_VERSION, type OperatorConfig } from '../functions/types.ts';
+import { GROUP_VERSION, type ImageSecret, type OperatorConfig } from '../functions/types.ts';
 import type { Kube } from '../cronjobs/kube.ts';
 import { createApp } from './app.ts';
 import { reconcileEnqueuer, type EnqueueResult } from './enqueue.ts';
@@ -72,6 +72,7 @@ function webhookDeps(config: OperatorConfig, kube: ReturnType<typeof lazyKube>, 
     registryExists: async (registry: RegistryKey) => (await (await kube()).read(registryRef(registry))) !== undefined,
     listRegistries: async (namespace: string) =>
       (await (await kube()).list<{ metadata?: { name?: string } }>(GROUP_VERSION, 'ImageRegistry', namespace)).map((registry) => registry.metadata?.name ?? '').filter(Boolean),
+    listImagePullSecrets: async (namespace: string) => (await kube()).list<ImageSecret>(GROUP_VERSION, 'ImagePullSecret', namespace),
   };
 }
 

@@ -59,7 +59,7 @@ function crashingKube(limit: number): { kube: Kube; requests: () => number } {
   }) as F;
   const kube: Kube = {
     read: wrap(real.read), list: wrap(real.list), apply: wrap(real.apply), applyStatus: wrap(real.applyStatus),
-    create: wrap(real.create), replace: wrap(real.replace), remove: wrap(real.remove), containerLog: wrap(real.containerLog),
+    create: wrap(real.create), replace: wrap(real.replace), jsonPatch: wrap(real.jsonPatch), remove: wrap(real.remove), containerLog: wrap(real.containerLog),
   };
   return { kube, requests: () => count };
 }

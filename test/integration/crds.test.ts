@@ -159,6 +159,8 @@ const validRows: { name: string; manifest: Obj; check?: (stored: Obj) => void }[
   { name: 'ImageRegistryAccount with a fractional ttl 1.5h', manifest: account('fractional', { password: HASH, ttl: '1.5h' }) },
   { name: 'ImagePushSecret without spec (default registry)', manifest: pushSecret('default-registry') },
   { name: 'ImagePullSecret naming only the registry namespace', manifest: pullSecret('other-ns', { registryRef: { namespace: 'infra' } }) },
+  { name: 'ImagePullSecret handing its Secret to named ServiceAccounts', manifest: pullSecret('to-accounts', { serviceAccounts: ['default', 'builder.ci'] }) },
+  { name: 'ImagePullSecret handing its Secret to every ServiceAccount', manifest: pullSecret('to-all', { serviceAccounts: ['*'] }) },
 ];
 
 for (const row of validRows) {
@@ -295,6 +297,10 @@ const invalidRows: InvalidRow[] = [
   { name: 'push secret registryRef.name in upper case', manifest: pushSecret('p-name', { registryRef: { name: 'Registry' } }), expect: ['spec.registryRef.name', 'should match'] },
   { name: 'pull secret registryRef.namespace with an underscore', manifest: pullSecret('p-ns', { registryRef: { namespace: 'team_a' } }), expect: ['spec.registryRef.namespace', 'should match'] },
   { name: 'pull secret registryRef as a string', manifest: pullSecret('p-ref', { registryRef: 'registry' }), expect: ['spec.registryRef', 'object'] },
+  { name: 'pull secret serviceAccounts naming an invalid ServiceAccount', manifest: pullSecret('p-sa-name', { serviceAccounts: ['default', 'Build_Bot'] }), expect: ['spec.serviceAccounts[1]', 'should match'] },
+  { name: "pull secret serviceAccounts with '*' beside a name", manifest: pullSecret('p-sa-star', { serviceAccounts: ['*', 'default'] }), expect: ['spec.serviceAccounts', "'*' (every ServiceAccount of the namespace) must be the only entry"] },
+  { name: 'pull secret serviceAccounts listing a name twice', manifest: pullSecret('p-sa-twice', { serviceAccounts: ['ci', 'ci'] }), expect: ['spec.serviceAccounts[1]', 'Duplicate value'] },
+  { name: 'pull secret serviceAccounts as a string', manifest: pullSecret('p-sa-string', { serviceAccounts: 'default' }), expect: ['spec.serviceAccounts', 'array'], args: ['--validate=false'] },
   { name: 'push secret named with a dot', manifest: pushSecret('p.dot'), expect: ['metadata.name: Invalid value: "p.dot"', 'part of account names'] },
   // status, written by the operator's Jobs through the status subresource
   {
@@ -393,6 +399,8 @@ test('kubectl explain teaches the account password, the ACL and the push secret'
   assert.match(match, 'At least one key must be set');
   assert.match(await explain('imagepushsecret.spec.registryRef'), 'default registry');
   assert.match(await explain('imagepullsecret'), '<name>-image-pull-secret (type kubernetes.io/dockerconfigjson)');
+  const accounts = await explain('imagepullsecret.spec.serviceAccounts');
+  for (const text of ['imagePullSecrets', '["*"]', 'never touched', 'recreate']) assert.match(accounts, text);
 });
 
 async function patchStatus(kind: string, name: string, ns: string, status: Obj): Promise<void> {

@@ -21,8 +21,7 @@ import { clusterClientOf, startCluster, type RunningCluster, type TestCluster } 
 import { waitForJob } from '../support/jobs.ts';
 import { kubeApi, type KubeApi } from '../support/kube-api.ts';
 import { getObject, listObjects, requireObject } from '../support/kubectl.ts';
-import { podProcesses } from '../support/pod-sandbox.ts';
-import { webhookPodLogs, WEBHOOK_POD_SELECTOR } from '../support/operator.ts';
+import { killWebhookPods, webhookPodLogs, WEBHOOK_POD_SELECTOR } from '../support/operator.ts';
 import { newRsaKeyPem } from '../support/pki.ts';
 import { delay, run, waitFor } from '../support/processes.ts';
 import { readmeCommands } from '../support/readme.ts';
@@ -283,21 +282,8 @@ test("no admission fails while the webhook's serving certificate is renewed by i
 
 test("with both webhook pods gone our CRs are refused naming the webhook's Service; other objects are still created", async () => {
   const s = await started();
-  const victims = await webhookPods(s.cluster);
-  const scaled = await s.cluster.kubectl(['scale', `deployment/${WEBHOOK_SERVICE_NAME}`, '--replicas=0'], { namespace: NS });
-  assert.is(scaled.code, 0, scaled.stderr);
-  // and crashed while draining (as on a lost node): a draining pod would go on serving the API
-  // server's kept-alive connections until it closes them, up to 90 s
-  for (const pod of victims) {
-    for (const pid of podProcesses(s.running.env.IRO_KUBELET_DIR, pod.metadata.uid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-  }
-  await waitFor('no webhook pod left', async () => (await webhookPods(s.cluster)).length === 0, 60_000);
+  // scaled to 0 and crashed while draining (a draining pod would go on serving for up to 90 s)
+  await killWebhookPods(s.cluster);
   const refused = await s.cluster.kubectl(['create', '-f', '-'], { namespace: DEMO, input: JSON.stringify({ apiVersion: GROUP_VERSION, kind: 'ImagePullSecret', metadata: { name: 'while-down' }, spec: {} }) });
   assert.is.not(refused.code, 0, 'refused (failurePolicy: Fail)');
   assert.match(refused.stderr, `${WEBHOOK_SERVICE_NAME}.${NS}.svc`);

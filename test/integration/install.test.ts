@@ -54,15 +54,24 @@ test('the installation holds what DESIGN.md lists: CRDs, webhook, configurations
   assert.is(config?.data.OPERATOR_DNS_ZONE, 'svc.example.org');
 });
 
-test('webhook configurations only match our API group', async () => {
+test('webhook configurations match our API group; the ServiceAccount webhook only creations, and never refuses', async () => {
   const { objects } = await install();
+  const names: string[] = [];
   for (const configuration of objects.filter((o) => o.kind.endsWith('WebhookConfiguration'))) {
     for (const webhook of configuration.webhooks) {
+      names.push(webhook.name);
+      if (webhook.name === 'serviceaccounts.registry.mgoltzsche.github.com') {
+        assert.is(configuration.kind, 'MutatingWebhookConfiguration');
+        assert.equal(webhook.rules, [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['serviceaccounts'], scope: 'Namespaced' }]);
+        assert.equal([webhook.failurePolicy, webhook.sideEffects, webhook.timeoutSeconds], ['Ignore', 'None', 3]);
+        continue;
+      }
       assert.is(webhook.sideEffects, 'NoneOnDryRun');
       assert.is(webhook.failurePolicy, 'Fail');
       for (const rule of webhook.rules) assert.equal(rule.apiGroups, ['registry.mgoltzsche.github.com'], `${configuration.kind} ${webhook.name}`);
     }
   }
+  assert.equal(names.sort(), ['mutate.registry.mgoltzsche.github.com', 'serviceaccounts.registry.mgoltzsche.github.com', 'validate.registry.mgoltzsche.github.com']);
 });
 
 /** Pod templates of every workload we ship, with where they come from. */

@@ -12,7 +12,9 @@ import { fileURLToPath } from 'node:url';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
 import type { TestCluster } from './cluster.ts';
-import { installObjects } from './kubectl.ts';
+import { installObjects, listObjects } from './kubectl.ts';
+import { podProcesses } from './pod-sandbox.ts';
+import { waitFor } from './processes.ts';
 
 const kustomizeDir = fileURLToPath(new URL('../../kustomize', import.meta.url));
 
@@ -77,6 +79,28 @@ export const WEBHOOK_POD_SELECTOR = 'app.kubernetes.io/name=image-registry-opera
 export async function webhookPodLogs(cluster: TestCluster): Promise<string> {
   const result = await cluster.kubectl(['logs', '-l', WEBHOOK_POD_SELECTOR, '--tail=-1'], { namespace: OPERATOR_NAMESPACE });
   return result.stdout;
+}
+
+/**
+ * No webhook pod left, at once: the Deployment scaled to 0 and its pods killed while they drain (as
+ * on a lost node) — a draining pod would go on answering the API server's kept-alive connections
+ * until the API server closes them, up to 90 s. The configurations stay.
+ */
+export async function killWebhookPods(cluster: TestCluster): Promise<void> {
+  const pods = () => listObjects<{ metadata: { uid: string } }>(cluster, 'pods', OPERATOR_NAMESPACE, { selector: WEBHOOK_POD_SELECTOR });
+  const victims = await pods();
+  const scaled = await cluster.kubectl(['scale', 'deployment/image-registry-operator-webhook', '--replicas=0'], { namespace: OPERATOR_NAMESPACE });
+  if (scaled.code !== 0) throw new Error(`scaling the webhook to 0: ${scaled.stderr}`);
+  for (const pod of victims) {
+    for (const pid of podProcesses(cluster.kubeletDir, pod.metadata.uid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+  }
+  await waitFor('no webhook pod left', async () => (await pods()).length === 0, 60_000);
 }
 
 /** Takes the webhook out of the cluster again (configurations first: nothing may call a webhook that is gone). */

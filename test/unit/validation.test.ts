@@ -458,4 +458,22 @@ test('push/pull secret: registryRef is immutable once set', () => {
   assert.equal(validateImageSecret(pushSecret({ registryRef: { name: 'registry' } }), pushSecret({})), [], 'unset before: may be set');
 });
 
+const pullSecret = (spec: unknown) => ({ ...pushSecret(spec), kind: 'ImagePullSecret' });
+
+test('pull secret: serviceAccounts lists ServiceAccount names, or "*" alone', () => {
+  assert.equal(validateImageSecret(pullSecret({ serviceAccounts: ['default', 'builder.ci', 'a1'] })), []);
+  assert.equal(validateImageSecret(pullSecret({ serviceAccounts: ['*'] })), []);
+  assert.equal(validateImageSecret(pullSecret({ serviceAccounts: [] })), []);
+  oneProblem(validateImageSecret(pullSecret({ serviceAccounts: ['default', 'Bad_Name'] })), 'spec.serviceAccounts[1]', 'DNS-1123 subdomain');
+  oneProblem(validateImageSecret(pullSecret({ serviceAccounts: ['-dash'] })), 'spec.serviceAccounts[0]');
+  oneProblem(validateImageSecret(pullSecret({ serviceAccounts: ['a'.repeat(254)] })), 'spec.serviceAccounts[0]');
+  oneProblem(validateImageSecret(pullSecret({ serviceAccounts: [7] })), 'spec.serviceAccounts[0]');
+  oneProblem(validateImageSecret(pullSecret({ serviceAccounts: ['default', '*'] })), 'spec.serviceAccounts[1]', 'only entry');
+  oneProblem(validateImageSecret(pullSecret({ serviceAccounts: ['*', 'default'] })), 'spec.serviceAccounts[0]', 'only entry');
+  oneProblem(validateImageSecret(pullSecret({ serviceAccounts: ['app', 'app'] })), 'spec.serviceAccounts[1]', 'twice');
+  oneProblem(validateImageSecret(pullSecret({ serviceAccounts: 'default' })), 'spec.serviceAccounts', 'list');
+  oneProblem(validateImageSecret(pullSecret({ serviceAccounts: Array.from({ length: 257 }, (_, i) => `sa-${i}`) })), 'spec.serviceAccounts', 'at most 256');
+  oneProblem(validateImageSecret(pushSecret({ serviceAccounts: ['default'] })), 'spec.serviceAccounts', 'only an ImagePullSecret');
+});
+
 test.run();

@@ -7,9 +7,10 @@ import * as assert from 'uvu/assert';
 import { defaultAcl } from '../../functions/defaults.ts';
 import { applyJsonPatch, type JsonPatchOp } from '../../functions/json-patch.ts';
 import { REGISTRY_LABEL, type RegistryKey } from '../../functions/reconcile-job.ts';
-import type { OperatorConfig } from '../../functions/types.ts';
+import { ADDED_PULL_SECRETS_ANNOTATION, ADDED_PULL_SECRETS_LABEL } from '../../functions/service-accounts.ts';
+import type { ImageSecret, OperatorConfig } from '../../functions/types.ts';
 import { admissionReview, allowed, denied, nestsDeeperThan, patched } from '../../webhooks/admission.ts';
-import { createApp, DEFAULT_DEPENDENCY_TIMEOUT_MS, WEBHOOK_TIMEOUT_SECONDS, type WebhookDeps } from '../../webhooks/app.ts';
+import { createApp, DEFAULT_DEPENDENCY_TIMEOUT_MS, SERVICE_ACCOUNT_WEBHOOK_TIMEOUT_SECONDS, WEBHOOK_TIMEOUT_SECONDS, type WebhookDeps } from '../../webhooks/app.ts';
 import { createMetrics } from '../../webhooks/metrics.ts';
 
 const GV = 'registry.mgoltzsche.github.com/v1alpha1';
@@ -23,6 +24,14 @@ const config: OperatorConfig = {
   rolloutTimeoutSeconds: 60,
   credentialsTimeoutSeconds: 90,
 };
+
+/** The ImagePullSecrets the harness's listImagePullSecrets knows (namespace apps unless said). */
+const pullSecrets: ImageSecret[] = [
+  { apiVersion: GV, kind: 'ImagePullSecret', metadata: { name: 'builders', namespace: 'apps' }, spec: { serviceAccounts: ['builder', 'ci'] } },
+  { apiVersion: GV, kind: 'ImagePullSecret', metadata: { name: 'everyone', namespace: 'team' }, spec: { serviceAccounts: ['*'] } },
+  { apiVersion: GV, kind: 'ImagePullSecret', metadata: { name: 'gone', namespace: 'apps', deletionTimestamp: '2025-06-01T00:00:00Z' }, spec: { serviceAccounts: ['builder'] } },
+  { apiVersion: GV, kind: 'ImagePullSecret', metadata: { name: 'none', namespace: 'apps' }, spec: {} },
+];
 
 interface Harness {
   app: ReturnType<typeof createApp>;
@@ -44,6 +53,7 @@ function harness(overrides: Partial<WebhookDeps> = {}, existing = ['apps/registr
     },
     registryExists: async (r) => existing.includes(`${r.namespace}/${r.name}`),
     listRegistries: async (namespace) => existing.filter((ref) => ref.startsWith(`${namespace}/`)).map((ref) => ref.split('/')[1] as string),
+    listImagePullSecrets: async (namespace) => pullSecrets.filter((cr) => cr.metadata.namespace === namespace),
     ...overrides,
   };
   return { app: createApp(deps), enqueued, logs };
@@ -417,9 +427,13 @@ test('validate: listing the registries and enqueueing after it share the one bud
 });
 
 test("the dependency budget fits inside the webhook configurations' timeoutSeconds, with a margin", () => {
-  const configurations = loadAll(readFileSync(new URL('../../kustomize/webhook-configurations.yaml', import.meta.url), 'utf8')) as { webhooks: { timeoutSeconds: number }[] }[];
-  const timeouts = configurations.flatMap((configuration) => configuration.webhooks.map((webhook) => webhook.timeoutSeconds));
-  assert.equal(timeouts, [WEBHOOK_TIMEOUT_SECONDS, WEBHOOK_TIMEOUT_SECONDS]);
+  const configurations = loadAll(readFileSync(new URL('../../kustomize/webhook-configurations.yaml', import.meta.url), 'utf8')) as { webhooks: { name: string; timeoutSeconds: number }[] }[];
+  const timeouts = configurations.flatMap((configuration) => configuration.webhooks.map((webhook) => [webhook.name, webhook.timeoutSeconds]));
+  assert.equal(timeouts, [
+    ['mutate.registry.mgoltzsche.github.com', WEBHOOK_TIMEOUT_SECONDS],
+    ['serviceaccounts.registry.mgoltzsche.github.com', SERVICE_ACCOUNT_WEBHOOK_TIMEOUT_SECONDS],
+    ['validate.registry.mgoltzsche.github.com', WEBHOOK_TIMEOUT_SECONDS],
+  ]);
   assert.ok(DEFAULT_DEPENDENCY_TIMEOUT_MS > 0 && DEFAULT_DEPENDENCY_TIMEOUT_MS < WEBHOOK_TIMEOUT_SECONDS * 1000);
 });
 
@@ -504,6 +518,92 @@ test('bodies over the limit → 413 (default limit 3 MiB)', async () => {
   assert.is(chunked.status, 413);
   const fits = await small.app.request('/mutate', { method: 'POST', body: JSON.stringify(review('ImageRegistry', 'CREATE', imageRegistry())) });
   assert.is(fits.status, 200);
+});
+
+
+// --- ServiceAccounts (ImagePullSecret spec.serviceAccounts) ----------------------------------
+
+function serviceAccountReview(object: Record<string, unknown>, extra: Record<string, unknown> = {}) {
+  return {
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: `uid-${++uidCounter}`,
+      kind: { group: '', version: 'v1', kind: 'ServiceAccount' },
+      resource: { group: '', version: 'v1', resource: 'serviceaccounts' },
+      name: (object.metadata as { name?: string } | undefined)?.name,
+      namespace: (object.metadata as { namespace?: string } | undefined)?.namespace,
+      operation: 'CREATE',
+      object,
+      dryRun: false,
+      ...extra,
+    },
+  };
+}
+const serviceAccount = (name: string, namespace = 'apps', extra: Record<string, unknown> = {}) => ({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace }, ...extra });
+
+test('ServiceAccount CREATE: a listed account gets the entry of every CR that lists it, recorded; others stay unchanged', async () => {
+  const { app } = harness();
+  const listed = await post(app, '/mutate-serviceaccount', serviceAccountReview(serviceAccount('builder', 'apps', { imagePullSecrets: [{ name: 'mine' }] })));
+  assert.is(listed.status, 200);
+  assert.is(listed.json.response.allowed, true);
+  const after = applyJsonPatch(serviceAccount('builder', 'apps', { imagePullSecrets: [{ name: 'mine' }] }), decodePatch(listed.json.response)) as any;
+  assert.equal(after.imagePullSecrets, [{ name: 'mine' }, { name: 'builders-image-pull-secret' }], 'the CR being deleted adds nothing');
+  assert.is(after.metadata.annotations[ADDED_PULL_SECRETS_ANNOTATION], 'builders-image-pull-secret');
+  assert.is(after.metadata.labels[ADDED_PULL_SECRETS_LABEL], 'true');
+  const star = await post(app, '/mutate-serviceaccount', serviceAccountReview(serviceAccount('anything', 'team')));
+  assert.equal((applyJsonPatch(serviceAccount('anything', 'team'), decodePatch(star.json.response)) as any).imagePullSecrets, [{ name: 'everyone-image-pull-secret' }]);
+  for (const unlisted of [serviceAccount('default', 'apps'), serviceAccount('builder', 'elsewhere')]) {
+    const answer = await post(app, '/mutate-serviceaccount', serviceAccountReview(unlisted));
+    assert.equal(answer.json.response, { uid: answer.json.response.uid, allowed: true }, 'no patch');
+  }
+});
+
+test('ServiceAccount CREATE: a dry run gets the same answer (the webhook only reads)', async () => {
+  const { app, enqueued } = harness();
+  const dry = await post(app, '/mutate-serviceaccount', serviceAccountReview(serviceAccount('ci'), { dryRun: true }));
+  assert.equal(decodePatch(dry.json.response).find((op) => op.path === '/imagePullSecrets'), { op: 'add', path: '/imagePullSecrets', value: [{ name: 'builders-image-pull-secret' }] });
+  assert.equal(enqueued, []);
+});
+
+test('ServiceAccount webhook: other kinds and operations are allowed unchanged without a lookup', async () => {
+  let lookups = 0;
+  const { app } = harness({ listImagePullSecrets: async () => { lookups++; return pullSecrets; } });
+  const update = await post(app, '/mutate-serviceaccount', serviceAccountReview(serviceAccount('builder'), { operation: 'UPDATE', oldObject: serviceAccount('builder') }));
+  const configMap = await post(app, '/mutate-serviceaccount', review('ConfigMap', 'CREATE', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'builder', namespace: 'apps' } }));
+  for (const answer of [update, configMap]) {
+    assert.is(answer.status, 200);
+    assert.equal(answer.json.response, { uid: answer.json.response.uid, allowed: true });
+  }
+  assert.is(lookups, 0);
+});
+
+test('ServiceAccount webhook: a failed, hanging or forbidden lookup → allowed without a patch, logged and counted; never 5xx', async () => {
+  const metrics = createMetrics();
+  const failing = harness({ metrics, listImagePullSecrets: async () => { throw new Error('imagepullsecrets is forbidden'); } });
+  const failed = await post(failing.app, '/mutate-serviceaccount', serviceAccountReview(serviceAccount('builder')));
+  assert.is(failed.status, 200);
+  assert.equal(failed.json.response, { uid: failed.json.response.uid, allowed: true });
+  assert.ok(failing.logs.some((l) => l['level'] === 'error' && String(l['error']).includes('forbidden') && l['name'] === 'builder'));
+  const hanging = harness({ metrics, serviceAccountTimeoutMs: 30, listImagePullSecrets: () => new Promise(() => {}) });
+  const started = Date.now();
+  const late = await post(hanging.app, '/mutate-serviceaccount', serviceAccountReview(serviceAccount('builder')));
+  assert.ok(Date.now() - started < 1000, 'answered after the budget');
+  assert.equal(late.json.response, { uid: late.json.response.uid, allowed: true });
+  assert.ok(hanging.logs.some((l) => String(l['error']).includes('no answer within 30 ms')));
+  const noNamespace = await post(failing.app, '/mutate-serviceaccount', serviceAccountReview({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'x' } }));
+  assert.equal(noNamespace.json.response.allowed, true);
+  const ok = harness({ metrics });
+  await post(ok.app, '/mutate-serviceaccount', serviceAccountReview(serviceAccount('builder')));
+  await post(ok.app, '/mutate-serviceaccount', serviceAccountReview(serviceAccount('default')));
+  const text = metrics.render();
+  assert.match(text, /^webhook_serviceaccount_admissions_total\{result="error"\} 3$/m);
+  assert.match(text, /^webhook_serviceaccount_admissions_total\{result="patched"\} 1$/m);
+  assert.match(text, /^webhook_serviceaccount_admissions_total\{result="unchanged"\} 1$/m);
+  assert.match(text, /^webhook_requests_total\{kind="ServiceAccount",operation="CREATE",result="error"\} 3$/m);
+  assert.match(text, /^webhook_request_duration_seconds_count\{webhook="serviceaccount"\} 5$/m);
+  const malformed = await post(ok.app, '/mutate-serviceaccount', '{"kind":"AdmissionReview"');
+  assert.is(malformed.status, 400);
 });
 
 // --- metrics ---------------------------------------------------------------------------------
