@@ -66,6 +66,11 @@ export function nginxConfigMapName(registryName: string): string {
   return `${registryName}-nginx`;
 }
 
+/** ConfigMap with the write freeze of storage maintenance (functions/maintenance.ts), mounted into nginx. */
+export function maintenanceConfigMapName(registryName: string): string {
+  return `${registryName}-maintenance`;
+}
+
 /** The StatefulSet and the LoadBalancer Service carry the registry's own name. */
 export function statefulSetName(registryName: string): string {
   return registryName;

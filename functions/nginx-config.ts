@@ -3,6 +3,7 @@
 // Works with the deployed nginx:1.29.3-alpine and the tests' Debian nginx-light 1.22: stock modules
 // only (core, ssl, proxy, map, limit_req, auth_request).
 import { DEFAULT_AUTH_ADDRESS, REAL_IP_HEADER } from './docker-auth-config.ts';
+import { MAINTENANCE_DIR, nginxFreezeLines, nginxFreezeSlotMap, nginxMaintenanceLocation } from './maintenance.ts';
 import { DEFAULT_REGISTRY_ADDRESS } from './registry-config.ts';
 
 export const NGINX_CONFIG_PATH = '/etc/nginx/nginx.conf';
@@ -56,6 +57,8 @@ export interface NginxConfigInput {
    * ENXIO when stdout is a socket (Node's default child stdio); tests may pass a file or "off".
    */
   accessLog?: string;
+  /** where the maintenance ConfigMap is mounted (functions/maintenance.ts); default MAINTENANCE_DIR */
+  maintenanceDir?: string;
 }
 
 /** The full `nginx.conf` text. */
@@ -66,7 +69,8 @@ export function nginxConfig(input: NginxConfigInput = {}): string {
   const cert = input.tlsCertPath ?? `${NGINX_TLS_DIR}/tls.crt`;
   const key = input.tlsKeyPath ?? `${NGINX_TLS_DIR}/tls.key`;
   const accessLog = input.accessLog ?? '/dev/stdout';
-  for (const value of [...listen, tmp, cert, key, accessLog, input.registryAddress ?? '', input.authAddress ?? '']) {
+  const maintenanceDir = (input.maintenanceDir ?? MAINTENANCE_DIR).replace(/\/+$/, '');
+  for (const value of [...listen, tmp, cert, key, accessLog, maintenanceDir, input.registryAddress ?? '', input.authAddress ?? '']) {
     // These end up inside nginx directives; refuse anything that could end a directive early.
     if (/[\s;{}'"#$\\]/.test(value)) throw new Error(`unsafe value for nginx.conf: ${JSON.stringify(value)}`);
   }
@@ -114,6 +118,8 @@ http {
     default ${key};
   }
 
+${nginxFreezeSlotMap('  ')}
+
   upstream registry {
     server ${input.registryAddress ?? DEFAULT_REGISTRY_ADDRESS};
     keepalive 16;
@@ -145,6 +151,7 @@ ${listen.map((address) => `    listen ${address} ssl;`).join('\n')}
     chunked_transfer_encoding on;
 
     location /v2/ {
+${nginxFreezeLines('      ', maintenanceDir)}
       proxy_pass http://registry;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -167,6 +174,8 @@ ${listen.map((address) => `    listen ${address} ssl;`).join('\n')}
       proxy_send_timeout 900s;
       add_header Docker-Distribution-Api-Version $docker_distribution_api_version always;
     }
+
+${nginxMaintenanceLocation('    ', maintenanceDir)}
 
     # Token requests are GETs, safe to repeat: when docker_auth refuses or drops the connection
     # (its config reload), nginx answers 502 internally and the request goes on to @auth_retry_1.

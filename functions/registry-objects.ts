@@ -36,7 +36,9 @@ import {
   statefulSetName,
   tokenSignerCommonName,
   DEFAULT_CLUSTER_DOMAIN,
+  maintenanceConfigMapName,
 } from './names.ts';
+import { MAINTENANCE_DIR } from './maintenance.ts';
 import { AUTH_HEALTH_PATH, HEALTH_PATH, NGINX_CONFIG_PATH, NGINX_PORT, NGINX_TLS_DIR, REGISTRY_HEALTH_PATH, nginxConfig, type NginxConfigInput } from './nginx-config.ts';
 import { REGISTRY_CONFIG_PATH, TRUSTED_TOKEN_KEYS_DIR, registryConfig } from './registry-config.ts';
 import { registryStorage, type RegistryStorage } from './registry-storage.ts';
@@ -338,6 +340,8 @@ function nginxContainer(config: OperatorConfig): V1Container {
     volumeMounts: [
       { name: 'nginx-config', mountPath: NGINX_CONFIG_PATH, subPath: 'nginx.conf', readOnly: true },
       { name: 'tls', mountPath: NGINX_TLS_DIR, readOnly: true },
+      // the write freeze of storage maintenance (maintenance.ts): a directory, so changes arrive
+      { name: 'maintenance', mountPath: MAINTENANCE_DIR, readOnly: true },
       { name: 'tmp', mountPath: '/tmp' },
     ],
   };
@@ -388,6 +392,8 @@ function podVolumes(name: string, options: StatefulSetOptions): V1Volume[] {
     // The registry gets only the public keys it trusts; docker_auth also its config and signing key.
     { name: 'trusted-token-keys', secret: { secretName: authConfigSecretName(name), defaultMode: SECRET_MODE, items: keys(TRUSTED_TOKEN_KEYS_FILE) } },
     { name: 'auth-config', secret: { secretName: authConfigSecretName(name), defaultMode: SECRET_MODE } },
+    // optional: it exists only around a garbage collection or retention run
+    { name: 'maintenance', configMap: { name: maintenanceConfigMapName(name), optional: true, defaultMode: CONFIG_MAP_MODE } },
     { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
   ];
 }

@@ -70,9 +70,15 @@ export function registryStorage(registry: ImageRegistry): RegistryStorage {
  */
 export const UPLOAD_PURGING = { enabled: true, age: '168h', interval: '24h', dryrun: false } as const;
 
-/** Settings both kinds share: deletes allowed (the API's DELETE, garbage collection), blob descriptors cached, uploads purged. */
+/**
+ * Settings both kinds share: deletes allowed (the API's DELETE, garbage collection), uploads
+ * purged. No blob descriptor cache: garbage collection runs in another process, and a registry
+ * whose in-memory cache still knows a blob GC deleted answers HEAD 200 for it — a push then skips
+ * the layer and leaves an image that cannot be pulled (test/process/gc-freeze.test.ts saw GETs of
+ * such blobs aborted after their 200). Without it each blob lookup is a stat of the storage.
+ */
 function common(driver: Record<string, unknown>): Record<string, unknown> {
-  return { ...driver, delete: { enabled: true }, cache: { blobdescriptor: 'inmemory' }, maintenance: { uploadpurging: { ...UPLOAD_PURGING } } };
+  return { ...driver, delete: { enabled: true }, maintenance: { uploadpurging: { ...UPLOAD_PURGING } } };
 }
 
 /** config.yml's part of the volume storage (the claim mounted at REGISTRY_DATA_PATH). */

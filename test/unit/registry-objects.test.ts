@@ -89,7 +89,7 @@ test('desiredStatefulSet: three containers with the configured stock images and 
 });
 
 test('desiredStatefulSet: volumes at the container paths, each container only what it needs', () => {
-  assert.equal(mounts('nginx'), { '/etc/nginx/nginx.conf': 'nginx-config:nginx.conf', '/etc/nginx/tls': 'tls', '/tmp': 'tmp' });
+  assert.equal(mounts('nginx'), { '/etc/nginx/nginx.conf': 'nginx-config:nginx.conf', '/etc/nginx/tls': 'tls', '/etc/nginx/maintenance': 'maintenance', '/tmp': 'tmp' });
   assert.equal(mounts('registry'), { '/etc/docker/registry': 'registry-config', '/etc/registry-auth': 'trusted-token-keys', '/var/lib/registry': 'data' });
   assert.equal(mounts('auth'), { '/config': 'auth-config' }, 'config and signing key in one volume: they change together');
   const volumes = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
@@ -103,6 +103,7 @@ test('desiredStatefulSet: volumes at the container paths, each container only wh
   assert.equal(volumes['trusted-token-keys']?.secret?.items?.map((i) => i.path), ['trusted-token-keys.jwks'], 'the registry never sees the token key');
   assert.not.ok(pod.volumes?.some((v) => v.secret?.secretName === 'registry-auth-tls'), 'the source key pair reaches the pod only through the auth config');
   assert.ok(volumes.tmp?.emptyDir);
+  assert.equal(volumes.maintenance?.configMap, { name: 'registry-maintenance', optional: true, defaultMode: 0o444 }, 'the freeze ConfigMap exists only around maintenance');
   assert.is(volumes.tls?.secret?.defaultMode, 0o440);
   const custom = desiredStatefulSet(registry(), config, { tlsSecretName: 'mine' }).spec?.template.spec?.volumes ?? [];
   assert.is(custom.find((v) => v.name === 'tls')?.secret?.secretName, 'mine');

@@ -1,0 +1,65 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  freezeEnd,
+  freezeId,
+  freezeSlots,
+  maintenanceBody,
+  maintenanceFiles,
+  nginxFreezeLines,
+  probeVerdict,
+  type Freeze,
+} from '../../functions/maintenance.ts';
+
+const at = (iso: string) => new Date(iso);
+const freeze: Freeze = { id: 'f1', reason: 'garbage collection', from: at('2026-12-02T10:00:03Z'), until: at('2026-12-02T10:00:41Z') };
+const slot = (iso: string) => Math.floor(Date.parse(iso) / 10_000);
+
+test('slots: from the one holding `from` to the last one starting before `until`; the freeze ends at a slot boundary, never before `until`', () => {
+  assert.equal(freezeSlots(freeze), [slot('2026-12-02T10:00:00Z'), slot('2026-12-02T10:00:10Z'), slot('2026-12-02T10:00:20Z'), slot('2026-12-02T10:00:30Z'), slot('2026-12-02T10:00:40Z')]);
+  assert.equal(freezeEnd(freeze), at('2026-12-02T10:00:50Z'));
+  assert.equal(freezeEnd({ from: freeze.from, until: at('2026-12-02T10:00:40Z') }), at('2026-12-02T10:00:40Z'), 'an `until` on a boundary ends there');
+  assert.equal(freezeSlots({ from: freeze.until, until: freeze.from }), [], 'nothing for an empty span');
+});
+
+test('files: the body and one file per slot naming the freeze; no freeze, an empty body and no slot', () => {
+  const files = maintenanceFiles(freeze);
+  assert.equal(Object.keys(files).filter((k) => k.startsWith('frozen.')).length, 5);
+  assert.is(files[`frozen.${slot('2026-12-02T10:00:20Z')}`], 'f1');
+  assert.ok(Object.keys(files).every((key) => /^[-._a-zA-Z0-9]+$/.test(key)), 'ConfigMap keys');
+  assert.equal(maintenanceFiles(undefined), { 'maintenance.json': '' });
+});
+
+test('the refusal is distribution\'s error format and says until when', () => {
+  const body = JSON.parse(maintenanceBody(freeze));
+  assert.is(body.errors[0].code, 'UNAVAILABLE');
+  assert.match(body.errors[0].message, /under maintenance \(garbage collection\): writes are refused until 2026-12-02T10:00:50\.000Z at the latest; pulls keep working/);
+  assert.equal(body.errors[0].detail, { freeze: 'f1', until: '2026-12-02T10:00:50.000Z' });
+});
+
+test('probe verdicts: this freeze, another one, the registry reached, anything else', () => {
+  const body = maintenanceBody(freeze);
+  assert.is(probeVerdict({ status: 503, body }, 'f1'), 'frozen');
+  assert.is(probeVerdict({ status: 503, body }, 'f2'), 'other', 'an older freeze still showing');
+  assert.is(probeVerdict({ status: 503, body: 'health check failed' }, 'f1'), 'other');
+  assert.is(probeVerdict({ status: 401, body: '{"errors":[{"code":"UNAUTHORIZED"}]}' }, 'f1'), 'open');
+  assert.is(probeVerdict({ status: 404, body: '404 page not found' }, 'f1'), 'open');
+  assert.is(probeVerdict({ status: 0, body: 'ECONNREFUSED' }, 'f1'), 'other');
+  assert.is(probeVerdict({ status: 502, body: '' }, 'f1'), 'other');
+});
+
+test('freeze ids differ per run and start', () => {
+  assert.is.not(freezeId('a', freeze.from), freezeId('b', freeze.from));
+  assert.is.not(freezeId('a', freeze.from), freezeId('a', freeze.until));
+  assert.match(freezeId('a', freeze.from), /^[0-9a-f]{16}$/);
+});
+
+test('nginx lines: reads pass, writes in a frozen slot get 503 and the body', () => {
+  const lines = nginxFreezeLines('', '/m');
+  assert.match(lines, /if \(-f \/m\/frozen\.\$freeze_slot\)/);
+  assert.match(lines, /if \(\$request_method !~ \^\(GET\|HEAD\)\$\)/);
+  assert.match(lines, /return 503;/);
+  assert.match(lines, /error_page 503 \/maintenance\.json;/);
+});
+
+test.run();
