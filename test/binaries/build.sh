@@ -2,7 +2,7 @@
 # Builds the real binaries the tests run (kube-apiserver, kube-controller-manager, kube-scheduler,
 # kubectl, etcd, auth_server, registry, versitygw)
 # from pinned Go modules and caches them outside the repository, keyed by version.
-# Installs nginx, skopeo and bubblewrap from Debian when they are missing.
+# Installs nginx, skopeo, bubblewrap and containerd from Debian when they are missing.
 # Prints the directory that holds the Go-built binaries (the KUBEBUILDER_ASSETS convention).
 #
 # When KUBEBUILDER_ASSETS is set, the control plane binaries, etcd and kubectl are taken from there
@@ -80,6 +80,8 @@ install_debian_tools() {
   command -v openssl >/dev/null || missing+=(openssl)
   command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || missing+=(iproute2)
   command -v setpriv >/dev/null || missing+=(util-linux)
+  # the node-trust test's real container runtime (containerd and ctr; started by the test itself)
+  command -v containerd >/dev/null || missing+=(containerd)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     local sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
