@@ -31,6 +31,7 @@ import { writeOciImage } from '../support/oci-image.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE, setOperatorConfig } from '../support/operator.ts';
 import { installExitHandlers, startProcess, waitFor, type ManagedProcess } from '../support/processes.ts';
 import { loadBalancer, runReconcileJob, secretKey, type RegistryAddress } from '../support/registry-e2e.ts';
+import { stepTimer } from '../support/timings.ts';
 
 const CONTAINERD = '/usr/bin/containerd';
 const CTR = '/usr/bin/ctr';
@@ -65,15 +66,7 @@ interface Setup {
   componentObjects: object[];
 }
 
-const timings: Record<string, number> = {};
-async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
-  const started = Date.now();
-  try {
-    return await work();
-  } finally {
-    timings[what] = Date.now() - started;
-  }
-}
+const { timings, timed } = stepTimer();
 
 let setup: Promise<Setup> | undefined;
 let current: Setup | undefined;
