@@ -96,7 +96,8 @@ const decode = (b64: string | undefined) => (b64 ? Buffer.from(b64, 'base64').to
 function nodeState(node: V1Node): NodeState {
   const digest = node.metadata?.annotations?.[NODE_TRUST_ANNOTATION];
   const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-  return { name: node.metadata?.name ?? '', ready, ...(digest ? { digest } : {}) };
+  const created = node.metadata?.creationTimestamp as unknown as string | undefined;
+  return { name: node.metadata?.name ?? '', ready, ...(digest ? { digest } : {}), ...(created ? { createdAt: created } : {}) };
 }
 
 function jobState(job: JobObject): NodeTrustJobState {

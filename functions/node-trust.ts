@@ -168,6 +168,8 @@ export interface NodeState {
   /** NODE_TRUST_ANNOTATION */
   digest?: string;
   ready: boolean;
+  /** creationTimestamp (ISO): Jobs that finished before it wrote to an earlier node of that name */
+  createdAt?: string;
 }
 
 /** A node-trust Job as the reconcile reads it. */
@@ -197,7 +199,9 @@ export type NodeTrustDecision =
  */
 export function nodeTrustDecisions(nodes: readonly NodeState[], jobs: readonly NodeTrustJobState[], digest: string): NodeTrustDecision[] {
   return nodes.map((node): NodeTrustDecision => {
-    const own = jobs.filter((j) => j.node === node.name);
+    const ofNode = jobs.filter((j) => j.node === node.name);
+    // a Job that completed before the Node was created wrote to an earlier node of that name
+    const own = ofNode.filter((j) => !(j.state === 'complete' && node.createdAt !== undefined && (j.completedAt ?? '') < node.createdAt));
     const latest = own.filter((j) => j.state === 'complete').sort((a, b) => (a.completedAt ?? '').localeCompare(b.completedAt ?? '')).at(-1);
     const active = own.find((j) => j.state === 'active');
     if (node.digest === digest && (!latest || latest.digest === digest) && !active) return { node: node.name, action: 'none' };
@@ -205,7 +209,7 @@ export function nodeTrustDecisions(nodes: readonly NodeState[], jobs: readonly N
     if (latest?.digest === digest) return node.digest === digest ? { node: node.name, action: 'none' } : { node: node.name, action: 'record', digest };
     if (!node.ready) return { node: node.name, action: 'skip-not-ready' };
     const job = nodeTrustJobName(node.name, digest);
-    return { node: node.name, action: 'start', job, ...(own.some((j) => j.name === job) ? { replace: true } : {}) };
+    return { node: node.name, action: 'start', job, ...(ofNode.some((j) => j.name === job) ? { replace: true } : {}) };
   });
 }
 

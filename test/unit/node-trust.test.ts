@@ -115,6 +115,8 @@ test('decisions: nothing for nodes at the digest; a Job for the others; one Job 
     { name: 'down', ready: false },
     { name: 'retry', digest: old, ready: true },
     { name: 'overtaken', digest, ready: true },
+    // deleted and registered again after its Job ran: that Job wrote to the old node's disk
+    { name: 'recreated', ready: true, createdAt: '2026-01-01T01:00:00Z' },
   ], [
     job('busy', old, 'active'),
     job('done', old, 'complete', '2026-01-01T00:00:00Z'),
@@ -123,6 +125,7 @@ test('decisions: nothing for nodes at the digest; a Job for the others; one Job 
     // an older set completed after the current one: the node has the older set
     job('overtaken', digest, 'complete', '2026-01-01T00:00:00Z'),
     job('overtaken', old, 'complete', '2026-01-01T00:01:00Z'),
+    job('recreated', digest, 'complete', '2026-01-01T00:30:00Z'),
   ], digest);
   assert.equal(decisions, [
     { node: 'current', action: 'none' },
@@ -133,6 +136,7 @@ test('decisions: nothing for nodes at the digest; a Job for the others; one Job 
     { node: 'down', action: 'skip-not-ready' },
     { node: 'retry', action: 'start', job: nodeTrustJobName('retry', digest), replace: true },
     { node: 'overtaken', action: 'start', job: nodeTrustJobName('overtaken', digest), replace: true },
+    { node: 'recreated', action: 'start', job: nodeTrustJobName('recreated', digest), replace: true },
   ]);
 });
 
