@@ -2,11 +2,13 @@
 // by the operator's CA, runs on the kubelet stand-in behind its LoadBalancer Service (nginx TLS
 // front, registry, docker_auth). containerd 1.6 (Debian's) runs as this test's own daemon — its own
 // root, state, socket and config, whose CRI registry config_path is the node's
-// /etc/containerd/certs.d — the kubelet stand-in's host root. The real reconcile Job (run by the
-// Job controller) starts the node-trust Job; the Job controller creates its pod, pinned to the
+// /etc/containerd/certs.d under the kubelet stand-in's host root. The real reconcile Job (run by
+// the Job controller) starts the node-trust Job; the Job controller creates its pod, pinned to the
 // node; the stand-in runs it from its spec with its hostPath volumes under that host root. Then
-// containerd pulls (ctr with --hosts-dir on the same directory: CRI would use config_path, ctr
-// needs the flag) with full TLS verification — and before the Job, the same pull fails with x509.
+// containerd pulls with full TLS verification, twice: through its CRI (crictl, the kubelet's side
+// of a pull: containerd itself resolves and fetches, finding hosts.toml through config_path) and
+// with ctr (`--hosts-dir` on the same directory: ctr reads no config_path) — and before the Job,
+// the same pulls fail with x509.
 //
 // Needs containerd (Debian package `containerd`) and docker_auth (auth_server): without either the
 // tests skip, saying why (without docker_auth no registry pod is Ready, so its Service serves nothing).
@@ -29,7 +31,7 @@ import { applyObjects, listObjects, requireObject, serverSide } from '../support
 import { kubeletHostRoot } from '../support/kubelet.ts';
 import { writeOciImage } from '../support/oci-image.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE, setOperatorConfig } from '../support/operator.ts';
-import { installExitHandlers, startProcess, waitFor, type ManagedProcess } from '../support/processes.ts';
+import { installExitHandlers, run as runProcess, startProcess, waitFor, type ManagedProcess } from '../support/processes.ts';
 import { loadBalancer, runReconcileJob, secretKey, type RegistryAddress } from '../support/registry-e2e.ts';
 import { stepTimer } from '../support/timings.ts';
 
@@ -42,6 +44,9 @@ const NODE = 'local';
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 const cluster = await testCluster();
+const CRICTL = join(cluster.assetsDir, 'crictl');
+const criMissing = existsSync(CRICTL) ? undefined : `no crictl in ${cluster.assetsDir} (test/binaries/build.sh builds it): the CRI pulls are left out, the ctr pulls stay`;
+if (criMissing) console.log(`SKIP CRI pulls: ${criMissing}`);
 const skipReason = !existsSync(CONTAINERD) || !existsSync(CTR)
   ? 'containerd is not installed (Debian package containerd; test/binaries/build.sh installs it)'
   : authServerUnavailable(cluster.assetsDir) ? `auth_server could not be built: ${authServerUnavailable(cluster.assetsDir)}` : undefined;
@@ -125,7 +130,9 @@ async function start(): Promise<Setup> {
   // the node's / exists before any hostPath volume (the certs.d directories do not: the Job creates them)
   mkdirSync(hostRoot, { recursive: true });
   installExitHandlers();
-  const containerd = startProcess('containerd', CONTAINERD, ['--config', join(ctd, 'config.toml')], join(ctd, 'containerd.log'));
+  // the daemon resolves registry hostnames itself for CRI pulls: the cluster's hosts file as its /etc/hosts
+  const sandbox = ['--die-with-parent', '--ro-bind', '/', '/', '--dev', '/dev', '--proc', '/proc', '--bind', workDir, workDir, '--bind', hostRoot, hostRoot, '--ro-bind', join(cluster.kubeletDir, 'hosts'), '/etc/hosts'];
+  const containerd = startProcess('containerd', 'bwrap', [...sandbox, '--', CONTAINERD, '--config', join(ctd, 'config.toml')], join(ctd, 'containerd.log'));
   containerdProcess = containerd;
   let answer = '';
   await waitFor('containerd answers on its socket', async () => {
@@ -150,10 +157,22 @@ function ctr(socket: string, workDir: string, hostRoot: string, args: string[]) 
   return cluster.runClient(CTR, ['--address', socket, ...args], { binds: [workDir, hostRoot] });
 }
 
-async function pull(s: Setup): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
+type Pulled = { code: number; stdout: string; stderr: string; ms: number };
+
+/** ctr pulls in its own process, reading hosts.toml from --hosts-dir. */
+async function pull(s: Setup): Promise<Pulled> {
   await ctr(s.socket, s.workDir, s.hostRoot, ['images', 'rm', s.ref]);
   const t0 = Date.now();
   const result = await ctr(s.socket, s.workDir, s.hostRoot, ['images', 'pull', '--snapshotter', 'native', '--hosts-dir', s.certsD.containerd, '--user', s.pull, s.ref]);
+  return { ...result, ms: Date.now() - t0 };
+}
+
+/** A CRI pull, as the kubelet asks for one: containerd's CRI plugin pulls, with hosts.toml from config_path. */
+async function criPull(s: Setup): Promise<Pulled> {
+  const crictl = (args: string[]) => runProcess(CRICTL, ['--runtime-endpoint', `unix://${s.socket}`, '--image-endpoint', `unix://${s.socket}`, '--timeout', '60s', ...args], { timeoutMs: 90_000 });
+  await crictl(['rmi', s.ref]);
+  const t0 = Date.now();
+  const result = await crictl(['pull', '--creds', s.pull, s.ref]);
   return { ...result, ms: Date.now() - t0 };
 }
 
@@ -189,6 +208,11 @@ run('before the node-trust Job, containerd refuses the registry: x509, certifica
   timings['ctr pull before (x509)'] = before.ms;
   assert.is.not(before.code, 0);
   assert.match(before.stderr, X509, before.stderr);
+  if (criMissing) return;
+  const cri = await criPull(s);
+  timings['CRI pull before (x509)'] = cri.ms;
+  assert.is.not(cri.code, 0);
+  assert.match(cri.stderr, X509, cri.stderr);
 });
 
 run('the reconcile Job starts a node-trust Job on the node; it writes certs.d for containerd, CRI-O/podman and Docker; the Node records the digest', async () => {
@@ -219,7 +243,16 @@ run('the reconcile Job starts a node-trust Job on the node; it writes certs.d fo
   assert.is(readFileSync(join(s.certsD.containerd, 'mirror.example.org', 'hosts.toml'), 'utf8'), 'server = "https://mirror.example.org"\n');
 });
 
-run('containerd pulls the image from the registry through nginx with full TLS verification (hosts.toml + ca.crt)', async () => {
+run('containerd pulls the image through its CRI, finding hosts.toml + ca.crt through config_path (the kubelet\'s pull)', async () => {
+  if (criMissing) return;
+  const s = await started();
+  const cri = await criPull(s);
+  timings['CRI pull after'] = cri.ms;
+  assert.is(cri.code, 0, cri.stderr);
+  assert.match(cri.stdout, /Image is up to date for sha256:[0-9a-f]{64}/, cri.stdout);
+});
+
+run('ctr pulls the image from the registry through nginx with full TLS verification (--hosts-dir: the same hosts.toml)', async () => {
   const s = await started();
   const after = await pull(s);
   timings['ctr pull after'] = after.ms;
@@ -250,7 +283,7 @@ run('a reconcile with nothing changed starts no node-trust Job (the Node annotat
   assert.is((await nodeTrustJobs()).length, before);
 });
 
-run('a renewed CA reaches the node without restarting containerd: x509 until the resync CronJob\'s Job wrote it, then pulls', async () => {
+run('a renewed CA reaches the node without restarting containerd: x509 until the resync CronJob\'s Job wrote it, then it pulls', async () => {
   const s = await started();
   const oldCa = await registryCa(s);
   const containerdPid = s.containerd.child.pid;
@@ -261,7 +294,7 @@ run('a renewed CA reaches the node without restarting containerd: x509 until the
   const newCa = await registryCa(s);
   assert.is.not(newCa, oldCa, 'a new CA');
   await waitFor('the registry to serve the certificate of the new CA', () => verifies(s, newCa), 120_000);
-  const stale = await pull(s);
+  const stale = criMissing ? await pull(s) : await criPull(s);
   assert.is.not(stale.code, 0);
   assert.match(stale.stderr, X509, stale.stderr);
   // the resync CronJob's Job (its ConfigMap has the component's variable) notices the Node lacks the current set
@@ -276,6 +309,12 @@ run('a renewed CA reaches the node without restarting containerd: x509 until the
   const renewed = await pull(s);
   timings['ctr pull after renewal'] = renewed.ms;
   assert.is(renewed.code, 0, renewed.stderr);
+  if (!criMissing) {
+    // the daemon re-read hosts.toml for this pull: it was never restarted
+    const cri = await criPull(s);
+    timings['CRI pull after renewal'] = cri.ms;
+    assert.is(cri.code, 0, cri.stderr);
+  }
   assert.is(s.containerd.child.exitCode, null, 'containerd still runs');
   assert.is(s.containerd.child.pid, containerdPid);
 });
