@@ -1,11 +1,13 @@
 // Step 5 and 6 of a registry's reconcile: apply the workload (registry config, nginx config,
-// Service, data claim or the bucket's references, StatefulSet, PodDisruptionBudget) and wait for its pods.
+// Service, data claim or the bucket's references, StatefulSet, PodDisruptionBudget, a bucket's
+// upload-cleanup CronJob) and wait for its pods.
 import type { V1ConfigMap, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
 import { dataClaimName, registryLabelSelector, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
 import { nginxConfig } from '../functions/nginx-config.ts';
 import { desiredDataClaim, desiredNginxConfigMap, desiredPodDisruptionBudget, desiredService, desiredStatefulSet, rolloutAnnotations } from '../functions/registry-objects.ts';
 import { registryStorage, storageReferenceProblem, storageReferencesDigest, type StorageReference } from '../functions/registry-storage.ts';
 import type { RegistryProblem, StatefulSetState } from '../functions/registry-status.ts';
+import { desiredUploadCleanupCronJob } from '../functions/upload-cleanup.ts';
 import type { ImageRegistry, OperatorConfig } from '../functions/types.ts';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Kube } from './kube.ts';
@@ -53,6 +55,8 @@ export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<A
   await replaceStatefulSetWithClaimTemplates(kube, registry, input.now);
   await kube.apply(desiredStatefulSet(registry, input.config, { tlsSecretName: registryTlsSecretName(registry), templateAnnotations }));
   await kube.apply(desiredPodDisruptionBudget(registry));
+  const uploadCleanup = desiredUploadCleanupCronJob(registry, input.config);
+  if (uploadCleanup) await kube.apply(uploadCleanup);
   const storageProblem = storageReferenceProblem(storage, (ref) => {
     const data = references.get(referenceId(ref));
     return data ? Object.keys(data) : undefined;

@@ -63,9 +63,16 @@ export function registryStorage(registry: ImageRegistry): RegistryStorage {
   return s3 ? bucketStorage(s3) : volumeStorage(registry);
 }
 
-/** Settings both kinds share: deletes allowed (the API's DELETE, garbage collection), blob descriptors cached. */
+/**
+ * distribution's purge of abandoned uploads, written out (its defaults, which a later version may
+ * change): uploads older than `age` are removed every `interval`. A bucket's multipart uploads of
+ * that age are aborted by the upload-cleanup CronJob (upload-cleanup.ts), which reads `age` here.
+ */
+export const UPLOAD_PURGING = { enabled: true, age: '168h', interval: '24h', dryrun: false } as const;
+
+/** Settings both kinds share: deletes allowed (the API's DELETE, garbage collection), blob descriptors cached, uploads purged. */
 function common(driver: Record<string, unknown>): Record<string, unknown> {
-  return { ...driver, delete: { enabled: true }, cache: { blobdescriptor: 'inmemory' } };
+  return { ...driver, delete: { enabled: true }, cache: { blobdescriptor: 'inmemory' }, maintenance: { uploadpurging: { ...UPLOAD_PURGING } } };
 }
 
 /** config.yml's part of the volume storage (the claim mounted at REGISTRY_DATA_PATH). */

@@ -37,7 +37,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import type { Row, SectionResult } from './report.ts';
 import { median, ms, percentile, ratio } from './stats.ts';
 
-const IP = {
+export const IP = {
   front: '127.50.10.1',
   registry: '127.50.10.2',
   auth: '127.50.10.3',
@@ -45,8 +45,13 @@ const IP = {
   registryHttp: '127.50.10.5',
   frontBefore: '127.50.10.6',
   frontStaticCert: '127.50.10.7',
+  // section 10 (storage.ts): two registries on one bucket, each behind a front of its own
+  bucketFrontA: '127.50.10.8',
+  bucketFrontB: '127.50.10.9',
+  bucketRegistryA: '127.50.10.10',
+  bucketRegistryB: '127.50.10.11',
 };
-const HOSTNAME = `${IP.front}:8443`;
+export const HOSTNAME = `${IP.front}:8443`;
 const SKOPEO = '/usr/bin/skopeo';
 const TARGET_RATIO = 0.9;
 const PUSH = { name: 'push.bench.front.1', password: 'bench-front-password-1' };
@@ -70,6 +75,12 @@ export interface FrontBench {
   stop(): Promise<void>;
 }
 
+/** The nginx.conf input of a front on `ip` before `registryAddress`, with the bench's docker_auth and serving certificate. */
+export function frontInput(workDir: string, ip: string, registryAddress: string) {
+  const tlsDir = join(workDir, 'tls');
+  return { listen: [`${ip}:8443`], registryAddress, authAddress: `${IP.auth}:5001`, tlsCertPath: join(tlsDir, 'tls.crt'), tlsKeyPath: join(tlsDir, 'tls.key') };
+}
+
 /** Starts every process both sections use. */
 export async function startFrontBench(assets: string, workDir: string): Promise<FrontBench> {
   const authMissing = authServerUnavailable(assets);
@@ -90,13 +101,7 @@ export async function startFrontBench(assets: string, workDir: string): Promise<
   // talks to this registry's own TLS port
   const registryTls = await startRegistry({ binary: join(assets, 'registry'), dir: workDir, address: `${IP.registryTls}:5443`, hostname: HOSTNAME, name: 'registry-tls', tls: pki.serving, ...token });
   const registryHttp = await startRegistry({ binary: join(assets, 'registry'), dir: workDir, address: `${IP.registryHttp}:5000`, hostname: HOSTNAME, name: 'registry-http' });
-  const input = (ip: string) => ({
-    listen: [`${ip}:8443`],
-    registryAddress: `${IP.registry}:5000`,
-    authAddress: `${IP.auth}:5001`,
-    tlsCertPath: join(tlsDir, 'tls.crt'),
-    tlsKeyPath: join(tlsDir, 'tls.key'),
-  });
+  const input = (ip: string) => frontInput(workDir, ip, `${IP.registry}:5000`);
   const front = await startNginx({ dir: join(workDir, 'front'), input: input(IP.front), probe: `https://${IP.front}:8443/health` });
   const frontBefore = await startNginx({
     dir: join(workDir, 'front-before'),
@@ -133,7 +138,7 @@ export async function startFrontBench(assets: string, workDir: string): Promise<
 // ---------------------------------------------------------------------------------------------
 // 6. Data plane
 
-interface Target {
+export interface Target {
   key: 'front' | 'frontBefore' | 'registryTls' | 'registryHttp';
   label: string;
   host: string;
@@ -214,7 +219,7 @@ async function measured(target: Target, bytes: number, copy: () => Promise<{ sec
 }
 
 /** One `skopeo copy`, timed by /usr/bin/time (wall and CPU of skopeo), with an empty blob info cache. */
-async function skopeoCopy(bench: FrontBench, from: string, to: string, target: Target, side: 'src' | 'dest'): Promise<{ seconds: number; cpu: number }> {
+export async function skopeoCopy(bench: FrontBench, from: string, to: string, target: Target, side: 'src' | 'dest'): Promise<{ seconds: number; cpu: number }> {
   const args = ['copy', '--quiet', '--preserve-digests'];
   if (target.tls) args.push(`--${side}-cert-dir`, bench.certDir);
   else args.push(`--${side}-tls-verify=false`);

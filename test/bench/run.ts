@@ -29,6 +29,7 @@ import { machine, resultsMarkdown, textTable, type SectionResult } from './repor
 import { rotationListsSection, rotationSection } from './rotation.ts';
 import { admissionPathSection } from './admission-path.ts';
 import { secretLatencySection } from './secret-latency.ts';
+import { storageSection } from './storage.ts';
 import { webhookLoadSection } from './webhook-load.ts';
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean', default: false }, 'data-size': { type: 'string' } } });
@@ -38,8 +39,8 @@ const wanted = (n: number) => !only || only.has(String(n));
 const full = !only && !quick;
 
 const sizes = quick
-  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3, admissionRounds: 2, admissionRequests: 50 }
-  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10, admissionRounds: 5, admissionRequests: 200 };
+  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3, admissionRounds: 2, admissionRequests: 50, storageMiB: 32, storageRuns: 1 }
+  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10, admissionRounds: 5, admissionRequests: 200, storageMiB: 256, storageRuns: 3 };
 if (values['data-size']) {
   sizes.dataMiB = Number(values['data-size']);
   if (!Number.isInteger(sizes.dataMiB) || sizes.dataMiB < 1) throw new Error(`--data-size: a whole number of MiB, got ${values['data-size']}`);
@@ -55,6 +56,7 @@ const TITLES: Record<number, string> = {
   7: '7. Token logins through the nginx front',
   8: '8. Rotation LISTs by number of registries',
   9: '9. Admission through the Service vs a direct URL',
+  10: '10. Storage: bucket vs volume, two replicas vs one',
 };
 
 function progress(message: string): void {
@@ -108,12 +110,13 @@ const authConfig = wanted(5) ? authConfigSection() : undefined;
 await section(2, () => coldStartSection({ app, tls, recorder, runs: sizes.coldRuns }));
 await section(1, () => webhookLoadSection({ app, tls, recorder, ...helpers, workDir, runs: sizes.webhookRuns, warmupMs: sizes.warmupMs, durationMs: sizes.durationMs }));
 
-if (wanted(6) || wanted(7)) {
+if (wanted(6) || wanted(7) || wanted(10)) {
   // the registry pod's processes on loopback; no control plane needed
   const front = await startFrontBench(await testBinaries(), mkdtempSync(join(tmpdir(), 'front-')));
   try {
     await section(6, () => dataPlaneSection(front, { sizeMiB: sizes.dataMiB, runs: sizes.dataRuns, progress }));
     await section(7, () => loginSection(front, { runs: sizes.loginRuns, durationMs: sizes.loginMs, concurrency: 8, reloads: sizes.reloads, progress }));
+    await section(10, () => storageSection(front, { sizeMiB: sizes.storageMiB, runs: sizes.storageRuns, progress }));
   } finally {
     await front.stop();
   }
@@ -172,7 +175,7 @@ console.log('');
 for (const s of sections) for (const row of s.rows) console.log(`- ${row.figure}: limited by ${row.limit}`);
 if (full) {
   const notes = [
-    `Sizes (chosen to keep the whole run near 17 minutes on 2 shared cores): webhook — ${sizes.webhookRuns} runs of ${sizes.warmupMs} ms warm-up + ${sizes.durationMs} ms per server, route and concurrency; cold start — ${sizes.coldRuns} interleaved rounds; rotation — ${sizes.rotationCrs} CRs, ${sizes.rotationRuns} timed runs (at least 3 within ${sizes.rotationBudgetMs / 60_000} min); CR → Secret — ${sizes.latencyCrs} CRs; auth config — binary search over the real config function; data plane — a ${sizes.dataMiB} MiB image, ${sizes.dataRuns} interleaved rounds of 4 pushes and 4 pulls (\`--data-size\` to change); token logins — ${sizes.loginRuns} rounds of ${sizes.loginMs} ms per cell, ${sizes.reloads} docker_auth reloads.`,
+    `Sizes (chosen to keep the whole run near 17 minutes on 2 shared cores): webhook — ${sizes.webhookRuns} runs of ${sizes.warmupMs} ms warm-up + ${sizes.durationMs} ms per server, route and concurrency; cold start — ${sizes.coldRuns} interleaved rounds; rotation — ${sizes.rotationCrs} CRs, ${sizes.rotationRuns} timed runs (at least 3 within ${sizes.rotationBudgetMs / 60_000} min); CR → Secret — ${sizes.latencyCrs} CRs; auth config — binary search over the real config function; data plane — a ${sizes.dataMiB} MiB image, ${sizes.dataRuns} interleaved rounds of 4 pushes and 4 pulls (\`--data-size\` to change); token logins — ${sizes.loginRuns} rounds of ${sizes.loginMs} ms per cell, ${sizes.reloads} docker_auth reloads; storage — a ${sizes.storageMiB} MiB image, ${sizes.storageRuns} interleaved rounds.`,
     '',
     `${failures === 0 ? 'All sections completed.' : `${failures} section(s) failed; see their details.`} "Met" compares the median with the issue's target; ratios are medians of per-run ratios where runs are paired.`,
     '',

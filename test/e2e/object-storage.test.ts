@@ -13,6 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, S3Client, UploadPartCommand } from '@aws-sdk/client-s3';
 import type { V1Pod } from '@kubernetes/client-node';
 import { registryHostname } from '../../functions/names.ts';
 import { NGINX_PORT } from '../../functions/nginx-config.ts';
@@ -272,6 +273,90 @@ test('a missing bucket: StorageUnavailable saying so; once the bucket exists, th
   s3.createBucket('images-later');
   const recovered = await reconcileUntil(namespace, 'recovered', (ready) => ready?.reason !== 'StorageUnavailable' && (authMissing ? true : ready?.status === 'True'));
   console.log(`bucket created: Ready=${recovered?.status} (${recovered?.reason})`);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Abandoned uploads: the bucket's incomplete multipart uploads, aborted by the upload-cleanup CronJob
+
+const CLEANUP_CRONJOB = 'registry-upload-cleanup';
+
+/** Runs the CronJob now, as `kubectl create job --from=cronjob/…` does, optionally with `--older-than`. */
+async function runUploadCleanup(namespace: string, olderThan?: string): Promise<{ multipartUploads: number; aborted: number; failed: number }> {
+  const name = `cleanup-${randomBytes(3).toString('hex')}`;
+  if (olderThan === undefined) {
+    const created = await cluster.kubectl(['create', 'job', `--from=cronjob/${CLEANUP_CRONJOB}`, name], { namespace });
+    assert.is(created.code, 0, created.stderr);
+  } else {
+    const cronJob = await requireObject<Obj>(cluster, 'cronjob', CLEANUP_CRONJOB, namespace);
+    const spec = structuredClone(cronJob.spec.jobTemplate.spec);
+    spec.template.spec.containers[0].args.push('--older-than', olderThan);
+    const job = { apiVersion: 'batch/v1', kind: 'Job', metadata: { name, annotations: { 'cronjob.kubernetes.io/instantiate': 'manual' } }, spec };
+    await applyObjects(cluster, job, namespace, serverSide('e2e-test'));
+  }
+  const finished = await waitForJob(cluster, namespace, name, 120_000);
+  jobLogs.push(finished.logs);
+  assert.is(finished.result, 'Complete', finished.logs);
+  const line = finished.logs.split('\n').find((l) => l.includes('abandoned uploads cleaned'));
+  assert.ok(line, finished.logs);
+  return JSON.parse(line.slice(line.indexOf('{'))) as { multipartUploads: number; aborted: number; failed: number };
+}
+
+const s3Client = () => new S3Client({ region: 'us-east-1', endpoint: s3.endpoint, forcePathStyle: true, credentials: { accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey } });
+
+async function multipartKeys(bucket: string): Promise<string[]> {
+  const listed = await s3Client().send(new ListMultipartUploadsCommand({ Bucket: bucket }));
+  return (listed.Uploads ?? []).map((u) => u.Key ?? '').sort();
+}
+
+/** A multipart upload with one part, as the registry's s3 driver leaves one behind. */
+async function startMultipartUpload(bucket: string, key: string): Promise<void> {
+  const client = s3Client();
+  const { UploadId } = await client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }));
+  await client.send(new UploadPartCommand({ Bucket: bucket, Key: key, UploadId, PartNumber: 1, Body: randomBytes(64 * 1024) }));
+}
+
+test('abandoned multipart uploads older than the purge age are aborted by the CronJob; younger ones and other keys stay', async () => {
+  const namespace = await cluster.createNamespace('e2e-s3-uploads');
+  s3.createBucket('images-uploads');
+  await applyObjects(cluster, [credentials(s3.accessKey, s3.secretKey), bucketRegistry('images-uploads')], namespace, serverSide('e2e-test'));
+  await reconcile(namespace);
+  const cronJob = await requireObject<Obj>(cluster, 'cronjob', CLEANUP_CRONJOB, namespace);
+  assert.match(cronJob.spec.schedule, /^\d+ \d+ \* \* \*$/, 'daily');
+  const uploads = 'docker/registry/v2/repositories';
+  const old = [`${uploads}/${namespace}/app/_uploads/1e3c/data`, `${uploads}/${namespace}/lib/_uploads/9f0a/data`];
+  const otherTool = 'backups/db.tar';
+  for (const key of [...old, otherTool]) await startMultipartUpload('images-uploads', key);
+  const oldStarted = Date.now();
+
+  // as scheduled: the purge age of config.yml (168h) keeps them all
+  const scheduled = await runUploadCleanup(namespace);
+  assert.equal(scheduled, { ...scheduled, multipartUploads: 2, aborted: 0, failed: 0 });
+  await new Promise((resolve) => setTimeout(resolve, Math.max(0, oldStarted + 30_000 - Date.now())));
+  const young = `${uploads}/${namespace}/app/_uploads/77aa/data`;
+  await startMultipartUpload('images-uploads', young);
+
+  // aged past a 20 s limit: the two old uploads go, the young one (seconds old) and the other tool's stay
+  const aged = await runUploadCleanup(namespace, '20s');
+  assert.equal(aged, { ...aged, multipartUploads: 3, aborted: 2, failed: 0 });
+  assert.equal(await multipartKeys('images-uploads'), [otherTool, young].sort());
+  console.log(`upload cleanup: ${aged.aborted} of ${aged.multipartUploads} registry multipart uploads aborted, 1 young and 1 outside the registry kept`);
+});
+
+withAuth('an upload abandoned through the registry leaves a multipart upload that only the CronJob removes', async () => {
+  const s = await twoReplicas();
+  const pod = s.pods[0] as V1Pod;
+  const token = await bearerToken(s, pod, s.push, `repository:${s.namespace}/abandoned:push,pull`);
+  const started = await podRequest(s, pod, 'POST', `/v2/${s.namespace}/abandoned/blobs/uploads/`, { token });
+  assert.is(started.status, 202);
+  const chunk = randomBytes(6 * 1024 * 1024);
+  const patched = await podRequest(s, pod, 'PATCH', uploadPath(started.location), { token, body: chunk, range: `0-${chunk.length - 1}` });
+  assert.is(patched.status, 202, patched.body.toString());
+  const abandoned = (await multipartKeys('images-two')).filter((key) => key.includes(`/${s.namespace}/abandoned/_uploads/`));
+  assert.is(abandoned.length, 1, 'the registry\'s upload is an incomplete multipart upload');
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  const cleaned = await runUploadCleanup(s.namespace, '2s');
+  assert.ok(cleaned.aborted >= 1, JSON.stringify(cleaned));
+  assert.equal((await multipartKeys('images-two')).filter((key) => key.includes('/abandoned/')), []);
 });
 
 withAuth('the endpoint down and back: StorageUnavailable while it is down, Ready again once it answers, no manual step', async () => {

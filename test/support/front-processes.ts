@@ -12,8 +12,9 @@ import { hashSync } from 'bcryptjs';
 import { AUTH_CONFIG_FILE, TOKEN_CERT_FILE, TOKEN_CERT_PATH, TOKEN_KEY_FILE, TOKEN_KEY_PATH, dockerAuthConfig } from '../../functions/docker-auth-config.ts';
 import { nginxConfig, type NginxConfigInput } from '../../functions/nginx-config.ts';
 import { REGISTRY_DATA_PATH, TRUSTED_TOKEN_KEYS_PATH, registryConfig } from '../../functions/registry-config.ts';
+import { ACCESS_KEY_ENV, SECRET_KEY_ENV, registryStorage } from '../../functions/registry-storage.ts';
 import { trustedTokenKey, trustedTokenKeysDocument } from '../../functions/token-keys.ts';
-import type { ImageRegistry, ImageRegistryAccount } from '../../functions/types.ts';
+import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount } from '../../functions/types.ts';
 import { writeAtomic } from './atomic-writer.ts';
 import { issueTestCertificate, type KeyPairPem } from './pki.ts';
 import { exitedMessage, httpOk, startProcess, waitFor, type ManagedProcess } from './processes.ts';
@@ -119,12 +120,19 @@ export async function startRegistry(options: {
   tokenCertPem?: string;
   tls?: KeyPairPem;
   name?: string;
+  /** the data in this bucket (as a bucket registry keeps it) instead of a directory */
+  bucket?: { endpoint: string; bucket: string; accessKey: string; secretKey: string };
 }): Promise<Registry> {
   const name = options.name ?? 'registry';
   const base = join(options.dir, name);
   const dataDir = join(base, 'data');
   mkdirSync(dataDir, { recursive: true });
-  let config = registryConfig({ hostname: options.hostname, httpSecret: 'front-test-http-secret', address: options.address }).replaceAll(`rootdirectory: ${REGISTRY_DATA_PATH}`, `rootdirectory: ${dataDir}`);
+  const bucket = options.bucket;
+  const storage = bucket
+    ? registryStorage({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name, namespace: 'front-test' }, spec: { storage: { s3: { bucket: bucket.bucket, endpoint: bucket.endpoint } } } })
+    : undefined;
+  // every registry started here shares one http.secret, as the replicas of a registry do
+  let config = registryConfig({ hostname: options.hostname, httpSecret: 'front-test-http-secret', address: options.address, ...(storage ? { storage } : {}) }).replaceAll(`rootdirectory: ${REGISTRY_DATA_PATH}`, `rootdirectory: ${dataDir}`);
   if (options.tokenCertPem) {
     writeFileSync(join(base, 'trusted-token-keys.jwks'), trustedTokenKeysDocument([trustedTokenKey(options.tokenCertPem)]));
     config = config.replaceAll(TRUSTED_TOKEN_KEYS_PATH, join(base, 'trusted-token-keys.jwks'));
@@ -138,7 +146,8 @@ export async function startRegistry(options: {
   }
   writeFileSync(join(base, 'config.yml'), config);
   const logFile = join(base, 'registry.log');
-  const process = startProcess(name, options.binary, ['serve', join(base, 'config.yml')], logFile, { env: { ...globalThis.process.env, OTEL_TRACES_EXPORTER: 'none' } });
+  const credentials = bucket ? { [ACCESS_KEY_ENV]: bucket.accessKey, [SECRET_KEY_ENV]: bucket.secretKey } : {};
+  const process = startProcess(name, options.binary, ['serve', join(base, 'config.yml')], logFile, { env: { ...globalThis.process.env, OTEL_TRACES_EXPORTER: 'none', ...credentials } });
   const scheme = options.tls ? 'https' : 'http';
   await waitFor(`${name} on ${options.address}`, () => tcpHttpAnswers(`${scheme}://${options.address}/v2/`), 20_000, () => exitedMessage(process, logFile));
   return { address: options.address, process, dataDir };

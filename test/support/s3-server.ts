@@ -36,7 +36,8 @@ export interface S3Identity {
   secretKey: string;
 }
 
-export async function startS3Server(options: { assetsDir: string; workDir: string; kubeletDir: string; identity?: S3Identity }): Promise<S3Server> {
+/** `kubeletDir`: serve the server to the kubelet stand-in's pods (egress); left out for processes on the host only. */
+export async function startS3Server(options: { assetsDir: string; workDir: string; kubeletDir?: string; identity?: S3Identity }): Promise<S3Server> {
   // 127.0.<10–99>.x: clear of the pod IPs, load balancers and ClusterIPs of the test cluster
   const address = options.identity?.address ?? `127.0.${randomInt(10, 100)}.${randomInt(2, 250)}`;
   const port = options.identity?.port ?? (await freePort(address));
@@ -58,7 +59,7 @@ export async function startS3Server(options: { assetsDir: string; workDir: strin
     }
   };
   await start();
-  const egress = await serveEgress(options.kubeletDir, address, port);
+  const egress = options.kubeletDir ? await serveEgress(options.kubeletDir, address, port) : undefined;
   return {
     endpoint: `http://${address}:${port}`, address, port, accessKey, secretKey, dataDir, logFile,
     createBucket: (name) => mkdirSync(join(dataDir, name)),
@@ -69,7 +70,7 @@ export async function startS3Server(options: { assetsDir: string; workDir: strin
     start,
     close: async () => {
       await process?.stop();
-      await egress.close();
+      await egress?.close();
     },
   };
 }

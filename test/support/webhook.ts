@@ -14,7 +14,7 @@ import { freePort, installExitHandlers, startProcess, waitFor, type ManagedProce
 
 export const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** The bundles the operator image's pods run (dist/<name>.js). */
-export const OPERATOR_ENTRY_POINTS = ['webhook', 'reconcile', 'rotate', 'resync', 'bootstrap', 'bcrypt-worker'];
+export const OPERATOR_ENTRY_POINTS = ['webhook', 'reconcile', 'rotate', 'resync', 'bootstrap', 'upload-cleanup', 'bcrypt-worker'];
 
 export type Obj = Record<string, unknown> & {
   apiVersion: string;

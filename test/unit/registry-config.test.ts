@@ -15,6 +15,7 @@ test('registryConfig: distribution v3 config with token auth, filesystem storage
     filesystem: { rootdirectory: '/var/lib/registry' },
     delete: { enabled: true },
     cache: { blobdescriptor: 'inmemory' },
+    maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } },
   });
   assert.equal(parsed.http, { addr: '127.0.0.1:5000', secret: 's3cr3t: "quoted"', headers: { 'X-Content-Type-Options': ['nosniff'] } });
   assert.equal(parsed.auth.token, {

@@ -21,7 +21,7 @@ const bucket = (s3: Partial<S3StorageSpec> = {}) => registry({ storage: { s3: { 
 test('volume: filesystem on the data claim, as before; no env, nothing read at start', () => {
   const storage = registryStorage(registry());
   assert.is(storage.kind, 'volume');
-  assert.equal(storage.config, { filesystem: { rootdirectory: '/var/lib/registry' }, delete: { enabled: true }, cache: { blobdescriptor: 'inmemory' } });
+  assert.equal(storage.config, { filesystem: { rootdirectory: '/var/lib/registry' }, delete: { enabled: true }, cache: { blobdescriptor: 'inmemory' }, maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } } });
   assert.equal(storage.health, { enabled: true, interval: '10s', threshold: 3 });
   assert.equal(storage.volumes, [{ name: 'data', persistentVolumeClaim: { claimName: 'data-registry-0' } }]);
   assert.equal(storage.volumeMounts, [{ name: 'data', mountPath: '/var/lib/registry' }]);
@@ -38,6 +38,7 @@ test('bucket: s3 driver settings from the spec, redirects off, no volume', () =>
     s3: { bucket: 'images', region: 'eu-1', regionendpoint: 'http://127.0.0.9:7070', forcepathstyle: true, secure: false, v4auth: true, rootdirectory: '/reg' },
     delete: { enabled: true },
     cache: { blobdescriptor: 'inmemory' },
+    maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } },
     redirect: { disable: true },
   });
   assert.equal(storage.volumes, []);
