@@ -8,6 +8,7 @@ import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { gather, registryKeys } from './gather.ts';
 import { connectKube, type Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
+import { reconcileNodeTrust } from './node-trust-jobs.ts';
 import { reconcileRegistry } from './reconcile-registry.ts';
 import { reconcileServiceAccounts } from './service-accounts.ts';
 
@@ -53,6 +54,15 @@ export async function runReconcile(argv: string[], env: NodeJS.ProcessEnv, optio
     } catch (error) {
       failures++;
       log('error', 'registry reconcile failed', { registry: `${key.namespace}/${key.name}`, error: errorMessage(error) });
+    }
+  }
+  // after the registries: their CAs as this run left them (new, renewed, gone)
+  if (config.nodeTrustNamespace) {
+    try {
+      await reconcileNodeTrust(kube, config);
+    } catch (error) {
+      failures++;
+      log('error', 'node trust failed', { error: errorMessage(error) });
     }
   }
   return failures === 0 ? 0 : 1;

@@ -71,6 +71,12 @@ export function operatorConfigFromEnv(env: Record<string, string | undefined>): 
   const rolloutTimeoutSeconds = timeout('OPERATOR_ROLLOUT_TIMEOUT');
   const credentialsTimeoutSeconds = timeout('OPERATOR_CREDENTIALS_TIMEOUT');
 
+  // set by kustomize/node-trust; empty or unset: the core install, no node-trust Jobs
+  const nodeTrustNamespace = env.OPERATOR_NODE_TRUST_NAMESPACE?.trim() || undefined;
+  if (nodeTrustNamespace !== undefined) {
+    check('OPERATOR_NODE_TRUST_NAMESPACE', nodeTrustNamespace, DNS_LABEL.test(nodeTrustNamespace), 'must be a namespace name (RFC 1123 label), or empty to leave node trust off');
+  }
+
   if (problems.length > 0) throw new Error(`invalid operator configuration: ${problems.join('; ')}`);
   return {
     namespace,
@@ -80,6 +86,7 @@ export function operatorConfigFromEnv(env: Record<string, string | undefined>): 
     rotationIntervalSeconds: rotationIntervalSeconds as number,
     rolloutTimeoutSeconds,
     credentialsTimeoutSeconds,
+    ...(nodeTrustNamespace === undefined ? {} : { nodeTrustNamespace }),
   };
 }
 

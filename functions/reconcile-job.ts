@@ -97,6 +97,7 @@ export function operatorConfigEnv(config: OperatorConfig): { name: string; value
     ['OPERATOR_ROTATION_INTERVAL', formatDuration(config.rotationIntervalSeconds * 1000)],
     ['OPERATOR_ROLLOUT_TIMEOUT', `${config.rolloutTimeoutSeconds}s`],
     ['OPERATOR_CREDENTIALS_TIMEOUT', `${config.credentialsTimeoutSeconds}s`],
+    ['OPERATOR_NODE_TRUST_NAMESPACE', config.nodeTrustNamespace],
   ];
   return env.flatMap(([name, value]) => (value === undefined || value === '' ? [] : [{ name, value }]));
 }

@@ -203,4 +203,6 @@ export interface OperatorConfig {
   rolloutTimeoutSeconds: number;
   /** how long a reconcile Job waits for every ready registry pod to accept new credentials */
   credentialsTimeoutSeconds: number;
+  /** node trust (kustomize/node-trust): the namespace of the node-trust Jobs; unset: off */
+  nodeTrustNamespace?: string;
 }

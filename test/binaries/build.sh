@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real binaries the tests run (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, auth_server, registry, versitygw)
+# kubectl, etcd, auth_server, registry, versitygw, crictl)
 # from pinned Go modules and caches them outside the repository, keyed by version.
-# Installs nginx, skopeo and bubblewrap from Debian when they are missing.
+# Installs nginx, skopeo, bubblewrap and containerd from Debian when they are missing.
 # Prints the directory that holds the Go-built binaries (the KUBEBUILDER_ASSETS convention).
 #
 # When KUBEBUILDER_ASSETS is set, the control plane binaries, etcd and kubectl are taken from there
@@ -72,6 +72,13 @@ build_versitygw() {
     "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION"
 }
 
+# crictl: the CRI client (the kubelet's side of an image pull) of the node-trust test
+build_crictl() {
+  local out="$1"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRI_TOOLS_VERSION" \
+    "sigs.k8s.io/cri-tools/cmd/crictl@v$CRI_TOOLS_VERSION"
+}
+
 install_debian_tools() {
   local missing=()
   command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
@@ -80,6 +87,8 @@ install_debian_tools() {
   command -v openssl >/dev/null || missing+=(openssl)
   command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || missing+=(iproute2)
   command -v setpriv >/dev/null || missing+=(util-linux)
+  # the node-trust test's real container runtime (containerd and ctr; started by the test itself)
+  command -v containerd >/dev/null || missing+=(containerd)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     local sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
@@ -109,6 +118,7 @@ else
 fi
 build_once "$cache_root/build/registry-v$REGISTRY_VERSION" build_registry
 build_once "$cache_root/build/versitygw-v$VERSITYGW_VERSION" build_versitygw
+build_once "$cache_root/build/crictl-v$CRI_TOOLS_VERSION" build_crictl
 
 # One directory with every binary, KUBEBUILDER_ASSETS style; symlinks point into the versioned builds.
 assets="$cache_root/assets-k$KUBERNETES_VERSION-e$ETCD_VERSION-a$DOCKER_AUTH_VERSION-r$REGISTRY_VERSION-s$VERSITYGW_VERSION"
@@ -127,4 +137,5 @@ else
 fi
 ln -sfn "$cache_root/build/registry-v$REGISTRY_VERSION/registry" "$assets/registry"
 ln -sfn "$cache_root/build/versitygw-v$VERSITYGW_VERSION/versitygw" "$assets/versitygw"
+ln -sfn "$cache_root/build/crictl-v$CRI_TOOLS_VERSION/crictl" "$assets/crictl"
 echo "$assets"

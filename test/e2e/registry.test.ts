@@ -33,6 +33,7 @@ import { waitFor } from '../support/processes.ts';
 import { applyObjects, requireObject, serverSide } from '../support/kubectl.ts';
 import { loadBalancer, podNginx, podWithReadyContainers, runReconcileJob, secretKey, type RegistryAddress } from '../support/registry-e2e.ts';
 import { signRegistryToken, tokenClaims } from '../support/registry-token.ts';
+import { stepTimer } from '../support/timings.ts';
 
 const NAME = 'registry';
 /** Under the push account's namespace, where the default ACL lets it push (set once the namespace exists). */
@@ -62,15 +63,7 @@ interface Setup {
   image: OciImage;
 }
 
-const timings: Record<string, number> = {};
-async function timed<T>(what: string, work: () => Promise<T>): Promise<T> {
-  const started = Date.now();
-  try {
-    return await work();
-  } finally {
-    timings[what] = Date.now() - started;
-  }
-}
+const { timings, timed } = stepTimer();
 
 const authMissing = authServerUnavailable((await testCluster()).assetsDir);
 if (authMissing) console.log(`SKIP docker_auth tests: auth_server could not be built: ${authMissing}`);

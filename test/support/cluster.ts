@@ -17,9 +17,10 @@ export interface TestCluster {
   kubeletDir: string;
   /**
    * runs a client (e.g. skopeo) with the cluster's LoadBalancer hostnames resolvable (bwrap, /etc/hosts),
-   * or the names of `hostsFile` instead; binds are read-write host paths
+   * or the names of `hostsFile` instead; binds are read-write host paths, mounts host paths bound
+   * read-only at other paths (e.g. a test directory as /etc/containers/certs.d)
    */
-  runClient(command: string, args: string[], options?: { binds?: string[]; hostsFile?: string; timeoutMs?: number; env?: Record<string, string> }): Promise<{ code: number; stdout: string; stderr: string }>;
+  runClient(command: string, args: string[], options?: { binds?: string[]; mounts?: { source: string; target: string }[]; hostsFile?: string; timeoutMs?: number; env?: Record<string, string> }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** runs the real kubectl with the admin kubeconfig; never throws */
   kubectl(args: string[], opts?: { input?: string; namespace?: string }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** creates a namespace with a unique name starting with prefix */
@@ -158,6 +159,7 @@ function clusterClient(kubeconfig: string, assetsDir: string, kubeletDir: string
       '--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--tmpfs', '/run',
       '--ro-bind', clientOptions.hostsFile ?? join(kubeletDir, 'hosts'), '/etc/hosts',
       ...(clientOptions.binds ?? []).flatMap((path) => ['--bind', path, path]),
+      ...(clientOptions.mounts ?? []).flatMap(({ source, target }) => ['--ro-bind', source, target]),
       '--', command, ...args,
     ];
     return run('bwrap', bwrapArgs, { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', ...(clientOptions.env ?? {}) }, timeoutMs: clientOptions.timeoutMs ?? 120_000 });

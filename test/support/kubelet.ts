@@ -24,6 +24,8 @@
 //   (`volumeSyncPeriodMs`, default 60 s like the kubelet's --sync-frequency; IRO_KUBELET_SYNC_SECONDS)
 //   and promptly (< 1 s) when the pod's metadata or spec changes — the real kubelet re-syncs a pod
 //   on every update it sees, which is how touching a pod makes a changed Secret visible now.
+// - hostPath volumes (directories): the same path under `<workDir>/host`, the node's file system as
+//   its pods see it (`Kubelet.hostRoot`), e.g. /etc/containerd/certs.d → <workDir>/host/etc/containerd/certs.d.
 // - Storage (test/support/volume-provisioner.ts): a pending PersistentVolumeClaim gets a pre-bound
 //   hostPath PersistentVolume under the work dir (a small provisioner); the real PV controller
 //   binds it; released ones are deleted.
@@ -77,6 +79,8 @@ export interface Kubelet {
   workDir: string;
   /** /etc/hosts for clients: Service names → ClusterIPs, LoadBalancer hostnames → their addresses */
   hostsFile: string;
+  /** the node's `/` as hostPath volumes see it */
+  hostRoot: string;
   stop(): Promise<void>;
 }
 
@@ -102,6 +106,11 @@ interface RunningPod {
 const POLL_MS = 200;
 const LEASE_SECONDS = 40;
 
+/** The node's `/` of the kubelet stand-in with this work dir, where hostPath volumes live. */
+export function kubeletHostRoot(workDir: string): string {
+  return join(workDir, 'host');
+}
+
 export function defaultVolumeSyncPeriodMs(): number {
   const seconds = Number(process.env.IRO_KUBELET_SYNC_SECONDS ?? 60);
   return Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 60_000;
@@ -117,6 +126,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
   const { workDir } = options;
   for (const dir of ['pods', 'pv', 'control/pause-volume-sync']) mkdirSync(join(workDir, dir), { recursive: true });
   const hostsFile = join(workDir, 'hosts');
+  const hostRoot = kubeletHostRoot(workDir);
   writeFileSync(hostsFile, '127.0.0.1\tlocalhost\n');
   const apiUrl = new URL(api.server);
   const pods = new Map<string, RunningPod>();
@@ -153,7 +163,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
       try {
         entry.sandbox = await startPodSandbox(pod, {
           api, assetsDir: options.assetsDir, repoRoot: options.repoRoot, podDir: podDir(entry), podIp: entry.podIp,
-          apiServer, apiService, servicesDir, serviceHostsLines: services.hostsLines, claimDirectory: (namespace, claim) => claimDirectory(api, namespace, claim),
+          apiServer, apiService, servicesDir, serviceHostsLines: services.hostsLines, hostRoot, claimDirectory: (namespace, claim) => claimDirectory(api, namespace, claim),
           ...(options.probePeriodMs ? { probePeriodMs: options.probePeriodMs } : {}),
         });
         entry.lastVolumeSync = Date.now();
@@ -251,6 +261,7 @@ export async function startKubelet(options: KubeletOptions): Promise<Kubelet> {
     nodeName,
     workDir,
     hostsFile,
+    hostRoot,
     async stop() {
       stopped = true;
       await loop;

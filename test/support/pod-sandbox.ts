@@ -24,7 +24,8 @@
 //   TokenRequest API bound to the pod, configMap, secret, downwardAPI) and downwardAPI volumes are
 //   written in the kubelet's atomic-writer layout (`..data` symlink swap), owned root:fsGroup;
 //   subPath mounts bind one file and are never updated (as in Kubernetes); emptyDir is a fresh
-//   directory; persistentVolumeClaim resolves claim → PersistentVolume → its hostPath.
+//   directory; persistentVolumeClaim resolves claim → PersistentVolume → its hostPath; hostPath
+//   directories are the same paths under the kubelet's host root (`hostRoot`).
 //   syncVolumes() rewrites the updatable ones.
 // - Readiness: the containers' own readinessProbe (httpGet through the bridge) every periodSeconds,
 //   or every `probePeriodMs` when the kubelet passes one (tests); restartPolicy Always/OnFailure
@@ -35,7 +36,7 @@
 //
 // Not modelled (the spec fails loudly where it matters): init containers, liveness/startup probe
 // actions, probes other than httpGet, lifecycle hooks other than preStop sleep, resource limits,
-// seccomp profiles, hostPath volumes.
+// seccomp profiles, hostPath volumes of files.
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -91,6 +92,8 @@ export interface PodSandboxContext {
   serviceHostsLines(): string[];
   /** claim → host directory of its bound PersistentVolume; throws while unbound */
   claimDirectory(namespace: string, claim: string): Promise<string>;
+  /** the node's `/` for hostPath volumes */
+  hostRoot: string;
   /** readiness probe period instead of periodSeconds (tests want answers sooner) */
   probePeriodMs?: number;
 }
@@ -181,7 +184,7 @@ export async function startPodSandbox(pod: V1Pod, ctx: PodSandboxContext): Promi
 
   const fsGroup = podSpec.securityContext?.fsGroup;
   const sources = { api: ctx.api, pod, namespace, podIp: ctx.podIp };
-  const volumeContext: VolumeContext = { ...sources, podDir, fsGroup, claimDirectory: ctx.claimDirectory };
+  const volumeContext: VolumeContext = { ...sources, podDir, fsGroup, hostRoot: ctx.hostRoot, claimDirectory: ctx.claimDirectory };
   const volumeDirs = await materialiseVolumes(podSpec.volumes ?? [], volumeContext);
   writeHostsFiles(podDir, podName, ctx.podIp, ctx.serviceHostsLines());
 

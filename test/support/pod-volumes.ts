@@ -2,8 +2,11 @@
 // under `<pod>/volumes/<name>` as the kubelet does it: Secret, ConfigMap, projected
 // (serviceAccountToken via the TokenRequest API bound to the pod, configMap, secret, downwardAPI) and
 // downwardAPI volumes in the atomic-writer layout (`..data` symlink swap), owned root:fsGroup;
-// emptyDir a fresh directory; persistentVolumeClaim the hostPath of the claim's PersistentVolume.
-import { mkdirSync } from 'node:fs';
+// emptyDir a fresh directory; persistentVolumeClaim the hostPath of the claim's PersistentVolume;
+// hostPath the same path under the kubelet's host root (`<kubelet>/host`, the "node's" file system:
+// /etc/containerd/certs.d → <kubelet>/host/etc/containerd/certs.d), types DirectoryOrCreate,
+// Directory and unset (as the kubelet: no check, a missing directory is created).
+import { existsSync, lstatSync, mkdirSync } from 'node:fs';
 import { join, normalize } from 'node:path';
 import type { V1ObjectFieldSelector, V1Volume } from '@kubernetes/client-node';
 import { setOwnership, writeAtomic } from './atomic-writer.ts';
@@ -13,11 +16,13 @@ export interface VolumeContext extends PodSources {
   /** the pod's own directory; volumes go under volumes/ */
   podDir: string;
   fsGroup: number | undefined;
+  /** where hostPath volumes live: the node's `/` */
+  hostRoot: string;
   /** claim → host directory of its bound PersistentVolume; throws while unbound */
   claimDirectory(namespace: string, claim: string): Promise<string>;
 }
 
-const SUPPORTED = ['secret', 'configMap', 'emptyDir', 'persistentVolumeClaim', 'projected', 'downwardAPI'] as const;
+const SUPPORTED = ['secret', 'configMap', 'emptyDir', 'persistentVolumeClaim', 'projected', 'downwardAPI', 'hostPath'] as const;
 
 /** Whether the stand-in can materialise the volume's type. */
 export const supportedVolume = (v: V1Volume) => SUPPORTED.some((type) => v[type]);
@@ -102,6 +107,7 @@ async function materialiseVolume(volume: V1Volume, vc: VolumeContext): Promise<s
     setOwnership(claimDir, 0o755, vc.fsGroup, false);
     return claimDir;
   }
+  if (volume.hostPath) return hostPathDirectory(vc.hostRoot, volume.hostPath.path, volume.hostPath.type, what);
   throw new Error(`${what}: unsupported type`);
 }
 
@@ -132,4 +138,19 @@ function writeVolume(dir: string, files: ProjectedFile[], fsGroup: number | unde
   mkdirSync(dir, { recursive: true });
   setOwnership(dir, 0o755, fsGroup, true);
   writeAtomic(dir, Object.fromEntries(files.map((f) => [f.path, { data: f.data, mode: f.mode }])), { fsGroup });
+}
+
+/** A hostPath volume's directory under the node's root; only the directory types (files are not used by our pods). */
+function hostPathDirectory(hostRoot: string, path: string, type: string | undefined, what: string): string {
+  const clean = normalize(path);
+  if (!clean.startsWith('/') || clean.split('/').includes('..')) throw new Error(`${what}: hostPath ${path} is not an absolute path`);
+  const dir = join(hostRoot, clean);
+  if (type === 'Directory') {
+    if (!existsSync(dir) || !lstatSync(dir).isDirectory()) throw new Error(`${what}: hostPath ${path} is not a directory on the node`);
+    return dir;
+  }
+  if (type !== undefined && type !== '' && type !== 'DirectoryOrCreate') throw new Error(`${what}: hostPath type ${type} is not supported by the kubelet stand-in`);
+  // the kubelet creates DirectoryOrCreate directories 0755, owned by root
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  return dir;
 }
