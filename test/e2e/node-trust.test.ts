@@ -29,7 +29,7 @@ import { testCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { applyObjects, listObjects, requireObject, serverSide } from '../support/kubectl.ts';
 import { kubeletHostRoot } from '../support/kubelet.ts';
-import { writeOciImage } from '../support/oci-image.ts';
+import { readOciImageFiles, writeOciImage } from '../support/oci-image.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE, setOperatorConfig } from '../support/operator.ts';
 import { installExitHandlers, run as runProcess, startProcess, waitFor, type ManagedProcess } from '../support/processes.ts';
 import { loadBalancer, runReconcileJob, secretKey, type RegistryAddress } from '../support/registry-e2e.ts';
@@ -261,17 +261,20 @@ run('ctr pulls the image from the registry through nginx with full TLS verificat
   assert.ok(listed.stdout.split('\n').includes(s.ref), listed.stdout);
 });
 
-run('skopeo trusts the registry through /etc/containers/certs.d as the Job wrote it (no --cert-dir)', async () => {
+run('skopeo pulls from the registry trusting /etc/containers/certs.d as the Job wrote it (no --cert-dir)', async () => {
   const s = await started();
   // /etc/containers of this machine, with certs.d the node's as the Job wrote it
   const etc = join(s.workDir, 'etc-containers');
   mkdirSync(etc, { recursive: true });
   for (const file of ['policy.json', 'registries.conf']) if (existsSync(`/etc/containers/${file}`)) copyFileSync(`/etc/containers/${file}`, join(etc, file));
   if (!existsSync(join(etc, 'certs.d'))) symlinkSync(s.certsD.containers, join(etc, 'certs.d'));
-  const inspect = (mounts: { source: string; target: string }[]) => cluster.runClient(SKOPEO, ['inspect', '--creds', s.pull, `docker://${s.ref}`], { binds: [s.hostRoot], mounts });
-  const trusted = await inspect([{ source: etc, target: '/etc/containers' }]);
+  const out = join(s.workDir, 'skopeo-pulled');
+  const copy = (mounts: { source: string; target: string }[]) =>
+    cluster.runClient(SKOPEO, ['copy', '--src-creds', s.pull, `docker://${s.ref}`, `oci:${out}:v1`], { binds: [s.hostRoot, s.workDir], mounts });
+  const trusted = await copy([{ source: etc, target: '/etc/containers' }]);
   assert.is(trusted.code, 0, trusted.stderr);
-  const untrusted = await inspect([]);
+  assert.equal(readOciImageFiles(out, 'v1'), { 'hello.txt': `hello from ${s.namespace}\n` });
+  const untrusted = await copy([]);
   assert.is.not(untrusted.code, 0);
   assert.match(untrusted.stderr, X509, untrusted.stderr);
 });
