@@ -4,14 +4,12 @@
 //
 // The pods are found by name: a StatefulSet's pods are `<statefulset>-<ordinal>`, so a few GETs
 // replace a LIST per registry (a rotation of every registry makes the same LISTs for 1 or 50).
-import { request } from 'node:https';
-import { rootCertificates } from 'node:tls';
 import { AUTH_CONFIG_VERSION_ANNOTATION, tokenProbePath, type CredentialCheckOutcome, type PodLike, type RegistryPod } from '../functions/credential-check.ts';
 import { statefulSetName } from '../functions/names.ts';
-import { NGINX_PORT } from '../functions/nginx-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import type { StatefulSetState } from '../functions/registry-status.ts';
 import type { Kube } from './kube.ts';
+import { podFrontRequest } from './pod-front.ts';
 import { errorMessage, log } from './log.ts';
 
 export interface ConfirmInput {
@@ -70,25 +68,9 @@ export async function confirmWrite(key: RegistryKey, ready: readonly RegistryPod
 }
 
 /** One token request through the pod's nginx, verified with the registry CA under its hostname. */
-function accepts(ip: string, input: ConfirmInput): Promise<boolean> {
+async function accepts(ip: string, input: ConfirmInput): Promise<boolean> {
   const { username, password } = input.login;
   const authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
-  return new Promise((resolve) => {
-    const req = request({
-      host: ip,
-      port: NGINX_PORT,
-      servername: input.hostname,
-      ca: [input.caPem, ...rootCertificates],
-      path: tokenProbePath(input.hostname, username),
-      headers: { authorization, host: input.hostname },
-      agent: false,
-      timeout: 5_000,
-    }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(false));
-    req.end();
-  });
+  const answer = await podFrontRequest({ host: ip, hostname: input.hostname, caPem: input.caPem }, { path: tokenProbePath(input.hostname, username), headers: { authorization } });
+  return answer.status === 200;
 }

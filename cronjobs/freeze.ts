@@ -2,19 +2,11 @@
 // it: a write to FREEZE_PROBE_PATH through the pod's nginx, by the pod's IP, TLS verified for the
 // registry's hostname. Frozen: nginx answers 503 with this freeze's id. Lifted: the write reaches
 // the registry, which refuses it (no token; and no repository can have the probe's name).
-import { request } from 'node:https';
-import { isIP } from 'node:net';
-import { rootCertificates } from 'node:tls';
 import { FREEZE_PROBE_PATH, probeVerdict } from '../functions/maintenance.ts';
+import { podFrontRequest, type FrontAnswer, type PodFront } from './pod-front.ts';
 
-export interface FreezeTarget {
-  /** the pod's IP (or any host:port that reaches its nginx) */
-  host: string;
-  port: number;
-  /** TLS server name and Host header: the registry's hostname */
-  hostname: string;
-  caPem: string;
-}
+/** a registry pod's front */
+export type FreezeTarget = PodFront;
 
 export type FreezeState = 'frozen' | 'open';
 
@@ -35,19 +27,6 @@ export async function awaitFreezeState(targets: readonly FreezeTarget[], want: F
   }
 }
 
-function probe(target: FreezeTarget): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = request({
-      host: target.host, port: target.port, ...(isIP(target.hostname) ? {} : { servername: target.hostname }), ca: [target.caPem, ...rootCertificates],
-      method: 'POST', path: FREEZE_PROBE_PATH, headers: { host: target.hostname, 'content-length': 0 }, agent: false, timeout: 5_000,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (error) => resolve({ status: 0, body: error.message }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (error) => resolve({ status: 0, body: error.message }));
-    req.end();
-  });
+function probe(target: FreezeTarget): Promise<FrontAnswer> {
+  return podFrontRequest(target, { method: 'POST', path: FREEZE_PROBE_PATH, headers: { 'content-length': 0 } });
 }

@@ -4,14 +4,13 @@
 // that a bucket with wrong credentials, a missing bucket or an unreachable endpoint shows as
 // Ready=False with that message instead of a pod that looks ready until its check has failed often
 // enough for the readiness probe.
-import { request } from 'node:https';
-import { rootCertificates } from 'node:tls';
-import { NGINX_PORT, REGISTRY_HEALTH_PATH } from '../functions/nginx-config.ts';
+import { REGISTRY_HEALTH_PATH } from '../functions/nginx-config.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { STORAGE_HEALTH_WINDOW_MS, storageHealthProblem, type PodHealthAnswer } from '../functions/registry-storage.ts';
 import type { RegistryProblem } from '../functions/registry-status.ts';
 import { registryPods } from './credential-check.ts';
 import type { Kube } from './kube.ts';
+import { podFrontRequest } from './pod-front.ts';
 
 interface RunningPod {
   metadata: { name: string; deletionTimestamp?: unknown };
@@ -43,17 +42,6 @@ export async function storageHealth(kube: Kube, key: RegistryKey, tls: { hostnam
 
 const LOG_LINES = 50;
 
-function healthStatus(ip: string, tls: { hostname: string; caPem: string }): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request({
-      host: ip, port: NGINX_PORT, servername: tls.hostname, ca: [tls.caPem, ...rootCertificates],
-      path: REGISTRY_HEALTH_PATH, headers: { host: tls.hostname }, agent: false, timeout: 5_000,
-    }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => resolve(0));
-    req.end();
-  });
+async function healthStatus(ip: string, tls: { hostname: string; caPem: string }): Promise<number> {
+  return (await podFrontRequest({ host: ip, ...tls }, { path: REGISTRY_HEALTH_PATH })).status;
 }
