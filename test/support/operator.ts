@@ -35,12 +35,17 @@ export async function installOperatorBase(cluster: TestCluster, env: Record<stri
   return operatorConfigFromEnv(env);
 }
 
-/** Merges variables into the operator ConfigMap (named with kustomize's content hash). */
+/**
+ * Merges variables into the operator ConfigMap the CronJobs read now (named with kustomize's content
+ * hash: earlier installs with other settings leave ConfigMaps of other names behind, so the name is
+ * the one the resync CronJob refers to).
+ */
 export async function setOperatorConfig(cluster: TestCluster, env: Record<string, string>): Promise<void> {
-  const listed = await cluster.kubectl(['get', 'configmaps', '-o', 'name'], { namespace: OPERATOR_NAMESPACE });
-  const name = listed.stdout.split('\n').map((line) => line.trim()).find((line) => line.startsWith('configmap/image-registry-operator-config'));
-  if (!name) throw new Error(`no operator ConfigMap in ${OPERATOR_NAMESPACE}: ${listed.stderr}`);
-  const patched = await cluster.kubectl(['patch', name, '--type=merge', '-p', JSON.stringify({ data: env })], { namespace: OPERATOR_NAMESPACE });
+  const jsonPath = '{.spec.jobTemplate.spec.template.spec.containers[0].envFrom[0].configMapRef.name}';
+  const referenced = await cluster.kubectl(['get', 'cronjob', 'image-registry-operator-resync', '-o', `jsonpath=${jsonPath}`], { namespace: OPERATOR_NAMESPACE });
+  const name = referenced.stdout.trim();
+  if (referenced.code !== 0 || !name) throw new Error(`no operator ConfigMap referenced by the resync CronJob in ${OPERATOR_NAMESPACE}: ${referenced.stderr}`);
+  const patched = await cluster.kubectl(['patch', 'configmap', name, '--type=merge', '-p', JSON.stringify({ data: env })], { namespace: OPERATOR_NAMESPACE });
   if (patched.code !== 0) throw new Error(`setting ${Object.keys(env).join(', ')}: ${patched.stderr}`);
 }
 
