@@ -35,9 +35,11 @@ RUN printf '%s\n' 'apiVersion: v1' 'kind: Config' \
  && (KUBECONFIG=/tmp/closed-port.kubeconfig node dist/reconcile.js --registry prepare/compile-cache || true) \
  && for entry in rotate resync bootstrap node-trust; do KUBECONFIG=/tmp/closed-port.kubeconfig node "dist/$entry.js" || true; done \
  && (node dist/upload-cleanup.js || true) \
+ && (KUBECONFIG=/tmp/closed-port.kubeconfig node dist/garbage-collect.js || true) \
+ && (node dist/gc-retention.js || true) \
  && (node dist/webhook.js || true) \
  && node --input-type=module -e "import { readdirSync } from 'node:fs'; for (const f of readdirSync('/app/dist/chunks')) if (f.endsWith('.js')) await import('/app/dist/chunks/' + f);" \
  && rm /tmp/closed-port.kubeconfig \
  && test -n "$(ls -A /app/compile-cache)"
-# Each workload names its entry: node /app/dist/webhook.js | reconcile.js | rotate.js | resync.js | bootstrap.js | upload-cleanup.js | node-trust.js
+# Each workload names its entry: node /app/dist/webhook.js | reconcile.js | rotate.js | resync.js | bootstrap.js | upload-cleanup.js | garbage-collect.js | gc-retention.js | node-trust.js
 CMD ["node", "/app/dist/webhook.js"]

@@ -11,7 +11,7 @@ import {
   type KeyPair,
 } from '../functions/certificate-sources.ts';
 import { needsRenewal, selfSignedCa, signedCertificate, type RenewalReason } from '../functions/certificates.ts';
-import { OPERATOR_CA_SECRET_NAME, registryDnsNames, tokenSignerCommonName } from '../functions/names.ts';
+import { OPERATOR_CA_SECRET_NAME, registryDnsNames, registryTlsSecretName, tokenSignerCommonName } from '../functions/names.ts';
 import { desiredCertificate, desiredTlsSecret } from '../functions/registry-objects.ts';
 import type { ImageRegistry, OperatorConfig } from '../functions/types.ts';
 import { isConflict, isNotFound, type Kube } from './kube.ts';
@@ -62,6 +62,12 @@ function newCa(now: Date): KeyPair {
   const keyPem = newRsaKeyPem();
   const certPem = selfSignedCa({ commonName: 'image-registry-operator root CA', keyPem, now, serial: randomSerial() });
   return { certPem, keyPem, caPem: certPem };
+}
+
+/** The CA that verifies the registry's serving certificate: its TLS Secret's ca.crt, else the certificate itself (as the push/pull Secrets hand out); '' before it has one. */
+export async function servingCa(kube: Kube, registry: ImageRegistry): Promise<string> {
+  const secret = await kube.read<SecretObject>({ apiVersion: 'v1', kind: 'Secret', namespace: registry.metadata.namespace, name: registryTlsSecretName(registry) });
+  return unb64(secret?.data?.['ca.crt']) || unb64(secret?.data?.['tls.crt']);
 }
 
 export interface ResolvedKeyPair {

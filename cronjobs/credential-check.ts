@@ -35,12 +35,15 @@ export async function registryPods(kube: Kube, key: RegistryKey): Promise<Pod[]>
   return pods.filter((pod): pod is Pod => pod !== undefined);
 }
 
-/** Annotates the pods with the auth config's version (server-side apply of one annotation); a pod deleted meanwhile is skipped. */
-export async function touchRegistryPods(kube: Kube, key: RegistryKey, version: string): Promise<void> {
+/**
+ * Annotates the pods with a config's version (server-side apply of one annotation; default the auth
+ * config's) so that their kubelets sync changed volumes now; a pod deleted meanwhile is skipped.
+ */
+export async function touchRegistryPods(kube: Kube, key: RegistryKey, version: string, annotation = AUTH_CONFIG_VERSION_ANNOTATION): Promise<void> {
   const pods = await registryPods(kube, key);
   await Promise.all(pods.map(async ({ metadata: { name } }) => {
     try {
-      await kube.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: key.namespace, annotations: { [AUTH_CONFIG_VERSION_ANNOTATION]: version } } });
+      await kube.apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: key.namespace, annotations: { [annotation]: version } } });
     } catch (error) {
       log('warn', 'cannot annotate registry pod; its kubelet syncs the new config at its next periodic sync', { pod: `${key.namespace}/${name}`, error: errorMessage(error) });
     }

@@ -59,8 +59,11 @@ export interface Kube {
   list<T extends object>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<T[]>;
   /** server-side apply (force: we own the fields we write) */
   apply<T extends object>(object: T): Promise<T>;
-  /** server-side apply of the status subresource of one of our custom resources */
-  applyStatus(object: AnyObject & { status: unknown }, plural: string): Promise<void>;
+  /**
+   * server-side apply of the status subresource of one of our custom resources; a field manager of
+   * its own for a part of the status another Job writes (an apply drops the fields its manager left out)
+   */
+  applyStatus(object: AnyObject & { status: unknown }, plural: string, fieldManager?: string): Promise<void>;
   /** create; AlreadyExists is a KubeError for which isConflict holds */
   create<T extends object>(object: T): Promise<T>;
   /** update guarded by metadata.resourceVersion; a stale version is a KubeError for which isConflict holds */
@@ -243,13 +246,13 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
         throw describe(error, 'apply', ref);
       }
     },
-    applyStatus: async (object, plural) => {
+    applyStatus: async (object, plural, fieldManager) => {
       const ref = refOf(object);
       const [group, version] = splitApiVersion(ref.apiVersion);
       const path = `/apis/${group}/${version}/namespaces/${encodeURIComponent(ref.namespace ?? '')}/${plural}/${encodeURIComponent(ref.name)}/status`;
       const body = { apiVersion: object.apiVersion, kind: object.kind, metadata: { name: ref.name, namespace: ref.namespace }, status: object.status };
       try {
-        await send('PATCH', `${path}?${manager}&force=true`, body, APPLY_PATCH);
+        await send('PATCH', `${path}?${fieldManager ? `fieldManager=${encodeURIComponent(fieldManager)}` : manager}&force=true`, body, APPLY_PATCH);
       } catch (error) {
         throw describe(error, 'apply status of', ref);
       }

@@ -4,8 +4,9 @@
 // the set's digest with each Node's annotation and starts a node-trust Job on each node that lacks
 // it; then waits a little for them and records on each Node what its Job wrote. Cheap when nothing
 // changed: one list of registries, their TLS Secrets, one list of Nodes and one of Jobs.
-import type { V1Node, V1Secret } from '@kubernetes/client-node';
-import { registryHostname, registryTlsSecretName } from '../functions/names.ts';
+import type { V1Node } from '@kubernetes/client-node';
+import { registryHostname } from '../functions/names.ts';
+import { servingCa } from './certificates.ts';
 import {
   NODE_TRUST_ANNOTATION,
   NODE_TRUST_NODE_ANNOTATION,
@@ -77,8 +78,7 @@ async function trustSet(kube: Kube, config: OperatorConfig): Promise<{ set: Trus
   const set: TrustedRegistry[] = [];
   for (const registry of registries) {
     const { name = '', namespace = '' } = registry.metadata;
-    const secret = await kube.read<V1Secret>({ apiVersion: 'v1', kind: 'Secret', namespace, name: registryTlsSecretName(registry) });
-    const caPem = decode(secret?.data?.['ca.crt']) || decode(secret?.data?.['tls.crt']);
+    const caPem = await servingCa(kube, registry);
     if (!caPem) continue; // no certificate yet: its reconcile comes back here once it has one
     const entry = { hostname: registry.status?.hostname || registryHostname(name, namespace, config.dnsZone), caPem };
     try {
@@ -91,7 +91,6 @@ async function trustSet(kube: Kube, config: OperatorConfig): Promise<{ set: Trus
   return { set, registries };
 }
 
-const decode = (b64: string | undefined) => (b64 ? Buffer.from(b64, 'base64').toString('utf8') : '');
 
 function nodeState(node: V1Node): NodeState {
   const digest = node.metadata?.annotations?.[NODE_TRUST_ANNOTATION];

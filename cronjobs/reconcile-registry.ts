@@ -23,6 +23,7 @@ import { certificateMode, type KeyPair } from '../functions/certificate-sources.
 import { readyRegistryPods, type CredentialCheckOutcome } from '../functions/credential-check.ts';
 import { handOutDecisions, needsConfirmation, planCredentials, revocationEvent, type CredentialPlan, type IssuedCredential } from '../functions/credential-plan.ts';
 import { assertAclValidForDockerAuth, defaultAcl } from '../functions/docker-auth-config.ts';
+import { gcCronJobName } from '../functions/garbage-collection.ts';
 import { authConfigSecretName, registryHostname, registryTlsSecretName } from '../functions/names.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { httpSecretOf } from '../functions/registry-config.ts';
@@ -40,7 +41,7 @@ import { gather, registryInputs, type Gathered, type RegistryInputs } from './ga
 import { randomToken } from './keys.ts';
 import type { Kube } from './kube.ts';
 import { errorMessage, log } from './log.ts';
-import { applyWorkload, waitForRollout } from './registry-workload.ts';
+import { applyWorkload, removeGcCronJob, waitForRollout } from './registry-workload.ts';
 import { storageHealth } from './storage-health.ts';
 import { reportTokenKeys } from './token-keys.ts';
 
@@ -66,6 +67,8 @@ export async function reconcileRegistry(key: RegistryKey, options: ReconcileOpti
   const registry = inputs.registry;
   if (!registry || registry.metadata.deletionTimestamp) {
     await markImageSecretsNotReady(kube, key, 'missing', { imageSecrets: inputs.imageSecrets, config, now: options.now() });
+    // the one object of a registry outside its namespace (no owner reference can reach it)
+    await removeGcCronJob(kube, key, config);
     return 'missing';
   }
   const now = options.now();
@@ -83,7 +86,8 @@ export async function reconcileRegistry(key: RegistryKey, options: ReconcileOpti
   }
   // 11. status
   const readiness = registryReadiness(registry, problem ?? storageProblem, statefulSet);
-  await kube.applyStatus({ ...registry, status: registryStatus(registry, { hostname, tlsSecretName: registryTlsSecretName(registry), readiness }, options.now()) }, 'imageregistries');
+  const gcCronJob = `${config.namespace}/${gcCronJobName(key)}`;
+  await kube.applyStatus({ ...registry, status: registryStatus(registry, { hostname, tlsSecretName: registryTlsSecretName(registry), readiness, gcCronJob }, options.now()) }, 'imageregistries');
   await reportChanges(kube, registry, { ...certificates, readiness }, now);
   for (const decision of tokenKeys) await reportTokenKeys(kube, registry, decision, options.now());
   log('info', 'registry reconciled', { registry: `${key.namespace}/${key.name}`, ready: readiness.status, reason: readiness.reason });

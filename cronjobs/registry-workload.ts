@@ -1,12 +1,14 @@
 // Step 5 and 6 of a registry's reconcile: apply the workload (registry config, nginx config,
 // Service, data claim or the bucket's references, StatefulSet, PodDisruptionBudget, a bucket's
-// upload-cleanup CronJob) and wait for its pods.
+// upload-cleanup CronJob, the garbage collection CronJob) and wait for its pods.
 import type { V1ConfigMap, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
 import { dataClaimName, registryLabelSelector, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
 import { nginxConfig } from '../functions/nginx-config.ts';
 import { desiredDataClaim, desiredNginxConfigMap, desiredPodDisruptionBudget, desiredService, desiredStatefulSet, rolloutAnnotations } from '../functions/registry-objects.ts';
 import { registryStorage, storageReferenceProblem, storageReferencesDigest, type StorageReference } from '../functions/registry-storage.ts';
 import type { RegistryProblem, StatefulSetState } from '../functions/registry-status.ts';
+import { desiredGcCronJob, gcCronJobName } from '../functions/garbage-collection.ts';
+import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { desiredUploadCleanupCronJob } from '../functions/upload-cleanup.ts';
 import type { ImageRegistry, OperatorConfig } from '../functions/types.ts';
 import type { V1Secret } from '@kubernetes/client-node';
@@ -57,12 +59,18 @@ export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<A
   await kube.apply(desiredPodDisruptionBudget(registry));
   const uploadCleanup = desiredUploadCleanupCronJob(registry, input.config);
   if (uploadCleanup) await kube.apply(uploadCleanup);
+  await kube.apply(desiredGcCronJob(registry, input.config));
   const storageProblem = storageReferenceProblem(storage, (ref) => {
     const data = references.get(referenceId(ref));
     return data ? Object.keys(data) : undefined;
   });
   const redact = storage.readAtStart.filter((ref) => ref.kind === 'Secret').flatMap((ref) => references.get(referenceId(ref))?.[ref.key] ?? []);
   return { templateAnnotations, redact, ...(storageProblem ? { storageProblem } : {}) };
+}
+
+/** The garbage collection CronJob of a registry that is gone (it lives in the operator namespace). */
+export async function removeGcCronJob(kube: Kube, key: RegistryKey, config: OperatorConfig): Promise<void> {
+  await kube.remove({ apiVersion: 'batch/v1', kind: 'CronJob', namespace: config.namespace, name: gcCronJobName(key) }, { propagationPolicy: 'Background' });
 }
 
 const referenceId = (ref: StorageReference) => `${ref.kind}/${ref.name}`;

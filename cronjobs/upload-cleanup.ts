@@ -10,24 +10,13 @@
 // the purge age for one run. Prints one JSON line with the counts; never a key.
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, S3Client, type ListMultipartUploadsCommandOutput } from '@aws-sdk/client-s3';
+import { AbortMultipartUploadCommand, ListMultipartUploadsCommand, type ListMultipartUploadsCommandOutput, type S3Client } from '@aws-sdk/client-s3';
 import { load } from 'js-yaml';
 import { parseDuration } from '../functions/duration.ts';
-import { ACCESS_KEY_ENV, SECRET_KEY_ENV } from '../functions/registry-storage.ts';
-import { abandonedUploads, bucketSettings, type BucketSettings, type MultipartUpload } from '../functions/upload-cleanup.ts';
+import { abandonedUploads, bucketSettings, type MultipartUpload } from '../functions/upload-cleanup.ts';
+import { s3Client } from './bucket.ts';
 import { runEntryPoint } from './entry-point.ts';
 import { errorMessage, log } from './log.ts';
-
-function s3Client(settings: BucketSettings, env: NodeJS.ProcessEnv): S3Client {
-  const accessKeyId = env[ACCESS_KEY_ENV];
-  const secretAccessKey = env[SECRET_KEY_ENV];
-  return new S3Client({
-    region: settings.region,
-    forcePathStyle: settings.forcePathStyle,
-    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-    ...(accessKeyId && secretAccessKey ? { credentials: { accessKeyId, secretAccessKey } } : {}),
-  });
-}
 
 /** Every multipart upload under the prefix, page by page. */
 async function listMultipartUploads(client: S3Client, bucket: string, prefix: string): Promise<MultipartUpload[]> {

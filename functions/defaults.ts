@@ -7,6 +7,7 @@
 // filled from the previous object when the new one omits them: an apply that leaves them out
 // keeps them instead of tripping the immutability check or picking up a changed default.
 import { defaultAcl } from './docker-auth-config.ts';
+import { DEFAULT_GC_TIMEOUT, defaultGcSchedule } from './gc-defaults.ts';
 import { field, isPlainObject, missingAddOps, pointer, type JsonPatchOp } from './json-patch.ts';
 import { registryLabelValue, REGISTRY_LABEL, type RegistryKey } from './reconcile-job.ts';
 import type { OperatorConfig } from './types.ts';
@@ -55,11 +56,11 @@ function s3Defaults(s3: unknown): Record<string, unknown> {
  * for more; storage 8Gi) unless spec.storage.s3 chooses a bucket (then s3Defaults); the default ACL
  * made explicit; issuerRef.kind Issuer.
  */
-export function defaultImageRegistry(registry: unknown, old?: unknown): JsonPatchOp[] {
+export function defaultImageRegistry(registry: unknown, old?: unknown, namespace?: string): JsonPatchOp[] {
   const spec = field(registry, 'spec');
   if (present(spec) && !isPlainObject(spec)) return [];
   const s3 = field(spec, 'storage', 's3');
-  if (isPlainObject(s3)) return missingAddOps(registry, { spec: { replicas: DEFAULT_REPLICAS, storage: { s3: s3Defaults(s3) }, ...certificateAndAclDefaults(spec) } });
+  if (isPlainObject(s3)) return missingAddOps(registry, { spec: { replicas: DEFAULT_REPLICAS, storage: { s3: s3Defaults(s3) }, ...certificateAndAclDefaults(spec), ...gcDefaults(registry, namespace) } });
   const replicas = field(spec, 'replicas');
   const oldPvc = (key: string) => field(old, 'spec', 'persistentVolumeClaim', key);
   const accessModes = oldPvc('accessModes') ?? [typeof replicas === 'number' && replicas > 1 ? 'ReadWriteMany' : 'ReadWriteOnce'];
@@ -74,8 +75,19 @@ export function defaultImageRegistry(registry: unknown, old?: unknown): JsonPatc
         resources: { requests: { storage } },
       },
       ...certificateAndAclDefaults(spec),
+      ...gcDefaults(registry, namespace),
     },
   });
+}
+
+/** Collection of unreferenced data on (it deletes nothing an image needs); no tag or untagged manifest deleted unless asked. */
+function gcDefaults(registry: unknown, requestNamespace?: string): Record<string, unknown> {
+  const gc = field(registry, 'spec', 'garbageCollection');
+  if (present(gc) && !isPlainObject(gc)) return {};
+  // metadata.namespace may be left out of a created object: the admission request's namespace is its own
+  const namespace = String(field(registry, 'metadata', 'namespace') ?? requestNamespace ?? '');
+  const name = String(field(registry, 'metadata', 'name') ?? '');
+  return { garbageCollection: { enabled: true, schedule: defaultGcSchedule(namespace, name), deleteUntagged: false, dryRun: false, timeout: DEFAULT_GC_TIMEOUT } };
 }
 
 function certificateAndAclDefaults(spec: unknown): Record<string, unknown> {

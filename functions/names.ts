@@ -110,6 +110,14 @@ export function registrySelectorLabels(registryName: string): Record<string, str
 }
 
 const REGISTRY_APP_NAME = 'image-registry';
+
+/**
+ * Labels of a registry's maintenance Jobs (upload cleanup, garbage collection) in its namespace:
+ * never its selector labels, or the registry's Service and PodDisruptionBudget would count their pods.
+ */
+export function maintenanceLabels(registryName: string, component: string): Record<string, string> {
+  return { 'app.kubernetes.io/name': `${REGISTRY_APP_NAME}-maintenance`, 'app.kubernetes.io/instance': registryName, 'app.kubernetes.io/component': component, 'app.kubernetes.io/managed-by': OPERATOR_NAME };
+}
 /** Selects what the operator made for any registry (every registry's registrySelectorLabels have it). */
 export const ANY_REGISTRY_SELECTOR = `app.kubernetes.io/name=${REGISTRY_APP_NAME}`;
 

@@ -27,12 +27,12 @@ export const DEFAULT_GRACE_SECONDS = 1;
 const MAX_LABEL_VALUE = 63;
 const MAX_JOB_NAME = 63;
 
-function shortHash(text: string, hexChars: number): string {
+export function shortHash(text: string, hexChars: number): string {
   return createHash('sha256').update(text).digest('hex').slice(0, hexChars);
 }
 
 /** Keeps [a-z0-9-] only, cut to `max` characters, without leading/trailing dashes. */
-function dnsFragment(text: string, max: number): string {
+export function dnsFragment(text: string, max: number): string {
   return text
     .toLowerCase()
     .replace(/[^a-z0-9-]+/g, '-')

@@ -398,7 +398,7 @@ function podVolumes(name: string, options: StatefulSetOptions): V1Volume[] {
   ];
 }
 
-function restrictedSecurityContext(uid: number): V1SecurityContext {
+export function restrictedSecurityContext(uid: number): V1SecurityContext {
   return {
     runAsNonRoot: true,
     runAsUser: uid,

@@ -53,7 +53,7 @@ export function registryReadiness(registry: ImageRegistry, problem: RegistryProb
 
 export function registryStatus(
   registry: ImageRegistry,
-  fields: { hostname: string; tlsSecretName: string; readiness: ConditionInput },
+  fields: { hostname: string; tlsSecretName: string; readiness: ConditionInput; gcCronJob?: string },
   now: Date,
 ): ImageRegistryStatus {
   const generation = registry.metadata.generation;
@@ -63,6 +63,8 @@ export function registryStatus(
     conditions,
     hostname: fields.hostname,
     tlsSecretName: fields.tlsSecretName,
+    // lastRun is the garbage collection Job's (a field manager of its own)
+    ...(fields.gcCronJob ? { garbageCollection: { cronJob: fields.gcCronJob } } : {}),
   };
 }
 

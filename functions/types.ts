@@ -125,6 +125,54 @@ export interface ImageRegistrySpec {
   storage?: StorageSpec;
   tls?: CertificateSource;
   auth?: { ca?: CertificateSource; acl?: AclEntry[] };
+  garbageCollection?: GarbageCollectionSpec;
+}
+
+/** Which tags of the repositories a retention policy covers are kept; every other tag is deleted. */
+export interface KeepTags {
+  /** tags whose name matches one of these globs, e.g. release-* */
+  patterns?: string[];
+  /** the N tags pushed last */
+  mostRecentlyPushedCount?: number;
+  /** tags pushed within this duration before the run, e.g. 720h */
+  pushedWithin?: string;
+}
+
+/** Tag retention for the repositories matching `repositories` (globs; ** crosses slashes). */
+export interface RetentionPolicy {
+  repositories: string[];
+  keepTags: KeepTags;
+}
+
+/** Scheduled garbage collection (under a write freeze) and tag retention. */
+export interface GarbageCollectionSpec {
+  /** false: no scheduled runs (a run forced from the CronJob still runs); default true */
+  enabled?: boolean;
+  /** cron, UTC; default once a day at a time from a hash of namespace/name */
+  schedule?: string;
+  /** also delete manifests no tag points to (an overwritten :latest); default false */
+  deleteUntagged?: boolean;
+  /** report what would be deleted, delete nothing; default false */
+  dryRun?: boolean;
+  /** the longest a run may take (the write freeze ends by then at the latest); default 15m */
+  timeout?: string;
+  /** absent: no tag is ever deleted */
+  retention?: RetentionPolicy[];
+}
+
+/** What the last garbage collection run did. */
+export interface GarbageCollectionRun {
+  startTime: string;
+  completionTime: string;
+  result: 'Succeeded' | 'Failed';
+  dryRun?: boolean;
+  message?: string;
+  tagsDeleted?: number;
+  manifestsDeleted?: number;
+  blobsDeleted?: number;
+  bytesReclaimed?: number;
+  /** first refused write to writes accepted again */
+  freezeSeconds?: number;
 }
 
 export interface ImageRegistryStatus {
@@ -132,6 +180,13 @@ export interface ImageRegistryStatus {
   conditions?: Condition[];
   hostname?: string;
   tlsSecretName?: string;
+  garbageCollection?: {
+    /** `<operator namespace>/<name>` of the CronJob: create a Job from it to run one now */
+    cronJob?: string;
+    lastRun?: GarbageCollectionRun;
+  };
+  /** the registry's blobs, as the last garbage collection measured them */
+  storage?: { usedBytes: number; measuredAt: string };
 }
 
 export interface ImageRegistry {

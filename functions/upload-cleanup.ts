@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import type { V1CronJob, V1EnvVar } from '@kubernetes/client-node';
 import { parseDuration } from './duration.ts';
-import { registryConfigSecretName, registryLabels } from './names.ts';
+import { maintenanceLabels, registryConfigSecretName } from './names.ts';
 import { REGISTRY_CONFIG_PATH } from './registry-config.ts';
 import { registryOwnerReference } from './registry-objects.ts';
 import { registryStorage, STORAGE_CA_DIR, STORAGE_CA_FILE } from './registry-storage.ts';
@@ -44,7 +44,7 @@ export function desiredUploadCleanupCronJob(registry: ImageRegistry, config: Ope
   if (storage.kind !== 's3') return undefined;
   const name = registry.metadata.name ?? '';
   const namespace = registry.metadata.namespace ?? '';
-  const labels = { ...registryLabels(name), 'app.kubernetes.io/component': 'upload-cleanup' };
+  const labels = maintenanceLabels(name, 'upload-cleanup');
   const caMounted = storage.volumeMounts.some((mount) => mount.mountPath === STORAGE_CA_DIR);
   // Node reads extra CAs from one file, at start (Go's SSL_CERT_DIR is for the registry)
   const env: V1EnvVar[] = [...storage.env.filter((e) => e.name !== 'SSL_CERT_DIR'), ...(caMounted ? [{ name: 'NODE_EXTRA_CA_CERTS', value: `${STORAGE_CA_DIR}/${STORAGE_CA_FILE}` }] : [])];

@@ -14,6 +14,9 @@ export const entryPoints: Record<string, string> = {
   webhook: 'webhooks/server.ts',
   bootstrap: 'cronjobs/bootstrap.ts',
   'upload-cleanup': 'cronjobs/upload-cleanup.ts',
+  // garbage collection: the registry's CronJob (freeze, GC Job, lift) and the GC pod's retention container
+  'garbage-collect': 'cronjobs/garbage-collect.ts',
+  'gc-retention': 'cronjobs/gc-retention.ts',
   // the node-trust Jobs of kustomize/node-trust (writes certs.d on one node; no API access)
   'node-trust': 'cronjobs/node-trust.ts',
   // not an entry of its own: the bcrypt pool's worker thread (cronjobs/passwords.ts loads it from beside the entry)

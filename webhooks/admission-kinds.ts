@@ -48,7 +48,7 @@ const imageSecret: AdmissionKind = {
 
 export const ADMISSION_KINDS: Readonly<Record<Kind, AdmissionKind>> = {
   ImageRegistry: {
-    defaults: (object, { old }) => defaultImageRegistry(object, old),
+    defaults: (object, { old, namespace }) => defaultImageRegistry(object, old, namespace),
     validate: validateImageRegistry,
     concerns: (request, { namespace }) => {
       const name = field(subject(request), 'metadata', 'name') || request.name;

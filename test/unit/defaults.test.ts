@@ -7,6 +7,7 @@ import {
   resolveRegistryRef,
 } from '../../functions/defaults.ts';
 import { defaultAcl as dockerAuthDefaultAcl } from '../../functions/docker-auth-config.ts';
+import { defaultGcSchedule } from '../../functions/gc-defaults.ts';
 import { applyJsonPatch } from '../../functions/json-patch.ts';
 import { REGISTRY_LABEL } from '../../functions/reconcile-job.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
@@ -16,6 +17,9 @@ import type { OperatorConfig } from '../../functions/types.ts';
 const config: OperatorConfig = operatorConfigFromEnv({});
 
 const DEFAULT_ACL = defaultAcl();
+
+/** spec.garbageCollection's defaults: collection on, daily at a time of ns/registry's own, nothing else deleted */
+const GC_DEFAULTS = { enabled: true, schedule: defaultGcSchedule('ns', 'registry'), deleteUntagged: false, dryRun: false, timeout: '15m' };
 
 function registry(spec?: unknown): Record<string, unknown> {
   const base = { apiVersion: 'registry.mgoltzsche.github.com/v1alpha1', kind: 'ImageRegistry', metadata: { name: 'registry', namespace: 'ns' } };
@@ -45,6 +49,7 @@ test('ImageRegistry without spec: one add of the whole defaulted spec', () => {
     replicas: 1,
     persistentVolumeClaim: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } } },
     auth: { acl: DEFAULT_ACL },
+    garbageCollection: GC_DEFAULTS,
   });
 });
 
@@ -60,6 +65,7 @@ test('ImageRegistry: only missing fields are added; present ones are kept', () =
     replicas: 2,
     persistentVolumeClaim: { storageClassName: 'nfs', accessModes: ['ReadWriteMany'] },
     auth: { acl: [] },
+    garbageCollection: { ...GC_DEFAULTS, dryRun: true },
   });
   const ops = defaultImageRegistry(obj);
   assert.equal(ops, [{ op: 'add', path: '/spec/persistentVolumeClaim/resources', value: { requests: { storage: '8Gi' } } }]);
@@ -69,6 +75,7 @@ test('ImageRegistry: only missing fields are added; present ones are kept', () =
     '/spec/persistentVolumeClaim/accessModes',
     '/spec/persistentVolumeClaim/resources/requests',
     '/spec/auth',
+    '/spec/garbageCollection',
   ]);
 });
 
@@ -77,6 +84,7 @@ test('ImageRegistry: a fully specified object gets no patch; the input is not mu
     replicas: 1,
     persistentVolumeClaim: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
     auth: { acl: DEFAULT_ACL },
+    garbageCollection: { ...GC_DEFAULTS, schedule: '0 1 * * *' },
   });
   const copy = structuredClone(obj);
   assert.equal(defaultImageRegistry(obj), []);

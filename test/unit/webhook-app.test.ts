@@ -5,6 +5,7 @@ import { loadAll } from 'js-yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defaultAcl } from '../../functions/defaults.ts';
+import { defaultGcSchedule } from '../../functions/gc-defaults.ts';
 import { applyJsonPatch, type JsonPatchOp } from '../../functions/json-patch.ts';
 import { REGISTRY_LABEL, type RegistryKey } from '../../functions/reconcile-job.ts';
 import { ADDED_PULL_SECRETS_ANNOTATION, ADDED_PULL_SECRETS_LABEL } from '../../functions/service-accounts.ts';
@@ -157,6 +158,7 @@ test('mutate ImageRegistry CREATE: the patch yields the documented defaults', as
     replicas: 1,
     persistentVolumeClaim: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '8Gi' } } },
     auth: { acl: defaultAcl() },
+    garbageCollection: { enabled: true, schedule: defaultGcSchedule('apps', 'registry'), deleteUntagged: false, dryRun: false, timeout: '15m' },
   });
   const rules = (applyJsonPatch(object, ops).spec as any).auth.acl.map(({ match, actions }: any) => ({ match, actions }));
   assert.equal(rules, [

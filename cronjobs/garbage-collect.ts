@@ -1,0 +1,198 @@
+// Job entry point (dist/garbage-collect.js), run by each registry's `gc-…` CronJob in the operator
+// namespace: one garbage collection (and tag retention) run, in the steps functions/garbage-collection.ts
+// lists — freeze, drain, collect, lift, report. Whatever step it dies after, writes are accepted
+// again by the freeze's deadline (nginx compares it with the clock), and no collector still runs
+// then (the GC Job's activeDeadlineSeconds is shorter).
+import { hostname as podName } from 'node:os';
+import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import { formatDuration } from '../functions/duration.ts';
+import {
+  desiredGcConfigMap, desiredGcJob, FREEZE_MARGIN_MS, GC_REGISTRY_NAME_ENV, GC_REGISTRY_NAMESPACE_ENV, gcEventMessage, gcSettings, parseGcPodReport,
+  type GcPodReport, type GcSettings,
+} from '../functions/garbage-collection.ts';
+import { FREEZE_DRAIN_MS, freezeEnd, freezeId, maintenanceFiles, type Freeze } from '../functions/maintenance.ts';
+import { maintenanceConfigMapName, registryHostname } from '../functions/names.ts';
+import { operatorConfigFromEnv } from '../functions/operator-config.ts';
+import { registryOwnerReference } from '../functions/registry-objects.ts';
+import { storageKind } from '../functions/registry-storage.ts';
+import { API_GROUP, GROUP_VERSION, type GarbageCollectionRun, type ImageRegistry, type OperatorConfig } from '../functions/types.ts';
+import type { RegistryKey } from '../functions/reconcile-job.ts';
+import { servingCa } from './certificates.ts';
+import { registryPods, touchRegistryPods } from './credential-check.ts';
+import { runEntryPoint } from './entry-point.ts';
+import { recordRegistryEvent } from './events.ts';
+import { awaitFreezeState, type FreezeTarget } from './freeze.ts';
+import { connectKube, type Kube } from './kube.ts';
+import { removeGcCronJob } from './registry-workload.ts';
+import { errorMessage, log } from './log.ts';
+
+export const MAINTENANCE_VERSION_ANNOTATION = `${API_GROUP}/maintenance-version`;
+export const GC_FIELD_MANAGER = 'image-registry-operator-gc';
+/** how long every pod has to show a freeze (or its lift): a touched pod's kubelet syncs at once, an untouched one within its sync period */
+const FREEZE_CONFIRM_TIMEOUT_MS = 120_000;
+
+interface Run {
+  kube: Kube;
+  registry: ImageRegistry;
+  key: RegistryKey;
+  settings: GcSettings;
+  targets: FreezeTarget[];
+  id: string;
+}
+
+async function main(env: NodeJS.ProcessEnv): Promise<number> {
+  const kube = connectKube();
+  const config = operatorConfigFromEnv(env);
+  const key = { namespace: env[GC_REGISTRY_NAMESPACE_ENV] ?? '', name: env[GC_REGISTRY_NAME_ENV] ?? '' };
+  if (!key.namespace || !key.name) throw new Error(`${GC_REGISTRY_NAMESPACE_ENV} and ${GC_REGISTRY_NAME_ENV} must name the registry`);
+  const registry = await kube.read<ImageRegistry>({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', namespace: key.namespace, name: key.name });
+  if (!registry || registry.metadata.deletionTimestamp) {
+    // its reconcile removes this CronJob; a run that comes first does it
+    log('info', 'registry gone: nothing to collect, its CronJob removed', { registry: `${key.namespace}/${key.name}` });
+    await removeGcCronJob(kube, key, config);
+    return 0;
+  }
+  const started = new Date();
+  const run: Run = { kube, registry, key, settings: gcSettings(registry), targets: await freezeTargets(kube, registry, config), id: freezeId(podName(), started) };
+  const result = await collect(run, config, started);
+  await report(run, result);
+  return result.result === 'Succeeded' ? 0 : 1;
+}
+
+/** Every registry pod that has an IP: a pod that is not Ready yet may become so during the run. */
+async function freezeTargets(kube: Kube, registry: ImageRegistry, config: OperatorConfig): Promise<FreezeTarget[]> {
+  const key = { namespace: registry.metadata.namespace ?? '', name: registry.metadata.name ?? '' };
+  const caPem = await servingCa(kube, registry);
+  const hostname = registry.status?.hostname || registryHostname(key.name, key.namespace, config.dnsZone);
+  const pods = (await registryPods(kube, key)).filter((pod) => pod.status?.podIP && !pod.metadata?.deletionTimestamp);
+  return pods.map((pod) => ({ host: pod.status?.podIP ?? '', hostname, caPem }));
+}
+
+type RunResult = GarbageCollectionRun & { storageBytes?: number };
+
+async function collect(run: Run, config: OperatorConfig, started: Date): Promise<RunResult> {
+  const finish = (fields: Partial<RunResult> & Pick<RunResult, 'result'>): RunResult => ({
+    startTime: started.toISOString(), completionTime: new Date().toISOString(), ...(run.settings.dryRun ? { dryRun: true } : {}), ...fields,
+  });
+  // a dry run deletes nothing: no write can race it, so no freeze
+  const freeze = run.settings.dryRun ? undefined : await holdFreeze(run, started);
+  if (freeze && 'problem' in freeze) return finish({ result: 'Failed', message: freeze.problem });
+  const job: { created?: boolean } = {};
+  let podReport: GcPodReport | { problem: string };
+  let liftedAt: Date | undefined;
+  try {
+    podReport = await runGcJob(run, config, job);
+    if (freeze) liftedAt = await liftFreeze(run, freeze.freeze);
+  } catch (error) {
+    // a collector may still be sweeping: the freeze stays until its deadline, which outlasts the GC Job's
+    if (freeze && !job.created) liftedAt = await liftFreeze(run, freeze.freeze);
+    podReport = { problem: `${errorMessage(error)}${freeze && job.created ? `; writes are accepted again by ${freezeEnd(freeze.freeze).toISOString()}` : ''}` };
+  }
+  const frozen = freeze && liftedAt ? { freezeSeconds: (liftedAt.getTime() - freeze.frozenAt.getTime()) / 1000 } : {};
+  if ('problem' in podReport) return finish({ result: 'Failed', message: podReport.problem, ...frozen });
+  const { problems } = podReport;
+  return finish({
+    result: problems.length ? 'Failed' : 'Succeeded',
+    ...(problems.length ? { message: problems.join('; ').slice(0, 2000) } : {}),
+    tagsDeleted: podReport.tagsDeleted, manifestsDeleted: podReport.manifestsDeleted, blobsDeleted: podReport.blobsDeleted, bytesReclaimed: podReport.bytesReclaimed,
+    ...frozen,
+    storageBytes: podReport.storageBytes,
+  });
+}
+
+interface HeldFreeze {
+  freeze: Freeze;
+  frozenAt: Date;
+  liftedAt?: Date;
+}
+
+/** Step 1 and 2: the freeze written, confirmed on every pod, then the drain. */
+async function holdFreeze(run: Run, started: Date): Promise<HeldFreeze | { problem: string }> {
+  const until = new Date(started.getTime() + FREEZE_DRAIN_MS + run.settings.timeoutMs + FREEZE_MARGIN_MS);
+  const freeze: Freeze = { id: run.id, reason: 'garbage collection', from: started, until };
+  await writeMaintenance(run, freeze);
+  const frozenAt = new Date();
+  const unconfirmed = await awaitFreezeState(run.targets, 'frozen', run.id, { timeoutMs: FREEZE_CONFIRM_TIMEOUT_MS });
+  if (unconfirmed.length) {
+    await liftFreeze(run, freeze);
+    return { problem: `the write freeze was not confirmed by every registry pod within ${FREEZE_CONFIRM_TIMEOUT_MS / 1000} s (${unconfirmed.map((u) => `${u.target.host}: ${u.last}`).join('; ')}); nothing was collected` };
+  }
+  log('info', 'write freeze confirmed', { registry: `${run.key.namespace}/${run.key.name}`, pods: run.targets.length, until: freezeEnd(freeze).toISOString() });
+  await new Promise((resolve) => setTimeout(resolve, FREEZE_DRAIN_MS));
+  return { freeze, frozenAt };
+}
+
+async function writeMaintenance(run: Run, freeze: Freeze | undefined): Promise<void> {
+  const { key, registry } = run;
+  await run.kube.apply({
+    apiVersion: 'v1', kind: 'ConfigMap',
+    metadata: { name: maintenanceConfigMapName(key.name), namespace: key.namespace, ownerReferences: [registryOwnerReference(registry)] },
+    data: maintenanceFiles(freeze),
+  });
+  await touchRegistryPods(run.kube, key, `${run.id}-${freeze ? 'frozen' : 'open'}`, MAINTENANCE_VERSION_ANNOTATION);
+}
+
+/** Step 4: the freeze lifted; when every pod accepts writes again (undefined when one does not: its freeze ends at the deadline). */
+async function liftFreeze(run: Run, freeze: Freeze): Promise<Date | undefined> {
+  await writeMaintenance(run, undefined);
+  const still = await awaitFreezeState(run.targets, 'open', run.id, { timeoutMs: FREEZE_CONFIRM_TIMEOUT_MS });
+  if (still.length === 0) return new Date();
+  log('warn', 'write freeze not lifted on every pod; it ends at its deadline', { registry: `${run.key.namespace}/${run.key.name}`, until: freezeEnd(freeze).toISOString(), pods: still.map((s) => `${s.target.host}: ${s.last}`) });
+  return undefined;
+}
+
+/** Step 3: the GC Job in the registry's namespace, waited for; its pod's report. */
+async function runGcJob(run: Run, config: OperatorConfig, job: { created?: boolean }): Promise<GcPodReport | { problem: string }> {
+  const { kube, registry, key, settings } = run;
+  await kube.apply(desiredGcConfigMap(registry));
+  const besideRegistryPods = storageKind(registry) === 'volume' && run.targets.length > 0;
+  const desired = desiredGcJob({ registry, config, run: run.id.slice(0, 10), settings, besideRegistryPods });
+  const name = desired.metadata?.name ?? '';
+  await kube.create(desired);
+  job.created = true;
+  const deadline = Date.now() + settings.timeoutMs + 30_000;
+  for (;;) {
+    const current = await kube.read<V1Job>({ apiVersion: 'batch/v1', kind: 'Job', namespace: key.namespace, name });
+    const ended = current?.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
+    if (ended || !current) {
+      const podReport = await jobPodReport(kube, key.namespace, name);
+      if (podReport) return podReport;
+      return { problem: `GC Job ${key.namespace}/${name} ${ended?.type === 'Complete' ? 'completed' : `failed (${ended?.reason ?? 'deleted'}: ${ended?.message ?? ''})`} without a report; see its pod's logs` };
+    }
+    if (Date.now() > deadline) {
+      await kube.remove({ apiVersion: 'batch/v1', kind: 'Job', namespace: key.namespace, name }, { propagationPolicy: 'Background' });
+      return { problem: `GC Job ${key.namespace}/${name} did not finish within spec.garbageCollection.timeout (${formatDuration(settings.timeoutMs)}); deleted` };
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
+
+async function jobPodReport(kube: Kube, namespace: string, job: string): Promise<GcPodReport | undefined> {
+  const pods = await kube.list<V1Pod>('v1', 'Pod', namespace, `batch.kubernetes.io/job-name=${job}`);
+  for (const pod of pods) {
+    const text = await kube.containerLog(namespace, pod.metadata?.name ?? '', 'retention', 200);
+    const parsed = text ? parseGcPodReport(text) : undefined;
+    if (parsed) return parsed;
+  }
+  return undefined;
+}
+
+/** Step 5: an Event and the status (its own field manager: the reconcile owns the rest of it). */
+async function report(run: Run, result: RunResult): Promise<void> {
+  const { storageBytes, ...lastRun } = result;
+  const now = new Date();
+  const message = gcEventMessage(lastRun);
+  log(lastRun.result === 'Succeeded' ? 'info' : 'warn', 'garbage collection', { registry: `${run.key.namespace}/${run.key.name}`, ...lastRun });
+  await recordRegistryEvent(run.kube, run.registry, lastRun.result === 'Succeeded' ? 'Normal' : 'Warning', lastRun.result === 'Succeeded' ? 'GarbageCollected' : 'GarbageCollectionFailed', message, now);
+  const status = {
+    garbageCollection: { lastRun },
+    ...(storageBytes === undefined ? {} : { storage: { usedBytes: storageBytes, measuredAt: lastRun.completionTime } }),
+  };
+  try {
+    await run.kube.applyStatus({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: run.key.name, namespace: run.key.namespace }, status }, 'imageregistries', GC_FIELD_MANAGER);
+  } catch (error) {
+    log('warn', 'could not record the run in the status', { error: errorMessage(error) });
+  }
+}
+
+runEntryPoint('garbage-collect', () => main(process.env));
