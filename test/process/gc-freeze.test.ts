@@ -14,9 +14,7 @@
 // Tokens are signed with the registry's token key (test/support/registry-token.ts): no docker_auth.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FREEZE_DRAIN_MS, freezeId, maintenanceFiles, type Freeze } from '../../functions/maintenance.ts';
@@ -25,7 +23,7 @@ import { awaitFreezeState, type FreezeTarget } from '../../cronjobs/freeze.ts';
 import { writeAtomic } from '../support/atomic-writer.ts';
 import { testBinaries } from '../support/binaries.ts';
 import { startNginx, startRegistry, testPki, type Nginx, type Registry } from '../support/front-processes.ts';
-import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST } from '../support/oci-image.ts';
+import { damage, newImage, push, registryClient, remove, type Blob as ImageBlob, type Image, type RegistryClient } from '../support/registry-client.ts';
 import { delay, installExitHandlers, run } from '../support/processes.ts';
 import { signRegistryToken } from '../support/registry-token.ts';
 
@@ -38,107 +36,6 @@ const WRITERS = 2;
 installExitHandlers();
 const assets = await testBinaries();
 const workDir = mkdtempSync(join(tmpdir(), 'iro-gc-race-'));
-
-interface Blob {
-  digest: string;
-  data: Buffer;
-}
-interface Image {
-  tag: string;
-  digest: string;
-  manifest: Buffer;
-  blobs: Blob[];
-  /** a layer only this image has: garbage once the image is deleted */
-  own: Blob;
-}
-
-const blob = (data: Buffer): Blob => ({ digest: `sha256:${createHash('sha256').update(data).digest('hex')}`, data });
-
-function newImage(tag: string, reused: Blob[]): Image {
-  const own = blob(randomBytes(2048));
-  const config = blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag, nonce: randomBytes(8).toString('hex') })));
-  const layers = [own, ...reused];
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.data.length },
-    layers: layers.map((layer) => ({ mediaType: OCI_LAYER_GZIP, digest: layer.digest, size: layer.data.length })),
-  }));
-  return { tag, digest: blob(manifest).digest, manifest, blobs: [config, ...layers], own };
-}
-
-interface Answer {
-  status: number;
-  body: Buffer;
-  location?: string;
-}
-
-/** One registry API client through the front (TLS verified), with a token for REPO. */
-function client(host: string, port: number, caPem: string, token: string) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 8, ca: caPem });
-  const call = (method: string, path: string, options: { body?: Buffer; contentType?: string; accept?: string } = {}): Promise<Answer> =>
-    new Promise((resolve) => {
-      const headers: Record<string, string | number> = { authorization: `Bearer ${token}` };
-      if (options.accept) headers.accept = options.accept;
-      if (options.body || method === 'PUT' || method === 'POST') {
-        headers['content-type'] = options.contentType ?? 'application/octet-stream';
-        headers['content-length'] = options.body?.length ?? 0;
-      }
-      const req = request({ host, port, method, path, headers, agent, timeout: 30_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(res.headers.location ? { location: res.headers.location } : {}) }));
-        res.on('error', (error) => resolve({ status: 0, body: Buffer.from(error.message) }));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (error) => resolve({ status: 0, body: Buffer.from(error.message) }));
-      req.end(options.body);
-    });
-  return { call, close: () => agent.destroy() };
-}
-type Client = ReturnType<typeof client>;
-
-type PushResult = { result: 'pushed' } | { result: 'refused'; message: string } | { result: 'failed'; why: string };
-
-const refusal = (answer: Answer): string | undefined => (answer.status === 503 && answer.body.includes('under maintenance') ? answer.body.toString() : undefined);
-
-/** A push as docker and skopeo do it: blobs the registry has (HEAD 200) are not sent again. */
-async function push(c: Client, image: Image): Promise<PushResult> {
-  const fail = (step: string, answer: Answer): PushResult => {
-    const refused = refusal(answer);
-    return refused ? { result: 'refused', message: refused } : { result: 'failed', why: `${step}: HTTP ${answer.status} ${answer.body.toString().slice(0, 200)}` };
-  };
-  for (const b of image.blobs) {
-    const head = await c.call('HEAD', `/v2/${REPO}/blobs/${b.digest}`);
-    if (head.status === 200) continue;
-    const started = await c.call('POST', `/v2/${REPO}/blobs/uploads/`);
-    if (started.status !== 202 || !started.location) return fail('POST upload', started);
-    const url = new URL(started.location, 'https://registry.invalid');
-    url.searchParams.set('digest', b.digest);
-    const put = await c.call('PUT', `${url.pathname}${url.search}`, { body: b.data });
-    if (put.status !== 201) return fail('PUT blob', put);
-  }
-  const manifest = await c.call('PUT', `/v2/${REPO}/manifests/${image.tag}`, { body: image.manifest, contentType: OCI_MANIFEST });
-  return manifest.status === 201 ? { result: 'pushed' } : fail('PUT manifest', manifest);
-}
-
-/** The image pulls whole: its manifest by tag, every blob with its digest verified. undefined = intact. */
-async function damage(c: Client, image: Image): Promise<string | undefined> {
-  const manifest = await c.call('GET', `/v2/${REPO}/manifests/${image.tag}`, { accept: OCI_MANIFEST });
-  if (manifest.status !== 200) return `manifest ${image.tag}: HTTP ${manifest.status} ${manifest.body.toString().slice(0, 120)}`;
-  if (blob(manifest.body).digest !== image.digest) return `manifest ${image.tag}: another digest`;
-  for (const b of image.blobs) {
-    const got = await c.call('GET', `/v2/${REPO}/blobs/${b.digest}`);
-    if (got.status !== 200) return `blob ${b.digest.slice(0, 19)} of ${image.tag}: HTTP ${got.status} ${got.body.toString().slice(0, 120)}`;
-    if (blob(got.body).digest !== b.digest) return `blob ${b.digest.slice(0, 19)} of ${image.tag}: ${got.body.length} bytes that do not match`;
-  }
-  return undefined;
-}
-
-/** Deletes the image; undefined when the registry did, else its answer (GC took the manifest: 404, or a 500 over a dangling link). */
-async function remove(c: Client, image: Image): Promise<string | undefined> {
-  const answer = await c.call('DELETE', `/v2/${REPO}/manifests/${image.digest}`);
-  return answer.status === 202 ? undefined : `manifest ${image.tag}: DELETE HTTP ${answer.status} ${answer.body.toString().slice(0, 120)}`;
-}
 
 interface Scenario {
   pushed: number;
@@ -164,7 +61,7 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
   writeAtomic(maintenanceDir, maintenanceFiles(undefined));
   let registry: Registry | undefined;
   let nginx: Nginx | undefined;
-  const clients: Client[] = [];
+  const clients: RegistryClient[] = [];
   try {
     registry = await startRegistry({ binary: join(assets, 'registry'), dir, address: registryAddress, hostname, tokenCertPem: pki.token.certPem, name: 'registry' });
     nginx = await startNginx({
@@ -174,7 +71,7 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
     });
     const token = signRegistryToken({ keyPem: pki.token.keyPem, issuer: tokenIssuer(hostname), audience: hostname, subject: 'gc-race', access: [{ type: 'repository', name: REPO, actions: ['push', 'pull', 'delete'] }], ttlSeconds: 3600 });
     const connect = () => {
-      const c = client(front, 8443, pki.ca.certPem, token);
+      const c = registryClient(front, 8443, pki.ca.certPem, token);
       clients.push(c);
       return c;
     };
@@ -182,10 +79,10 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
     const target: FreezeTarget = { host: front, port: 8443, hostname: front, caPem: pki.ca.certPem };
 
     // seed: images, most of them deleted again — their own layers are the garbage the writers reuse
-    const seeded = Array.from({ length: SEED_IMAGES }, (_, i) => newImage(`seed-${i}`, []));
+    const seeded = Array.from({ length: SEED_IMAGES }, (_, i) => newImage(REPO, `seed-${i}`, []));
     for (const image of seeded) assert.equal(await push(admin, image), { result: 'pushed' });
     for (const image of seeded.slice(0, SEED_DELETED)) assert.is(await remove(admin, image), undefined);
-    const garbage: Blob[] = seeded.slice(0, SEED_DELETED).map((image) => image.own);
+    const garbage: ImageBlob[] = seeded.slice(0, SEED_DELETED).map((image) => image.own);
     const keptForReading = seeded.slice(SEED_DELETED);
     const written: Image[] = [];
     const result: Scenario = { pushed: 0, refused: 0, refusalsWithoutMessage: 0, failedPushes: [], failedPulls: [], corrupt: [], gcMs: [], freezeWindowsMs: [] };
@@ -195,8 +92,8 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
     const writer = async (w: number) => {
       const c = connect();
       for (let i = 0; running; i++) {
-        const reused = garbage[(i * WRITERS + w) % garbage.length] as Blob;
-        const image = newImage(`w${w}-${i}`, [reused]);
+        const reused = garbage[(i * WRITERS + w) % garbage.length] as ImageBlob;
+        const image = newImage(REPO, `w${w}-${i}`, [reused]);
         const pushed = await push(c, image);
         if (pushed.result === 'pushed') {
           result.pushed++;

@@ -1,0 +1,234 @@
+// End to end: garbage collection and tag retention of one volume registry. The real reconcile Job
+// writes the registry and its `gc-…` CronJob; each run is a Job created from that CronJob as a user
+// forces one (`kubectl create job --from=cronjob/…`), run by the real Job controller: it freezes
+// writes on the registry pod's nginx, creates the GC Job in the registry's namespace (the stock
+// registry image's `garbage-collect` and the retention container, on the registry's own claim),
+// lifts the freeze and reports. The registry's pod and the GC pod run on the kubelet stand-in.
+//
+// The clients talk to the pod's nginx by its pod IP with tokens the test signs with the registry's
+// token key (`<r>-auth-tls`): no docker_auth needed, so this runs where auth_server is absent too
+// (the pod is then not Ready, which the freeze does not need: it covers every pod with an IP).
+// Sizes are measured on the claim's directory, the volume as the node has it.
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { readdirSync, statSync, utimesSync } from 'node:fs';
+import { join } from 'node:path';
+import type { V1Pod } from '@kubernetes/client-node';
+import { gcCronJobName } from '../../functions/garbage-collection.ts';
+import { dataClaimName, registryHostname, tokenIssuer } from '../../functions/names.ts';
+import { GROUP_VERSION, type GarbageCollectionRun, type ImageRegistry } from '../../functions/types.ts';
+import { testCluster } from '../support/cluster.ts';
+import { waitForJob } from '../support/jobs.ts';
+import { applyObjects, listObjects, requireObject, serverSide } from '../support/kubectl.ts';
+import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
+import { damage, newImage, push, refusal, registryClient, remove, type Image, type RegistryClient } from '../support/registry-client.ts';
+import { podNginx, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
+import { signRegistryToken } from '../support/registry-token.ts';
+import { waitFor } from '../support/processes.ts';
+import { stepTimer } from '../support/timings.ts';
+import { authServerUnavailable } from '../support/binaries.ts';
+
+const NAME = 'registry';
+const cluster = await testCluster();
+const authMissing = authServerUnavailable(cluster.assetsDir);
+const { timings, timed } = stepTimer();
+
+interface Setup {
+  namespace: string;
+  hostname: string;
+  /** the claim's directory: docker/registry/v2 under it */
+  volume: string;
+  client: (repo: string) => RegistryClient;
+}
+
+let setup: Promise<Setup> | undefined;
+const started = () => (setup ??= start());
+
+async function start(): Promise<Setup> {
+  const config = await installOperatorBase(cluster, { OPERATOR_ROLLOUT_TIMEOUT: authMissing ? '3s' : '120s', OPERATOR_CREDENTIALS_TIMEOUT: '60s' });
+  const namespace = await cluster.createNamespace('e2e-gc');
+  const hostname = registryHostname(NAME, namespace, config.dnsZone);
+  await applyObjects(cluster, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: NAME }, spec: {} }], namespace, serverSide('e2e-test'));
+  await timed('reconcile Job', () => runReconcileJob(cluster, namespace, NAME, config));
+  let pod: V1Pod | undefined;
+  await waitFor('the registry pod serves (nginx and registry ready)', async () => {
+    pod = (await listObjects<V1Pod>(cluster, 'pods', namespace, { selector: `app.kubernetes.io/instance=${NAME},app.kubernetes.io/name=image-registry` }))[0];
+    return ['nginx', 'registry'].every((c) => pod?.status?.containerStatuses?.find((s) => s.name === c)?.ready);
+  }, 120_000);
+  const front = podNginx(pod as V1Pod, hostname);
+  const caPem = await secretKey(cluster, namespace, `${NAME}-tls`, 'ca.crt');
+  const keyPem = await secretKey(cluster, namespace, `${NAME}-auth-tls`, 'tls.key');
+  const client = (repo: string) => {
+    const token = signRegistryToken({ keyPem, issuer: tokenIssuer(hostname), audience: hostname, subject: 'e2e-gc', access: [{ type: 'repository', name: repo, actions: ['push', 'pull', 'delete'] }], ttlSeconds: 3600 });
+    return registryClient(front.address, front.port, caPem, token, hostname);
+  };
+  const claim = await requireObject<{ spec: { volumeName: string } }>(cluster, 'pvc', dataClaimName(NAME), namespace);
+  const volume = (await requireObject<{ spec: { hostPath: { path: string } } }>(cluster, 'pv', claim.spec.volumeName)).spec.hostPath.path;
+  return { namespace, hostname, volume, client };
+}
+
+/** Bytes of every blob's data on the volume, as the registry stores them. */
+function blobBytes(s: Setup): number {
+  const walk = (dir: string): number => readdirSync(dir, { withFileTypes: true })
+    .reduce((sum, e) => sum + (e.isDirectory() ? walk(join(dir, e.name)) : e.name === 'data' ? statSync(join(dir, e.name)).size : 0), 0);
+  return walk(join(s.volume, 'docker/registry/v2/blobs'));
+}
+
+async function setGarbageCollection(s: Setup, garbageCollection: object): Promise<void> {
+  const patched = await cluster.kubectl(['patch', 'imageregistry', NAME, '--type=merge', '-p', JSON.stringify({ spec: { garbageCollection } })], { namespace: s.namespace });
+  assert.is(patched.code, 0, patched.stderr);
+}
+
+/** A run forced from the registry's CronJob, as the README says; waits for it. */
+async function forceRun(s: Setup, label: string): Promise<{ result: string; logs: string; run: GarbageCollectionRun }> {
+  const job = `gc-${label}-${Date.now() % 100000}`;
+  const cronJob = gcCronJobName({ namespace: s.namespace, name: NAME });
+  const created = await cluster.kubectl(['create', 'job', `--from=cronjob/${cronJob}`, job], { namespace: OPERATOR_NAMESPACE });
+  assert.is(created.code, 0, created.stderr);
+  const finished = await timed(`GC run (${label})`, () => waitForJob(cluster, OPERATOR_NAMESPACE, job, 300_000));
+  const registry = await requireObject<ImageRegistry>(cluster, 'imageregistry', NAME, s.namespace);
+  const run = registry.status?.garbageCollection?.lastRun as GarbageCollectionRun;
+  assert.ok(run && Date.parse(run.startTime) >= Date.parse(registry.metadata.creationTimestamp as unknown as string), `a lastRun in the status: ${JSON.stringify(registry.status)}`);
+  return { ...finished, run };
+}
+
+async function pushAll(c: RegistryClient, images: Image[]): Promise<void> {
+  for (const image of images) {
+    const pushed = await push(c, image);
+    assert.equal(pushed, { result: 'pushed' }, image.tag);
+  }
+}
+
+async function tagsOf(c: RegistryClient, repo: string): Promise<string[]> {
+  const answer = await c.call('GET', `/v2/${repo}/tags/list?n=1000`);
+  assert.is(answer.status, 200, answer.body.toString());
+  return ((JSON.parse(answer.body.toString()) as { tags?: string[] | null }).tags ?? []).sort();
+}
+
+test('the reconcile wrote the CronJob in the operator namespace and names it in the status', async () => {
+  const s = await started();
+  const name = gcCronJobName({ namespace: s.namespace, name: NAME });
+  const cronJob = await requireObject<{ spec: { schedule: string; suspend: boolean } }>(cluster, 'cronjob', name, OPERATOR_NAMESPACE);
+  assert.match(cronJob.spec.schedule, /^\d+ \d \* \* \*$/);
+  assert.is(cronJob.spec.suspend, false);
+  const registry = await requireObject<ImageRegistry>(cluster, 'imageregistry', NAME, s.namespace);
+  assert.is(registry.status?.garbageCollection?.cronJob, `${OPERATOR_NAMESPACE}/${name}`);
+});
+
+test('reclaim: an image deleted, a run → the volume shrinks by exactly its own blobs, the kept image pulls, Event and status say so', async () => {
+  const s = await started();
+  const repo = `${s.namespace}/reclaim`;
+  const c = s.client(repo);
+  const shared = newImage(repo, 'base', [], 64 * 1024);
+  const gone = newImage(repo, 'gone', [shared.own], 512 * 1024);
+  const kept = newImage(repo, 'kept', [shared.own], 256 * 1024);
+  await pushAll(c, [shared, gone, kept]);
+  assert.is(await remove(c, gone), undefined);
+  const before = blobBytes(s);
+  // the deleted image's own blobs: its layer, its config and its manifest (stored as a blob too)
+  const ownBytes = gone.own.data.length + (gone.blobs[0]?.data.length ?? 0) + gone.manifest.length;
+  const { result, logs, run } = await forceRun(s, 'reclaim');
+  assert.is(result, 'Complete', logs);
+  assert.is(run.result, 'Succeeded', JSON.stringify(run));
+  assert.is(before - blobBytes(s), ownBytes, 'reclaimed exactly the deleted image\'s own blobs');
+  assert.is(run.bytesReclaimed, ownBytes);
+  assert.is(run.blobsDeleted, 3);
+  assert.ok((run.freezeSeconds ?? 0) > 0, 'writes were frozen');
+  timings['freeze window (s)'] = run.freezeSeconds ?? -1;
+  for (const image of [shared, kept]) assert.is(await damage(c, image), undefined, image.tag);
+  const registry = await requireObject<ImageRegistry>(cluster, 'imageregistry', NAME, s.namespace);
+  assert.ok((registry.status?.storage?.usedBytes ?? 0) > 0);
+  const events = await listObjects<{ reason: string; message: string }>(cluster, 'events', s.namespace, { fieldSelector: `involvedObject.name=${NAME}` });
+  assert.ok(events.some((e) => e.reason === 'GarbageCollected' && /deleted 0 tags, 0 manifests and 3 blobs/.test(e.message)), JSON.stringify(events.map((e) => e.message)));
+  // after the lift, pushes are accepted again
+  assert.equal(await push(c, newImage(repo, 'after', [])), { result: 'pushed' });
+});
+
+test('retention: 30 tags pushed over 30 hours, keep the 5 pushed last and release-*: a dry run reports and deletes nothing; the run leaves exactly those, which pull', async () => {
+  const s = await started();
+  const repo = `${s.namespace}/app`;
+  const c = s.client(repo);
+  const images = Array.from({ length: 30 }, (_, i) => newImage(repo, i % 10 === 0 ? `release-${i}` : `build-${i}`, [], 8 * 1024));
+  await pushAll(c, images);
+  // push times, test-controlled: tag i pushed 30 - i hours ago (the tag's link file, as the registry wrote it)
+  const now = Date.now() / 1000;
+  images.forEach((image, i) => {
+    const link = join(s.volume, 'docker/registry/v2/repositories', repo, '_manifests/tags', image.tag, 'current/link');
+    utimesSync(link, now - (30 - i) * 3600, now - (30 - i) * 3600);
+  });
+  const keep = ['release-0', 'release-10', 'release-20', 'build-25', 'build-26', 'build-27', 'build-28', 'build-29'];
+  const policy = { retention: [{ repositories: [`${s.namespace}/app`], keepTags: { patterns: ['release-*'], mostRecentlyPushedCount: 5 } }] };
+  await setGarbageCollection(s, { ...policy, dryRun: true });
+  const bytesBefore = blobBytes(s);
+  const dry = await forceRun(s, 'dry');
+  assert.is(dry.result, 'Complete', dry.logs);
+  assert.equal([dry.run.result, dry.run.dryRun, dry.run.tagsDeleted, dry.run.manifestsDeleted], ['Succeeded', true, 22, 22], JSON.stringify(dry.run));
+  assert.is(dry.run.freezeSeconds, undefined, 'a dry run freezes nothing');
+  assert.equal(await tagsOf(c, repo), images.map((i) => i.tag).sort(), 'the dry run deleted nothing');
+  assert.is(blobBytes(s), bytesBefore);
+
+  await setGarbageCollection(s, { ...policy, dryRun: false });
+  const real = await forceRun(s, 'retention');
+  assert.is(real.result, 'Complete', real.logs);
+  assert.equal([real.run.result, real.run.tagsDeleted, real.run.manifestsDeleted], ['Succeeded', 22, 22], JSON.stringify(real.run));
+  assert.equal(await tagsOf(c, repo), [...keep].sort());
+  for (const image of images) {
+    const broken = await damage(c, image);
+    if (keep.includes(image.tag)) assert.is(broken, undefined, `${image.tag} pulls`);
+    else assert.match(broken ?? '', /HTTP 404/, `${image.tag} is gone`);
+  }
+  // each deleted image: its 8 KiB layer, its config and its manifest
+  const deleted = images.filter((image) => !keep.includes(image.tag));
+  const reclaimed = deleted.reduce((sum, image) => sum + image.own.data.length + (image.blobs[0]?.data.length ?? 0) + image.manifest.length, 0);
+  assert.is(bytesBefore - blobBytes(s), reclaimed);
+  assert.is(real.run.bytesReclaimed, reclaimed);
+  assert.is(dry.run.bytesReclaimed, 0, 'the dry run\'s collector saw nothing unreferenced yet (retention deleted nothing)');
+});
+
+test('a run killed after the freeze began: pushes are refused with the maintenance message, and accepted again by the freeze\'s deadline; nothing corrupt', async () => {
+  const s = await started();
+  const repo = `${s.namespace}/killed`;
+  const c = s.client(repo);
+  const before = newImage(repo, 'before', []);
+  await pushAll(c, [before]);
+  await setGarbageCollection(s, { retention: [], timeout: '30s' });
+  const job = `gc-killed-${Date.now() % 100000}`;
+  const created = await cluster.kubectl(['create', 'job', `--from=cronjob/${gcCronJobName({ namespace: s.namespace, name: NAME })}`, job], { namespace: OPERATOR_NAMESPACE });
+  assert.is(created.code, 0, created.stderr);
+  let message = '';
+  await waitFor('a push refused for maintenance', async () => {
+    const answer = await c.call('POST', `/v2/${repo}/blobs/uploads/`);
+    message = refusal(answer) ?? '';
+    return Boolean(message);
+  }, 120_000);
+  const refusedAt = Date.now();
+  const until = Date.parse((JSON.parse(message) as { errors: { detail: { until: string } }[] }).errors[0]?.detail.until ?? '');
+  assert.match(message, /registry under maintenance \(garbage collection\): writes are refused until .* at the latest; pulls keep working/);
+  // the run dies: its Job deleted, its pod killed
+  const deleted = await cluster.kubectl(['delete', 'job', job, '--wait=true', '--cascade=foreground', '--timeout=60s'], { namespace: OPERATOR_NAMESPACE });
+  assert.is(deleted.code, 0, deleted.stderr);
+  assert.ok(until - refusedAt <= (30 + 5 + 30 + 10) * 1000, `the deadline (${new Date(until).toISOString()}) is at most timeout + drain + margin + a slot away`);
+  assert.is(await damage(c, before), undefined, 'pulls keep working during the freeze');
+  let accepted = 0;
+  const giveUp = until + 15_000;
+  while (!accepted && Date.now() < giveUp) {
+    const pushed = await push(c, newImage(repo, `after-${Date.now()}`, []));
+    if (pushed.result === 'pushed') accepted = Date.now();
+    else assert.is(pushed.result, 'refused', `refused for maintenance until then, nothing else: ${JSON.stringify(pushed)}`);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+  assert.ok(accepted, 'a push is accepted again');
+  assert.ok(accepted <= until + 5_000, `accepted ${accepted - until} ms after the deadline`);
+  timings['killed run: refused → accepted (s)'] = (accepted - refusedAt) / 1000;
+  assert.is(await damage(c, before), undefined);
+  // the orphaned GC Job ended by its own deadline; the next run (below) works
+  await setGarbageCollection(s, { timeout: '15m' });
+  const next = await forceRun(s, 'next');
+  assert.is(next.run.result, 'Succeeded', JSON.stringify(next.run));
+});
+
+test('timings', () => {
+  console.log(`timings: ${JSON.stringify(timings)}`);
+});
+
+test.run();
