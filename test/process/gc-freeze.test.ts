@@ -14,19 +14,17 @@
 // Tokens are signed with the registry's token key (test/support/registry-token.ts): no docker_auth.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FREEZE_DRAIN_MS, freezeId, maintenanceFiles, type Freeze } from '../../functions/maintenance.ts';
+import { maintenanceFiles } from '../../functions/maintenance.ts';
 import { tokenIssuer } from '../../functions/names.ts';
-import { awaitFreezeState, type FreezeTarget } from '../../cronjobs/freeze.ts';
+import type { FreezeTarget } from '../../cronjobs/freeze.ts';
 import { writeAtomic } from '../support/atomic-writer.ts';
 import { testBinaries } from '../support/binaries.ts';
 import { startNginx, startRegistry, testPki, type Nginx, type Registry } from '../support/front-processes.ts';
-import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST } from '../support/oci-image.ts';
-import { delay, installExitHandlers, run } from '../support/processes.ts';
+import { delay, installExitHandlers } from '../support/processes.ts';
+import { damage, garbageCollect, newImage, pushImage, registryClient, removeImage, underFreeze, type Blob, type Image, type RegistryClient as Client } from '../support/registry-api.ts';
 import { signRegistryToken } from '../support/registry-token.ts';
 
 const REPO = 'race/app';
@@ -38,107 +36,6 @@ const WRITERS = 2;
 installExitHandlers();
 const assets = await testBinaries();
 const workDir = mkdtempSync(join(tmpdir(), 'iro-gc-race-'));
-
-interface Blob {
-  digest: string;
-  data: Buffer;
-}
-interface Image {
-  tag: string;
-  digest: string;
-  manifest: Buffer;
-  blobs: Blob[];
-  /** a layer only this image has: garbage once the image is deleted */
-  own: Blob;
-}
-
-const blob = (data: Buffer): Blob => ({ digest: `sha256:${createHash('sha256').update(data).digest('hex')}`, data });
-
-function newImage(tag: string, reused: Blob[]): Image {
-  const own = blob(randomBytes(2048));
-  const config = blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', tag, nonce: randomBytes(8).toString('hex') })));
-  const layers = [own, ...reused];
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: OCI_MANIFEST,
-    config: { mediaType: OCI_CONFIG, digest: config.digest, size: config.data.length },
-    layers: layers.map((layer) => ({ mediaType: OCI_LAYER_GZIP, digest: layer.digest, size: layer.data.length })),
-  }));
-  return { tag, digest: blob(manifest).digest, manifest, blobs: [config, ...layers], own };
-}
-
-interface Answer {
-  status: number;
-  body: Buffer;
-  location?: string;
-}
-
-/** One registry API client through the front (TLS verified), with a token for REPO. */
-function client(host: string, port: number, caPem: string, token: string) {
-  const agent = new Agent({ keepAlive: true, maxSockets: 8, ca: caPem });
-  const call = (method: string, path: string, options: { body?: Buffer; contentType?: string; accept?: string } = {}): Promise<Answer> =>
-    new Promise((resolve) => {
-      const headers: Record<string, string | number> = { authorization: `Bearer ${token}` };
-      if (options.accept) headers.accept = options.accept;
-      if (options.body || method === 'PUT' || method === 'POST') {
-        headers['content-type'] = options.contentType ?? 'application/octet-stream';
-        headers['content-length'] = options.body?.length ?? 0;
-      }
-      const req = request({ host, port, method, path, headers, agent, timeout: 30_000 }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), ...(res.headers.location ? { location: res.headers.location } : {}) }));
-        res.on('error', (error) => resolve({ status: 0, body: Buffer.from(error.message) }));
-      });
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', (error) => resolve({ status: 0, body: Buffer.from(error.message) }));
-      req.end(options.body);
-    });
-  return { call, close: () => agent.destroy() };
-}
-type Client = ReturnType<typeof client>;
-
-type PushResult = { result: 'pushed' } | { result: 'refused'; message: string } | { result: 'failed'; why: string };
-
-const refusal = (answer: Answer): string | undefined => (answer.status === 503 && answer.body.includes('under maintenance') ? answer.body.toString() : undefined);
-
-/** A push as docker and skopeo do it: blobs the registry has (HEAD 200) are not sent again. */
-async function push(c: Client, image: Image): Promise<PushResult> {
-  const fail = (step: string, answer: Answer): PushResult => {
-    const refused = refusal(answer);
-    return refused ? { result: 'refused', message: refused } : { result: 'failed', why: `${step}: HTTP ${answer.status} ${answer.body.toString().slice(0, 200)}` };
-  };
-  for (const b of image.blobs) {
-    const head = await c.call('HEAD', `/v2/${REPO}/blobs/${b.digest}`);
-    if (head.status === 200) continue;
-    const started = await c.call('POST', `/v2/${REPO}/blobs/uploads/`);
-    if (started.status !== 202 || !started.location) return fail('POST upload', started);
-    const url = new URL(started.location, 'https://registry.invalid');
-    url.searchParams.set('digest', b.digest);
-    const put = await c.call('PUT', `${url.pathname}${url.search}`, { body: b.data });
-    if (put.status !== 201) return fail('PUT blob', put);
-  }
-  const manifest = await c.call('PUT', `/v2/${REPO}/manifests/${image.tag}`, { body: image.manifest, contentType: OCI_MANIFEST });
-  return manifest.status === 201 ? { result: 'pushed' } : fail('PUT manifest', manifest);
-}
-
-/** The image pulls whole: its manifest by tag, every blob with its digest verified. undefined = intact. */
-async function damage(c: Client, image: Image): Promise<string | undefined> {
-  const manifest = await c.call('GET', `/v2/${REPO}/manifests/${image.tag}`, { accept: OCI_MANIFEST });
-  if (manifest.status !== 200) return `manifest ${image.tag}: HTTP ${manifest.status} ${manifest.body.toString().slice(0, 120)}`;
-  if (blob(manifest.body).digest !== image.digest) return `manifest ${image.tag}: another digest`;
-  for (const b of image.blobs) {
-    const got = await c.call('GET', `/v2/${REPO}/blobs/${b.digest}`);
-    if (got.status !== 200) return `blob ${b.digest.slice(0, 19)} of ${image.tag}: HTTP ${got.status} ${got.body.toString().slice(0, 120)}`;
-    if (blob(got.body).digest !== b.digest) return `blob ${b.digest.slice(0, 19)} of ${image.tag}: ${got.body.length} bytes that do not match`;
-  }
-  return undefined;
-}
-
-/** Deletes the image; undefined when the registry did, else its answer (GC took the manifest: 404, or a 500 over a dangling link). */
-async function remove(c: Client, image: Image): Promise<string | undefined> {
-  const answer = await c.call('DELETE', `/v2/${REPO}/manifests/${image.digest}`);
-  return answer.status === 202 ? undefined : `manifest ${image.tag}: DELETE HTTP ${answer.status} ${answer.body.toString().slice(0, 120)}`;
-}
 
 interface Scenario {
   pushed: number;
@@ -167,6 +64,7 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
   const clients: Client[] = [];
   try {
     registry = await startRegistry({ binary: join(assets, 'registry'), dir, address: registryAddress, hostname, tokenCertPem: pki.token.certPem, name: 'registry' });
+    const config = registry.configFile;
     nginx = await startNginx({
       dir: join(dir, 'nginx'),
       input: { listen: [hostname], registryAddress, tlsCertPath: join(tlsDir, 'tls.crt'), tlsKeyPath: join(tlsDir, 'tls.key'), maintenanceDir },
@@ -174,7 +72,7 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
     });
     const token = signRegistryToken({ keyPem: pki.token.keyPem, issuer: tokenIssuer(hostname), audience: hostname, subject: 'gc-race', access: [{ type: 'repository', name: REPO, actions: ['push', 'pull', 'delete'] }], ttlSeconds: 3600 });
     const connect = () => {
-      const c = client(front, 8443, pki.ca.certPem, token);
+      const c = registryClient(front, 8443, pki.ca.certPem, token);
       clients.push(c);
       return c;
     };
@@ -183,8 +81,8 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
 
     // seed: images, most of them deleted again — their own layers are the garbage the writers reuse
     const seeded = Array.from({ length: SEED_IMAGES }, (_, i) => newImage(`seed-${i}`, []));
-    for (const image of seeded) assert.equal(await push(admin, image), { result: 'pushed' });
-    for (const image of seeded.slice(0, SEED_DELETED)) assert.is(await remove(admin, image), undefined);
+    for (const image of seeded) assert.equal(await pushImage(admin, REPO, image), { result: 'pushed' });
+    for (const image of seeded.slice(0, SEED_DELETED)) assert.is(await removeImage(admin, REPO, image), undefined);
     const garbage: Blob[] = seeded.slice(0, SEED_DELETED).map((image) => image.own);
     const keptForReading = seeded.slice(SEED_DELETED);
     const written: Image[] = [];
@@ -197,7 +95,7 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
       for (let i = 0; running; i++) {
         const reused = garbage[(i * WRITERS + w) % garbage.length] as Blob;
         const image = newImage(`w${w}-${i}`, [reused]);
-        const pushed = await push(c, image);
+        const pushed = await pushImage(c, REPO, image);
         if (pushed.result === 'pushed') {
           result.pushed++;
           written.push(image);
@@ -218,45 +116,30 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
     const reader = async () => {
       const c = connect();
       for (let i = 0; running; i++) {
-        const why = await damage(c, keptForReading[i % keptForReading.length] as Image);
+        const why = await damage(c, REPO, keptForReading[i % keptForReading.length] as Image);
         if (why) result.failedPulls.push(why);
       }
     };
     const load = [...Array.from({ length: WRITERS }, (_, w) => writer(w)), reader()];
 
-    const config = join(dir, 'registry', 'config.yml');
     for (let run_ = 0; run_ < GC_RUNS; run_++) {
       await delay(1500);
       // new garbage for this run: images the writers pushed, deleted; their own layers join the pool
       const victims = written.splice(0, Math.floor(written.length / 2));
       for (const image of victims) {
         // an image whose push succeeded and whose manifest is gone is as corrupt as one missing a layer
-        const gone = await remove(admin, image);
+        const gone = await removeImage(admin, REPO, image);
         if (gone) result.corrupt.push(gone);
         garbage.push(image.own);
       }
-      let frozen: Freeze | undefined;
-      if (freeze) {
-        const from = new Date();
-        frozen = { id: freezeId(`${name}-${run_}`, from), reason: 'garbage collection', from, until: new Date(from.getTime() + 120_000) };
-        writeAtomic(maintenanceDir, maintenanceFiles(frozen));
-        assert.equal(await awaitFreezeState([target], 'frozen', frozen.id, { timeoutMs: 20_000 }), [], 'the freeze holds on the pod');
-        await delay(FREEZE_DRAIN_MS);
-      }
-      const started = Date.now();
-      const gc = await run(join(assets, 'registry'), ['garbage-collect', config], { timeoutMs: 120_000, env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
-      result.gcMs.push(Date.now() - started);
-      assert.is(gc.code, 0, gc.stderr.slice(-2000));
-      if (frozen) {
-        writeAtomic(maintenanceDir, maintenanceFiles(undefined));
-        assert.equal(await awaitFreezeState([target], 'open', frozen.id, { timeoutMs: 20_000 }), [], 'the freeze is lifted on the pod');
-      }
+      const gc = async () => (await garbageCollect(join(assets, 'registry'), config)).ms;
+      result.gcMs.push(freeze ? await underFreeze({ maintenanceDir, targets: [target], run: `${name}-${run_}` }, gc) : await gc());
     }
     await delay(1000);
     running = false;
     await Promise.all(load);
     for (const image of [...keptForReading, ...written]) {
-      const why = await damage(admin, image);
+      const why = await damage(admin, REPO, image);
       if (why) result.corrupt.push(why);
     }
     return result;
