@@ -50,6 +50,14 @@ export const IP = {
   bucketFrontB: '127.50.10.9',
   bucketRegistryA: '127.50.10.10',
   bucketRegistryB: '127.50.10.11',
+  // section 11 (blob-cache.ts): registries without and with the blob descriptor cache
+  noCacheFront: '127.50.10.12',
+  noCacheRegistry: '127.50.10.13',
+  cacheFront: '127.50.10.14',
+  cacheRegistry: '127.50.10.15',
+  // section 12 (gc.ts): the registry garbage-collected under the freeze, behind its front
+  gcFront: '127.50.10.16',
+  gcRegistry: '127.50.10.17',
 };
 export const HOSTNAME = `${IP.front}:8443`;
 const SKOPEO = '/usr/bin/skopeo';

@@ -11,6 +11,8 @@
 // Sizes, chosen for ~15 minutes on 2 shared cores: webhook 5 runs × 1.2 s per server and cell
 // (3 servers × 2 routes × 3 concurrencies); cold start 9 interleaved rounds; rotation 1,000 CRs × 5
 // timed runs after the first issuance (at least 3 within an 8 min budget on a loaded machine); CR → Secret 10 CRs; auth config by binary search.
+// Sections 11 and 12 add ~4 and ~6–12 min (GC: 3 rounds of 1,000 images on the volume and on a
+// bucket; the bucket's pushes and GC are the slow part); quick mode (5 short rounds; 1 GC round) ~1 and ~3–4.5 min.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,9 +24,11 @@ import { installExitHandlers } from '../support/processes.ts';
 import { repoRoot, testServingTls } from '../support/webhook.ts';
 import { startApiRecorder } from './api-recorder.ts';
 import { authConfigSection, verifyCapacityAtApiServer } from './auth-config-size.ts';
+import { blobCacheSection } from './blob-cache.ts';
 import { buildApp, bundleHelper } from './bundles.ts';
 import { coldStartSection } from './cold-start.ts';
 import { dataPlaneSection, loginSection, startFrontBench } from './front.ts';
+import { gcSection } from './gc.ts';
 import { machine, resultsMarkdown, textTable, type SectionResult } from './report.ts';
 import { rotationListsSection, rotationSection } from './rotation.ts';
 import { admissionPathSection } from './admission-path.ts';
@@ -39,8 +43,8 @@ const wanted = (n: number) => !only || only.has(String(n));
 const full = !only && !quick;
 
 const sizes = quick
-  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3, admissionRounds: 2, admissionRequests: 50, storageMiB: 32, storageRuns: 1 }
-  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10, admissionRounds: 5, admissionRequests: 200, storageMiB: 256, storageRuns: 3 };
+  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3, admissionRounds: 2, admissionRequests: 50, storageMiB: 32, storageRuns: 1, cacheMiB: 32, cacheRuns: 5, headMs: 1000, gcRounds: 1 }
+  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10, admissionRounds: 5, admissionRequests: 200, storageMiB: 256, storageRuns: 3, cacheMiB: 256, cacheRuns: 5, headMs: 2000, gcRounds: 3 };
 if (values['data-size']) {
   sizes.dataMiB = Number(values['data-size']);
   if (!Number.isInteger(sizes.dataMiB) || sizes.dataMiB < 1) throw new Error(`--data-size: a whole number of MiB, got ${values['data-size']}`);
@@ -57,6 +61,8 @@ const TITLES: Record<number, string> = {
   8: '8. Rotation LISTs by number of registries',
   9: '9. Admission through the Service vs a direct URL',
   10: '10. Storage: bucket vs volume, two replicas vs one',
+  11: '11. Blob descriptor cache: without (now) vs with (before)',
+  12: '12. Garbage collection of 1,000 images, a third deleted, under the write freeze',
 };
 
 function progress(message: string): void {
@@ -110,13 +116,15 @@ const authConfig = wanted(5) ? authConfigSection() : undefined;
 await section(2, () => coldStartSection({ app, tls, recorder, runs: sizes.coldRuns }));
 await section(1, () => webhookLoadSection({ app, tls, recorder, ...helpers, workDir, runs: sizes.webhookRuns, warmupMs: sizes.warmupMs, durationMs: sizes.durationMs }));
 
-if (wanted(6) || wanted(7) || wanted(10)) {
+if (wanted(6) || wanted(7) || wanted(10) || wanted(11) || wanted(12)) {
   // the registry pod's processes on loopback; no control plane needed
   const front = await startFrontBench(await testBinaries(), mkdtempSync(join(tmpdir(), 'front-')));
   try {
     await section(6, () => dataPlaneSection(front, { sizeMiB: sizes.dataMiB, runs: sizes.dataRuns, progress }));
     await section(7, () => loginSection(front, { runs: sizes.loginRuns, durationMs: sizes.loginMs, concurrency: 8, reloads: sizes.reloads, progress }));
     await section(10, () => storageSection(front, { sizeMiB: sizes.storageMiB, runs: sizes.storageRuns, progress }));
+    await section(11, () => blobCacheSection(front, { sizeMiB: sizes.cacheMiB, runs: sizes.cacheRuns, smallLayers: 50, headMs: sizes.headMs, progress }));
+    await section(12, () => gcSection(front, { images: 1000, deleted: 333, repositories: 10, layerBytes: 4096, rounds: sizes.gcRounds, progress }));
   } finally {
     await front.stop();
   }
@@ -175,7 +183,7 @@ console.log('');
 for (const s of sections) for (const row of s.rows) console.log(`- ${row.figure}: limited by ${row.limit}`);
 if (full) {
   const notes = [
-    `Sizes (chosen to keep the whole run near 17 minutes on 2 shared cores): webhook — ${sizes.webhookRuns} runs of ${sizes.warmupMs} ms warm-up + ${sizes.durationMs} ms per server, route and concurrency; cold start — ${sizes.coldRuns} interleaved rounds; rotation — ${sizes.rotationCrs} CRs, ${sizes.rotationRuns} timed runs (at least 3 within ${sizes.rotationBudgetMs / 60_000} min); CR → Secret — ${sizes.latencyCrs} CRs; auth config — binary search over the real config function; data plane — a ${sizes.dataMiB} MiB image, ${sizes.dataRuns} interleaved rounds of 4 pushes and 4 pulls (\`--data-size\` to change); token logins — ${sizes.loginRuns} rounds of ${sizes.loginMs} ms per cell, ${sizes.reloads} docker_auth reloads; storage — a ${sizes.storageMiB} MiB image, ${sizes.storageRuns} interleaved rounds.`,
+    `Sizes (chosen to keep the whole run near 17 minutes on 2 shared cores): webhook — ${sizes.webhookRuns} runs of ${sizes.warmupMs} ms warm-up + ${sizes.durationMs} ms per server, route and concurrency; cold start — ${sizes.coldRuns} interleaved rounds; rotation — ${sizes.rotationCrs} CRs, ${sizes.rotationRuns} timed runs (at least 3 within ${sizes.rotationBudgetMs / 60_000} min); CR → Secret — ${sizes.latencyCrs} CRs; auth config — binary search over the real config function; data plane — a ${sizes.dataMiB} MiB image, ${sizes.dataRuns} interleaved rounds of 4 pushes and 4 pulls (\`--data-size\` to change); token logins — ${sizes.loginRuns} rounds of ${sizes.loginMs} ms per cell, ${sizes.reloads} docker_auth reloads; storage — a ${sizes.storageMiB} MiB image, ${sizes.storageRuns} interleaved rounds; blob descriptor cache — a ${sizes.cacheMiB} MiB image and one of 50 small layers, ${sizes.cacheRuns} interleaved rounds, ${sizes.headMs} ms of HEADs each; GC — 1,000 images, 333 deleted, ${sizes.gcRounds} round(s) per storage.`,
     '',
     `${failures === 0 ? 'All sections completed.' : `${failures} section(s) failed; see their details.`} "Met" compares the median with the issue's target; ratios are medians of per-run ratios where runs are paired.`,
     '',

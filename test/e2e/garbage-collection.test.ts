@@ -21,7 +21,7 @@ import { testCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { applyObjects, listObjects, requireObject, serverSide } from '../support/kubectl.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
-import { damage, newImage, push, refusal, registryClient, remove, type Image, type RegistryClient } from '../support/registry-client.ts';
+import { damage, newImage, pushImage, refusal, registryClient, removeImage, type Image, type RegistryClient } from '../support/registry-api.ts';
 import { podNginx, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
 import { signRegistryToken } from '../support/registry-token.ts';
 import { waitFor } from '../support/processes.ts';
@@ -92,9 +92,9 @@ async function forceRun(s: Setup, label: string): Promise<{ result: string; logs
   return { ...finished, run };
 }
 
-async function pushAll(c: RegistryClient, images: Image[]): Promise<void> {
+async function pushAll(c: RegistryClient, repo: string, images: Image[]): Promise<void> {
   for (const image of images) {
-    const pushed = await push(c, image);
+    const pushed = await pushImage(c, repo, image);
     assert.equal(pushed, { result: 'pushed' }, image.tag);
   }
 }
@@ -119,11 +119,11 @@ test('reclaim: an image deleted, a run → the volume shrinks by exactly its own
   const s = await started();
   const repo = `${s.namespace}/reclaim`;
   const c = s.client(repo);
-  const shared = newImage(repo, 'base', [], 64 * 1024);
-  const gone = newImage(repo, 'gone', [shared.own], 512 * 1024);
-  const kept = newImage(repo, 'kept', [shared.own], 256 * 1024);
-  await pushAll(c, [shared, gone, kept]);
-  assert.is(await remove(c, gone), undefined);
+  const shared = newImage('base', [], 64 * 1024);
+  const gone = newImage('gone', [shared.own], 512 * 1024);
+  const kept = newImage('kept', [shared.own], 256 * 1024);
+  await pushAll(c, repo, [shared, gone, kept]);
+  assert.is(await removeImage(c, repo, gone), undefined);
   const before = blobBytes(s);
   // the deleted image's own blobs: its layer, its config and its manifest (stored as a blob too)
   const ownBytes = gone.own.data.length + (gone.blobs[0]?.data.length ?? 0) + gone.manifest.length;
@@ -135,21 +135,21 @@ test('reclaim: an image deleted, a run → the volume shrinks by exactly its own
   assert.is(run.blobsDeleted, 3);
   assert.ok((run.freezeSeconds ?? 0) > 0, 'writes were frozen');
   timings['freeze window (s)'] = run.freezeSeconds ?? -1;
-  for (const image of [shared, kept]) assert.is(await damage(c, image), undefined, image.tag);
+  for (const image of [shared, kept]) assert.is(await damage(c, repo, image), undefined, image.tag);
   const registry = await requireObject<ImageRegistry>(cluster, 'imageregistry', NAME, s.namespace);
   assert.ok((registry.status?.storage?.usedBytes ?? 0) > 0);
   const events = await listObjects<{ reason: string; message: string }>(cluster, 'events', s.namespace, { fieldSelector: `involvedObject.name=${NAME}` });
   assert.ok(events.some((e) => e.reason === 'GarbageCollected' && /deleted 0 tags, 0 manifests and 3 blobs/.test(e.message)), JSON.stringify(events.map((e) => e.message)));
   // after the lift, pushes are accepted again
-  assert.equal(await push(c, newImage(repo, 'after', [])), { result: 'pushed' });
+  assert.equal(await pushImage(c, repo, newImage('after', [])), { result: 'pushed' });
 });
 
 test('retention: 30 tags pushed over 30 hours, keep the 5 pushed last and release-*: a dry run reports and deletes nothing; the run leaves exactly those, which pull', async () => {
   const s = await started();
   const repo = `${s.namespace}/app`;
   const c = s.client(repo);
-  const images = Array.from({ length: 30 }, (_, i) => newImage(repo, i % 10 === 0 ? `release-${i}` : `build-${i}`, [], 8 * 1024));
-  await pushAll(c, images);
+  const images = Array.from({ length: 30 }, (_, i) => newImage(i % 10 === 0 ? `release-${i}` : `build-${i}`, [], 8 * 1024));
+  await pushAll(c, repo, images);
   // push times, test-controlled: tag i pushed 30 - i hours ago (the tag's link file, as the registry wrote it)
   const now = Date.now() / 1000;
   images.forEach((image, i) => {
@@ -173,7 +173,7 @@ test('retention: 30 tags pushed over 30 hours, keep the 5 pushed last and releas
   assert.equal([real.run.result, real.run.tagsDeleted, real.run.manifestsDeleted], ['Succeeded', 22, 22], JSON.stringify(real.run));
   assert.equal(await tagsOf(c, repo), [...keep].sort());
   for (const image of images) {
-    const broken = await damage(c, image);
+    const broken = await damage(c, repo, image);
     if (keep.includes(image.tag)) assert.is(broken, undefined, `${image.tag} pulls`);
     else assert.match(broken ?? '', /HTTP 404/, `${image.tag} is gone`);
   }
@@ -189,8 +189,8 @@ test('a run killed after the freeze began: pushes are refused with the maintenan
   const s = await started();
   const repo = `${s.namespace}/killed`;
   const c = s.client(repo);
-  const before = newImage(repo, 'before', []);
-  await pushAll(c, [before]);
+  const before = newImage('before', []);
+  await pushAll(c, repo, [before]);
   await setGarbageCollection(s, { retention: [], timeout: '30s' });
   const job = `gc-killed-${Date.now() % 100000}`;
   const created = await cluster.kubectl(['create', 'job', `--from=cronjob/${gcCronJobName({ namespace: s.namespace, name: NAME })}`, job], { namespace: OPERATOR_NAMESPACE });
@@ -208,11 +208,11 @@ test('a run killed after the freeze began: pushes are refused with the maintenan
   const deleted = await cluster.kubectl(['delete', 'job', job, '--wait=true', '--cascade=foreground', '--timeout=60s'], { namespace: OPERATOR_NAMESPACE });
   assert.is(deleted.code, 0, deleted.stderr);
   assert.ok(until - refusedAt <= (30 + 5 + 30 + 10) * 1000, `the deadline (${new Date(until).toISOString()}) is at most timeout + drain + margin + a slot away`);
-  assert.is(await damage(c, before), undefined, 'pulls keep working during the freeze');
+  assert.is(await damage(c, repo, before), undefined, 'pulls keep working during the freeze');
   let accepted = 0;
   const giveUp = until + 15_000;
   while (!accepted && Date.now() < giveUp) {
-    const pushed = await push(c, newImage(repo, `after-${Date.now()}`, []));
+    const pushed = await pushImage(c, repo, newImage(`after-${Date.now()}`, []));
     if (pushed.result === 'pushed') accepted = Date.now();
     else assert.is(pushed.result, 'refused', `refused for maintenance until then, nothing else: ${JSON.stringify(pushed)}`);
     await new Promise((resolve) => setTimeout(resolve, 1_000));
@@ -220,7 +220,7 @@ test('a run killed after the freeze began: pushes are refused with the maintenan
   assert.ok(accepted, 'a push is accepted again');
   assert.ok(accepted <= until + 5_000, `accepted ${accepted - until} ms after the deadline`);
   timings['killed run: refused → accepted (s)'] = (accepted - refusedAt) / 1000;
-  assert.is(await damage(c, before), undefined);
+  assert.is(await damage(c, repo, before), undefined);
   // the orphaned GC Job ended by its own deadline; the next run (below) works
   await setGarbageCollection(s, { timeout: '15m' });
   const next = await forceRun(s, 'next');

@@ -17,14 +17,14 @@ import * as assert from 'uvu/assert';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FREEZE_DRAIN_MS, freezeId, maintenanceFiles, type Freeze } from '../../functions/maintenance.ts';
+import { maintenanceFiles } from '../../functions/maintenance.ts';
 import { tokenIssuer } from '../../functions/names.ts';
-import { awaitFreezeState, type FreezeTarget } from '../../cronjobs/freeze.ts';
+import type { FreezeTarget } from '../../cronjobs/freeze.ts';
 import { writeAtomic } from '../support/atomic-writer.ts';
 import { testBinaries } from '../support/binaries.ts';
 import { startNginx, startRegistry, testPki, type Nginx, type Registry } from '../support/front-processes.ts';
-import { damage, newImage, push, registryClient, remove, type Blob as ImageBlob, type Image, type RegistryClient } from '../support/registry-client.ts';
-import { delay, installExitHandlers, run } from '../support/processes.ts';
+import { delay, installExitHandlers } from '../support/processes.ts';
+import { damage, garbageCollect, newImage, pushImage, registryClient, removeImage, underFreeze, type Blob, type Image, type RegistryClient as Client } from '../support/registry-api.ts';
 import { signRegistryToken } from '../support/registry-token.ts';
 
 const REPO = 'race/app';
@@ -61,9 +61,10 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
   writeAtomic(maintenanceDir, maintenanceFiles(undefined));
   let registry: Registry | undefined;
   let nginx: Nginx | undefined;
-  const clients: RegistryClient[] = [];
+  const clients: Client[] = [];
   try {
     registry = await startRegistry({ binary: join(assets, 'registry'), dir, address: registryAddress, hostname, tokenCertPem: pki.token.certPem, name: 'registry' });
+    const config = registry.configFile;
     nginx = await startNginx({
       dir: join(dir, 'nginx'),
       input: { listen: [hostname], registryAddress, tlsCertPath: join(tlsDir, 'tls.crt'), tlsKeyPath: join(tlsDir, 'tls.key'), maintenanceDir },
@@ -79,10 +80,10 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
     const target: FreezeTarget = { host: front, port: 8443, hostname: front, caPem: pki.ca.certPem };
 
     // seed: images, most of them deleted again — their own layers are the garbage the writers reuse
-    const seeded = Array.from({ length: SEED_IMAGES }, (_, i) => newImage(REPO, `seed-${i}`, []));
-    for (const image of seeded) assert.equal(await push(admin, image), { result: 'pushed' });
-    for (const image of seeded.slice(0, SEED_DELETED)) assert.is(await remove(admin, image), undefined);
-    const garbage: ImageBlob[] = seeded.slice(0, SEED_DELETED).map((image) => image.own);
+    const seeded = Array.from({ length: SEED_IMAGES }, (_, i) => newImage(`seed-${i}`, []));
+    for (const image of seeded) assert.equal(await pushImage(admin, REPO, image), { result: 'pushed' });
+    for (const image of seeded.slice(0, SEED_DELETED)) assert.is(await removeImage(admin, REPO, image), undefined);
+    const garbage: Blob[] = seeded.slice(0, SEED_DELETED).map((image) => image.own);
     const keptForReading = seeded.slice(SEED_DELETED);
     const written: Image[] = [];
     const result: Scenario = { pushed: 0, refused: 0, refusalsWithoutMessage: 0, failedPushes: [], failedPulls: [], corrupt: [], gcMs: [], freezeWindowsMs: [] };
@@ -92,9 +93,9 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
     const writer = async (w: number) => {
       const c = connect();
       for (let i = 0; running; i++) {
-        const reused = garbage[(i * WRITERS + w) % garbage.length] as ImageBlob;
-        const image = newImage(REPO, `w${w}-${i}`, [reused]);
-        const pushed = await push(c, image);
+        const reused = garbage[(i * WRITERS + w) % garbage.length] as Blob;
+        const image = newImage(`w${w}-${i}`, [reused]);
+        const pushed = await pushImage(c, REPO, image);
         if (pushed.result === 'pushed') {
           result.pushed++;
           written.push(image);
@@ -115,45 +116,30 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
     const reader = async () => {
       const c = connect();
       for (let i = 0; running; i++) {
-        const why = await damage(c, keptForReading[i % keptForReading.length] as Image);
+        const why = await damage(c, REPO, keptForReading[i % keptForReading.length] as Image);
         if (why) result.failedPulls.push(why);
       }
     };
     const load = [...Array.from({ length: WRITERS }, (_, w) => writer(w)), reader()];
 
-    const config = join(dir, 'registry', 'config.yml');
     for (let run_ = 0; run_ < GC_RUNS; run_++) {
       await delay(1500);
       // new garbage for this run: images the writers pushed, deleted; their own layers join the pool
       const victims = written.splice(0, Math.floor(written.length / 2));
       for (const image of victims) {
         // an image whose push succeeded and whose manifest is gone is as corrupt as one missing a layer
-        const gone = await remove(admin, image);
+        const gone = await removeImage(admin, REPO, image);
         if (gone) result.corrupt.push(gone);
         garbage.push(image.own);
       }
-      let frozen: Freeze | undefined;
-      if (freeze) {
-        const from = new Date();
-        frozen = { id: freezeId(`${name}-${run_}`, from), reason: 'garbage collection', from, until: new Date(from.getTime() + 120_000) };
-        writeAtomic(maintenanceDir, maintenanceFiles(frozen));
-        assert.equal(await awaitFreezeState([target], 'frozen', frozen.id, { timeoutMs: 20_000 }), [], 'the freeze holds on the pod');
-        await delay(FREEZE_DRAIN_MS);
-      }
-      const started = Date.now();
-      const gc = await run(join(assets, 'registry'), ['garbage-collect', config], { timeoutMs: 120_000, env: { ...process.env, OTEL_TRACES_EXPORTER: 'none' } });
-      result.gcMs.push(Date.now() - started);
-      assert.is(gc.code, 0, gc.stderr.slice(-2000));
-      if (frozen) {
-        writeAtomic(maintenanceDir, maintenanceFiles(undefined));
-        assert.equal(await awaitFreezeState([target], 'open', frozen.id, { timeoutMs: 20_000 }), [], 'the freeze is lifted on the pod');
-      }
+      const gc = async () => (await garbageCollect(join(assets, 'registry'), config)).ms;
+      result.gcMs.push(freeze ? await underFreeze({ maintenanceDir, targets: [target], run: `${name}-${run_}` }, gc) : await gc());
     }
     await delay(1000);
     running = false;
     await Promise.all(load);
     for (const image of [...keptForReading, ...written]) {
-      const why = await damage(admin, image);
+      const why = await damage(admin, REPO, image);
       if (why) result.corrupt.push(why);
     }
     return result;

@@ -12,7 +12,7 @@ import { hashSync } from 'bcryptjs';
 import { AUTH_CONFIG_FILE, TOKEN_CERT_FILE, TOKEN_CERT_PATH, TOKEN_KEY_FILE, TOKEN_KEY_PATH, dockerAuthConfig } from '../../functions/docker-auth-config.ts';
 import { nginxConfig, type NginxConfigInput } from '../../functions/nginx-config.ts';
 import { REGISTRY_DATA_PATH, TRUSTED_TOKEN_KEYS_PATH, registryConfig } from '../../functions/registry-config.ts';
-import { ACCESS_KEY_ENV, SECRET_KEY_ENV, registryStorage } from '../../functions/registry-storage.ts';
+import { ACCESS_KEY_ENV, SECRET_KEY_ENV, registryStorage, volumeStorageConfig } from '../../functions/registry-storage.ts';
 import { trustedTokenKey, trustedTokenKeysDocument } from '../../functions/token-keys.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount } from '../../functions/types.ts';
 import { writeAtomic } from './atomic-writer.ts';
@@ -105,6 +105,8 @@ export interface Registry {
   address: string;
   process: ManagedProcess;
   dataDir: string;
+  /** its config.yml (what `registry garbage-collect` reads too) */
+  configFile: string;
 }
 
 /**
@@ -122,17 +124,23 @@ export async function startRegistry(options: {
   name?: string;
   /** the data in this bucket (as a bucket registry keeps it) instead of a directory */
   bucket?: { endpoint: string; bucket: string; accessKey: string; secretKey: string };
+  /**
+   * `storage.cache.blobdescriptor: inmemory`, which the generated config had until garbage
+   * collection in another process made it answer HEAD 200 for deleted blobs: for benchmarks of its cost
+   */
+  blobDescriptorCache?: boolean;
 }): Promise<Registry> {
   const name = options.name ?? 'registry';
   const base = join(options.dir, name);
   const dataDir = join(base, 'data');
   mkdirSync(dataDir, { recursive: true });
   const bucket = options.bucket;
-  const storage = bucket
+  const generated = bucket
     ? registryStorage({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name, namespace: 'front-test' }, spec: { storage: { s3: { bucket: bucket.bucket, endpoint: bucket.endpoint } } } })
-    : undefined;
+    : volumeStorageConfig();
+  const storage = options.blobDescriptorCache ? { ...generated, config: { ...generated.config, cache: { blobdescriptor: 'inmemory' } } } : generated;
   // every registry started here shares one http.secret, as the replicas of a registry do
-  let config = registryConfig({ hostname: options.hostname, httpSecret: 'front-test-http-secret', address: options.address, ...(storage ? { storage } : {}) }).replaceAll(`rootdirectory: ${REGISTRY_DATA_PATH}`, `rootdirectory: ${dataDir}`);
+  let config = registryConfig({ hostname: options.hostname, httpSecret: 'front-test-http-secret', address: options.address, storage }).replaceAll(`rootdirectory: ${REGISTRY_DATA_PATH}`, `rootdirectory: ${dataDir}`);
   if (options.tokenCertPem) {
     writeFileSync(join(base, 'trusted-token-keys.jwks'), trustedTokenKeysDocument([trustedTokenKey(options.tokenCertPem)]));
     config = config.replaceAll(TRUSTED_TOKEN_KEYS_PATH, join(base, 'trusted-token-keys.jwks'));
@@ -144,13 +152,14 @@ export async function startRegistry(options: {
     writeFileSync(join(base, 'tls.key'), options.tls.keyPem, { mode: 0o600 });
     config = config.replace(/^http:\n/m, `http:\n  tls:\n    certificate: ${join(base, 'tls.crt')}\n    key: ${join(base, 'tls.key')}\n`);
   }
-  writeFileSync(join(base, 'config.yml'), config);
+  const configFile = join(base, 'config.yml');
+  writeFileSync(configFile, config);
   const logFile = join(base, 'registry.log');
   const credentials = bucket ? { [ACCESS_KEY_ENV]: bucket.accessKey, [SECRET_KEY_ENV]: bucket.secretKey } : {};
-  const process = startProcess(name, options.binary, ['serve', join(base, 'config.yml')], logFile, { env: { ...globalThis.process.env, OTEL_TRACES_EXPORTER: 'none', ...credentials } });
+  const process = startProcess(name, options.binary, ['serve', configFile], logFile, { env: { ...globalThis.process.env, OTEL_TRACES_EXPORTER: 'none', ...credentials } });
   const scheme = options.tls ? 'https' : 'http';
   await waitFor(`${name} on ${options.address}`, () => tcpHttpAnswers(`${scheme}://${options.address}/v2/`), 20_000, () => exitedMessage(process, logFile));
-  return { address: options.address, process, dataDir };
+  return { address: options.address, process, dataDir, configFile };
 }
 
 /** The generated config.yml without its `auth:` section (the plain-HTTP, no-auth baseline). */
