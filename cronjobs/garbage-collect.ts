@@ -4,13 +4,13 @@
 // again by the freeze's deadline (nginx compares it with the clock), and no collector still runs
 // then (the GC Job's activeDeadlineSeconds is shorter).
 import { hostname as podName } from 'node:os';
-import type { V1Job, V1Pod } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Job, V1Pod } from '@kubernetes/client-node';
 import { formatDuration } from '../functions/duration.ts';
 import {
   desiredGcConfigMap, desiredGcJob, FREEZE_MARGIN_MS, GC_REGISTRY_NAME_ENV, GC_REGISTRY_NAMESPACE_ENV, gcEventMessage, gcSettings, parseGcPodReport,
   type GcPodReport, type GcSettings,
 } from '../functions/garbage-collection.ts';
-import { FREEZE_DRAIN_MS, freezeEnd, freezeId, maintenanceFiles, type Freeze } from '../functions/maintenance.ts';
+import { FREEZE_DRAIN_MS, freezeEnd, freezeId, liveFreezeHolder, maintenanceFiles, type Freeze } from '../functions/maintenance.ts';
 import { maintenanceConfigMapName, registryHostname } from '../functions/names.ts';
 import { operatorConfigFromEnv } from '../functions/operator-config.ts';
 import { registryOwnerReference } from '../functions/registry-objects.ts';
@@ -22,7 +22,7 @@ import { registryPods, touchRegistryPods } from './credential-check.ts';
 import { runEntryPoint } from './entry-point.ts';
 import { recordRegistryEvent } from './events.ts';
 import { awaitFreezeState, type FreezeTarget } from './freeze.ts';
-import { connectKube, type Kube } from './kube.ts';
+import { connectKube, isConflict, type Kube } from './kube.ts';
 import { removeGcCronJob } from './registry-workload.ts';
 import { errorMessage, log } from './log.ts';
 
@@ -110,7 +110,11 @@ interface HeldFreeze {
 async function holdFreeze(run: Run, started: Date): Promise<HeldFreeze | { problem: string }> {
   const until = new Date(started.getTime() + FREEZE_DRAIN_MS + run.settings.timeoutMs + FREEZE_MARGIN_MS);
   const freeze: Freeze = { id: run.id, reason: 'garbage collection', from: started, until };
-  await writeMaintenance(run, freeze);
+  try {
+    await writeMaintenance(run, freeze);
+  } catch (error) {
+    return { problem: `${errorMessage(error)}; nothing was collected` };
+  }
   const frozenAt = new Date();
   const unconfirmed = await awaitFreezeState(run.targets, 'frozen', run.id, { timeoutMs: FREEZE_CONFIRM_TIMEOUT_MS });
   if (unconfirmed.length) {
@@ -122,19 +126,37 @@ async function holdFreeze(run: Run, started: Date): Promise<HeldFreeze | { probl
   return { freeze, frozenAt };
 }
 
+/**
+ * The `<r>-maintenance` ConfigMap with this run's freeze (or none), written only while no other
+ * run's freeze is live — guarded by its resourceVersion — then the pods touched.
+ */
 async function writeMaintenance(run: Run, freeze: Freeze | undefined): Promise<void> {
-  const { key, registry } = run;
-  await run.kube.apply({
+  const { key, registry, kube } = run;
+  const ref = { apiVersion: 'v1', kind: 'ConfigMap', namespace: key.namespace, name: maintenanceConfigMapName(key.name) };
+  const current = await kube.read<V1ConfigMap>(ref);
+  const holder = liveFreezeHolder(current?.data, new Date());
+  if (holder && holder !== run.id) throw new Error(`another garbage collection run (freeze ${holder}) holds the write freeze; this one leaves it alone`);
+  const desired: V1ConfigMap = {
     apiVersion: 'v1', kind: 'ConfigMap',
-    metadata: { name: maintenanceConfigMapName(key.name), namespace: key.namespace, ownerReferences: [registryOwnerReference(registry)] },
+    metadata: { name: ref.name, namespace: key.namespace, ownerReferences: [registryOwnerReference(registry)], ...(current ? { resourceVersion: current.metadata?.resourceVersion } : {}) },
     data: maintenanceFiles(freeze),
-  });
-  await touchRegistryPods(run.kube, key, `${run.id}-${freeze ? 'frozen' : 'open'}`, MAINTENANCE_VERSION_ANNOTATION);
+  };
+  if (current) await kube.replace(desired);
+  else await kube.create(desired);
+  await touchRegistryPods(kube, key, `${run.id}-${freeze ? 'frozen' : 'open'}`, MAINTENANCE_VERSION_ANNOTATION);
 }
 
 /** Step 4: the freeze lifted; when every pod accepts writes again (undefined when one does not: its freeze ends at the deadline). */
 async function liftFreeze(run: Run, freeze: Freeze): Promise<Date | undefined> {
-  await writeMaintenance(run, undefined);
+  // another writer of the ConfigMap in between (a conflict) is read again
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await writeMaintenance(run, undefined);
+      break;
+    } catch (error) {
+      if (!isConflict(error) || attempt === 3) throw error;
+    }
+  }
   const still = await awaitFreezeState(run.targets, 'open', run.id, { timeoutMs: FREEZE_CONFIRM_TIMEOUT_MS });
   if (still.length === 0) return new Date();
   log('warn', 'write freeze not lifted on every pod; it ends at its deadline', { registry: `${run.key.namespace}/${run.key.name}`, until: freezeEnd(freeze).toISOString(), pods: still.map((s) => `${s.target.host}: ${s.last}`) });
@@ -155,21 +177,35 @@ async function runGcJob(run: Run, config: OperatorConfig, job: { created?: boole
     const current = await kube.read<V1Job>({ apiVersion: 'batch/v1', kind: 'Job', namespace: key.namespace, name });
     const ended = current?.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
     if (ended || !current) {
+      // a Job deleted or failed by its deadline: its pod may still be stopping, and the collector with it
+      await collectorStopped(kube, key.namespace, name);
       const podReport = await jobPodReport(kube, key.namespace, name);
       if (podReport) return podReport;
       return { problem: `GC Job ${key.namespace}/${name} ${ended?.type === 'Complete' ? 'completed' : `failed (${ended?.reason ?? 'deleted'}: ${ended?.message ?? ''})`} without a report; see its pod's logs` };
     }
     if (Date.now() > deadline) {
       await kube.remove({ apiVersion: 'batch/v1', kind: 'Job', namespace: key.namespace, name }, { propagationPolicy: 'Background' });
+      await collectorStopped(kube, key.namespace, name);
       return { problem: `GC Job ${key.namespace}/${name} did not finish within spec.garbageCollection.timeout (${formatDuration(settings.timeoutMs)}); deleted` };
     }
     await new Promise((resolve) => setTimeout(resolve, 1_000));
   }
 }
 
+const jobPods = (kube: Kube, namespace: string, job: string) => kube.list<V1Pod>('v1', 'Pod', namespace, `batch.kubernetes.io/job-name=${job}`);
+
+/** Until no pod of the GC Job runs; throws after a minute (the freeze then holds until its deadline). */
+async function collectorStopped(kube: Kube, namespace: string, job: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  const running = async () => (await jobPods(kube, namespace, job)).filter((pod) => pod.status?.phase !== 'Succeeded' && pod.status?.phase !== 'Failed');
+  while ((await running()).length > 0) {
+    if (Date.now() > deadline) throw new Error(`GC Job ${namespace}/${job} ended but its pod still runs`);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+  }
+}
+
 async function jobPodReport(kube: Kube, namespace: string, job: string): Promise<GcPodReport | undefined> {
-  const pods = await kube.list<V1Pod>('v1', 'Pod', namespace, `batch.kubernetes.io/job-name=${job}`);
-  for (const pod of pods) {
+  for (const pod of await jobPods(kube, namespace, job)) {
     const text = await kube.containerLog(namespace, pod.metadata?.name ?? '', 'retention', 200);
     const parsed = text ? parseGcPodReport(text) : undefined;
     if (parsed) return parsed;

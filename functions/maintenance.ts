@@ -126,3 +126,16 @@ export function nginxMaintenanceLocation(indent: string, maintenanceDir = MAINTE
  * passed on just before the freeze (a manifest PUT takes milliseconds) reach the registry within it.
  */
 export const FREEZE_DRAIN_MS = 5_000;
+
+/**
+ * The freeze that holds the ConfigMap now (a slot file of the current or a later slot), by id; undefined
+ * when writes are open or only expired slots are left. Two runs must never both hold the freeze:
+ * the first's lift would open writes under the second's collector.
+ */
+export function liveFreezeHolder(files: Readonly<Record<string, string>> | undefined, now: Date): string | undefined {
+  const current = slotOf(now);
+  for (const [name, id] of Object.entries(files ?? {})) {
+    if (name.startsWith(SLOT_FILE_PREFIX) && Number(name.slice(SLOT_FILE_PREFIX.length)) >= current) return id;
+  }
+  return undefined;
+}

@@ -11,12 +11,13 @@
 // Sizes are measured on the claim's directory, the volume as the node has it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { readdirSync, statSync, utimesSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { gcCronJobName } from '../../functions/garbage-collection.ts';
 import { dataClaimName, registryHostname, tokenIssuer } from '../../functions/names.ts';
-import { GROUP_VERSION, type GarbageCollectionRun, type ImageRegistry } from '../../functions/types.ts';
+import { GROUP_VERSION, type GarbageCollectionRun, type ImageRegistry, type OperatorConfig } from '../../functions/types.ts';
 import { testCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { applyObjects, listObjects, requireObject, serverSide } from '../support/kubectl.ts';
@@ -27,29 +28,34 @@ import { signRegistryToken } from '../support/registry-token.ts';
 import { waitFor } from '../support/processes.ts';
 import { stepTimer } from '../support/timings.ts';
 import { authServerUnavailable } from '../support/binaries.ts';
+import { startS3Server, type S3Server } from '../support/s3-server.ts';
 
 const NAME = 'registry';
 const cluster = await testCluster();
 const authMissing = authServerUnavailable(cluster.assetsDir);
 const { timings, timed } = stepTimer();
+const createdDirs: string[] = [];
 
 interface Setup {
   namespace: string;
   hostname: string;
-  /** the claim's directory: docker/registry/v2 under it */
+  /** the storage as files: the claim's directory, or the bucket's in the S3 server; docker/registry/v2 under it */
   volume: string;
   client: (repo: string) => RegistryClient;
 }
 
 let setup: Promise<Setup> | undefined;
-const started = () => (setup ??= start());
+const started = () => (setup ??= start('e2e-gc', {}));
+let config: OperatorConfig | undefined;
 
-async function start(): Promise<Setup> {
-  const config = await installOperatorBase(cluster, { OPERATOR_ROLLOUT_TIMEOUT: authMissing ? '3s' : '120s', OPERATOR_CREDENTIALS_TIMEOUT: '60s' });
-  const namespace = await cluster.createNamespace('e2e-gc');
+/** A registry in a namespace of its own; `spec` as the user applies it. */
+async function start(prefix: string, spec: object, before?: (namespace: string) => Promise<void>): Promise<Setup> {
+  config ??= await installOperatorBase(cluster, { OPERATOR_ROLLOUT_TIMEOUT: authMissing ? '3s' : '120s', OPERATOR_CREDENTIALS_TIMEOUT: '60s' });
+  const namespace = await cluster.createNamespace(prefix);
+  await before?.(namespace);
   const hostname = registryHostname(NAME, namespace, config.dnsZone);
-  await applyObjects(cluster, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: NAME }, spec: {} }], namespace, serverSide('e2e-test'));
-  await timed('reconcile Job', () => runReconcileJob(cluster, namespace, NAME, config));
+  await applyObjects(cluster, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: NAME }, spec }], namespace, serverSide('e2e-test'));
+  await timed(`reconcile Job (${prefix})`, () => runReconcileJob(cluster, namespace, NAME, config));
   let pod: V1Pod | undefined;
   await waitFor('the registry pod serves (nginx and registry ready)', async () => {
     pod = (await listObjects<V1Pod>(cluster, 'pods', namespace, { selector: `app.kubernetes.io/instance=${NAME},app.kubernetes.io/name=image-registry` }))[0];
@@ -62,10 +68,19 @@ async function start(): Promise<Setup> {
     const token = signRegistryToken({ keyPem, issuer: tokenIssuer(hostname), audience: hostname, subject: 'e2e-gc', access: [{ type: 'repository', name: repo, actions: ['push', 'pull', 'delete'] }], ttlSeconds: 3600 });
     return registryClient(front.address, front.port, caPem, token, hostname);
   };
-  const claim = await requireObject<{ spec: { volumeName: string } }>(cluster, 'pvc', dataClaimName(NAME), namespace);
-  const volume = (await requireObject<{ spec: { hostPath: { path: string } } }>(cluster, 'pv', claim.spec.volumeName)).spec.hostPath.path;
+  const bucket = (spec as { storage?: { s3?: { bucket: string } } }).storage?.s3?.bucket;
+  // the posix backend of the S3 server keeps a bucket's objects as files under <data>/<bucket>
+  const volume = bucket ? join(s3Server().dataDir, bucket) : await claimDirectory(namespace);
   return { namespace, hostname, volume, client };
 }
+
+async function claimDirectory(namespace: string): Promise<string> {
+  const claim = await requireObject<{ spec: { volumeName: string } }>(cluster, 'pvc', dataClaimName(NAME), namespace);
+  return (await requireObject<{ spec: { hostPath: { path: string } } }>(cluster, 'pv', claim.spec.volumeName)).spec.hostPath.path;
+}
+
+let s3: S3Server | undefined;
+const s3Server = () => s3 as S3Server;
 
 /** Bytes of every blob's data on the volume, as the registry stores them. */
 function blobBytes(s: Setup): number {
@@ -75,6 +90,7 @@ function blobBytes(s: Setup): number {
 }
 
 async function setGarbageCollection(s: Setup, garbageCollection: object): Promise<void> {
+  // the run reads the spec when it starts: no reconcile needed in between
   const patched = await cluster.kubectl(['patch', 'imageregistry', NAME, '--type=merge', '-p', JSON.stringify({ spec: { garbageCollection } })], { namespace: s.namespace });
   assert.is(patched.code, 0, patched.stderr);
 }
@@ -227,8 +243,43 @@ test('a run killed after the freeze began: pushes are refused with the maintenan
   assert.is(next.run.result, 'Succeeded', JSON.stringify(next.run));
 });
 
-test('timings', () => {
+test('a bucket registry: retention by the objects\' LastModified, the collector on the bucket; it shrinks by the deleted images\' blobs, status.storage is what the bucket holds', async () => {
+  const workDir = mkdtempSync(join(tmpdir(), 'iro-gc-s3-'));
+  createdDirs.push(workDir);
+  s3 = await startS3Server({ assetsDir: cluster.assetsDir, workDir, kubeletDir: cluster.kubeletDir });
+  s3.createBucket('gc-images');
+  const spec = { storage: { s3: { bucket: 'gc-images', endpoint: s3.endpoint, credentialsSecret: { name: 'registry-s3' } } } };
+  const s = await start('e2e-gc-bucket', spec, async (namespace) => {
+    const secret = { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'registry-s3' }, type: 'Opaque', stringData: { AWS_ACCESS_KEY_ID: s3Server().accessKey, AWS_SECRET_ACCESS_KEY: s3Server().secretKey } };
+    await applyObjects(cluster, [secret], namespace, serverSide('e2e-test'));
+  });
+  const repo = `${s.namespace}/app`;
+  const c = s.client(repo);
+  // LastModified has a resolution of a second: the tags are pushed 1.1 s apart
+  const images: Image[] = [];
+  for (const tag of ['one', 'two', 'three']) {
+    images.push(newImage(tag, [], 16 * 1024));
+    await pushAll(c, repo, images.slice(-1));
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+  }
+  await setGarbageCollection(s, { retention: [{ repositories: [repo], keepTags: { mostRecentlyPushedCount: 1 } }] });
+  const before = blobBytes(s);
+  const run = await forceRun(s, 'bucket');
+  assert.is(run.result, 'Complete', run.logs);
+  assert.equal([run.run.result, run.run.tagsDeleted, run.run.manifestsDeleted], ['Succeeded', 2, 2], JSON.stringify(run.run));
+  assert.equal(await tagsOf(c, repo), ['three']);
+  assert.is(await damage(c, repo, images[2] as Image), undefined);
+  const reclaimed = images.slice(0, 2).reduce((sum, image) => sum + image.own.data.length + (image.blobs[0]?.data.length ?? 0) + image.manifest.length, 0);
+  assert.is(before - blobBytes(s), reclaimed);
+  assert.is(run.run.bytesReclaimed, reclaimed);
+  const registry = await requireObject<ImageRegistry>(cluster, 'imageregistry', NAME, s.namespace);
+  assert.is(registry.status?.storage?.usedBytes, blobBytes(s));
+});
+
+test('timings', async () => {
   console.log(`timings: ${JSON.stringify(timings)}`);
+  await s3?.close();
+  for (const dir of createdDirs) rmSync(dir, { recursive: true, force: true });
 });
 
 test.run();

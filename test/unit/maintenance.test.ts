@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import {
+  liveFreezeHolder,
   freezeEnd,
   freezeId,
   freezeSlots,
@@ -60,6 +61,16 @@ test('nginx lines: reads pass, writes in a frozen slot get 503 and the body', ()
   assert.match(lines, /if \(\$request_method !~ \^\(GET\|HEAD\)\$\)/);
   assert.match(lines, /return 503;/);
   assert.match(lines, /error_page 503 \/maintenance\.json;/);
+});
+
+test('liveFreezeHolder: the id of a freeze with a current or later slot; expired slots and no freeze hold nothing', () => {
+  const from = new Date('2026-12-01T12:00:03Z');
+  const files = maintenanceFiles({ id: 'run-a', reason: 'garbage collection', from, until: new Date('2026-12-01T12:01:00Z') });
+  assert.is(liveFreezeHolder(files, new Date('2026-12-01T12:00:30Z')), 'run-a');
+  assert.is(liveFreezeHolder(files, new Date('2026-12-01T12:00:59Z')), 'run-a');
+  assert.is(liveFreezeHolder(files, new Date('2026-12-01T12:01:00Z')), undefined, 'the deadline passed: writes are open');
+  assert.is(liveFreezeHolder(maintenanceFiles(undefined), from), undefined);
+  assert.is(liveFreezeHolder(undefined, from), undefined);
 });
 
 test.run();
