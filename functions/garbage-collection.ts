@@ -24,8 +24,8 @@ import { DEFAULT_GC_TIMEOUT, defaultGcSchedule } from './gc-defaults.ts';
 import { FREEZE_DRAIN_MS } from './maintenance.ts';
 import { maintenanceLabels } from './names.ts';
 import { dnsFragment, JOB_SERVICE_ACCOUNT, operatorConfigEnv, shortHash, type RegistryKey } from './reconcile-job.ts';
-import { REGISTRY_UID, registryOwnerReference, restrictedSecurityContext } from './registry-objects.ts';
-import { registryStorage, STORAGE_CA_DIR, STORAGE_CA_FILE, type RegistryStorage } from './registry-storage.ts';
+import { REGISTRY_UID, maintenanceCronJob, registryOwnerReference, restrictedSecurityContext } from './registry-objects.ts';
+import { nodeStorageEnv, registryStorage, type RegistryStorage } from './registry-storage.ts';
 import type { GarbageCollectionRun, GarbageCollectionSpec, ImageRegistry, KeepTags, OperatorConfig, RetentionPolicy } from './types.ts';
 
 export { DEFAULT_GC_TIMEOUT, defaultGcSchedule };
@@ -95,46 +95,28 @@ export function desiredGcCronJob(registry: ImageRegistry, config: OperatorConfig
   const settings = gcSettings(registry);
   const labels = { 'app.kubernetes.io/name': 'image-registry-operator', 'app.kubernetes.io/component': 'garbage-collection', 'registry.mgoltzsche.github.com/registry-namespace': key.namespace, 'registry.mgoltzsche.github.com/registry-name': key.name };
   const env: V1EnvVar[] = [...operatorConfigEnv(config), { name: GC_REGISTRY_NAMESPACE_ENV, value: key.namespace }, { name: GC_REGISTRY_NAME_ENV, value: key.name }];
-  return {
-    apiVersion: 'batch/v1',
-    kind: 'CronJob',
+  return maintenanceCronJob({
     metadata: { name: gcCronJobName(key), namespace: config.namespace, labels },
-    spec: {
-      schedule: settings.schedule,
-      timeZone: 'Etc/UTC',
-      suspend: !settings.enabled,
-      concurrencyPolicy: 'Forbid',
-      startingDeadlineSeconds: 3600,
-      successfulJobsHistoryLimit: 1,
-      failedJobsHistoryLimit: 1,
-      jobTemplate: {
-        metadata: { labels },
-        spec: {
-          // a second attempt would freeze again: the next scheduled run is the retry
-          backoffLimit: 0,
-          activeDeadlineSeconds: Math.ceil((settings.timeoutMs + FREEZE_DRAIN_MS + FREEZE_MARGIN_MS) / 1000) + 300,
-          ttlSecondsAfterFinished: 86_400,
-          template: {
-            metadata: { labels },
-            spec: {
-              serviceAccountName: JOB_SERVICE_ACCOUNT,
-              restartPolicy: 'Never',
-              securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-              containers: [{
-                name: 'garbage-collect',
-                image: config.images.operator,
-                imagePullPolicy: 'IfNotPresent',
-                command: [...GC_COMMAND],
-                env,
-                resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
-                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
-              }],
-            },
-          },
-        },
-      },
+    schedule: settings.schedule,
+    suspend: !settings.enabled,
+    // a second attempt would freeze again: the next scheduled run is the retry
+    backoffLimit: 0,
+    activeDeadlineSeconds: Math.ceil((settings.timeoutMs + FREEZE_DRAIN_MS + FREEZE_MARGIN_MS) / 1000) + 300,
+    podSpec: {
+      serviceAccountName: JOB_SERVICE_ACCOUNT,
+      restartPolicy: 'Never',
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [{
+        name: 'garbage-collect',
+        image: config.images.operator,
+        imagePullPolicy: 'IfNotPresent',
+        command: [...GC_COMMAND],
+        env,
+        resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+        securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+      }],
     },
-  };
+  });
 }
 
 /**
@@ -210,12 +192,7 @@ export function desiredGcJob({ registry, config, run, settings, besideRegistryPo
     retention: settings.retention,
     storage: storage.kind === 's3' ? { kind: 's3' } : { kind: 'volume', root: String((storage.config.filesystem as { rootdirectory?: string } | undefined)?.rootdirectory ?? '') },
   };
-  const caMounted = storage.volumeMounts.some((mount) => mount.mountPath === STORAGE_CA_DIR);
-  const nodeEnv: V1EnvVar[] = [
-    ...storage.env.filter((e) => e.name !== 'SSL_CERT_DIR'),
-    ...(caMounted ? [{ name: 'NODE_EXTRA_CA_CERTS', value: `${STORAGE_CA_DIR}/${STORAGE_CA_FILE}` }] : []),
-    { name: GC_SETTINGS_ENV, value: JSON.stringify(podSettings) },
-  ];
+  const nodeEnv: V1EnvVar[] = [...nodeStorageEnv(storage), { name: GC_SETTINGS_ENV, value: JSON.stringify(podSettings) }];
   const shared = [{ name: 'gc-config', mountPath: GC_CONFIG_DIR, readOnly: true }, { name: 'work', mountPath: GC_WORK_DIR }];
   const selector = { matchLabels: { 'app.kubernetes.io/name': 'image-registry', 'app.kubernetes.io/instance': key.name } };
   return {

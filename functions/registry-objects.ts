@@ -9,9 +9,12 @@ import { createHash } from 'node:crypto';
 import type {
   V1ConfigMap,
   V1Container,
+  V1CronJob,
+  V1ObjectMeta,
   V1OwnerReference,
   V1PersistentVolumeClaim,
   V1PodDisruptionBudget,
+  V1PodSpec,
   V1Probe,
   V1Secret,
   V1SecurityContext,
@@ -440,4 +443,44 @@ function dirname(path: string): string {
 
 function base64(text: string): string {
   return Buffer.from(text, 'utf8').toString('base64');
+}
+
+export interface MaintenanceCronJobInput {
+  metadata: V1ObjectMeta & { labels: Record<string, string> };
+  schedule: string;
+  suspend?: boolean;
+  backoffLimit: number;
+  activeDeadlineSeconds: number;
+  podSpec: V1PodSpec;
+}
+
+/**
+ * A registry's maintenance CronJob (upload cleanup, garbage collection): UTC, never two runs at
+ * once, a missed run caught up within the hour, one finished Job of each outcome kept, Jobs kept a day.
+ */
+export function maintenanceCronJob(input: MaintenanceCronJobInput): V1CronJob {
+  const { labels } = input.metadata;
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'CronJob',
+    metadata: input.metadata,
+    spec: {
+      schedule: input.schedule,
+      timeZone: 'Etc/UTC',
+      ...(input.suspend === undefined ? {} : { suspend: input.suspend }),
+      concurrencyPolicy: 'Forbid',
+      startingDeadlineSeconds: 3600,
+      successfulJobsHistoryLimit: 1,
+      failedJobsHistoryLimit: 1,
+      jobTemplate: {
+        metadata: { labels },
+        spec: {
+          backoffLimit: input.backoffLimit,
+          activeDeadlineSeconds: input.activeDeadlineSeconds,
+          ttlSecondsAfterFinished: 86_400,
+          template: { metadata: { labels }, spec: input.podSpec },
+        },
+      },
+    },
+  };
 }

@@ -230,3 +230,13 @@ function lastHealthCheckError(log: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The storage's env for a Node.js container that opens the bucket (upload cleanup, retention): the
+ * credentials as the registry gets them; the CA as NODE_EXTRA_CA_CERTS (Node reads extra CAs from
+ * one file, at start; Go's SSL_CERT_DIR is for the registry).
+ */
+export function nodeStorageEnv(storage: RegistryStorage): V1EnvVar[] {
+  const caMounted = storage.volumeMounts.some((mount) => mount.mountPath === STORAGE_CA_DIR);
+  return [...storage.env.filter((e) => e.name !== 'SSL_CERT_DIR'), ...(caMounted ? [{ name: 'NODE_EXTRA_CA_CERTS', value: `${STORAGE_CA_DIR}/${STORAGE_CA_FILE}` }] : [])];
+}

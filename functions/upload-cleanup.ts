@@ -5,12 +5,12 @@
 // multipart uploads under the registry's own upload directories that are older than the purge age
 // the registry itself uses. This module decides what that CronJob is and which uploads go.
 import { createHash } from 'node:crypto';
-import type { V1CronJob, V1EnvVar } from '@kubernetes/client-node';
+import type { V1CronJob } from '@kubernetes/client-node';
 import { parseDuration } from './duration.ts';
 import { maintenanceLabels, registryConfigSecretName } from './names.ts';
 import { REGISTRY_CONFIG_PATH } from './registry-config.ts';
-import { registryOwnerReference } from './registry-objects.ts';
-import { registryStorage, STORAGE_CA_DIR, STORAGE_CA_FILE } from './registry-storage.ts';
+import { maintenanceCronJob, registryOwnerReference } from './registry-objects.ts';
+import { nodeStorageEnv, registryStorage } from './registry-storage.ts';
 import type { ImageRegistry, OperatorConfig } from './types.ts';
 
 export const UPLOAD_CLEANUP_COMMAND = ['node', '/app/dist/upload-cleanup.js'];
@@ -45,59 +45,39 @@ export function desiredUploadCleanupCronJob(registry: ImageRegistry, config: Ope
   const name = registry.metadata.name ?? '';
   const namespace = registry.metadata.namespace ?? '';
   const labels = maintenanceLabels(name, 'upload-cleanup');
-  const caMounted = storage.volumeMounts.some((mount) => mount.mountPath === STORAGE_CA_DIR);
-  // Node reads extra CAs from one file, at start (Go's SSL_CERT_DIR is for the registry)
-  const env: V1EnvVar[] = [...storage.env.filter((e) => e.name !== 'SSL_CERT_DIR'), ...(caMounted ? [{ name: 'NODE_EXTRA_CA_CERTS', value: `${STORAGE_CA_DIR}/${STORAGE_CA_FILE}` }] : [])];
-  return {
-    apiVersion: 'batch/v1',
-    kind: 'CronJob',
+  const env = nodeStorageEnv(storage);
+  return maintenanceCronJob({
     metadata: { name: uploadCleanupCronJobName(name), namespace, labels, ownerReferences: [registryOwnerReference(registry)] },
-    spec: {
-      schedule: uploadCleanupSchedule(namespace, name),
-      timeZone: 'Etc/UTC',
-      concurrencyPolicy: 'Forbid',
-      startingDeadlineSeconds: 3600,
-      successfulJobsHistoryLimit: 1,
-      failedJobsHistoryLimit: 1,
-      jobTemplate: {
-        metadata: { labels },
-        spec: {
-          backoffLimit: 2,
-          activeDeadlineSeconds: 1800,
-          ttlSecondsAfterFinished: 86_400,
-          template: {
-            metadata: { labels },
-            spec: {
-              restartPolicy: 'Never',
-              automountServiceAccountToken: false,
-              enableServiceLinks: false,
-              ...(storage.serviceAccountName ? { serviceAccountName: storage.serviceAccountName } : {}),
-              // fsGroup: the config and credentials are mounted 0440, readable by the group only
-              securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-              containers: [{
-                name: 'upload-cleanup',
-                image: config.images.operator,
-                imagePullPolicy: 'IfNotPresent',
-                command: [...UPLOAD_CLEANUP_COMMAND],
-                args: ['--config', REGISTRY_CONFIG_PATH],
-                env,
-                resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '192Mi' } },
-                securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
-                volumeMounts: [
-                  { name: 'registry-config', mountPath: REGISTRY_CONFIG_PATH, subPath: 'config.yml', readOnly: true },
-                  ...storage.volumeMounts,
-                ],
-              }],
-              volumes: [
-                { name: 'registry-config', secret: { secretName: registryConfigSecretName(name), defaultMode: 0o440, items: [{ key: 'config.yml', path: 'config.yml' }] } },
-                ...storage.volumes,
-              ],
-            },
-          },
-        },
-      },
+    schedule: uploadCleanupSchedule(namespace, name),
+    backoffLimit: 2,
+    activeDeadlineSeconds: 1800,
+    podSpec: {
+      restartPolicy: 'Never',
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      ...(storage.serviceAccountName ? { serviceAccountName: storage.serviceAccountName } : {}),
+      // fsGroup: the config and credentials are mounted 0440, readable by the group only
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+      containers: [{
+        name: 'upload-cleanup',
+        image: config.images.operator,
+        imagePullPolicy: 'IfNotPresent',
+        command: [...UPLOAD_CLEANUP_COMMAND],
+        args: ['--config', REGISTRY_CONFIG_PATH],
+        env,
+        resources: { requests: { cpu: '10m', memory: '64Mi' }, limits: { memory: '192Mi' } },
+        securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } },
+        volumeMounts: [
+          { name: 'registry-config', mountPath: REGISTRY_CONFIG_PATH, subPath: 'config.yml', readOnly: true },
+          ...storage.volumeMounts,
+        ],
+      }],
+      volumes: [
+        { name: 'registry-config', secret: { secretName: registryConfigSecretName(name), defaultMode: 0o440, items: [{ key: 'config.yml', path: 'config.yml' }] } },
+        ...storage.volumes,
+      ],
     },
-  };
+  });
 }
 
 /** What the cleanup reads of config.yml: the bucket and the purge age. */
