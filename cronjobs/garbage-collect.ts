@@ -102,8 +102,8 @@ async function collect(run: Run, config: OperatorConfig, started: Date): Promise
 
 interface HeldFreeze {
   freeze: Freeze;
+  /** the freeze written: the start of its window */
   frozenAt: Date;
-  liftedAt?: Date;
 }
 
 /** Step 1 and 2: the freeze written, confirmed on every pod, then the drain. */

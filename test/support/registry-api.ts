@@ -111,10 +111,21 @@ export async function damage(c: RegistryClient, repo: string, image: Image): Pro
   return undefined;
 }
 
-/** Deletes the image; undefined when the registry did, else its answer (GC took the manifest: 404, or a 500 over a dangling link). */
+/**
+ * Deletes the image; undefined when the registry did, else its answer (GC took the manifest: 404).
+ * A DELETE reads every tag's link to untag them, and the filesystem driver rewrites a link in place
+ * (truncate, then write): a tag pushed at that moment reads as empty, and the registry answers 500
+ * "invalid checksum digest format". That race is distribution's own, of a delete beside a push, not
+ * of garbage collection: it is asked again.
+ */
 export async function removeImage(c: RegistryClient, repo: string, image: Image): Promise<string | undefined> {
-  const answer = await c.call('DELETE', `/v2/${repo}/manifests/${image.digest}`);
-  return answer.status === 202 ? undefined : `manifest ${image.tag}: DELETE HTTP ${answer.status} ${answer.body.toString().slice(0, 120)}`;
+  for (let attempt = 1; ; attempt++) {
+    const answer = await c.call('DELETE', `/v2/${repo}/manifests/${image.digest}`);
+    if (answer.status === 202) return undefined;
+    const tornLink = answer.status === 500 && answer.body.includes('invalid checksum digest format');
+    if (!tornLink || attempt === 5) return `manifest ${image.tag}: DELETE HTTP ${answer.status} ${answer.body.toString().slice(0, 120)}`;
+    await delay(200);
+  }
 }
 
 /** `registry garbage-collect <config>` as the GC Job runs it: its wall time and output. Throws when it fails. */
