@@ -18,6 +18,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { registryHostname } from '../../functions/names.ts';
 import { NGINX_PORT } from '../../functions/nginx-config.ts';
 import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
+import { STORAGE_HEALTH } from '../../functions/registry-storage.ts';
 import { GROUP_VERSION, type Condition } from '../../functions/types.ts';
 import { authServerUnavailable } from '../support/binaries.ts';
 import { testCluster } from '../support/cluster.ts';
@@ -362,6 +363,9 @@ withAuth('an upload abandoned through the registry leaves a multipart upload tha
 withAuth('the endpoint down and back: StorageUnavailable while it is down, Ready again once it answers, no manual step', async () => {
   const s = await twoReplicas();
   await s3.stop();
+  // the registry's check fails `threshold` times in a row, `interval` apart, starting at a moment of
+  // its own: up to interval × (threshold + 1) before /debug/health says so (a reconcile sooner sees it healthy)
+  await new Promise((resolve) => setTimeout(resolve, Number.parseInt(STORAGE_HEALTH.interval, 10) * 1000 * (STORAGE_HEALTH.threshold + 1) + 1000));
   try {
     const down = await reconcileUntil(s.namespace, 'StorageUnavailable', (ready) => ready?.reason === 'StorageUnavailable');
     assert.match(down?.message ?? '', /connection refused|EOF|reset|dial/i);
