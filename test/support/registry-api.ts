@@ -113,17 +113,19 @@ export async function damage(c: RegistryClient, repo: string, image: Image): Pro
 
 /**
  * Deletes the image; undefined when the registry did, else its answer (GC took the manifest: 404).
- * A DELETE reads every tag's link to untag them, and the filesystem driver rewrites a link in place
- * (truncate, then write): a tag pushed at that moment reads as empty, and the registry answers 500
- * "invalid checksum digest format". That race is distribution's own, of a delete beside a push, not
- * of garbage collection: it is asked again.
+ * The registry deletes the manifest, then reads every tag's link to untag it — and the filesystem
+ * driver rewrites a link in place (truncate, then write): a tag pushed at that moment reads as
+ * empty, and the answer is 500 "invalid checksum digest format" with the manifest already gone.
+ * That race is distribution's own, of a delete beside a push, not of garbage collection: such a
+ * delete is asked again, and its 404 then means the first one did it.
  */
 export async function removeImage(c: RegistryClient, repo: string, image: Image): Promise<string | undefined> {
+  let torn = false;
   for (let attempt = 1; ; attempt++) {
     const answer = await c.call('DELETE', `/v2/${repo}/manifests/${image.digest}`);
-    if (answer.status === 202) return undefined;
-    const tornLink = answer.status === 500 && answer.body.includes('invalid checksum digest format');
-    if (!tornLink || attempt === 5) return `manifest ${image.tag}: DELETE HTTP ${answer.status} ${answer.body.toString().slice(0, 120)}`;
+    if (answer.status === 202 || (torn && answer.status === 404)) return undefined;
+    torn = answer.status === 500 && answer.body.includes('invalid checksum digest format');
+    if (!torn || attempt === 5) return `manifest ${image.tag}: DELETE HTTP ${answer.status} ${answer.body.toString().slice(0, 120)}`;
     await delay(200);
   }
 }
