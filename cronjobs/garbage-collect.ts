@@ -26,8 +26,8 @@ import { connectKube, isConflict, type Kube } from './kube.ts';
 import { removeGcCronJob } from './registry-workload.ts';
 import { errorMessage, log } from './log.ts';
 
-export const MAINTENANCE_VERSION_ANNOTATION = `${API_GROUP}/maintenance-version`;
-export const GC_FIELD_MANAGER = 'image-registry-operator-gc';
+const MAINTENANCE_VERSION_ANNOTATION = `${API_GROUP}/maintenance-version`;
+const GC_FIELD_MANAGER = 'image-registry-operator-gc';
 /** how long every pod has to show a freeze (or its lift): a touched pod's kubelet syncs at once, an untouched one within its sync period */
 const FREEZE_CONFIRM_TIMEOUT_MS = 120_000;
 

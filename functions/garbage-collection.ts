@@ -20,7 +20,7 @@ import { posix } from 'node:path';
 import type { V1ConfigMap, V1CronJob, V1EnvVar, V1Job } from '@kubernetes/client-node';
 import { dump } from 'js-yaml';
 import { parseDuration } from './duration.ts';
-import { DEFAULT_GC_TIMEOUT, defaultGcSchedule } from './gc-defaults.ts';
+import { DEFAULT_GC_TIMEOUT, defaultGcSchedule, GC_TIMEOUT_RANGE_MS } from './gc-defaults.ts';
 import { FREEZE_DRAIN_MS } from './maintenance.ts';
 import { maintenanceLabels } from './names.ts';
 import { dnsFragment, JOB_SERVICE_ACCOUNT, operatorConfigEnv, shortHash, type RegistryKey } from './reconcile-job.ts';
@@ -31,7 +31,6 @@ import type { GarbageCollectionRun, GarbageCollectionSpec, ImageRegistry, KeepTa
 export { DEFAULT_GC_TIMEOUT, defaultGcSchedule };
 export const GC_COMMAND = ['node', '/app/dist/garbage-collect.js'];
 export const GC_RETENTION_COMMAND = ['node', '/app/dist/gc-retention.js'];
-export const MIN_GC_TIMEOUT_MS = 30_000;
 /** after the GC Job's deadline: its pod's kill (grace 5 s) and clocks a little apart */
 export const FREEZE_MARGIN_MS = 30_000;
 /** the private registry of the GC pod, on the pod's loopback: never reachable from outside the pod */
@@ -61,7 +60,7 @@ export function gcSettings(registry: ImageRegistry): GcSettings {
     schedule: spec.schedule ?? defaultGcSchedule(registry.metadata.namespace ?? '', registry.metadata.name ?? ''),
     deleteUntagged: spec.deleteUntagged ?? false,
     dryRun: spec.dryRun ?? false,
-    timeoutMs: Math.max(MIN_GC_TIMEOUT_MS, parseDuration(spec.timeout ?? DEFAULT_GC_TIMEOUT)),
+    timeoutMs: Math.max(GC_TIMEOUT_RANGE_MS.min, parseDuration(spec.timeout ?? DEFAULT_GC_TIMEOUT)),
     retention: spec.retention ?? [],
   };
 }
@@ -78,10 +77,10 @@ export function gcJobName(registryName: string, run: string): string {
   return `${registryName.slice(0, 63 - '-gc-'.length - run.length)}-gc-${run}`;
 }
 
-export const gcConfigMapName = (registryName: string) => `${registryName}-gc`;
+const gcConfigMapName = (registryName: string) => `${registryName}-gc`;
 
 /** Labels of the GC objects in the registry's namespace. */
-export function gcLabels(key: RegistryKey): Record<string, string> {
+function gcLabels(key: RegistryKey): Record<string, string> {
   return { ...maintenanceLabels(key.name, 'garbage-collection'), 'registry.mgoltzsche.github.com/registry-namespace': key.namespace };
 }
 
@@ -274,7 +273,7 @@ export interface RetentionPlan {
 const matches = (name: string, globs: readonly string[]) => globs.some((glob) => posix.matchesGlob(name, glob));
 
 /** The first policy whose repositories match, as zot applies them. */
-export function retentionPolicyFor(repository: string, policies: readonly RetentionPolicy[]): RetentionPolicy | undefined {
+function retentionPolicyFor(repository: string, policies: readonly RetentionPolicy[]): RetentionPolicy | undefined {
   return policies.find((policy) => matches(repository, policy.repositories));
 }
 
@@ -350,7 +349,7 @@ export interface GcPodReport {
   problems: string[];
 }
 
-export const GC_REPORT_KEY = 'gcReport';
+const GC_REPORT_KEY = 'gcReport';
 
 export function gcPodReportLine(report: GcPodReport): string {
   return JSON.stringify({ [GC_REPORT_KEY]: report });

@@ -4,6 +4,8 @@ import { shortHash } from './reconcile-job.ts';
 
 /** the longest a run may take; the write freeze ends by then at the latest */
 export const DEFAULT_GC_TIMEOUT = '15m';
+/** what spec.garbageCollection.timeout may be */
+export const GC_TIMEOUT_RANGE_MS = { min: 30_000, max: 24 * 3_600_000 } as const;
 
 /**
  * Once a day at a time of its own (from a hash of namespace/name: the registries of a cluster do not

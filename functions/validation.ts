@@ -4,6 +4,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { isRegexpForm, matchPatternProblem, type PlaceholderField } from './acl-patterns.ts';
 import { isDuration, parseDuration } from './duration.ts';
+import { GC_TIMEOUT_RANGE_MS } from './gc-defaults.ts';
 import { field, isPlainObject, jsonEqual } from './json-patch.ts';
 import { ACL_ACTIONS, ACL_MATCH_KEYS } from './types.ts';
 
@@ -557,7 +558,7 @@ export function validateGarbageCollection(gc: unknown, path = 'spec.garbageColle
     const problem = cronProblem(schedule);
     if (problem) problems.push(`${path}.schedule: ${problem}`);
   }
-  if (timeout !== undefined && !(typeof timeout === 'string' && isDuration(timeout) && parseDuration(timeout) >= 30_000 && parseDuration(timeout) <= 24 * 3_600_000)) {
+  if (timeout !== undefined && !(typeof timeout === 'string' && isDuration(timeout) && parseDuration(timeout) >= GC_TIMEOUT_RANGE_MS.min && parseDuration(timeout) <= GC_TIMEOUT_RANGE_MS.max)) {
     problems.push(`${path}.timeout: must be a duration from 30s to 24h, e.g. 15m (pushes are refused for at most this long if a run fails)`);
   }
   if (retention !== undefined) {
