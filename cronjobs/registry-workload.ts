@@ -3,7 +3,6 @@
 // upload-cleanup CronJob, the garbage collection CronJob) and wait for its pods.
 import type { V1ConfigMap, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
 import { dataClaimName, registryLabelSelector, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
-import { nginxConfig } from '../functions/nginx-config.ts';
 import { desiredDataClaim, desiredNginxConfigMap, desiredPodDisruptionBudget, desiredService, desiredStatefulSet, rolloutAnnotations } from '../functions/registry-objects.ts';
 import { registryStorage, storageReferenceProblem, storageReferencesDigest, type StorageReference } from '../functions/registry-storage.ts';
 import type { RegistryProblem, StatefulSetState } from '../functions/registry-status.ts';
@@ -46,11 +45,12 @@ export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<A
   const storage = registryStorage(registry);
   const references = await readStorageReferences(kube, registry.metadata.namespace ?? '', storage.readAtStart);
   await kube.apply(input.registrySecret);
-  await kube.apply(desiredNginxConfigMap(registry));
+  const nginxConfigMap = desiredNginxConfigMap(registry);
+  await kube.apply(nginxConfigMap);
   await kube.apply(desiredService(registry, input.hostname));
   const registryConfigText = Buffer.from(input.registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
   const templateAnnotations = rolloutAnnotations({
-    trustedTokenKeys: input.trustedTokenKeys, registryConfig: registryConfigText, nginxConfig: nginxConfig(),
+    trustedTokenKeys: input.trustedTokenKeys, registryConfig: registryConfigText, nginxConfigFiles: nginxConfigMap.data ?? {},
     storageReferences: storageReferencesDigest(storage, (ref) => references.get(referenceId(ref))?.[ref.key]),
   });
   if (storage.kind === 'volume') await applyDataClaim(kube, registry, input.now);

@@ -7,8 +7,55 @@ import { MAINTENANCE_DIR, nginxFreezeLines, nginxFreezeSlotMap, nginxMaintenance
 import { DEFAULT_REGISTRY_ADDRESS } from './registry-config.ts';
 
 export const NGINX_CONFIG_PATH = '/etc/nginx/nginx.conf';
+/** The same config listening on IPv4 only, for a kernel without IPv6 (see NGINX_COMMAND). */
+export const NGINX_IPV4_CONFIG_PATH = '/etc/nginx/nginx-ipv4.conf';
+/** Their keys in the `<r>-nginx` ConfigMap (nginxConfigFiles). */
+export const NGINX_CONFIG_FILE = 'nginx.conf';
+export const NGINX_IPV4_CONFIG_FILE = 'nginx-ipv4.conf';
 export const NGINX_TLS_DIR = '/etc/nginx/tls';
 export const NGINX_PORT = 8443;
+/**
+ * Both stacks, as two sockets (`[::]` is IPv6-only in nginx by default): on an IPv6-only or
+ * IPv6-first cluster the pod IP the kubelet probes and the Service forwards to is an IPv6 address,
+ * which `listen 8443` (0.0.0.0) never receives.
+ */
+export const NGINX_DUAL_STACK_LISTEN: readonly string[] = [String(NGINX_PORT), `[::]:${NGINX_PORT}`];
+/** For a kernel booted with ipv6.disable=1: it has no AF_INET6, and nginx refuses to start on `[::]`. */
+export const NGINX_IPV4_LISTEN: readonly string[] = [String(NGINX_PORT)];
+/**
+ * A file that exists exactly when the kernel has IPv6 (the check of the nginx image's own
+ * 10-listen-on-ipv6-by-default.sh).
+ */
+export const KERNEL_IPV6_FILE = '/proc/net/if_inet6';
+/**
+ * The nginx container's command. Which stacks nginx can listen on depends on the node's kernel,
+ * which no Job knows when it writes the config (the pod may run on any node), so the choice is made
+ * at start: the ConfigMap carries two complete configs, and this picks one by KERNEL_IPV6_FILE.
+ * A file choice rather than an `include` of a listen snippet copied into /tmp: nothing is written,
+ * and each file is a whole config that `nginx -t` can check alone. `exec` leaves nginx as PID 1,
+ * so the stop signal (SIGQUIT, the image's STOPSIGNAL) and SIGTERM reach it, as they did when the
+ * container ran nginx directly. Not the image's entrypoint: its scripts edit files on the read-only
+ * root. Needs only a POSIX sh (busybox in the alpine image). The paths are arguments, not part of
+ * the script, so a test can run the same script with its own files.
+ */
+export const NGINX_START_SCRIPT = [
+  'if [ -f "$1" ]; then conf="$2"; else conf="$3";',
+  `printf '{"level":"warn","msg":"the kernel has no IPv6 (%s is missing): nginx listens on IPv4 only","config":"%s"}\\n' "$1" "$3" >&2; fi;`,
+  `exec nginx -e stderr -c "$conf" -g 'daemon off;'`,
+].join(' ');
+export const NGINX_COMMAND: readonly string[] = ['sh', '-c', NGINX_START_SCRIPT, 'nginx-start', KERNEL_IPV6_FILE, NGINX_CONFIG_PATH, NGINX_IPV4_CONFIG_PATH];
+/**
+ * The pacing server of token retries (see AUTH_RETRIES) listens here, on the pod's loopback. TCP,
+ * not a unix socket in /tmp: /tmp is an emptyDir that outlives a container restart, and after a
+ * SIGKILL (an OOM kill, a liveness failure past its grace period) the socket file stays behind;
+ * the restarted nginx then fails `bind() … (98: Address already in use)` and exits, a crash loop
+ * until the pod is deleted. A TCP port is released with the process (nginx binds with
+ * SO_REUSEADDR). The port is used by nothing else in the pod: nginx 8443, the registry 5000
+ * (DEFAULT_REGISTRY_ADDRESS), docker_auth 5001 (DEFAULT_AUTH_ADDRESS; also distribution's usual
+ * debug port, which our config.yml leaves off). Loopback only: nothing outside the pod reaches it.
+ */
+export const AUTH_RETRY_PORT = 8081;
+export const AUTH_RETRY_ADDRESS = `127.0.0.1:${AUTH_RETRY_PORT}`;
 /** Paths nginx serves for the kubelet's probes (see registry-objects.ts). */
 export const HEALTH_PATH = '/health';
 export const REGISTRY_HEALTH_PATH = '/health/registry';
@@ -43,14 +90,19 @@ export const AUTH_RETRIES = 10;
 export const AUTH_RETRY_DELAY_MS = 100;
 
 export interface NginxConfigInput {
-  /** `listen` addresses, e.g. ["8443"] or ["127.0.0.2:443"] for a test on loopback */
-  listen?: string[];
+  /** `listen` addresses, default NGINX_DUAL_STACK_LISTEN; e.g. ["127.0.0.2:443"] for a test on loopback */
+  listen?: readonly string[];
   registryAddress?: string;
   authAddress?: string;
   tlsCertPath?: string;
   tlsKeyPath?: string;
-  /** directory for pid file, temp files and the auth retry socket; must be writable */
+  /** directory for pid file and temp files; must be writable */
   tmpDir?: string;
+  /**
+   * host:port of the pacing server of token retries, default AUTH_RETRY_ADDRESS; only tests
+   * running several nginx on one machine change it (each needs its own)
+   */
+  authRetryAddress?: string;
   workerProcesses?: number;
   /**
    * Access log target, default /dev/stdout (a pipe in a container). Opening /dev/stdout fails with
@@ -61,20 +113,31 @@ export interface NginxConfigInput {
   maintenanceDir?: string;
 }
 
+/**
+ * The `<r>-nginx` ConfigMap's files: NGINX_CONFIG_FILE listening on both stacks and
+ * NGINX_IPV4_CONFIG_FILE on IPv4 only, otherwise the same (NGINX_COMMAND starts one of them).
+ */
+export function nginxConfigFiles(input: Omit<NginxConfigInput, 'listen'> = {}): Record<string, string> {
+  return {
+    [NGINX_CONFIG_FILE]: nginxConfig({ ...input, listen: NGINX_DUAL_STACK_LISTEN }),
+    [NGINX_IPV4_CONFIG_FILE]: nginxConfig({ ...input, listen: NGINX_IPV4_LISTEN }),
+  };
+}
+
 /** The full `nginx.conf` text. */
 export function nginxConfig(input: NginxConfigInput = {}): string {
-  const listen = input.listen ?? [String(NGINX_PORT)];
+  const listen = input.listen ?? NGINX_DUAL_STACK_LISTEN;
   if (listen.length === 0) throw new Error('nginx needs at least one listen address');
   const tmp = (input.tmpDir ?? '/tmp').replace(/\/+$/, '');
   const cert = input.tlsCertPath ?? `${NGINX_TLS_DIR}/tls.crt`;
   const key = input.tlsKeyPath ?? `${NGINX_TLS_DIR}/tls.key`;
   const accessLog = input.accessLog ?? '/dev/stdout';
   const maintenanceDir = (input.maintenanceDir ?? MAINTENANCE_DIR).replace(/\/+$/, '');
-  for (const value of [...listen, tmp, cert, key, accessLog, maintenanceDir, input.registryAddress ?? '', input.authAddress ?? '']) {
+  const retryAddress = input.authRetryAddress ?? AUTH_RETRY_ADDRESS;
+  for (const value of [...listen, tmp, cert, key, accessLog, maintenanceDir, retryAddress, input.registryAddress ?? '', input.authAddress ?? '']) {
     // These end up inside nginx directives; refuse anything that could end a directive early.
     if (/[\s;{}'"#$\\]/.test(value)) throw new Error(`unsafe value for nginx.conf: ${JSON.stringify(value)}`);
   }
-  const retrySocket = `unix:${tmp}/auth-retry.sock`;
   return `# Generated by image-registry-operator; changes are overwritten.
 worker_processes ${input.workerProcesses ?? 2};
 pid ${tmp}/nginx.pid;
@@ -191,7 +254,7 @@ ${authRetryLocations()}
     # The pacing of the retries (see limit_req_zone auth_retry), asked before each retry.
     location = /auth-retry-wait {
       internal;
-      proxy_pass http://${retrySocket}:/;
+      proxy_pass http://${retryAddress}/;
       proxy_pass_request_body off;
       proxy_set_header Content-Length "";
       proxy_set_header X-Auth-Retry $request_id;
@@ -218,9 +281,11 @@ ${authRetryLocations()}
     }
   }
 
-  # Answers after the pacing delay of a token request's retry; only nginx itself can reach it.
+  # Answers after the pacing delay of a token request's retry; on loopback, reachable only inside
+  # the pod. TCP, not a unix socket: a socket file left in /tmp by a killed nginx would stop the
+  # restarted one (see AUTH_RETRY_ADDRESS).
   server {
-    listen ${retrySocket};
+    listen ${retryAddress};
     access_log off;
     location / {
       limit_req zone=auth_retry burst=5;

@@ -42,7 +42,20 @@ import {
   maintenanceConfigMapName,
 } from './names.ts';
 import { MAINTENANCE_DIR } from './maintenance.ts';
-import { AUTH_HEALTH_PATH, HEALTH_PATH, NGINX_CONFIG_PATH, NGINX_PORT, NGINX_TLS_DIR, REGISTRY_HEALTH_PATH, nginxConfig, type NginxConfigInput } from './nginx-config.ts';
+import {
+  AUTH_HEALTH_PATH,
+  HEALTH_PATH,
+  NGINX_COMMAND,
+  NGINX_CONFIG_FILE,
+  NGINX_CONFIG_PATH,
+  NGINX_IPV4_CONFIG_FILE,
+  NGINX_IPV4_CONFIG_PATH,
+  NGINX_PORT,
+  NGINX_TLS_DIR,
+  REGISTRY_HEALTH_PATH,
+  nginxConfigFiles,
+  type NginxConfigInput,
+} from './nginx-config.ts';
 import { REGISTRY_CONFIG_PATH, TRUSTED_TOKEN_KEYS_DIR, registryConfig } from './registry-config.ts';
 import { registryStorage, type RegistryStorage } from './registry-storage.ts';
 import { TRUSTED_TOKEN_KEYS_FILE, tokenKeySecretContent, usesThumbprintKeyId, type TokenKeys } from './token-keys.ts';
@@ -91,7 +104,7 @@ export function registryOwnerReference(registry: ImageRegistry): V1OwnerReferenc
   return { apiVersion: GROUP_VERSION, kind: 'ImageRegistry', name, uid, controller: true, blockOwnerDeletion: true };
 }
 
-/** The registry pod: nginx (TLS on 8443) in front of registry and docker_auth on loopback. */
+/** The registry pod: nginx (TLS on 8443, IPv4 and IPv6) in front of registry and docker_auth on loopback. */
 export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConfig, options: StatefulSetOptions): V1StatefulSet {
   const { name } = identity(registry);
   const replicas = registry.spec?.replicas ?? 1;
@@ -256,10 +269,10 @@ function sameStrings(a: Record<string, string> | undefined, b: Record<string, st
   return true;
 }
 
-/** `<r>-nginx` with nginx.conf. */
-export function desiredNginxConfigMap(registry: ImageRegistry, nginx: NginxConfigInput = {}): V1ConfigMap {
+/** `<r>-nginx` with nginx.conf (both stacks) and nginx-ipv4.conf (see NGINX_COMMAND). */
+export function desiredNginxConfigMap(registry: ImageRegistry, nginx: Omit<NginxConfigInput, 'listen'> = {}): V1ConfigMap {
   const { name } = identity(registry);
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: objectMeta(registry, nginxConfigMapName(name)), data: { 'nginx.conf': nginxConfig(nginx) } };
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: objectMeta(registry, nginxConfigMapName(name)), data: nginxConfigFiles(nginx) };
 }
 
 /** A kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) the operator maintains in self-signed mode. */
@@ -319,10 +332,18 @@ export function desiredCertificate(
  * reads it at every TLS handshake from the mounted Secret, so a renewal reaches new connections
  * without a roll (test/process/tls-renewal.test.ts).
  */
-export function rolloutAnnotations(inputs: { trustedTokenKeys: string; registryConfig: string; nginxConfig: string; storageReferences?: string }): Record<string, string> {
+export function rolloutAnnotations(inputs: {
+  trustedTokenKeys: string;
+  registryConfig: string;
+  /** every file of the nginx ConfigMap (nginxConfigFiles): nginx starts with either of them */
+  nginxConfigFiles: Readonly<Record<string, string>>;
+  storageReferences?: string;
+}): Record<string, string> {
   const hash = createHash('sha256');
+  // by name, in a fixed order: a file renamed or added rolls the pods too
+  const nginxFiles = Object.keys(inputs.nginxConfigFiles).sort().flatMap((file) => [file, inputs.nginxConfigFiles[file] ?? '']);
   // storageReferences (storageReferencesDigest) only where there are some: a volume registry's checksum stays as it was
-  const parts = [inputs.trustedTokenKeys, inputs.registryConfig, inputs.nginxConfig, ...(inputs.storageReferences ? [inputs.storageReferences] : [])];
+  const parts = [inputs.trustedTokenKeys, inputs.registryConfig, ...nginxFiles, ...(inputs.storageReferences ? [inputs.storageReferences] : [])];
   for (const part of parts) {
     hash.update(String(part.length)).update(':').update(part);
   }
@@ -333,15 +354,18 @@ function nginxContainer(config: OperatorConfig): V1Container {
   return {
     name: 'nginx',
     image: config.images.nginx,
-    // Runs nginx directly: the image's entrypoint scripts try to edit files on the read-only root.
-    command: ['nginx', '-e', 'stderr', '-c', NGINX_CONFIG_PATH, '-g', 'daemon off;'],
+    // nginx as PID 1 with the config for the node's kernel: both stacks, or IPv4 only where the
+    // kernel has no IPv6 (NGINX_COMMAND says why and how). Not the image's entrypoint: its scripts
+    // try to edit files on the read-only root.
+    command: [...NGINX_COMMAND],
     ports: [{ name: 'https', containerPort: NGINX_PORT, protocol: 'TCP' }],
     securityContext: restrictedSecurityContext(NGINX_UID),
     resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '128Mi' } },
     readinessProbe: httpsProbe(HEALTH_PATH, 2),
     livenessProbe: { ...httpsProbe(HEALTH_PATH, 3), initialDelaySeconds: 10 },
     volumeMounts: [
-      { name: 'nginx-config', mountPath: NGINX_CONFIG_PATH, subPath: 'nginx.conf', readOnly: true },
+      { name: 'nginx-config', mountPath: NGINX_CONFIG_PATH, subPath: NGINX_CONFIG_FILE, readOnly: true },
+      { name: 'nginx-config', mountPath: NGINX_IPV4_CONFIG_PATH, subPath: NGINX_IPV4_CONFIG_FILE, readOnly: true },
       { name: 'tls', mountPath: NGINX_TLS_DIR, readOnly: true },
       // the write freeze of storage maintenance (maintenance.ts): a directory, so changes arrive
       { name: 'maintenance', mountPath: MAINTENANCE_DIR, readOnly: true },

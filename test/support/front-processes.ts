@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashSync } from 'bcryptjs';
 import { AUTH_CONFIG_FILE, TOKEN_CERT_FILE, TOKEN_CERT_PATH, TOKEN_KEY_FILE, TOKEN_KEY_PATH, dockerAuthConfig } from '../../functions/docker-auth-config.ts';
-import { nginxConfig, type NginxConfigInput } from '../../functions/nginx-config.ts';
+import { AUTH_RETRY_PORT, nginxConfig, type NginxConfigInput } from '../../functions/nginx-config.ts';
 import { REGISTRY_DATA_PATH, TRUSTED_TOKEN_KEYS_PATH, registryConfig } from '../../functions/registry-config.ts';
 import { ACCESS_KEY_ENV, SECRET_KEY_ENV, registryStorage, volumeStorageConfig } from '../../functions/registry-storage.ts';
 import { trustedTokenKey, trustedTokenKeysDocument } from '../../functions/token-keys.ts';
@@ -180,18 +180,31 @@ export interface Nginx {
 export async function startNginx(options: { dir: string; input: NginxConfigInput; probe: string; transform?: (conf: string) => string }): Promise<Nginx> {
   mkdirSync(options.dir, { recursive: true });
   const confFile = join(options.dir, 'nginx.conf');
-  const conf = nginxConfig({ tmpDir: options.dir, accessLog: 'off', ...options.input });
+  const conf = nginxConfig({ tmpDir: options.dir, accessLog: 'off', authRetryAddress: authRetryAddressFor(options.input.listen), ...options.input });
   const changed = options.transform ? options.transform(conf) : conf;
   if (options.transform && changed === conf) throw new Error('startNginx: the transform changed nothing');
   writeFileSync(confFile, changed);
   const errorLog = join(options.dir, 'nginx.log');
-  // as the container runs it: `nginx -e stderr -c <conf> -g 'daemon off;'`. In the pod master and
-  // workers share one uid (101); a root master would switch its workers to nobody, which could not
-  // read the certificate files the workers load per handshake — so as root, the workers stay root.
+  // as the container's command ends (NGINX_COMMAND): `nginx -e stderr -c <conf> -g 'daemon off;'`,
+  // with this config rather than the one the kernel's IPv6 picks. In the pod master and workers
+  // share one uid (101); a root master would switch its workers to nobody, which could not read
+  // the certificate files the workers load per handshake — so as root, the workers stay root.
   const global = globalThis.process.getuid?.() === 0 ? 'daemon off; user root root;' : 'daemon off;';
   const process = startProcess('nginx', NGINX, ['-e', 'stderr', '-c', confFile, '-g', global], errorLog);
   await waitFor(`nginx on ${options.probe}`, () => tcpHttpAnswers(options.probe), 20_000, () => exitedMessage(process, errorLog));
   return { process, dir: options.dir, confFile, errorLog, workers: () => childPids(process.child.pid) };
+}
+
+/**
+ * The pacing listener of an nginx started here: AUTH_RETRY_PORT on the host of its first
+ * listen address. The fronts run side by side on loopback, each on an address of its own (all on
+ * 8443), so each gets a pacing address of its own too; the pod's 127.0.0.1 would be one for all.
+ */
+export function authRetryAddressFor(listen: readonly string[] | undefined): string | undefined {
+  const first = listen?.[0];
+  const host = first ? /^(\[[^\]]+\]|[^:]+):\d+$/.exec(first)?.[1] : undefined;
+  if (!host) return undefined; // a bare port: nginx listens on every address, so one at a time anyway
+  return `${host}:${AUTH_RETRY_PORT}`;
 }
 
 /** Child process ids of pid (e.g. nginx workers), from /proc. */

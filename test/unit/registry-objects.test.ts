@@ -2,7 +2,7 @@ import { load } from 'js-yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { V1Container, V1PodSpec, V1Secret } from '@kubernetes/client-node';
-import { nginxConfig } from '../../functions/nginx-config.ts';
+import { NGINX_START_SCRIPT, nginxConfig, nginxConfigFiles } from '../../functions/nginx-config.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import { registryConfig } from '../../functions/registry-config.ts';
 import {
@@ -77,7 +77,11 @@ test('desiredStatefulSet: three containers with the configured stock images and 
     ['registry', 'mirror/registry:3'],
     ['auth', 'mirror/auth:1'],
   ]);
-  assert.equal(container('nginx').command, ['nginx', '-e', 'stderr', '-c', '/etc/nginx/nginx.conf', '-g', 'daemon off;']);
+  // sh picks the config for the node's kernel, then execs nginx (PID 1, the stop signal reaches it)
+  assert.equal(container('nginx').command, ['sh', '-c', NGINX_START_SCRIPT, 'nginx-start', '/proc/net/if_inet6', '/etc/nginx/nginx.conf', '/etc/nginx/nginx-ipv4.conf']);
+  assert.match(NGINX_START_SCRIPT, /^if \[ -f "\$1" \]; then conf="\$2"; else conf="\$3";/);
+  assert.ok(NGINX_START_SCRIPT.endsWith(`exec nginx -e stderr -c "$conf" -g 'daemon off;'`), NGINX_START_SCRIPT);
+  assert.is(container('nginx').args, undefined);
   assert.equal(container('nginx').ports, [{ name: 'https', containerPort: 8443, protocol: 'TCP' }]);
   assert.equal(container('registry').args, ['serve', '/etc/docker/registry/config.yml']);
   assert.equal(container('registry').env, [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }]);
@@ -89,7 +93,16 @@ test('desiredStatefulSet: three containers with the configured stock images and 
 });
 
 test('desiredStatefulSet: volumes at the container paths, each container only what it needs', () => {
-  assert.equal(mounts('nginx'), { '/etc/nginx/nginx.conf': 'nginx-config:nginx.conf', '/etc/nginx/tls': 'tls', '/etc/nginx/maintenance': 'maintenance', '/tmp': 'tmp' });
+  assert.equal(mounts('nginx'), {
+    '/etc/nginx/nginx.conf': 'nginx-config:nginx.conf',
+    '/etc/nginx/nginx-ipv4.conf': 'nginx-config:nginx-ipv4.conf',
+    '/etc/nginx/tls': 'tls',
+    '/etc/nginx/maintenance': 'maintenance',
+    '/tmp': 'tmp',
+  });
+  // nothing but /tmp is writable: the start script writes nothing, nginx its temp files in /tmp
+  assert.equal((container('nginx').volumeMounts ?? []).filter((m) => !m.readOnly).map((m) => m.mountPath), ['/tmp']);
+  assert.is(container('nginx').securityContext?.readOnlyRootFilesystem, true);
   assert.equal(mounts('registry'), { '/etc/docker/registry': 'registry-config', '/etc/registry-auth': 'trusted-token-keys', '/var/lib/registry': 'data' });
   assert.equal(mounts('auth'), { '/config': 'auth-config' }, 'config and signing key in one volume: they change together');
   const volumes = Object.fromEntries((pod.volumes ?? []).map((v) => [v.name, v]));
@@ -274,7 +287,11 @@ test('desiredConfigSecrets: auth_config.yml with the token key, and config.yml, 
 test('desiredNginxConfigMap and desiredTlsSecret', () => {
   const cm = desiredNginxConfigMap(registry());
   assert.equal(cm.metadata, { name: 'registry-nginx', namespace: 'infra', labels, ownerReferences: [owner] });
-  assert.is(cm.data?.['nginx.conf'], nginxConfig());
+  assert.equal(Object.keys(cm.data ?? {}), ['nginx.conf', 'nginx-ipv4.conf']);
+  assert.is(cm.data?.['nginx.conf'], nginxConfig(), 'the default config listens on both stacks');
+  assert.equal(cm.data?.['nginx.conf']?.match(/^\s+listen \S+ ssl;$/gm)?.map((l) => l.trim()), ['listen 8443 ssl;', 'listen [::]:8443 ssl;']);
+  assert.equal(cm.data?.['nginx-ipv4.conf']?.match(/^\s+listen \S+ ssl;$/gm)?.map((l) => l.trim()), ['listen 8443 ssl;']);
+  assert.is(cm.data?.['nginx-ipv4.conf'], cm.data?.['nginx.conf']?.replace(/\n\s+listen \[::\]:8443 ssl;/, ''), 'otherwise the same');
   const tls = desiredTlsSecret(registry(), 'registry-tls', { certPem: 'CERT', keyPem: 'KEY', caPem: 'CA' });
   assert.is(tls.type, 'kubernetes.io/tls');
   assert.equal([decode(tls, 'tls.crt'), decode(tls, 'tls.key'), decode(tls, 'ca.crt')], ['CERT', 'KEY', 'CA']);
@@ -308,18 +325,26 @@ test('desiredCertificate: only with issuerRef; SANs and secret names per mode', 
 
 test('rolloutAnnotations: changed trusted token keys or config roll the pods; the serving certificate, accounts and the active token key are no input', () => {
   const now = now0;
-  const base = { trustedTokenKeys: 'JWKS-1', registryConfig: registryConfig({ hostname, httpSecret: 's' }), nginxConfig: nginxConfig() };
+  const base = { trustedTokenKeys: 'JWKS-1', registryConfig: registryConfig({ hostname, httpSecret: 's' }), nginxConfigFiles: nginxConfigFiles() };
   const a = rolloutAnnotations(base);
   assert.match(a[ROLLOUT_CHECKSUM_ANNOTATION] ?? '', /^[0-9a-f]{64}$/);
   assert.equal(rolloutAnnotations({ ...base }), a);
   assert.not.equal(rolloutAnnotations({ ...base, trustedTokenKeys: 'JWKS-2' }), a);
   assert.not.equal(rolloutAnnotations({ ...base, registryConfig: registryConfig({ hostname, httpSecret: 'other' }) }), a);
-  assert.not.equal(rolloutAnnotations({ ...base, nginxConfig: nginxConfig({ workerProcesses: 1 }) }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, nginxConfigFiles: nginxConfigFiles({ workerProcesses: 1 }) }), a);
+  // either nginx file: the IPv4 one is what a pod on a kernel without IPv6 starts with
+  assert.not.equal(rolloutAnnotations({ ...base, nginxConfigFiles: { ...base.nginxConfigFiles, 'nginx-ipv4.conf': `${base.nginxConfigFiles['nginx-ipv4.conf']}#` } }), a);
+  assert.not.equal(rolloutAnnotations({ ...base, nginxConfigFiles: { 'nginx.conf': base.nginxConfigFiles['nginx.conf'] ?? '' } }), a);
+  // the order the files come in does not matter
+  const reversed = Object.fromEntries(Object.entries(base.nginxConfigFiles).reverse());
+  assert.equal(rolloutAnnotations({ ...base, nginxConfigFiles: reversed }), a);
+  // the ConfigMap the Job applies is the checksum's input
+  assert.equal(rolloutAnnotations({ ...base, nginxConfigFiles: desiredNginxConfigMap(registry()).data ?? {} }), a);
   // Moving bytes between parts is a different input, not the same concatenation.
   assert.not.equal(rolloutAnnotations({ ...base, trustedTokenKeys: `JWKS-1${base.registryConfig[0]}`, registryConfig: base.registryConfig.slice(1) }), a);
   // nginx reads the serving certificate at each TLS handshake (nginx.conf names it through a
   // variable), so a renewal reaches new connections without a roll.
-  assert.match(base.nginxConfig, /ssl_certificate \$tls_certificate_file;/);
+  for (const text of Object.values(base.nginxConfigFiles)) assert.match(text, /ssl_certificate \$tls_certificate_file;/);
   // Accounts and the active token key only change the docker_auth Secret's other entries, which
   // docker_auth reloads itself: the registry config (a checksum input) stays.
   const otherKey = newRsaKeyPem().privateKeyPem;
