@@ -87,10 +87,11 @@ test('the bootstrap Job creates the serving CA/certificate Secret and injects ca
   const pod = run.pods[0]?.spec;
   assert.equal(pod?.containers[0].command, ['node', '/app/dist/bootstrap.js']);
   assert.is(pod?.serviceAccountName, 'image-registry-operator-bootstrap');
-  // envFrom the operator ConfigMap, by the name kustomize gave it (with its content hash)
-  const configMap = objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('image-registry-operator-config'));
-  assert.equal(pod?.containers[0].envFrom, [{ configMapRef: { name: configMap?.metadata.name } }]);
-  assert.ok(configEnv(objects).OPERATOR_NAMESPACE);
+  // not the operator ConfigMap, whose hashed name would make a changed setting change this
+  // immutable template: only its namespace, from the downward API
+  assert.is(pod?.containers[0].envFrom, undefined);
+  assert.equal(pod?.containers[0].env, [{ name: 'OPERATOR_NAMESPACE', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } } }]);
+  assert.is(configEnv(objects).OPERATOR_NAMESPACE, NS);
   assert.match(run.logs, '"secret":"created"');
 
   const stored = await secret(cluster);
