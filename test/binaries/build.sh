@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real binaries the tests run (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, auth_server, registry, versitygw, crictl)
+# kubectl, etcd, the node's kubelet and kube-proxy, auth_server, registry, versitygw, crictl)
 # from pinned Go modules and caches them outside the repository, keyed by version.
 # Installs nginx, skopeo, bubblewrap and containerd from Debian when they are missing.
 # Prints the directory that holds the Go-built binaries (the KUBEBUILDER_ASSETS convention).
@@ -33,9 +33,12 @@ build_once() {
 }
 
 kubernetes_binaries=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+# the real node's (test/support/node/): always built here, envtest's KUBEBUILDER_ASSETS has none
+node_binaries=(kubelet kube-proxy)
 
+# build_kubernetes <out> <cmd...>: the named k8s.io/kubernetes/cmd/ binaries of the pinned release
 build_kubernetes() {
-  local out="$1" minor="${KUBERNETES_VERSION#1.}"
+  local out="$1" minor="${KUBERNETES_VERSION#1.}"; shift
   minor="${minor%%.*}"
   # upstream's build tags and version stamping, so /version reports the real release
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION"
@@ -43,8 +46,10 @@ build_kubernetes() {
   ldflags+=" -X k8s.io/component-base/version.gitTreeState=clean"
   ldflags+=" -X k8s.io/client-go/pkg/version.gitVersion=v$KUBERNETES_VERSION"
   (cd "$here/kubernetes" && go build -trimpath -tags selinux,notest,grpcnotrace -ldflags "$ldflags" \
-    -o "$out/" "${kubernetes_binaries[@]/#/k8s.io/kubernetes/cmd/}")
+    -o "$out/" "${@/#/k8s.io/kubernetes/cmd/}")
 }
+build_control_plane() { build_kubernetes "$1" "${kubernetes_binaries[@]}"; }
+build_node() { build_kubernetes "$1" "${node_binaries[@]}"; }
 
 build_etcd() {
   local out="$1"
@@ -87,8 +92,16 @@ install_debian_tools() {
   command -v openssl >/dev/null || missing+=(openssl)
   command -v ip >/dev/null || [[ -x /usr/sbin/ip ]] || missing+=(iproute2)
   command -v setpriv >/dev/null || missing+=(util-linux)
-  # the node-trust test's real container runtime (containerd and ctr; started by the test itself)
+  # the real node's images (test/support/node/images.ts): a static /bin/busybox for their sh and applets
+  dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+  # the real node's container runtime, its OCI runtime and CNI plugins (started by the tests)
   command -v containerd >/dev/null || missing+=(containerd)
+  command -v runc >/dev/null || [[ -x /usr/sbin/runc ]] || missing+=(runc)
+  [[ -x /usr/lib/cni/bridge ]] || missing+=(containernetworking-plugins)
+  # kube-proxy's iptables mode, and the conntrack entries it clears
+  command -v iptables-restore >/dev/null || [[ -x /usr/sbin/iptables-restore ]] || missing+=(iptables)
+  command -v conntrack >/dev/null || [[ -x /usr/sbin/conntrack ]] || missing+=(conntrack)
+  command -v nsenter >/dev/null || missing+=(util-linux)
   if ((${#missing[@]})); then
     log "installing Debian packages: ${missing[*]}"
     local sudo=""; [[ $(id -u) == 0 ]] || sudo=sudo
@@ -104,7 +117,7 @@ install_debian_tools() {
 install_debian_tools
 if [[ -z "${KUBEBUILDER_ASSETS:-}" ]]; then
   # "-cp": the whole control plane; caches of the apiserver-only build lack the controllers
-  build_once "$cache_root/build/kubernetes-cp-v$KUBERNETES_VERSION" build_kubernetes
+  build_once "$cache_root/build/kubernetes-cp-v$KUBERNETES_VERSION" build_control_plane
   build_once "$cache_root/build/etcd-v$ETCD_VERSION" build_etcd
 fi
 # The Go module proxy this project can reach refuses docker_auth (403 "This module version is not
@@ -116,6 +129,7 @@ if ! build_once "$cache_root/build/docker_auth-$DOCKER_AUTH_VERSION" build_auth_
 else
   cat "$auth_unavailable.log" >&2; rm -f "$auth_unavailable" "$auth_unavailable.log"
 fi
+build_once "$cache_root/build/kubernetes-node-v$KUBERNETES_VERSION" build_node
 build_once "$cache_root/build/registry-v$REGISTRY_VERSION" build_registry
 build_once "$cache_root/build/versitygw-v$VERSITYGW_VERSION" build_versitygw
 build_once "$cache_root/build/crictl-v$CRI_TOOLS_VERSION" build_crictl
@@ -135,6 +149,7 @@ else
   ln -sfn "$cache_root/build/docker_auth-$DOCKER_AUTH_VERSION/auth_server" "$assets/auth_server"
   rm -f "$assets/auth_server.unavailable"
 fi
+for b in "${node_binaries[@]}"; do ln -sfn "$cache_root/build/kubernetes-node-v$KUBERNETES_VERSION/$b" "$assets/$b"; done
 ln -sfn "$cache_root/build/registry-v$REGISTRY_VERSION/registry" "$assets/registry"
 ln -sfn "$cache_root/build/versitygw-v$VERSITYGW_VERSION/versitygw" "$assets/versitygw"
 ln -sfn "$cache_root/build/crictl-v$CRI_TOOLS_VERSION/crictl" "$assets/crictl"

@@ -9,6 +9,13 @@ import { startControlPlane, type ControlPlane } from './control-plane.ts';
 import { startKubelet, type Kubelet, type KubeletOptions } from './kubelet.ts';
 import { run } from './processes.ts';
 import { testBinaries } from './binaries.ts';
+import { createNodeNetwork, deleteNodeNetwork, type NodeNetwork } from './node/network.ts';
+import { startRealNode, type RealNode } from './node/real-node.ts';
+import { startLoadBalancerStandIn } from './node/load-balancer.ts';
+import { assembleNodeImages, configuredImageNames, type ImageSet } from './node/images.ts';
+import { startProvisioner } from './volume-provisioner.ts';
+import { kubeApi } from './kube-api.ts';
+import { cacheRoot } from './node/cache.ts';
 
 export interface TestCluster {
   kubeconfig: string;
@@ -125,7 +132,7 @@ export function clusterClientOf(running: RunningCluster): TestCluster {
   return clusterClient(running.plane.kubeconfig, running.plane.assetsDir, running.env.IRO_KUBELET_DIR);
 }
 
-function clusterClient(kubeconfig: string, assetsDir: string, kubeletDir: string): TestCluster {
+export function clusterClient(kubeconfig: string, assetsDir: string, kubeletDir: string): TestCluster {
   const env = { ...process.env, KUBECONFIG: kubeconfig };
   const kubectl: TestCluster['kubectl'] = (args, opts = {}) =>
     run(join(assetsDir, 'kubectl'), [...(opts.namespace ? ['-n', opts.namespace] : []), ...args], { input: opts.input, env });
@@ -165,4 +172,66 @@ function clusterClient(kubeconfig: string, assetsDir: string, kubeletDir: string
     return run('bwrap', bwrapArgs, { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', ...(clientOptions.env ?? {}) }, timeoutMs: clientOptions.timeoutMs ?? 120_000 });
   };
   return { kubeconfig, assetsDir, kubeletDir, runClient, kubectl, createNamespace, applyKustomize, installCrds };
+}
+
+/** The control plane with a real node: kubelet, containerd, runc, CNI and kube-proxy (test/support/node/). */
+export interface RealNodeCluster {
+  plane: ControlPlane;
+  node: RealNode;
+  network: NodeNetwork;
+  images: ImageSet;
+  env: { IRO_KUBECONFIG: string; IRO_ASSETS: string; IRO_KUBELET_DIR: string };
+  deleteTestNamespaces(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The network namespace first (the API server listens on its veth), then the control plane with the
+ * CRDs, the images assembled and imported, the node, the LoadBalancer stand-in and the volume
+ * provisioner. Stopping leaves nothing behind (processes, mounts, namespaces, cgroups).
+ */
+export async function startClusterOnRealNode(options: Omit<ClusterOptions, 'kubelet'> & { syncFrequency?: string } = {}): Promise<RealNodeCluster> {
+  const assetsDir = await testBinaries();
+  const images = await assembleNodeImages({ assetsDir, repoRoot, cacheDir: join(cacheRoot(), 'node-images'), names: configuredImageNames(repoRoot) });
+  const network = await createNodeNetwork();
+  let plane: ControlPlane | undefined;
+  const stops: (() => Promise<void> | void)[] = [];
+  const stop = async () => {
+    for (const step of stops.reverse()) await step();
+    await plane?.stop();
+    await deleteNodeNetwork(network);
+  };
+  try {
+    plane = await startControlPlane({
+      ...options,
+      network: { bindAddress: network.hostAddress, serviceCidr: network.serviceCidr, kubernetesServiceIp: network.kubernetesServiceIp },
+      beforeControllers: options.withoutCrds ? undefined : async ({ kubeconfig }) => {
+        const applied = await run(join(assetsDir, 'kubectl'), ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager=tests', '-k', join(repoRoot, 'kustomize/crds')]);
+        if (applied.code !== 0) throw new Error(`installing the CRDs: ${applied.stderr}`);
+      },
+    });
+    const node = await startRealNode({
+      workDir: join(plane.workDir, 'node'), assetsDir, network, server: plane.server, servingCaPem: plane.servingCa.certPem, clientCa: plane.clientCa,
+      imageArchives: images.images.map((image) => image.archive), pauseImage: configuredImageNames(repoRoot).pause, syncFrequency: options.syncFrequency,
+    });
+    stops.push(() => node.stop());
+    const balancer = startLoadBalancerStandIn({ kubeconfig: plane.kubeconfig, network, hostsFile: node.hostsFile });
+    stops.push(() => balancer.stop());
+    const api = kubeApi(plane.kubeconfig);
+    const provisioner = startProvisioner(api, node.workDir, () => undefined);
+    stops.push(() => { provisioner.stop(); api.close(); });
+    const kubectl = join(assetsDir, 'kubectl');
+    const { kubeconfig } = plane;
+    const running: RealNodeCluster = {
+      plane, node, network, images, stop,
+      env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: assetsDir, IRO_KUBELET_DIR: node.workDir },
+      deleteTestNamespaces: async () => {
+        await run(kubectl, ['--kubeconfig', kubeconfig, 'delete', 'namespaces', '-l', TEST_NAMESPACE_LABEL, '--wait=false']);
+      },
+    };
+    return running;
+  } catch (error) {
+    await stop();
+    throw error;
+  }
 }

@@ -48,7 +48,26 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-export async function startControlPlane(options: { workDir?: string; keepWorkDir?: boolean; beforeControllers?: (plane: { kubeconfig: string; assetsDir: string }) => Promise<void> } = {}): Promise<ControlPlane> {
+/**
+ * Where the API server listens and which Service range it hands out, for a cluster with a real node
+ * (test/support/node/network.ts): on the root end of the node's veth pair, reachable from the host
+ * and from pods, with ClusterIPs the node's kube-proxy serves.
+ */
+export interface ControlPlaneNetwork {
+  bindAddress: string;
+  serviceCidr: string;
+  kubernetesServiceIp: string;
+}
+
+export interface ControlPlaneOptions {
+  workDir?: string;
+  keepWorkDir?: boolean;
+  beforeControllers?: (plane: { kubeconfig: string; assetsDir: string }) => Promise<void>;
+  /** without it: loopback, with the kubelet stand-in's ClusterIP range on loopback */
+  network?: ControlPlaneNetwork;
+}
+
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   installExitHandlers();
   const started = Date.now();
   const assetsDir = await testBinaries();
@@ -61,7 +80,7 @@ export async function startControlPlane(options: { workDir?: string; keepWorkDir
   };
   try {
     const etcdUrl = await startEtcd(assetsDir, workDir, processes);
-    const plane = await startApiServer(assetsDir, workDir, etcdUrl, processes);
+    const plane = await startApiServer(assetsDir, workDir, etcdUrl, processes, options.network ?? await loopbackNetwork());
     // e.g. CRDs: the garbage collector learns resources at start, later ones after ~30 s discovery
     await options.beforeControllers?.({ kubeconfig: plane.kubeconfig, assetsDir });
     await startControllers(assetsDir, workDir, plane.kubeconfig, processes);
@@ -86,26 +105,33 @@ async function startEtcd(assetsDir: string, workDir: string, processes: ManagedP
   return url;
 }
 
-async function startApiServer(assetsDir: string, workDir: string, etcdUrl: string, processes: ManagedProcess[]) {
-  const port = await freePort();
-  const server = `https://127.0.0.1:${port}`;
-  const servicePrefix = await serviceClusterIpPrefix();
-  const pki = writePki(workDir, servicePrefix);
+async function loopbackNetwork(): Promise<ControlPlaneNetwork> {
+  // ClusterIPs stay on loopback too, clear of the kubelet stand-in's pod (127.100–149) and load
+  // balancer (127.150–199) addresses; `kubernetes` gets the first one (in the serving certificate)
+  const prefix = await serviceClusterIpPrefix();
+  return { bindAddress: '127.0.0.1', serviceCidr: `${prefix}.0.0/16`, kubernetesServiceIp: `${prefix}.0.1` };
+}
+
+async function startApiServer(assetsDir: string, workDir: string, etcdUrl: string, processes: ManagedProcess[], network: ControlPlaneNetwork) {
+  const port = await freePort(network.bindAddress);
+  const server = `https://${network.bindAddress}:${port}`;
+  const pki = writePki(workDir, network);
   const apiserver = startProcess('kube-apiserver', join(assetsDir, 'kube-apiserver'), [
     '--etcd-servers', etcdUrl,
     '--cert-dir', join(workDir, 'pki'),
     '--tls-cert-file', pki.servingCertFile, '--tls-private-key-file', pki.servingKeyFile,
-    '--secure-port', String(port), '--bind-address', '127.0.0.1',
-    // ClusterIPs stay on loopback too, clear of the kubelet stand-in's pod (127.100–149) and load
-    // balancer (127.150–199) addresses; `kubernetes` gets the first one (in the serving certificate)
-    '--service-cluster-ip-range', `${servicePrefix}.0.0/16`,
+    '--secure-port', String(port), '--bind-address', network.bindAddress,
+    // the endpoint of Service `kubernetes`, which pods reach through its ClusterIP
+    ...(network.bindAddress === '127.0.0.1' ? [] : ['--advertise-address', network.bindAddress]),
+    '--service-cluster-ip-range', network.serviceCidr,
     '--allow-privileged=true',
     // the default set (NamespaceLifecycle, ServiceAccount, DefaultStorageClass, PodSecurity, …) plus
     // what a production cluster adds; the kubelet stand-in registers one Node
     '--enable-admission-plugins', 'NodeRestriction',
     '--authorization-mode', 'Node,RBAC',
-    // kubectl logs: the API server fetches container logs from the kubelet stand-in's endpoint
+    // kubectl logs/exec: the API server reaches the kubelet's endpoint with a client certificate
     '--kubelet-preferred-address-types', 'InternalIP',
+    '--kubelet-client-certificate', pki.kubeletClientCertFile, '--kubelet-client-key', pki.kubeletClientKeyFile,
     '--service-account-issuer', `${server}/`,
     '--service-account-key-file', pki.saPublicFile,
     '--service-account-signing-key-file', pki.saPrivateFile,
@@ -164,13 +190,14 @@ async function startControllers(assetsDir: string, workDir: string, kubeconfig: 
   }, 60_000, () => exitedMessage(manager, join(workDir, 'kube-controller-manager.log')) ?? exitedMessage(scheduler, join(workDir, 'kube-scheduler.log')));
 }
 
-function writePki(workDir: string, servicePrefix: string) {
+function writePki(workDir: string, network: ControlPlaneNetwork) {
   const dir = join(workDir, 'pki');
   mkdirSync(dir, { recursive: true });
   const servingCa = issueTestCertificate({ commonName: 'test-serving-ca', isCa: true });
-  const serving = issueTestCertificate({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1', `${servicePrefix}.0.1`], issuer: servingCa });
+  const serving = issueTestCertificate({ commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes', 'kubernetes.default.svc'], ipAddresses: [...new Set(['127.0.0.1', network.bindAddress, network.kubernetesServiceIp])], issuer: servingCa });
   const clientCa = issueTestCertificate({ commonName: 'test-client-ca', isCa: true });
   const admin = issueTestCertificate({ commonName: 'admin', organization: 'system:masters', usage: 'client', issuer: clientCa });
+  const kubeletClient = issueTestCertificate({ commonName: 'kube-apiserver-kubelet-client', organization: 'system:masters', usage: 'client', issuer: clientCa });
   const sa = newRsaKeyPem();
   const files = {
     servingCertFile: join(dir, 'apiserver.crt'),
@@ -179,7 +206,11 @@ function writePki(workDir: string, servicePrefix: string) {
     servingCaFile: join(dir, 'serving-ca.crt'),
     saPublicFile: join(dir, 'sa.pub'),
     saPrivateFile: join(dir, 'sa.key'),
+    kubeletClientCertFile: join(dir, 'kubelet-client.crt'),
+    kubeletClientKeyFile: join(dir, 'kubelet-client.key'),
   };
+  writeFileSync(files.kubeletClientCertFile, kubeletClient.certPem);
+  writeFileSync(files.kubeletClientKeyFile, kubeletClient.keyPem, { mode: 0o600 });
   writeFileSync(files.servingCertFile, serving.certPem + servingCa.certPem);
   writeFileSync(files.servingKeyFile, serving.keyPem, { mode: 0o600 });
   writeFileSync(files.clientCaFile, clientCa.certPem);

@@ -53,15 +53,16 @@ export async function setOperatorConfig(cluster: TestCluster, env: Record<string
  * `kubectl apply -k` of an overlay of kustomize/ that merges `env` into the operator ConfigMap —
  * the way the README tells users to configure it — then the README's waits for the bootstrap Job
  * and the webhook Deployment. The webhook then runs as its Deployment's pods, behind its Service.
+ * `components`: opt-in components of kustomize/ to include, e.g. 'node-trust'.
  */
-export async function installOperator(cluster: TestCluster, env: Record<string, string> = {}): Promise<OperatorConfig> {
+export async function installOperator(cluster: TestCluster, env: Record<string, string> = {}, components: string[] = []): Promise<OperatorConfig> {
   const overlay = mkdtempSync(join(tmpdir(), 'iro-overlay-'));
   const base = relative(overlay, kustomizeDir);
   const literals = Object.entries(env).map(([key, value]) => `  - ${JSON.stringify(`${key}=${value}`)}`);
   writeFileSync(join(overlay, 'kustomization.yaml'), [
     'resources:', `- ${base}`,
     ...(literals.length ? ['configMapGenerator:', '- name: image-registry-operator-config', `  namespace: ${OPERATOR_NAMESPACE}`, '  behavior: merge', '  literals:', ...literals] : []),
-    'components:', `- ${base}/operator-image`, '',
+    'components:', ...components.map((component) => `- ${base}/${component}`), `- ${base}/operator-image`, '',
   ].join('\n'));
   const steps = [
     ['apply', '-k', overlay],

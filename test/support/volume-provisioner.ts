@@ -2,7 +2,7 @@
 // small provisioner that gives a pending PersistentVolumeClaim a pre-bound hostPath
 // PersistentVolume under the work dir (the real PV controller binds them), deletes the released ones,
 // and tells the pod sandbox which host directory a bound claim is.
-import { mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { apiMessage, type KubeApi } from './kube-api.ts';
 
@@ -22,6 +22,9 @@ export function startProvisioner(api: KubeApi, workDir: string, log: (line: stri
       const name = `pv-${claim.metadata.uid}`;
       const path = join(workDir, 'pv', name);
       mkdirSync(path, { recursive: true });
+      // as local-path-provisioner creates its directories (`mkdir -m 0777`): a hostPath volume gets
+      // no fsGroup from the kubelet, and the registry runs as a user of its own
+      chmodSync(path, 0o777);
       const pv = {
         apiVersion: 'v1',
         kind: 'PersistentVolume',
