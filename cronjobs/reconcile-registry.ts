@@ -28,7 +28,8 @@ import { authConfigSecretName, registryHostname, registryTlsSecretName } from '.
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { httpSecretOf } from '../functions/registry-config.ts';
 import { storageKind } from '../functions/registry-storage.ts';
-import { desiredConfigSecrets } from '../functions/registry-objects.ts';
+import { desiredConfigSecrets, REGISTRY_UID } from '../functions/registry-objects.ts';
+import { volumeWritabilityProblem, type PodWithInitStatus } from '../functions/volume-check.ts';
 import { hasReadyReplica, readinessChanged, registryReadiness, registryStatus, statefulSetRolledOut, type RegistryProblem, type StatefulSetState } from '../functions/registry-status.ts';
 import { awaitsRollout, trustedTokenKeysDocument, type TokenKeyDecision } from '../functions/token-keys.ts';
 import type { ImageRegistry, OperatorConfig } from '../functions/types.ts';
@@ -140,8 +141,11 @@ async function reconcileCredentialsAndWorkload(key: RegistryKey, registry: Image
   // pods that cannot start (a missing credentials Secret) are not waited for
   const statefulSet = await waitForRollout(kube, registry, workload.storageProblem ? 0 : options.rolloutTimeoutMs, (current) =>
     awaitingKeySwitch ? statefulSetRolledOut(current, templateAnnotations) : hasReadyReplica(registry, current));
-  // a bucket: what the registries say of it (a pod can look ready before its storage check has failed)
-  const storageProblem = workload.storageProblem ?? (storageKind(registry) === 's3' ? await storageHealth(kube, key, registryCa, workload.redact, options.now) : undefined);
+  // a bucket: what the registries say of it (a pod can look ready before its storage check has failed);
+  // a volume no replica came up on: whether the registry's user can write it
+  const storageProblem = workload.storageProblem ?? (storageKind(registry) === 's3'
+    ? await storageHealth(kube, key, registryCa, workload.redact, options.now)
+    : hasReadyReplica(registry, statefulSet) ? undefined : volumeWritabilityProblem((await registryPods(kube, key)) as unknown as PodWithInitStatus[], REGISTRY_UID));
   if (awaitingKeySwitch && statefulSetRolledOut(statefulSet, templateAnnotations)) {
     const switched = await switchTokenKey(kube, { ...authConfig, now: options.now(), trustedByAllPods: write.tokenKeys.state.trusted.map((k) => k.kid) });
     if (switched?.changed) write = switched;

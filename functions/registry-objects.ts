@@ -57,7 +57,8 @@ import {
   type NginxConfigInput,
 } from './nginx-config.ts';
 import { REGISTRY_CONFIG_PATH, TRUSTED_TOKEN_KEYS_DIR, registryConfig } from './registry-config.ts';
-import { registryStorage, type RegistryStorage } from './registry-storage.ts';
+import { REGISTRY_DATA_PATH, registryStorage, type RegistryStorage } from './registry-storage.ts';
+import { volumeCheckContainer } from './volume-check.ts';
 import { TRUSTED_TOKEN_KEYS_FILE, tokenKeySecretContent, usesThumbprintKeyId, type TokenKeys } from './token-keys.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type IssuerRef, type OperatorConfig } from './types.ts';
 
@@ -147,6 +148,9 @@ export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConf
           // Soft: a registry with more replicas than nodes (or zones) still runs them all.
           ...(storage.kind === 's3'
             ? { topologySpreadConstraints: [{ ...spread, topologyKey: 'kubernetes.io/hostname' }, { ...spread, topologyKey: 'topology.kubernetes.io/zone' }] }
+            : {}),
+          ...(storage.kind === 'volume'
+            ? { initContainers: [volumeCheckContainer({ image: config.images.registry, dataPath: REGISTRY_DATA_PATH, volumeMounts: storage.volumeMounts, securityContext: restrictedSecurityContext(REGISTRY_UID) })] }
             : {}),
           containers: [nginxContainer(config), registryContainer(config, storage), authContainer(config)],
           volumes: [...podVolumes(name, options), ...storage.volumes],

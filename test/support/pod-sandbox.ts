@@ -37,6 +37,7 @@
 // Not modelled (the spec fails loudly where it matters): init containers, liveness/startup probe
 // actions, probes other than httpGet, lifecycle hooks other than preStop sleep, resource limits,
 // seccomp profiles, hostPath volumes of files.
+import { VOLUME_CHECK_CONTAINER } from '../../functions/volume-check.ts';
 import { chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -332,7 +333,10 @@ interface ContainerRuntime {
 
 function unsupported(podSpec: V1PodSpec): void {
   const problems: string[] = [];
-  if (podSpec.initContainers?.length) problems.push('initContainers');
+  // The registry's volume check is the one init container of ours: the stand-in's volumes are work
+  // dirs it makes writable itself, so it is not run here (it runs on the real node,
+  // test/e2e/real-node.test.ts); any other init container is refused.
+  if (podSpec.initContainers?.some((c) => c.name !== VOLUME_CHECK_CONTAINER)) problems.push('initContainers');
   for (const c of podSpec.containers) {
     for (const probe of [c.readinessProbe, c.livenessProbe, c.startupProbe]) {
       if (probe && !probe.httpGet) problems.push(`container ${c.name}: probes other than httpGet`);
