@@ -94,6 +94,9 @@ install_debian_tools() {
   command -v setpriv >/dev/null || missing+=(util-linux)
   # the real node's images (test/support/node/images.ts): a static /bin/busybox for their sh and applets
   dpkg -s busybox-static >/dev/null 2>&1 || missing+=(busybox-static)
+  # the pause image's static binary: gcc with glibc's static libraries
+  command -v gcc >/dev/null || missing+=(gcc)
+  dpkg -s libc6-dev >/dev/null 2>&1 || missing+=(libc6-dev)
   # the real node's container runtime, its OCI runtime and CNI plugins (started by the tests)
   command -v containerd >/dev/null || missing+=(containerd)
   command -v runc >/dev/null || [[ -x /usr/sbin/runc ]] || missing+=(runc)

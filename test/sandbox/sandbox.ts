@@ -1,12 +1,12 @@
 // The local sandbox behind `npm start`: a real control plane (etcd, kube-apiserver,
 // kube-controller-manager, kube-scheduler) with the toolkit installed by the README's install lines
 // (`kubectl apply -k ./kustomize` and its waits: the bootstrap Job, the webhook Deployment behind
-// its Service), and a stand-in only where no real part runs here: the kubelet
-// (test/support/kubelet.ts), which runs the pods and plays kube-proxy and the load balancer.
+// its Service), on a real node (test/support/node/: kubelet, kube-proxy, containerd, runc, CNI;
+// every pod from its image). The one stand-in is what hands out LoadBalancer addresses.
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startCluster, type RunningCluster } from '../support/cluster.ts';
+import { startClusterOnRealNode, type RealNodeCluster } from '../support/cluster.ts';
 import { writeOciImage } from '../support/oci-image.ts';
 import { installExitHandlers, run } from '../support/processes.ts';
 import { readmeCommands } from '../support/readme.ts';
@@ -37,12 +37,12 @@ export async function startSandbox(options: { dataDir?: string; log?: (line: str
   try {
     log('building the bundles (dist/)…');
     await buildBundles(OPERATOR_ENTRY_POINTS);
-    log('starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and the kubelet stand-in…');
-    const running: RunningCluster = await startCluster({ workDir: join(dataDir, 'control-plane'), keepWorkDir: true, kubelet: { log } });
+    log('starting etcd, kube-apiserver, kube-controller-manager, kube-scheduler and a node (kubelet, kube-proxy, containerd)…');
+    const running: RealNodeCluster = await startClusterOnRealNode({ workDir: join(dataDir, 'control-plane'), keepWorkDir: true });
     stops.push(() => running.stop());
     const { plane } = running;
     Object.assign(process.env, running.env);
-    const env = writeClientTools(dataDir, plane.kubeconfig, plane.assetsDir, running.kubelet.hostsFile);
+    const env = writeClientTools(dataDir, plane.kubeconfig, plane.assetsDir, running.node.hostsFile);
     log(`kube-apiserver ${plane.version}, up in ${(plane.startupMs / 1000).toFixed(1)} s; installing as the README says:`);
     for (const command of readmeCommands('install')) {
       log(`  ${command}`);
@@ -55,7 +55,8 @@ export async function startSandbox(options: { dataDir?: string; log?: (line: str
       // a kept data dir keeps the server's address and keys, so registries made before still reach it
       const identityFile = join(dataDir, 's3-identity.json');
       const identity = existsSync(identityFile) ? (JSON.parse(readFileSync(identityFile, 'utf8')) as S3Identity) : undefined;
-      const s3 = await startS3Server({ assetsDir: plane.assetsDir, workDir: dataDir, kubeletDir: running.kubelet.workDir, ...(identity ? { identity } : {}) });
+      // on the node's veth: the pods reach it by the node's routes, and the host too
+      const s3 = await startS3Server({ assetsDir: plane.assetsDir, workDir: dataDir, address: running.network.hostAddress, ...(identity?.address === running.network.hostAddress ? { identity } : {}) });
       stops.push(() => s3.close());
       writeFileSync(identityFile, JSON.stringify({ address: s3.address, port: s3.port, accessKey: s3.accessKey, secretKey: s3.secretKey }), { mode: 0o600 });
       if (!existsSync(join(s3.dataDir, SANDBOX_BUCKET))) s3.createBucket(SANDBOX_BUCKET);
@@ -93,8 +94,8 @@ spec:
 
 /**
  * `<data>/bin` holds kubectl and a skopeo wrapper that sees the sandbox's /etc/hosts (registry
- * hostnames → the loopback addresses their Services are served on), so the README's commands
- * work unchanged. Returns the environment to export.
+ * hostnames → their LoadBalancer addresses, routed into the node), so the README's commands work
+ * unchanged. Returns the environment to export.
  */
 function writeClientTools(dataDir: string, kubeconfig: string, assetsDir: string, hosts: string): Record<string, string> {
   const bin = join(dataDir, 'bin');

@@ -3,6 +3,7 @@
 // the real control plane (test/support/control-plane.ts) plus the kubelet stand-in
 // (test/support/kubelet.ts).
 import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
@@ -66,6 +67,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Runnin
   return (await startClusterWithoutKubelet(options)).startKubelet();
 }
 
+/** The CRDs before the controllers start: the garbage collector then knows them at once. */
+async function installCrds({ kubeconfig, assetsDir }: { kubeconfig: string; assetsDir: string }): Promise<void> {
+  const applied = await run(join(assetsDir, 'kubectl'), ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager=tests', '-k', join(repoRoot, 'kustomize/crds')]);
+  if (applied.code !== 0) throw new Error(`installing the CRDs: ${applied.stderr}`);
+}
+
 type ClusterOptions = {
   workDir?: string;
   keepWorkDir?: boolean;
@@ -81,11 +88,7 @@ type ClusterOptions = {
 export async function startClusterWithoutKubelet(options: ClusterOptions = {}): Promise<ClusterWithoutKubelet> {
   const plane = await startControlPlane({
     ...options,
-    beforeControllers: options.withoutCrds ? undefined : async ({ kubeconfig, assetsDir }) => {
-      const kubectl = join(assetsDir, 'kubectl');
-      const applied = await run(kubectl, ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager=tests', '-k', join(repoRoot, 'kustomize/crds')]);
-      if (applied.code !== 0) throw new Error(`installing the CRDs: ${applied.stderr}`);
-    },
+    beforeControllers: options.withoutCrds ? undefined : installCrds,
   });
   const kubeletDir = join(plane.workDir, 'kubelet');
   let kubelet: Kubelet | undefined;
@@ -193,7 +196,13 @@ export interface RealNodeCluster {
 export async function startClusterOnRealNode(options: Omit<ClusterOptions, 'kubelet'> & { syncFrequency?: string } = {}): Promise<RealNodeCluster> {
   const assetsDir = await testBinaries();
   const images = await assembleNodeImages({ assetsDir, repoRoot, cacheDir: join(cacheRoot(), 'node-images'), names: configuredImageNames(repoRoot) });
-  const network = await createNodeNetwork();
+  // a kept work dir (the sandbox's --data) keeps its network, so its Services keep their ClusterIPs
+  const indexFile = options.workDir ? join(options.workDir, 'node-network-index') : undefined;
+  const network = await createNodeNetwork(indexFile && existsSync(indexFile) ? Number(readFileSync(indexFile, 'utf8')) : undefined);
+  if (indexFile) {
+    mkdirSync(options.workDir as string, { recursive: true });
+    writeFileSync(indexFile, String(network.index));
+  }
   let plane: ControlPlane | undefined;
   const stops: (() => Promise<void> | void)[] = [];
   const stop = async () => {
@@ -205,10 +214,7 @@ export async function startClusterOnRealNode(options: Omit<ClusterOptions, 'kube
     plane = await startControlPlane({
       ...options,
       network: { bindAddress: network.hostAddress, serviceCidr: network.serviceCidr, kubernetesServiceIp: network.kubernetesServiceIp },
-      beforeControllers: options.withoutCrds ? undefined : async ({ kubeconfig }) => {
-        const applied = await run(join(assetsDir, 'kubectl'), ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager=tests', '-k', join(repoRoot, 'kustomize/crds')]);
-        if (applied.code !== 0) throw new Error(`installing the CRDs: ${applied.stderr}`);
-      },
+      beforeControllers: options.withoutCrds ? undefined : installCrds,
     });
     const node = await startRealNode({
       workDir: join(plane.workDir, 'node'), assetsDir, network, server: plane.server, servingCaPem: plane.servingCa.certPem, clientCa: plane.clientCa,

@@ -220,7 +220,8 @@ function writePki(workDir: string, network: ControlPlaneNetwork) {
   return { ...files, servingCa, clientCa, admin };
 }
 
-function kubeconfigYaml(server: string, caPem: string, admin: KeyPairPem): string {
+/** A kubeconfig that authenticates with a client certificate (the admin's, a node's, kube-proxy's). */
+export function kubeconfigYaml(server: string, caPem: string, admin: KeyPairPem): string {
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   return [
     'apiVersion: v1',

@@ -14,6 +14,7 @@ import type { OperatorConfig } from '../../functions/types.ts';
 import type { TestCluster } from './cluster.ts';
 import { installObjects, listObjects } from './kubectl.ts';
 import { podProcesses } from './pod-sandbox.ts';
+import { killPodContainers, realNodeSocket } from './node/pod-kill.ts';
 import { waitFor } from './processes.ts';
 
 const kustomizeDir = fileURLToPath(new URL('../../kustomize', import.meta.url));
@@ -97,7 +98,12 @@ export async function killWebhookPods(cluster: TestCluster): Promise<void> {
   const victims = await pods();
   const scaled = await cluster.kubectl(['scale', 'deployment/image-registry-operator-webhook', '--replicas=0'], { namespace: OPERATOR_NAMESPACE });
   if (scaled.code !== 0) throw new Error(`scaling the webhook to 0: ${scaled.stderr}`);
+  const socket = realNodeSocket(cluster.kubeletDir);
   for (const pod of victims) {
+    if (socket) {
+      await killPodContainers(cluster.assetsDir, socket, pod.metadata.uid);
+      continue;
+    }
     for (const pid of podProcesses(cluster.kubeletDir, pod.metadata.uid)) {
       try {
         process.kill(pid, 'SIGKILL');

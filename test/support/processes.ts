@@ -54,8 +54,26 @@ function signalGroup(pid: number | undefined, signal: NodeJS.Signals): void {
   }
 }
 
+const exitCleanups = new Set<() => void>();
+
+/**
+ * A synchronous clean-up for an exit without the usual stop (a signal, a crash): for what the
+ * process groups do not hold, e.g. a real node's container shims, which daemonize. Returns its removal.
+ */
+export function onExitSync(cleanup: () => void): () => void {
+  exitCleanups.add(cleanup);
+  return () => exitCleanups.delete(cleanup);
+}
+
 /** Stops every process started through this module (synchronously, for exit handlers). */
 export function killAllSync(): void {
+  for (const cleanup of exitCleanups) {
+    try {
+      cleanup();
+    } catch {
+      // the others still run
+    }
+  }
   for (const managed of running) signalGroup(managed.child.pid, 'SIGKILL');
 }
 

@@ -36,10 +36,15 @@ export interface S3Identity {
   secretKey: string;
 }
 
-/** `kubeletDir`: serve the server to the kubelet stand-in's pods (egress); left out for processes on the host only. */
-export async function startS3Server(options: { assetsDir: string; workDir: string; kubeletDir?: string; identity?: S3Identity }): Promise<S3Server> {
+/**
+ * `kubeletDir`: serve the server to the kubelet stand-in's pods (egress); left out for processes on
+ * the host only. `address`: where to listen instead of a loopback address of its own — for a real
+ * node, the root end of its veth (NodeNetwork.hostAddress), which its pods reach by the node's
+ * routes, as a cluster's pods reach a cloud's object storage.
+ */
+export async function startS3Server(options: { assetsDir: string; workDir: string; kubeletDir?: string; address?: string; identity?: S3Identity }): Promise<S3Server> {
   // 127.0.<10–99>.x: clear of the pod IPs, load balancers and ClusterIPs of the test cluster
-  const address = options.identity?.address ?? `127.0.${randomInt(10, 100)}.${randomInt(2, 250)}`;
+  const address = options.identity?.address ?? options.address ?? `127.0.${randomInt(10, 100)}.${randomInt(2, 250)}`;
   const port = options.identity?.port ?? (await freePort(address));
   const dataDir = join(options.workDir, 's3-data');
   mkdirSync(dataDir, { recursive: true });

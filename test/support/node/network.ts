@@ -74,16 +74,17 @@ export function inNodeNetwork(network: NodeNetwork, command: string, args: strin
   return run('nsenter', [`--net=/run/netns/${network.namespace}`, '--', command, ...args], { timeoutMs });
 }
 
-/** An index whose namespace and addresses nothing on this machine uses yet. */
-async function freeIndex(): Promise<number> {
+/** `preferred` when nothing on this machine uses its namespace and addresses yet, else a free index. */
+async function freeIndex(preferred?: number): Promise<number> {
   const namespaces = (await run('ip', ['netns', 'list'])).stdout;
   const addresses = (await run('ip', ['-o', 'addr'])).stdout;
   const routes = (await run('ip', ['route'])).stdout;
+  const taken = (index: number) => namespaces.includes(`${NAMESPACE_PREFIX}${index} `) || namespaces.includes(`${NAMESPACE_PREFIX}${index}\n`)
+    || addresses.includes(`198.18.${index}.`) || routes.includes(`198.18.${index}.`) || routes.includes(`198.19.${index}.`);
+  if (preferred !== undefined && !taken(preferred)) return preferred;
   for (let attempt = 0; attempt < 100; attempt++) {
     const index = randomInt(1, 255);
-    const taken = namespaces.includes(`${NAMESPACE_PREFIX}${index} `) || namespaces.includes(`${NAMESPACE_PREFIX}${index}\n`)
-      || addresses.includes(`198.18.${index}.`) || routes.includes(`198.18.${index}.`) || routes.includes(`198.19.${index}.`);
-    if (!taken) return index;
+    if (!taken(index)) return index;
   }
   throw new Error('no free test network index (198.18.i.0/24 and 198.19.i.0/24 all in use)');
 }
@@ -93,9 +94,13 @@ async function freeIndex(): Promise<number> {
  * node's ranges through the veth (it forwards nothing); forwarding is switched on inside the node
  * namespace alone.
  */
-export async function createNodeNetwork(): Promise<NodeNetwork> {
+/**
+ * `preferredIndex`: the index of an earlier run whose data is kept (the sandbox's `--data`): its
+ * Services keep their ClusterIPs only while the Service range stays the same.
+ */
+export async function createNodeNetwork(preferredIndex?: number): Promise<NodeNetwork> {
   await removeAbandonedNetworks();
-  const network = nodeNetworkAddresses(await freeIndex(), kernelHasIpv6());
+  const network = nodeNetworkAddresses(await freeIndex(preferredIndex), kernelHasIpv6());
   const { namespace, index } = network;
   const [hostEnd, nodeEnd] = [`iro-h${index}`, `iro-n${index}`];
   await ip(['netns', 'add', namespace]);

@@ -10,12 +10,13 @@
 //   (kernel.panic, kernel.panic_on_oops, vm.overcommit_memory). containerd, the kubelet and
 //   kube-proxy share it, so the volumes the kubelet mounts are the ones runc sees; and when the
 //   holder ends, every mount in it goes away with it. Nothing is written outside the work dir
-//   except the kubelet's cgroups, removed on stop.
+//   except the node's cgroups (a root of its own, /iro-node-<i>, in every hierarchy), removed on stop.
 import { existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyPairPem } from '../pki.ts';
 import { issueTestCertificate } from '../pki.ts';
-import { delay, exitedMessage, run, startProcess, waitFor, type ManagedProcess } from '../processes.ts';
+import { kubeconfigYaml } from '../control-plane.ts';
+import { delay, exitedMessage, onExitSync, run, startProcess, waitFor, type ManagedProcess } from '../processes.ts';
 import { kubeApi } from '../kube-api.ts';
 import { inNodeNetwork, type NodeNetwork } from './network.ts';
 
@@ -71,7 +72,19 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
   processes.push(holder);
   const socket = join(dirs.containerdState, 'containerd.sock');
   const crictl: RealNode['crictl'] = (args) => run(join(assetsDir, 'crictl'), ['--runtime-endpoint', `unix://${socket}`, '--image-endpoint', `unix://${socket}`, '--timeout', '30s', ...args], { timeoutMs: 120_000 });
-  const stop = async () => stopNode({ processes, holder, crictl });
+  // Its own cgroup root: two kubelets on one machine (a sandbox beside the test cluster) under the
+  // same `kubepods` each kill the other's pods as orphans (their cgroups are not of pods it knows).
+  const cgroupRoot = `/${network.namespace}`;
+  // killed without a stop: the shims and containers are in neither our process groups nor the
+  // node's namespaces' lifetime; the next node start sweeps the network namespace
+  const removeExitCleanup = onExitSync(() => {
+    if (holder.child.pid !== undefined) killMountNamespaceMembers(holder.child.pid);
+    killCgroupMembers(cgroupRoot);
+  });
+  const stop = async () => {
+    await stopNode({ processes, holder, crictl, cgroupRoot });
+    removeExitCleanup();
+  };
   try {
     await waitFor('the node namespace holder', async () => existsSync(dirs.holderReady), 10_000, () => exitedMessage(holder, join(workDir, 'namespace-holder.log')));
     const inNode = (name: string, command: string, args: string[], log: string) =>
@@ -84,7 +97,8 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
       if (imported.code !== 0) throw new Error(`importing ${archive} into containerd: ${imported.stderr.trim()}\n${tail(logs.containerd)}`);
     }
     writeNodeCredentials(options, dirs, nodeName);
-    writeFileSync(dirs.kubeletConfig, kubeletConfig(options, dirs, socket));
+    createCgroupRoot(cgroupRoot);
+    writeFileSync(dirs.kubeletConfig, kubeletConfig(options, dirs, socket, cgroupRoot));
     const kubelet = inNode('kubelet', join(assetsDir, 'kubelet'), [
       '--config', dirs.kubeletConfig, '--kubeconfig', join(dirs.credentials, 'kubelet.kubeconfig'),
       '--hostname-override', nodeName, '--node-ip', network.nodeAddress, '--v', '1',
@@ -224,27 +238,18 @@ function writeNodeCredentials(options: RealNodeOptions, dirs: NodeDirectories, n
   const kubelet = issueTestCertificate({ commonName: `system:node:${nodeName}`, organization: 'system:nodes', usage: 'client', issuer: options.clientCa });
   const proxy = issueTestCertificate({ commonName: 'system:kube-proxy', usage: 'client', issuer: options.clientCa });
   writeFileSync(join(dirs.credentials, 'client-ca.crt'), options.clientCa.certPem);
-  writeFileSync(join(dirs.credentials, 'kubelet.kubeconfig'), clientKubeconfig(options.server, options.servingCaPem, kubelet), { mode: 0o600 });
-  writeFileSync(join(dirs.credentials, 'kube-proxy.kubeconfig'), clientKubeconfig(options.server, options.servingCaPem, proxy), { mode: 0o600 });
+  writeFileSync(join(dirs.credentials, 'kubelet.kubeconfig'), kubeconfigYaml(options.server, options.servingCaPem, kubelet), { mode: 0o600 });
+  writeFileSync(join(dirs.credentials, 'kube-proxy.kubeconfig'), kubeconfigYaml(options.server, options.servingCaPem, proxy), { mode: 0o600 });
 }
 
-function clientKubeconfig(server: string, caPem: string, client: KeyPairPem): string {
-  const b64 = (s: string) => Buffer.from(s).toString('base64');
-  return JSON.stringify({
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'node',
-    clusters: [{ name: 'local', cluster: { server, 'certificate-authority-data': b64(caPem) } }],
-    users: [{ name: 'node', user: { 'client-certificate-data': b64(client.certPem), 'client-key-data': b64(client.keyPem) } }],
-    contexts: [{ name: 'node', context: { cluster: 'local', user: 'node' } }],
-  });
-}
-
-function kubeletConfig(options: RealNodeOptions, dirs: NodeDirectories, socket: string): string {
+function kubeletConfig(options: RealNodeOptions, dirs: NodeDirectories, socket: string, cgroupRoot: string): string {
   return JSON.stringify({
     apiVersion: 'kubelet.config.k8s.io/v1beta1',
     kind: 'KubeletConfiguration',
     // this machine has the cgroup v1 hierarchy (a privileged container on a VM)
     failCgroupV1: false,
     cgroupDriver: 'cgroupfs',
+    cgroupRoot,
     containerRuntimeEndpoint: `unix://${socket}`,
     address: options.network.nodeAddress,
     port: 10250,
@@ -288,7 +293,7 @@ function kubeProxyConfig(network: NodeNetwork, nodeName: string, dirs: NodeDirec
 async function waitForNodeReady(options: RealNodeOptions, nodeName: string, failed: () => string | undefined): Promise<void> {
   const admin = issueTestCertificate({ commonName: 'node-readiness', organization: 'system:masters', usage: 'client', issuer: options.clientCa });
   const file = join(options.workDir, 'credentials', 'admin.kubeconfig');
-  writeFileSync(file, clientKubeconfig(options.server, options.servingCaPem, admin), { mode: 0o600 });
+  writeFileSync(file, kubeconfigYaml(options.server, options.servingCaPem, admin), { mode: 0o600 });
   const api = kubeApi(file);
   try {
     await waitFor(`Node ${nodeName} Ready`, async () => {
@@ -306,7 +311,7 @@ async function waitForNodeReady(options: RealNodeOptions, nodeName: string, fail
  * in the node's namespaces or cgroups, ends the holder (its mounts go with the namespace), removes
  * the kubelet's cgroups. The network is the caller's: it outlives the node (the API server listens on it).
  */
-async function stopNode({ processes, holder, crictl }: { processes: ManagedProcess[]; holder: ManagedProcess; crictl: RealNode['crictl'] }): Promise<void> {
+async function stopNode({ processes, holder, crictl, cgroupRoot }: { processes: ManagedProcess[]; holder: ManagedProcess; crictl: RealNode['crictl']; cgroupRoot: string }): Promise<void> {
   const byName = (name: string) => processes.find((p) => p.name === name);
   await byName('kubelet')?.stop(10_000);
   if (byName('containerd')) await crictl(['rmp', '--all', '--force']);
@@ -314,20 +319,32 @@ async function stopNode({ processes, holder, crictl }: { processes: ManagedProce
   await byName('containerd')?.stop(10_000);
   const holderPid = holder.child.pid;
   if (holderPid !== undefined) killMountNamespaceMembers(holderPid);
-  killCgroupMembers();
+  killCgroupMembers(cgroupRoot);
   await holder.stop(2_000, 'SIGKILL');
-  await removeKubeletCgroups();
+  await removeCgroupRoot(cgroupRoot);
 }
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
-/** cgroups the kubelet (kubepods) and containerd's shims (k8s.io) create under every hierarchy. */
-const NODE_CGROUPS = ['kubepods', 'k8s.io'];
 
 function cgroupHierarchies(): string[] {
   try {
     return readdirSync(CGROUP_ROOT).map((name) => join(CGROUP_ROOT, name)).filter((dir) => existsSync(join(dir, 'cgroup.procs')));
   } catch {
     return [];
+  }
+}
+
+/**
+ * The node's cgroup root in every hierarchy (the kubelet refuses a root that is missing in one);
+ * cpuset's needs the CPUs and memory nodes of its parent before anything can join it.
+ */
+function createCgroupRoot(root: string): void {
+  for (const hierarchy of cgroupHierarchies()) {
+    const dir = join(hierarchy, root);
+    mkdirSync(dir, { recursive: true });
+    for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+      if (existsSync(join(dir, file))) writeFileSync(join(dir, file), readFileSync(join(hierarchy, file), 'utf8'));
+    }
   }
 }
 
@@ -338,19 +355,19 @@ function cgroupTree(dir: string): string[] {
   return [...children, dir];
 }
 
-function killCgroupMembers(): void {
+function killCgroupMembers(root: string): void {
   for (const hierarchy of cgroupHierarchies()) {
-    for (const group of NODE_CGROUPS.flatMap((name) => cgroupTree(join(hierarchy, name)))) {
+    for (const group of cgroupTree(join(hierarchy, root))) {
       for (const pid of readFileSync(join(group, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) killPid(Number(pid));
     }
   }
 }
 
-async function removeKubeletCgroups(): Promise<void> {
+async function removeCgroupRoot(root: string): Promise<void> {
   for (let attempt = 0; attempt < 20; attempt++) {
     let left = 0;
     for (const hierarchy of cgroupHierarchies()) {
-      for (const group of NODE_CGROUPS.flatMap((name) => cgroupTree(join(hierarchy, name)))) {
+      for (const group of cgroupTree(join(hierarchy, root))) {
         try {
           rmdirSync(group);
         } catch {
@@ -359,7 +376,7 @@ async function removeKubeletCgroups(): Promise<void> {
       }
     }
     if (left === 0) return;
-    killCgroupMembers();
+    killCgroupMembers(root);
     await delay(250);
   }
 }
