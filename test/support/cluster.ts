@@ -217,7 +217,7 @@ export async function startClusterOnRealNode(options: Omit<ClusterOptions, 'kube
       beforeControllers: options.withoutCrds ? undefined : installCrds,
     });
     const node = await startRealNode({
-      workDir: join(plane.workDir, 'node'), assetsDir, network, server: plane.server, servingCaPem: plane.servingCa.certPem, clientCa: plane.clientCa,
+      workDir: join(plane.workDir, 'node'), assetsDir, network, server: plane.server, kubeconfig: plane.kubeconfig, servingCaPem: plane.servingCa.certPem, clientCa: plane.clientCa,
       imageArchives: images.images.map((image) => image.archive), pauseImage: configuredImageNames(repoRoot).pause, syncFrequency: options.syncFrequency,
     });
     stops.push(() => node.stop());

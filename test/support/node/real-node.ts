@@ -26,6 +26,8 @@ export interface RealNodeOptions {
   network: NodeNetwork;
   /** https://<host address>:<port> */
   server: string;
+  /** the admin's, to watch the Node come up */
+  kubeconfig: string;
   servingCaPem: string;
   clientCa: KeyPairPem;
   /** OCI archives to import into containerd's k8s.io namespace before the kubelet starts */
@@ -60,7 +62,7 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
   const { workDir, network, assetsDir } = options;
   const nodeName = options.nodeName ?? 'node-1';
   const dirs = nodeDirectories(workDir);
-  for (const dir of Object.values(dirs).filter((path) => !Object.values(nodeFiles(workDir)).includes(path))) mkdirSync(dir, { recursive: true });
+  for (const dir of Object.values(dirs.directories)) mkdirSync(dir, { recursive: true });
   const logs = { containerd: join(workDir, 'containerd.log'), kubelet: join(workDir, 'kubelet.log'), 'kube-proxy': join(workDir, 'kube-proxy.log') };
   writeFileSync(dirs.hostsFile, '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
   writeFileSync(dirs.resolvConf, `nameserver ${network.dnsServiceIp}\noptions ndots:5\n`);
@@ -131,7 +133,7 @@ function tail(file: string, lines = 12): string {
 type NodeDirectories = ReturnType<typeof nodeDirectories>;
 
 function nodeDirectories(workDir: string) {
-  return {
+  const directories = {
     kubeletRoot: join(workDir, 'var-lib-kubelet'),
     varLog: join(workDir, 'var-log'),
     etcContainerd: join(workDir, 'etc-containerd'),
@@ -143,12 +145,10 @@ function nodeDirectories(workDir: string) {
     sysctls: join(workDir, 'sysctl'),
     credentials: join(workDir, 'credentials'),
     volumePlugins: join(workDir, 'volume-plugins'),
-    ...nodeFiles(workDir),
   };
-}
-
-function nodeFiles(workDir: string) {
   return {
+    directories,
+    ...directories,
     hostsFile: join(workDir, 'hosts'),
     resolvConf: join(workDir, 'resolv.conf'),
     containerdConfig: join(workDir, 'containerd.toml'),
@@ -291,10 +291,7 @@ function kubeProxyConfig(network: NodeNetwork, nodeName: string, dirs: NodeDirec
 }
 
 async function waitForNodeReady(options: RealNodeOptions, nodeName: string, failed: () => string | undefined): Promise<void> {
-  const admin = issueTestCertificate({ commonName: 'node-readiness', organization: 'system:masters', usage: 'client', issuer: options.clientCa });
-  const file = join(options.workDir, 'credentials', 'admin.kubeconfig');
-  writeFileSync(file, kubeconfigYaml(options.server, options.servingCaPem, admin), { mode: 0o600 });
-  const api = kubeApi(file);
+  const api = kubeApi(options.kubeconfig);
   try {
     await waitFor(`Node ${nodeName} Ready`, async () => {
       const node = await api.request<{ status?: { conditions?: { type: string; status: string }[] } }>('GET', `/api/v1/nodes/${nodeName}`);
