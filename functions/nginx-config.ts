@@ -1,6 +1,6 @@
 // nginx.conf for the registry pod's TLS front: one port, /v2/ → registry, /auth/token → docker_auth.
 // Written for an unprivileged nginx on a read-only root file system: everything it writes is in /tmp.
-// Works with the deployed nginx:1.29.3-alpine and the tests' Debian nginx-light 1.22: stock modules
+// Works with the deployed nginx:1.30.0-alpine and the tests' Debian nginx-light 1.22: stock modules
 // only (core, ssl, proxy, map, limit_req, auth_request).
 import { DEFAULT_AUTH_ADDRESS, REAL_IP_HEADER } from './docker-auth-config.ts';
 import { MAINTENANCE_DIR, nginxFreezeLines, nginxFreezeSlotMap, nginxMaintenanceLocation } from './maintenance.ts';

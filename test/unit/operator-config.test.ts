@@ -8,9 +8,9 @@ test('defaults when nothing is set', () => {
     dnsZone: 'svc.example.org',
     defaultRegistry: { name: 'registry' },
     images: {
-      registry: 'registry:3.0.0',
+      registry: 'registry:3.1.2',
       auth: 'cesanta/docker_auth:1.14.0',
-      nginx: 'nginx:1.29.3-alpine',
+      nginx: 'nginx:1.30.0-alpine',
       operator: 'image-registry-operator:0.1.0',
     },
     rotationIntervalSeconds: 86_400,
@@ -33,9 +33,9 @@ test('every variable is read; empty values mean unset', () => {
     OPERATOR_DNS_ZONE: 'registries.corp.example.',
     OPERATOR_DEFAULT_REGISTRY_NAME: 'central',
     OPERATOR_DEFAULT_REGISTRY_NAMESPACE: 'infra',
-    OPERATOR_IMAGE_REGISTRY: 'mirror.local/registry:3.0.0',
+    OPERATOR_IMAGE_REGISTRY: 'mirror.local/registry:3.1.2',
     OPERATOR_IMAGE_AUTH: 'mirror.local/docker_auth:1.14.0',
-    OPERATOR_IMAGE_NGINX: 'mirror.local/nginx:1.29.3-alpine',
+    OPERATOR_IMAGE_NGINX: 'mirror.local/nginx:1.30.0-alpine',
     OPERATOR_IMAGE: 'mirror.local/operator@sha256:abc',
     OPERATOR_ROTATION_INTERVAL: '1h30m',
   });

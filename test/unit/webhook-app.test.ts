@@ -20,7 +20,7 @@ const config: OperatorConfig = {
   namespace: 'image-registry-operator',
   dnsZone: 'svc.example.org',
   defaultRegistry: { name: 'registry' },
-  images: { registry: 'registry:3.0.0', auth: 'cesanta/docker_auth:1.14.0', nginx: 'nginx:1.29.3-alpine', operator: 'image-registry-operator:0.1.0' },
+  images: { registry: 'registry:3.1.2', auth: 'cesanta/docker_auth:1.14.0', nginx: 'nginx:1.30.0-alpine', operator: 'image-registry-operator:0.1.0' },
   rotationIntervalSeconds: 86400,
   rolloutTimeoutSeconds: 60,
   credentialsTimeoutSeconds: 90,
