@@ -1,13 +1,12 @@
 // `npm test`: runs every uvu test file in its own process — unit tests first, then the process
 // tests (test/process/: real nginx, registry, docker_auth started directly), then the integration
-// and end-to-end tests against a real control plane started here with a real node (and, for the
-// files not moved yet, one with the kubelet stand-in) — and ends with exactly one summary line
+// and end-to-end tests against a real control plane started here with a real node — and ends with exactly one summary line
 // `N passed, M failed` counted from the runs.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startCluster, startClusterOnRealNode, type RealNodeCluster, type RunningCluster } from './support/cluster.ts';
+import { startClusterOnRealNode, type RealNodeCluster } from './support/cluster.ts';
 import { installExitHandlers } from './support/processes.ts';
 import { parseUvuTotals } from './support/uvu-totals.ts';
 
@@ -15,24 +14,6 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 /** Makes a test registered after its suite's .run() a failure instead of silently never running. */
 const uvuGuard = fileURLToPath(new URL('./support/uvu-guard.ts', import.meta.url));
 const filters = process.argv.slice(2);
-/**
- * The files that still run on the kubelet stand-in (test/support/kubelet.ts): they use its hooks —
- * pod processes and directories on the host, paused volume syncs, its loopback egress — or test it.
- * Every other integration and end-to-end file runs on the real node (test/support/node/).
- */
-const STAND_IN_FILES = [
-  'integration/kubelet.test.ts',
-  'integration/install-for-real.test.ts',
-  'integration/webhook-server.test.ts',
-  'e2e/acl.test.ts',
-  'e2e/credentials.test.ts',
-  'e2e/garbage-collection.test.ts',
-  'e2e/node-trust.test.ts',
-  'e2e/object-storage.test.ts',
-  'e2e/registry.test.ts',
-  'e2e/token-key-renewal.test.ts',
-];
-
 interface FileResult {
   file: string;
   passed: number;
@@ -100,34 +81,17 @@ async function main(): Promise<void> {
   const results = await runAll(unit, process.env, 2);
   // real nginx, registry and docker_auth processes on loopback, no control plane; one at a time
   results.push(...(await runAll(testFiles('process'), process.env, 1)));
-  const onStandIn = withCluster.filter((file) => STAND_IN_FILES.some((name) => file.endsWith(name)));
-  const onRealNode = withCluster.filter((file) => !onStandIn.includes(file));
-  if (onRealNode.length > 0) {
+  if (withCluster.length > 0) {
     let cluster: RealNodeCluster | undefined;
     try {
       cluster = await startClusterOnRealNode();
       const { plane, node } = cluster;
       console.log(`── control plane: kube-apiserver ${plane.version} at ${plane.server}, controllers and scheduler, up in ${(plane.startupMs / 1000).toFixed(1)}s; real node ${node.nodeName} (kubelet, kube-proxy, containerd) in ${node.network.namespace}`);
       const running = cluster;
-      results.push(...(await runAll(onRealNode, { ...process.env, ...running.env }, 1, () => running.deleteTestNamespaces())));
+      results.push(...(await runAll(withCluster, { ...process.env, ...running.env }, 1, () => running.deleteTestNamespaces())));
     } catch (error) {
       console.log(`── cluster with a real node failed to start: ${(error as Error).message}`);
       results.push({ file: 'cluster with a real node', passed: 0, failed: 1, skipped: 0, output: '' });
-    } finally {
-      await cluster?.stop();
-    }
-  }
-  if (onStandIn.length > 0) {
-    let cluster: RunningCluster | undefined;
-    try {
-      cluster = await startCluster();
-      const { plane } = cluster;
-      console.log(`── control plane: kube-apiserver ${plane.version} at ${plane.server}, controllers and scheduler, kubelet stand-in (node ${cluster.kubelet.nodeName}); up in ${(plane.startupMs / 1000).toFixed(1)}s`);
-      const running = cluster;
-      results.push(...(await runAll(onStandIn, { ...process.env, ...running.env }, 1, () => running.deleteTestNamespaces())));
-    } catch (error) {
-      console.log(`── control plane failed to start: ${(error as Error).message}`);
-      results.push({ file: 'control plane', passed: 0, failed: 1, skipped: 0, output: '' });
     } finally {
       await cluster?.stop();
     }

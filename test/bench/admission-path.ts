@@ -1,10 +1,12 @@
 // Benchmark 9: an admission through the webhook's Service — the API server dials the ClusterIP,
-// the kubelet stand-in's kube-proxy role forwards to a pod IP and the pod's bridge, the webhook runs
-// as its Deployment's pod — next to the same admission with the configurations pointed straight at
-// a webhook process by URL (how the tests ran before the real install). Same webhook bundle, same
-// API server, same client: dry-run ImageRegistry creates (both webhooks, nothing enqueued) at 1 and
-// 16 in flight, the two paths interleaved round by round. The ratio says whether the stand-in's
-// proxying distorts what the other webhook figures measure.
+// the real node's kube-proxy (iptables) rewrites it to a pod IP, the packets cross the veth into
+// the node's network namespace and its bridge, and the webhook runs as its Deployment's pod from
+// the operator image — next to the same admission with the configurations pointed straight at a
+// webhook process by URL on loopback (how the tests ran before the real install). Same webhook
+// bundle, same API server, same client: dry-run ImageRegistry creates (both webhooks, nothing
+// enqueued) at 1 and 16 in flight, the two paths interleaved round by round. The ratio is what
+// the in-cluster path costs next to a process beside the API server, i.e. how far the other
+// webhook figures (measured by URL) are from what a cluster's API server sees.
 import { GROUP_VERSION } from '../../functions/types.ts';
 import type { TestCluster } from '../support/cluster.ts';
 import { kubeApi, type KubeApi } from '../support/kube-api.ts';
@@ -121,7 +123,7 @@ function report(context: AdmissionPathContext, figures: Map<string, { p50: numbe
         baseline: ms(median(url[q])),
         ratio: ratio(median(service[q]), median(url[q])),
         target: '–',
-        limit: 'API server + webhook; the Service path adds the stand-in\'s two forwarders and the pod bridge',
+        limit: 'API server + webhook; the Service path adds kube-proxy\'s DNAT, the veth into the node\'s namespace and the pod\'s bridge, and its two pods run in the node\'s cgroups with the CPU weight of their 50m request, where the URL\'s one process runs beside the API server',
       });
     }
     for (const [path, entry] of [['Service', service], ['URL', url]] as const) {

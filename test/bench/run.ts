@@ -18,7 +18,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { testBinaries } from '../support/binaries.ts';
-import { startClusterWithoutKubelet, testCluster, TEST_NAMESPACE_LABEL, type ClusterWithoutKubelet } from '../support/cluster.ts';
+import { clusterClient, clusterClientOf, startClusterOnRealNode, startControlPlaneCluster, type ControlPlaneCluster, type RealNodeCluster } from '../support/cluster.ts';
 import { kubeApi } from '../support/kube-api.ts';
 import { installExitHandlers } from '../support/processes.ts';
 import { repoRoot, testServingTls } from '../support/webhook.ts';
@@ -130,17 +130,21 @@ if (wanted(6) || wanted(7) || wanted(10) || wanted(11) || wanted(12)) {
   }
 }
 
-let running: ClusterWithoutKubelet | undefined;
-if (wanted(3) || wanted(4) || wanted(5) || wanted(8) || wanted(9)) {
-  // the kubelet stand-in starts only for section 4: its polling would count as requests of section 3's rotation
-  progress('starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler)');
-  running = await startClusterWithoutKubelet();
-  Object.assign(process.env, running.env);
-  progress(`kube-apiserver ${running.plane.version}, up in ${(running.plane.startupMs / 1000).toFixed(1)} s`);
-}
+// Sections 3, 5 and 8 on a control plane without a node: a kubelet's leases, node status and pod
+// watches would count as requests of section 3's rotation. Sections 4 and 9 then on a fresh cluster
+// with a real node (kubelet, containerd, kube-proxy): their Jobs and webhook pods run from the
+// assembled images, and none of section 3's 3,000 objects are there to be deleted through section
+// 4's webhook or to give section 3's registry its pods.
+let controlPlane: ControlPlaneCluster | undefined;
+let onNode: RealNodeCluster | undefined;
 try {
-  const cluster = running ? await testCluster() : undefined;
-  if (running && cluster) {
+  if (wanted(3) || wanted(5) || wanted(8)) {
+    progress('starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), no node');
+    controlPlane = await startControlPlaneCluster();
+    Object.assign(process.env, controlPlane.env);
+    progress(`kube-apiserver ${controlPlane.plane.version}, up in ${(controlPlane.plane.startupMs / 1000).toFixed(1)} s`);
+    // no node: no node directory (these sections run no pod and no client through the node's names)
+    const cluster = clusterClient(controlPlane.plane.kubeconfig, controlPlane.plane.assetsDir, '');
     await section(3, () => rotationSection({ app, cluster, crs: sizes.rotationCrs, runs: sizes.rotationRuns, budgetMs: sizes.rotationBudgetMs, namespaces: 5 }));
     await section(8, () => rotationListsSection({ app, cluster, crs: sizes.rotationCrs, registries: 5 }));
     await section(5, async () => {
@@ -153,24 +157,23 @@ try {
       }
       return authConfig;
     });
-    if (wanted(4)) {
-      // Section 3's registry would otherwise get its pods now, and its 3,000 objects' deletions would
-      // reach section 4's webhook as admissions and enqueue Jobs for registries being deleted.
-      await running.deleteTestNamespaces();
-      progress('waiting for the earlier sections\' namespaces to be deleted');
-      const gone = await cluster.kubectl(['wait', '--for=delete', 'namespace', '-l', TEST_NAMESPACE_LABEL, '--timeout=600s']);
-      if (gone.code !== 0 && !/no matching resources/i.test(gone.stderr)) throw new Error(`earlier namespaces not deleted: ${gone.stderr}`);
-      progress('starting the kubelet stand-in');
-      await running.startKubelet();
-      await section(4, () => secretLatencySection({ app, cluster, crs: sizes.latencyCrs }));
-    }
-    if (wanted(9)) {
-      await running.startKubelet();
-      await section(9, () => admissionPathSection({ cluster, rounds: sizes.admissionRounds, requests: sizes.admissionRequests }));
-    }
+    const stopping = controlPlane;
+    controlPlane = undefined;
+    await stopping.stop();
+  }
+  if (wanted(4) || wanted(9)) {
+    progress('starting a cluster with a real node (control plane, kubelet, containerd, kube-proxy; images assembled)');
+    onNode = await startClusterOnRealNode();
+    // the node's cluster from here on, for whatever reads the environment (child processes)
+    Object.assign(process.env, onNode.env);
+    progress(`kube-apiserver ${onNode.plane.version}, up in ${(onNode.plane.startupMs / 1000).toFixed(1)} s; node ${onNode.node.nodeName} in ${onNode.network.namespace}`);
+    const cluster = clusterClientOf(onNode);
+    await section(4, () => secretLatencySection({ app, cluster, crs: sizes.latencyCrs }));
+    await section(9, () => admissionPathSection({ cluster, rounds: sizes.admissionRounds, requests: sizes.admissionRequests }));
   }
 } finally {
-  await running?.stop();
+  await controlPlane?.stop();
+  await onNode?.stop();
   await recorder.close();
 }
 

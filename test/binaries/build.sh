@@ -77,6 +77,12 @@ build_versitygw() {
     "github.com/versity/versitygw/cmd/versitygw@v$VERSITYGW_VERSION"
 }
 
+# CoreDNS: the wrapper module's main.go (the plugins of the test cluster's Corefile only)
+build_coredns() {
+  local out="$1"
+  (cd "$here/coredns" && go build -trimpath -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=v$COREDNS_VERSION" -o "$out/coredns" .)
+}
+
 # crictl: the CRI client (the kubelet's side of an image pull) of the node-trust test
 build_crictl() {
   local out="$1"
@@ -136,6 +142,7 @@ build_once "$cache_root/build/kubernetes-node-v$KUBERNETES_VERSION" build_node
 build_once "$cache_root/build/registry-v$REGISTRY_VERSION" build_registry
 build_once "$cache_root/build/versitygw-v$VERSITYGW_VERSION" build_versitygw
 build_once "$cache_root/build/crictl-v$CRI_TOOLS_VERSION" build_crictl
+build_once "$cache_root/build/coredns-v$COREDNS_VERSION" build_coredns
 
 # One directory with every binary, KUBEBUILDER_ASSETS style; symlinks point into the versioned builds.
 assets="$cache_root/assets-k$KUBERNETES_VERSION-e$ETCD_VERSION-a$DOCKER_AUTH_VERSION-r$REGISTRY_VERSION-s$VERSITYGW_VERSION"
@@ -156,4 +163,5 @@ for b in "${node_binaries[@]}"; do ln -sfn "$cache_root/build/kubernetes-node-v$
 ln -sfn "$cache_root/build/registry-v$REGISTRY_VERSION/registry" "$assets/registry"
 ln -sfn "$cache_root/build/versitygw-v$VERSITYGW_VERSION/versitygw" "$assets/versitygw"
 ln -sfn "$cache_root/build/crictl-v$CRI_TOOLS_VERSION/crictl" "$assets/crictl"
+ln -sfn "$cache_root/build/coredns-v$COREDNS_VERSION/coredns" "$assets/coredns"
 echo "$assets"

@@ -1,9 +1,9 @@
 // End to end: the default ACL isolates namespaces, with the real docker_auth. One registry in its
 // own namespace serves push/pull secrets of two team namespaces; its objects come from the real
 // reconcile Job (run by the real Job controller), and its pod — made by the real StatefulSet
-// controller — runs on the kubelet stand-in (registry, docker_auth and nginx as local binaries).
-// Grants are read from the tokens docker_auth issues through nginx, and a real skopeo pushes and
-// pulls through the registry's LoadBalancer address.
+// controller — runs on the real node (kubelet, containerd and runc running registry, docker_auth
+// and nginx from their images). Grants are read from the tokens docker_auth issues through nginx,
+// and a real skopeo pushes and pulls through the registry's LoadBalancer address.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import bcrypt from 'bcryptjs';
@@ -19,7 +19,7 @@ import { authServerUnavailable } from '../support/binaries.ts';
 import { testCluster } from '../support/cluster.ts';
 import { installOperatorBase } from '../support/operator.ts';
 import { readOciImageFiles, writeOciImage, type OciImage } from '../support/oci-image.ts';
-import { podProcesses } from '../support/pod-sandbox.ts';
+import { nodeAccess, processAlive } from '../support/node/node-access.ts';
 import { waitFor } from '../support/processes.ts';
 import { applyObjects, serverSide } from '../support/kubectl.ts';
 import { loadBalancer, podWithReadyContainers, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
@@ -43,7 +43,10 @@ interface Registry {
   /** skopeo with the registry's hostname resolving to the pod */
   skopeo(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   stop(): Promise<void>;
-  processIds(): number[];
+  /** host pids of the pod's running containers' main processes, by container name */
+  containerPids(): Promise<Map<string, number>>;
+  /** containerd's ids of the pod's running containers */
+  runningContainers(): Promise<string[]>;
 }
 
 interface Setup {
@@ -107,10 +110,13 @@ async function start(): Promise<Setup> {
   writeFileSync(join(certDir, 'ca.crt'), ca);
   const hostname = registryHostname(NAME, namespace, operatorConfigFromEnv({}).dnsZone);
 
-  // the registry's pod, as the StatefulSet controller made it and the kubelet stand-in runs it
+  // the registry's pod, as the StatefulSet controller made it and the real node runs it
   const pod = await podWithReadyContainers(cluster, namespace, `${NAME}-0`, ['nginx', 'registry', 'auth']);
+  const podUid = pod.metadata?.uid;
+  if (!podUid) throw new Error(`pod ${NAME}-0 has no uid`);
   const lb = await loadBalancer(cluster, namespace, NAME, hostname);
-  const processIds = () => podProcesses(cluster.kubeletDir, pod.metadata?.uid ?? '');
+  const node = nodeAccess(cluster);
+  const runningContainers = () => node.runningContainerIds(podUid);
   const registry: Registry = {
     hostname,
     certDir,
@@ -128,9 +134,10 @@ async function start(): Promise<Setup> {
     skopeo: (args) => cluster.runClient(SKOPEO, args, { binds: [workDir] }),
     stop: async () => {
       await cluster.kubectl(['delete', 'imageregistry', NAME, '--wait=true', '--timeout=60s'], { namespace });
-      await waitFor('the registry pod to stop', async () => processIds().length === 0, 60_000);
+      await waitFor('the registry pod to stop', async () => (await runningContainers()).length === 0, 60_000);
     },
-    processIds,
+    containerPids: () => node.podContainerPids(podUid),
+    runningContainers,
   };
 
   return {
@@ -230,13 +237,17 @@ withAuth("skopeo: team-a pushes <team-a>/app, is denied default/hello and team-b
 test('deleting the registry leaves no process of its pod behind', async () => {
   if (!setup) return; // nothing started: every other test was skipped
   const { registry } = await started();
+  const before = await registry.containerPids();
+  assert.equal([...before.keys()].sort(), ['auth', 'nginx', 'registry'], 'the pod ran its three containers');
   await registry.stop();
-  assert.equal(registry.processIds(), []);
+  assert.equal(await registry.runningContainers(), [], 'containerd runs no container of the pod');
+  // and the processes containerd had started for them are gone (not merely unknown to crictl)
+  assert.equal([...before].filter(([, pid]) => processAlive(pid)), []);
 });
 
 test.after(async () => {
   const current = await setup?.catch(() => undefined);
-  if (current && current.registry.processIds().length > 0) await current.registry.stop().catch(() => undefined);
+  if (current && (await current.registry.runningContainers().catch(() => [])).length > 0) await current.registry.stop().catch(() => undefined);
   if (createdWorkDir) rmSync(createdWorkDir, { recursive: true, force: true });
 });
 

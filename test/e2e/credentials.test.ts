@@ -1,25 +1,28 @@
-// "Ready means usable", end to end with the real docker_auth: a push secret's credentials push on the
-// first try the moment its CR is Ready — for new CRs and after a forced rotation (the old credentials
-// still push too) — and with two replicas a credential is not declared usable while one pod's
-// docker_auth still refuses it, and an image pushed to one pod is pulled from the other. The
-// kubelet stand-in syncs Secret volumes every 60 s (as a kubelet's --sync-frequency) and at once
-// when a pod is updated; the Jobs touch the pods to get the latter.
+// "Ready means usable", end to end with the real docker_auth on the real node: a push secret's
+// credentials push on the first try the moment its CR is Ready — for new CRs and after a forced
+// rotation (the old credentials still push too) — and with two replicas a credential is not
+// declared usable while one pod's docker_auth still refuses it, and an image pushed to one pod is
+// pulled from the other. The node's kubelet refreshes a pod's Secret volumes on its periodic sync
+// (--sync-frequency, 1m by default, plus jitter) and at once when the pod is updated; the Jobs
+// annotate the pods to get the latter.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { hashSync } from 'bcryptjs';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { AUTH_CONFIG_PATH } from '../../functions/docker-auth-config.ts';
 import { registryHostname } from '../../functions/names.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import { GROUP_VERSION } from '../../functions/types.ts';
 import { authServerUnavailable } from '../support/binaries.ts';
 import { testCluster } from '../support/cluster.ts';
-import { defaultVolumeSyncPeriodMs } from '../support/kubelet.ts';
+import { nodeAccess } from '../support/node/node-access.ts';
+import { NODE_FILE, type NodeFile } from '../support/node/real-node.ts';
 import { writeOciImage, type OciImage } from '../support/oci-image.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
-import { delay, waitFor } from '../support/processes.ts';
+import { delay, run, waitFor } from '../support/processes.ts';
 import { applyObjects, getObject, listObjects, serverSide } from '../support/kubectl.ts';
 import { podWithReadyContainers, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
 import { waitForJob } from '../support/jobs.ts';
@@ -31,6 +34,8 @@ const authMissing = authServerUnavailable(cluster.assetsDir);
 if (authMissing) console.log(`SKIP credential tests: they need docker_auth, and auth_server could not be built: ${authMissing}`);
 const withAuth = authMissing ? test.skip : test;
 let config = operatorConfigFromEnv({});
+const node = nodeAccess(cluster);
+const nodeFile = JSON.parse(readFileSync(join(cluster.nodeDir, NODE_FILE), 'utf8')) as NodeFile;
 
 interface Registry {
   namespace: string;
@@ -73,7 +78,9 @@ function pushWithFiles(r: Registry, dir: string, tag: string): Promise<{ code: n
 
 withAuth('20 push secrets created one after another: the first push the moment each Secret appears, and again at Ready, succeeds (0 failures)', async () => {
   config = await installOperatorBase(cluster, { OPERATOR_ROLLOUT_TIMEOUT: '120s', OPERATOR_CREDENTIALS_TIMEOUT: '90s' });
-  assert.is(defaultVolumeSyncPeriodMs(), 60_000, 'the kubelet stand-in syncs volumes every 60 s, like a kubelet');
+  // the node's kubelet runs with the default --sync-frequency: the first pushes below cannot owe
+  // their success to a quick periodic refresh of the registry pods' Secret volumes
+  assert.is(await kubeletSyncFrequencyMs(), 60_000, 'the kubelet refreshes Secret volumes every 60 s (its default 1m)');
   const r = await registry('ready-usable');
   const failures: string[] = [];
   const secretAfterMs: number[] = [];
@@ -127,31 +134,42 @@ withAuth('forced rotation: the moment the status shows the new rotation, the new
 
 withAuth('two replicas: a credential is not declared usable while one pod’s docker_auth still refuses it; the pods share their images', async () => {
   const r = await registry('two-replicas', { replicas: 2 });
-  // hold back pod registry-1's volume syncs: its docker_auth keeps the old config
-  const pause = join(cluster.kubeletDir, 'control', 'pause-volume-sync', `${r.namespace}.${r.name}-1`);
-  writeFileSync(pause, '');
+  // what each pod's docker_auth reads: its auth container's view of the mounted auth config
+  const authPids = await Promise.all([0, 1].map(async (i) => {
+    const uid = (await getObject(cluster, 'pod', `${r.name}-${i}`, r.namespace))?.metadata.uid as string;
+    const pid = (await node.podContainerPids(uid)).get('auth');
+    assert.ok(pid, `the auth container of ${r.name}-${i} runs`);
+    return pid;
+  }));
+  const initial = authPids.map(mountedAuthConfig);
+  // hold back the kubelet's refresh of pod registry-1's Secret volumes: its docker_auth keeps the old config
+  const held = await holdSecretVolumes(r.namespace, `${r.name}-1`);
   const impatient = operatorConfigFromEnv({ OPERATOR_ROLLOUT_TIMEOUT: '120s', OPERATOR_CREDENTIALS_TIMEOUT: '10s' });
   try {
     await applyObjects(cluster, { apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'app' }, spec: {} }, r.namespace, serverSide('e2e-test'));
     let everReady = false;
+    let loaded = [false, false];
     const job = runReconcileJob(cluster, r.namespace, r.name, impatient);
     let finished = false;
     void job.finally(() => (finished = true));
     while (!finished) {
       everReady ||= readyOf(await getObject(cluster, 'imagepushsecret', 'app', r.namespace))?.status === 'True';
+      loaded = loaded.map((seen, i) => seen || mountedAuthConfig(authPids[i]!) !== initial[i]);
       await delay(200);
     }
     await job;
+    assert.equal(loaded, [true, false], 'the kubelet refreshed registry-0\'s auth config; registry-1\'s stayed as it was');
     assert.not.ok(everReady, 'never Ready while registry-1 refuses the credentials');
     const cr = await getObject(cluster, 'imagepushsecret', 'app', r.namespace);
     assert.equal([readyOf(cr)?.status, readyOf(cr)?.reason], ['False', 'CredentialsPending']);
     assert.match(readyOf(cr)?.message, `${r.name}-1`, readyOf(cr)?.message);
+    assert.not.match(readyOf(cr)?.message, `${r.name}-0`, `registry-0 accepted them: ${readyOf(cr)?.message}`);
     assert.match(readyOf(cr)?.message, 'did not load its new configuration');
     assert.is(await getObject(cluster, 'secret', 'app-image-push-secret', r.namespace), undefined, 'nothing handed out');
     const accounts = await listObjects(cluster, 'imageregistryaccounts', r.namespace);
     assert.equal(accounts.map((a) => a.metadata.name), [], 'the unconfirmed account is deleted again');
   } finally {
-    rmSync(pause, { force: true });
+    await held.release();
   }
   // the next Job (webhook, resync) finishes: both pods accept, the CR is Ready and each pod's
   // docker_auth issues a token for its Secret's credentials (asked by pod IP, as the Job does)
@@ -244,9 +262,73 @@ withAuth('revocation is prompt: a deleted ImagePushSecret, an account deleted by
   assert.equal(pushesAfterEvent, [], 'no push with revoked credentials succeeds after the Revoked Event');
   // prompt means by the Job's touch of the pods, not by the kubelet's periodic volume sync (the
   // figures above are the measurement; speed itself is not asserted)
-  const sync = defaultVolumeSyncPeriodMs();
+  const sync = await kubeletSyncFrequencyMs();
   assert.ok(Math.max(...deletions, byHand, expired) < sync, `every refusal before the ${sync} ms periodic sync: ${[...deletions, byHand, expired].join(', ')} ms`);
 });
+
+/** The auth config a docker_auth container sees in its mounted volume (the container's root through /proc). */
+function mountedAuthConfig(pid: number): string {
+  return readFileSync(`/proc/${pid}/root${AUTH_CONFIG_PATH}`, 'utf8');
+}
+
+/** A Go duration as the kubelet's configz writes it ("1m0s", "5s", "1h0m0.5s"), in ms. */
+function goDurationMs(value: string): number {
+  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+  let ms = 0;
+  for (const [, amount, unit] of value.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) ms += Number(amount) * (units[unit ?? ''] ?? NaN);
+  return ms;
+}
+
+/** The running kubelet's --sync-frequency, from its /configz through the API server's node proxy, in ms. */
+async function kubeletSyncFrequencyMs(): Promise<number> {
+  const got = await cluster.kubectl(['get', '--raw', `/api/v1/nodes/${node.nodeName}/proxy/configz`]);
+  assert.is(got.code, 0, got.stderr);
+  const { syncFrequency } = (JSON.parse(got.stdout) as { kubeletconfig: { syncFrequency: string } }).kubeletconfig;
+  return goDurationMs(syncFrequency);
+}
+
+/**
+ * Holds back the kubelet's refresh of a pod's Secret volumes, as on a node whose kubelet has not
+ * synced the pod yet: a tmpfs mounted over each of them in the node's mount namespace takes the
+ * kubelet's writes (it finds a memory-backed mount point, as its own, and its atomic writer
+ * succeeds), while the containers keep the mount of the volume's own tmpfs they got when they
+ * started (nothing propagates into them): the files they read stay as they were while the Secret
+ * is new. Released, the kubelet's tmpfs is back, stale, and its next sync of the pod (the pod's
+ * next update, or the periodic sync) writes the current Secret into it. A write that fails instead
+ * (a read-only mount) would not do: the kubelet then tears the volume down, emptying the
+ * containers' files too; nor would the kubelet stopped with SIGSTOP: it would hold back every pod,
+ * and the reconcile Job's own pod runs on this node.
+ */
+async function holdSecretVolumes(namespace: string, podName: string): Promise<{ release(): Promise<void> }> {
+  const uid = (await getObject(cluster, 'pod', podName, namespace))?.metadata.uid as string;
+  const dir = `/var/lib/kubelet/pods/${uid}/volumes/kubernetes.io~secret`;
+  const volumes = readdirSync(node.nodePath(dir));
+  assert.ok(volumes.includes('auth-config'), `${podName}'s Secret volumes: ${volumes.join(', ')}`);
+  const inNode = (args: string[]) => run('nsenter', ['-t', String(nodeFile.holderPid), '-m', '--', ...args]);
+  const held: string[] = [];
+  const release = async () => {
+    for (const path of held.splice(0)) {
+      let unmounted = await inNode(['umount', path]);
+      for (let attempt = 0; unmounted.code !== 0 && attempt < 20; attempt++) {
+        await delay(250);
+        unmounted = await inNode(['umount', path]);
+      }
+      if (unmounted.code !== 0) throw new Error(`unmounting the tmpfs over ${path}: ${unmounted.stderr}`);
+    }
+  };
+  try {
+    for (const volume of volumes) {
+      const path = `${dir}/${volume}`;
+      const mounted = await inNode(['mount', '-t', 'tmpfs', '-o', 'size=4m,mode=0755', 'iro-held-volume', path]);
+      if (mounted.code !== 0) throw new Error(`mounting a tmpfs over ${path}: ${mounted.stderr}`);
+      held.push(path);
+    }
+  } catch (error) {
+    await release();
+    throw error;
+  }
+  return { release };
+}
 
 /** GET /auth/token from one pod's nginx by its IP (TLS verified under the registry hostname). */
 function tokenStatus(ip: string, hostname: string, ca: string, username: string, password: string): Promise<number> {

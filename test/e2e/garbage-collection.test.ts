@@ -3,12 +3,16 @@
 // forces one (`kubectl create job --from=cronjob/…`), run by the real Job controller: it freezes
 // writes on the registry pod's nginx, creates the GC Job in the registry's namespace (the stock
 // registry image's `garbage-collect` and the retention container, on the registry's own claim),
-// lifts the freeze and reports. The registry's pod and the GC pod run on the kubelet stand-in.
+// lifts the freeze and reports. The registry's pod and the GC pod run on the real node (kubelet,
+// containerd, runc); the claim is a hostPath volume of the test's provisioner, which the GC pod
+// mounts as the registry pod does.
 //
 // The clients talk to the pod's nginx by its pod IP with tokens the test signs with the registry's
 // token key (`<r>-auth-tls`): no docker_auth needed, so this runs where auth_server is absent too
 // (the pod is then not Ready, which the freeze does not need: it covers every pod with an IP).
-// Sizes are measured on the claim's directory, the volume as the node has it.
+// Sizes are measured on the claim's directory, the volume as the node has it (a hostPath the node
+// shares with the host); a bucket registry's, on the S3 server's files (versitygw's posix backend),
+// which the pods reach on the root end of the node's veth.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
@@ -28,6 +32,7 @@ import { signRegistryToken } from '../support/registry-token.ts';
 import { waitFor } from '../support/processes.ts';
 import { stepTimer } from '../support/timings.ts';
 import { authServerUnavailable } from '../support/binaries.ts';
+import { nodeAccess } from '../support/node/node-access.ts';
 import { startS3Server, type S3Server } from '../support/s3-server.ts';
 
 const NAME = 'registry';
@@ -246,7 +251,7 @@ test('a run killed after the freeze began: pushes are refused with the maintenan
 test('a bucket registry: retention by the objects\' LastModified, the collector on the bucket; it shrinks by the deleted images\' blobs, status.storage is what the bucket holds', async () => {
   const workDir = mkdtempSync(join(tmpdir(), 'iro-gc-s3-'));
   createdDirs.push(workDir);
-  s3 = await startS3Server({ assetsDir: cluster.assetsDir, workDir, kubeletDir: cluster.kubeletDir });
+  s3 = await startS3Server({ assetsDir: cluster.assetsDir, workDir, address: nodeAccess(cluster).network.hostAddress });
   s3.createBucket('gc-images');
   const spec = { storage: { s3: { bucket: 'gc-images', endpoint: s3.endpoint, credentialsSecret: { name: 'registry-s3' } } } };
   const s = await start('e2e-gc-bucket', spec, async (namespace) => {

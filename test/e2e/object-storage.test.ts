@@ -1,15 +1,18 @@
 // End to end: registries whose data lives in an S3 bucket. The S3 server is a real one (versitygw,
-// built by test/binaries/build.sh) on a loopback address outside the pods, reached from inside the
-// registry pods through the kubelet stand-in's egress, as a cluster reaches a cloud's object
-// storage; the registry, nginx and docker_auth run from the StatefulSet the real reconcile Job
-// wrote. Clients reach the registry through its LoadBalancer Service, or one pod by its IP.
+// built by test/binaries/build.sh) outside the cluster, on the root end of the real node's veth,
+// which the registry pods reach by the node's routes, as a cluster reaches a cloud's object
+// storage; the registry, nginx and docker_auth run on the real node (kubelet, containerd, runc) from
+// the StatefulSet the real reconcile Job wrote. Clients reach the registry through its LoadBalancer
+// Service, or one pod by its IP. The containers' logs are the kubelet's own files (CRI log format,
+// under the node's /var/log/pods); a pod's go with it, so the logs of pods a test deletes or a
+// rollout replaces are kept before, for the final search for leaked credentials.
 //
 // What needs docker_auth (pushes and pulls) skips, saying why, where auth_server could not be
 // built; what the reconcile Job reports of a broken bucket does not need it and always runs.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, type Dirent } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,8 +30,8 @@ import { applyObjects, getObject, listObjects, requireObject, serverSide } from 
 import { writeLargeOciImage } from '../support/large-image.ts';
 import { writeOciImage, type OciImage } from '../support/oci-image.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
-import { podDirectory } from '../support/pod-sandbox.ts';
 import { podWithReadyContainers, secretKey } from '../support/registry-e2e.ts';
+import { nodeAccess } from '../support/node/node-access.ts';
 import { startS3Server } from '../support/s3-server.ts';
 import { waitFor } from '../support/processes.ts';
 
@@ -41,11 +44,13 @@ if (authMissing) console.log(`SKIP pushes and pulls to bucket registries: they n
 const withAuth = authMissing ? test.skip : test;
 
 const workDir = mkdtempSync(join(tmpdir(), 'iro-s3-'));
-const s3 = await startS3Server({ assetsDir: cluster.assetsDir, workDir, kubeletDir: cluster.kubeletDir });
+const s3 = await startS3Server({ assetsDir: cluster.assetsDir, workDir, address: nodeAccess(cluster).network.hostAddress });
 // a pod whose bucket is broken may never be ready: the Job waits this long, then reports
 const config = await installOperatorBase(cluster, { OPERATOR_ROLLOUT_TIMEOUT: authMissing ? '5s' : '45s', OPERATOR_CREDENTIALS_TIMEOUT: '60s' });
 const WRONG_SECRET_KEY = `wrong-${randomBytes(12).toString('hex')}`;
 const jobLogs: string[] = [];
+/** logs of pods deleted during the run (the kubelet removes a pod's log files with the pod) */
+const keptPodLogs: { pod: string; container: string; text: string }[] = [];
 
 /** The reconcile Job as the webhook creates it; its logs are kept for the credentials check at the end. */
 async function reconcile(namespace: string): Promise<void> {
@@ -207,6 +212,7 @@ withAuth('a replica deleted in the middle of a push through the load balancer: t
     return started !== undefined;
   }, 60_000);
   const victim = s.pods.indexOf(started as V1Pod);
+  keepPodLogs(started as V1Pod);
   const deleted = await cluster.kubectl(['delete', 'pod', `${NAME}-${victim}`, '--grace-period=1', '--wait=false'], { namespace: s.namespace });
   assert.is(deleted.code, 0, deleted.stderr);
   const attempts = [await first];
@@ -257,6 +263,10 @@ test('wrong credentials: Ready=False StorageUnavailable with the registry\'s own
   assert.is(wrong?.status, 'False');
   assert.match(wrong?.message ?? '', /^pod registry-0: the registry's storage health check fails: s3aws: SignatureDoesNotMatch/);
   console.log(`wrong credentials: ${wrong?.message}`);
+  // the pod that ran with the wrong key goes with the rollout below, and its log files with it
+  const wrongPod = await requireObject<V1Pod>(cluster, 'pod', `${NAME}-0`, namespace);
+  const wrongLog = keepPodLogs(wrongPod);
+  assert.match(wrongLog, /SignatureDoesNotMatch/, 'the kept registry log is the one of the pod that used the wrong key');
   const before = (await requireObject<Obj>(cluster, 'statefulset', NAME, namespace)).spec.template.metadata.annotations;
   await applyObjects(cluster, credentials(s3.accessKey, s3.secretKey), namespace, serverSide('e2e-test'));
   const fixed = await reconcileUntil(namespace, 'no longer StorageUnavailable', (ready) => ready?.reason !== 'StorageUnavailable' && (authMissing ? true : ready?.status === 'True'));
@@ -382,10 +392,17 @@ withAuth('the endpoint down and back: StorageUnavailable while it is down, Ready
 
 test('the bucket credentials appear in no log of the test run, in no Event, status or generated config', async () => {
   const secrets = [s3.secretKey, WRONG_SECRET_KEY];
-  const files = logFiles(join(cluster.kubeletDir, '..')).filter((file) => !file.startsWith(workDir));
+  // the control plane's work dir holds the node's: the API server's, controllers', kubelet's,
+  // containerd's logs and the containers' (the node's /var/log/pods); the S3 server knows its key
+  const files = logFiles(join(cluster.nodeDir, '..')).filter((file) => !file.startsWith(workDir));
   const leaks = files.filter((file) => secrets.some((secret) => readFileSync(file, 'utf8').includes(secret)));
   assert.equal(leaks, [], 'log files holding a secret key');
-  assert.ok(files.some((file) => file.endsWith('/registry.log')), 'the registry containers\' logs were searched');
+  for (const file of [join(cluster.nodeDir, '..', 'kube-apiserver.log'), join(cluster.nodeDir, 'kubelet.log'), join(cluster.nodeDir, 'containerd.log')]) assert.ok(files.includes(file), `${file} was searched`);
+  const registryLogs = files.filter((file) => file.startsWith(podLogsDir) && /_registry-\d+_[^/]+\/registry\/\d+\.log$/.test(file));
+  assert.ok(registryLogs.length > 0, 'the registry containers\' logs were searched');
+  const keptRegistryLogs = keptPodLogs.filter((kept) => kept.container === 'registry');
+  assert.ok(keptRegistryLogs.length > 0 && keptRegistryLogs.every((kept) => kept.text.length > 0), 'the deleted pods\' registry logs were kept');
+  for (const secret of secrets) assert.equal(keptPodLogs.filter((kept) => kept.text.includes(secret)).map((kept) => `${kept.pod}/${kept.container}`), [], 'a deleted pod logged a secret key');
   const jobs = jobLogs.join('\n');
   assert.ok(jobs.length > 0);
   for (const secret of secrets) assert.not.ok(jobs.includes(secret), 'a reconcile Job logged a secret key');
@@ -395,7 +412,7 @@ test('the bucket credentials appear in no log of the test run, in no Event, stat
   const decoded = configs.stdout.split('\n').filter(Boolean).map((b64) => Buffer.from(b64, 'base64').toString('utf8'));
   assert.ok(decoded.some((text) => text.includes('s3:')), 'bucket registries\' config.yml were searched');
   for (const secret of [...secrets, s3.accessKey]) assert.not.ok(decoded.some((text) => text.includes(secret)), 'a generated config.yml holds a credential');
-  console.log(`searched ${files.length} log files, ${jobLogs.length} reconcile Job logs, Events, statuses and ${decoded.length} generated config.yml`);
+  console.log(`searched ${files.length} log files (${registryLogs.length} of registry containers), ${keptPodLogs.length} container logs of deleted pods, ${jobLogs.length} reconcile Job logs, Events, statuses and ${decoded.length} generated config.yml`);
 });
 
 test.after(async () => {
@@ -406,30 +423,47 @@ test.after(async () => {
 // ---------------------------------------------------------------------------------------------
 // Helpers
 
-function registryLog(pod: V1Pod): string {
-  const file = join(podDirectory(cluster.kubeletDir, pod.metadata?.uid ?? ''), 'logs', 'registry.log');
-  return existsSync(file) ? readFileSync(file, 'utf8') : '';
+/** the node's /var/log/pods: `<namespace>_<pod>_<uid>/<container>/<restart>.log`, one line per log line in CRI format */
+const podLogsDir = join(cluster.nodeDir, 'var-log', 'pods');
+
+/** Every run of the container's log as the kubelet keeps it ('' before it started or once the pod is gone). */
+function containerLog(pod: V1Pod, container: string): string {
+  const dir = join(podLogsDir, `${pod.metadata?.namespace}_${pod.metadata?.name}_${pod.metadata?.uid}`, container);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return '';
+  }
+  return names.filter((name) => /^\d+\.log$/.test(name)).sort((a, b) => Number.parseInt(a, 10) - Number.parseInt(b, 10))
+    .map((name) => readFileSync(join(dir, name), 'utf8')).join('');
 }
 
+function registryLog(pod: V1Pod): string {
+  return containerLog(pod, 'registry');
+}
+
+/** Keeps every container's log of a pod about to be deleted; returns the registry container's. */
+function keepPodLogs(pod: V1Pod): string {
+  const containers = (pod.spec?.containers ?? []).map((c) => c.name);
+  for (const container of containers) keptPodLogs.push({ pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, container, text: containerLog(pod, container) });
+  return registryLog(pod);
+}
+
+/** The *.log files under dir; symbolic links are not followed (the image layers under containerd's root have absolute ones). */
 function logFiles(dir: string): string[] {
   const found: string[] = [];
   const walk = (d: string) => {
-    let entries: string[] = [];
+    let entries: Dirent[] = [];
     try {
-      entries = readdirSync(d);
+      entries = readdirSync(d, { withFileTypes: true });
     } catch {
       return;
     }
-    for (const name of entries) {
-      const path = join(d, name);
-      let stat;
-      try {
-        stat = statSync(path);
-      } catch {
-        continue;
-      }
-      if (stat.isDirectory() && !name.startsWith('..')) walk(path);
-      else if (stat.isFile() && name.endsWith('.log')) found.push(path);
+    for (const entry of entries) {
+      const path = join(d, entry.name);
+      if (entry.isDirectory() && !entry.name.startsWith('..')) walk(path);
+      else if (entry.isFile() && entry.name.endsWith('.log')) found.push(path);
     }
   };
   walk(dir);

@@ -5,7 +5,7 @@
 // could be built). The API server reaches the webhook through its Service's ClusterIP (kube-proxy's
 // rules in the node's network namespace), and pods reach the API server through `kubernetes`.
 //
-// What the kubelet stand-in could not show: a container killed with SIGKILL is restarted by the
+// What only a real kubelet shows: a container killed with SIGKILL is restarted by the
 // kubelet, and the pod is Ready again (nginx's pacing listener used to be a unix socket on the
 // emptyDir /tmp, which a restarted nginx could not bind again: a crash loop); nginx answers on the
 // pod's IPv6 address too; and stopping the node leaves nothing behind.
@@ -24,12 +24,12 @@ import { clusterClient, startClusterOnRealNode, type RealNodeCluster, type TestC
 import { applyObjects, getObject, requireObject, serverSide } from '../support/kubectl.ts';
 import { installOperator, OPERATOR_NAMESPACE, WEBHOOK_POD_SELECTOR } from '../support/operator.ts';
 import { delay, run, waitFor } from '../support/processes.ts';
-import { podNginx, secretKey } from '../support/registry-e2e.ts';
+import { loadBalancer, podNginx, secretKey } from '../support/registry-e2e.ts';
 import { damage, newImage, pushImage, registryClient } from '../support/registry-api.ts';
 import { signRegistryToken } from '../support/registry-token.ts';
 import { stepTimer } from '../support/timings.ts';
 import { nodeNamespacesPresent } from '../support/node/network.ts';
-import { killContainer as killContainerProcess } from '../support/node/pod-kill.ts';
+import { killContainer as killContainerProcess } from '../support/node/node-access.ts';
 
 const NAME = 'registry';
 /**
@@ -53,6 +53,8 @@ const before = {
   sysctls: readSysctls(),
   iptables: (await run('iptables-save', [])).stdout.replace(/^#.*\n/gm, ''),
   links: (await run('ip', ['-o', 'link'])).stdout.split('\n').map((line) => line.split(':')[1]?.trim()).filter(Boolean),
+  // what the node-trust Jobs write through hostPath: the node's /etc, never the machine's
+  trustDirectories: readTrustDirectories(),
 };
 
 let setup: Promise<Setup> | undefined;
@@ -185,7 +187,8 @@ test('a volume the registry user cannot write (hostPath: no fsGroup) shows as Re
   const pause = running.images.images.find((image) => image.name.includes('/pause:'));
   assert.ok(pause, 'the pause image archive');
   const image = `${hostname}/${namespace}/app:v1`;
-  await waitFor('the registry hostname in the cluster hosts file', async () => readFileSync(running.node.hostsFile, 'utf8').includes(hostname), 30_000);
+  // the kubelet's containerd resolves it as every client does: the node's resolver, the cluster's CoreDNS
+  await loadBalancer(cluster, namespace, NAME, hostname);
   const pushed = await cluster.runClient('skopeo', ['copy', '--authfile', join(work, 'config.json'), '--dest-cert-dir', work, `oci-archive:${pause.archive}`, `docker://${image}`], { binds: [work] });
   rmSync(work, { recursive: true, force: true });
   assert.is(pushed.code, 0, `skopeo copy: ${pushed.stderr}`);
@@ -286,6 +289,7 @@ test('stopping the cluster leaves no process, mount, namespace, link, cgroup, fi
   const iptables = (await run('iptables-save', [])).stdout.replace(/^#.*\n/gm, '');
   if (iptables !== before.iptables) leftovers.push(`root namespace iptables changed:\n${iptables}`);
   assert.equal(readSysctls(), before.sysctls, 'machine-wide sysctls unchanged');
+  assert.equal(readTrustDirectories(), before.trustDirectories, "the machine's certs.d directories unchanged (the node trust was enabled above)");
   assert.equal(leftovers, []);
   if (existsSync(workDir)) leftovers.push(`work dir ${workDir}`);
   assert.equal(leftovers, []);
@@ -299,6 +303,11 @@ test.after(async () => {
 });
 
 test.run();
+
+function readTrustDirectories(): Record<string, string[] | 'absent'> {
+  const list = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : 'absent' as const);
+  return Object.fromEntries(['/etc/containerd/certs.d', '/etc/containers/certs.d', '/etc/docker/certs.d'].map((dir) => [dir, list(dir)]));
+}
 
 function readSysctls(): Record<string, string> {
   const read = (path: string) => readFileSync(`/proc/sys/${path}`, 'utf8').trim();

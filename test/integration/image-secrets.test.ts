@@ -1,5 +1,5 @@
 // Push/pull secrets, accounts and rotation against the real control plane. Jobs run through the real
-// Job controller and the kubelet stand-in from their own manifests, with the Jobs' ServiceAccount
+// Job controller and the real node from their own manifests, with the Jobs' ServiceAccount
 // token (our RBAC, for real). The registry here has 0 replicas: no pod can confirm credentials, so
 // Secrets are written and the CRs report RegistryNotReady (test/e2e covers confirmed credentials).
 import { suite } from 'uvu';

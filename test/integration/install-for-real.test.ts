@@ -1,11 +1,12 @@
 // `kubectl apply -k ./kustomize` for real, on a fresh cluster of this file's own (no CRDs before, so
 // `kubectl delete -k` can take everything away at the end): the README's install lines as
-// written, the bootstrap Job and the webhook Deployment from their manifests (the kubelet stand-in
-// runs the pods from their spec: command, env from the ConfigMap, the TLS Secret volume, probes,
-// securityContext, the projected ServiceAccount token, so missing RBAC or a wrong mount fails
-// here), and the API server calling the webhook through the Service named in the shipped
-// configurations (its ClusterIP, served by the stand-in's kube-proxy role). Then what happens to
-// admissions while the webhook is rolled, loses a pod, renews its certificate, and is gone.
+// written, the bootstrap Job and the webhook Deployment from their manifests (the real node's
+// kubelet runs the pods from the assembled operator image: command, env from the ConfigMap, the
+// TLS Secret volume, probes, securityContext, the projected ServiceAccount token, so missing RBAC
+// or a wrong mount fails here), and the API server calling the webhook through the Service named
+// in the shipped configurations (its ClusterIP, served by the node's real kube-proxy, to the pods'
+// IPs on the node's bridge). Then what happens to admissions while the webhook is rolled, loses a
+// pod, renews its certificate, and is gone.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
@@ -17,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { signedCertificate } from '../../functions/certificates.ts';
 import { GROUP_VERSION } from '../../functions/types.ts';
 import { webhookDnsNames, WEBHOOK_SERVICE_NAME, WEBHOOK_TLS_SECRET_NAME } from '../../functions/webhook-tls.ts';
-import { clusterClientOf, startCluster, type RunningCluster, type TestCluster } from '../support/cluster.ts';
+import { clusterClientOf, startClusterOnRealNode, type RealNodeCluster, type TestCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { kubeApi, type KubeApi } from '../support/kube-api.ts';
 import { getObject, listObjects, requireObject } from '../support/kubectl.ts';
@@ -35,9 +36,11 @@ const DEMO = 'install-demo';
 const HASH = '$2b$10$4SCLA.VA7PruOV62oqimyOQYVhg19CPc5v1Hnqv1yvTialynqhFyq';
 /** dry-run creates per second of each of our four kinds while the webhook is disturbed */
 const ADMISSIONS_PER_KIND_PER_SECOND = 5;
+/** the webhook container's port (kustomize/webhook.yaml, the Service's targetPort `https`) */
+const WEBHOOK_PORT = 8443;
 
 interface Setup {
-  running: RunningCluster;
+  running: RealNodeCluster;
   cluster: TestCluster;
   api: KubeApi;
   /** runs a README line in the repository root, with kubectl on PATH and the cluster's KUBECONFIG */
@@ -48,8 +51,10 @@ let setup: Promise<Setup> | undefined;
 function started(): Promise<Setup> {
   setup ??= (async () => {
     await buildBundles(OPERATOR_ENTRY_POINTS);
-    // volume syncs every 5 s instead of the kubelet's 60 s: the renewal test waits for two of them
-    const running = await startCluster({ withoutCrds: true, kubelet: { volumeSyncPeriodMs: 5_000 } });
+    // a second cluster beside the runner's (its own node, network index and Service range). The
+    // kubelet's periodic pod sync, which refreshes Secret volumes, every 5 s instead of every minute:
+    // the renewal test waits for two of them (the aged certificate, then the renewed one)
+    const running = await startClusterOnRealNode({ withoutCrds: true, syncFrequency: '5s' });
     const bin = mkdtempSync(join(tmpdir(), 'iro-install-bin-'));
     symlinkSync(join(running.plane.assetsDir, 'kubectl'), join(bin, 'kubectl'));
     const env = { ...process.env, KUBECONFIG: running.plane.kubeconfig, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` };
@@ -70,7 +75,7 @@ test.after(async () => {
 
 interface PodObject {
   metadata: { name: string; uid: string; deletionTimestamp?: string; ownerReferences?: { name: string }[] };
-  status?: { phase?: string; conditions?: { type: string; status: string }[] };
+  status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] };
 }
 
 const isReady = (pod: PodObject) => pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
@@ -79,27 +84,58 @@ async function webhookPods(cluster: TestCluster): Promise<PodObject[]> {
   return listObjects<PodObject>(cluster, 'pods', NS, { selector: WEBHOOK_POD_SELECTOR });
 }
 
-/** The fingerprint of the certificate the webhook Service serves to a client of the API server's kind. */
-async function servedCertificate(cluster: TestCluster): Promise<string> {
-  const service = await requireObject<{ spec: { clusterIP: string } }>(cluster, 'service', WEBHOOK_SERVICE_NAME, NS);
-  const servername = webhookDnsNames(NS)[0] as string;
+interface WebhookTrust {
+  servername: string;
+  ca: string;
+}
+
+async function webhookTrust(cluster: TestCluster): Promise<WebhookTrust> {
   const secret = await requireObject<{ data: Record<string, string> }>(cluster, 'secret', WEBHOOK_TLS_SECRET_NAME, NS);
-  const ca = Buffer.from(secret.data['ca.crt'] ?? '', 'base64').toString('utf8');
+  return { servername: webhookDnsNames(NS)[0] as string, ca: Buffer.from(secret.data['ca.crt'] ?? '', 'base64').toString('utf8') };
+}
+
+/** The fingerprint of the certificate served at host:port to a client of the API server's kind (the Service's DNS name, the CA of the caBundle). */
+function certificateAt(host: string, port: number, trust: WebhookTrust): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = connect({ host: service.spec.clusterIP, port: 443, servername, ca }, () => {
+    const socket = connect({ host, port, servername: trust.servername, ca: trust.ca }, () => {
       const fingerprint = socket.getPeerCertificate().fingerprint256;
       socket.end();
       resolve(fingerprint);
     });
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`TLS to ${host}:${port}: no answer in 10 s`)));
     socket.on('error', reject);
   });
 }
 
-/** The set of certificates several connections to the Service get (they go round-robin to the pods). */
+/**
+ * The set of certificates several connections to the Service's ClusterIP get (the route the API
+ * server takes). The real kube-proxy (iptables mode) picks a pod at random per connection, so this
+ * alone cannot tell that every pod serves a certificate: certificatesOfPods does.
+ */
 async function servedCertificates(cluster: TestCluster, connections = 6): Promise<Set<string>> {
+  const service = await requireObject<{ spec: { clusterIP: string } }>(cluster, 'service', WEBHOOK_SERVICE_NAME, NS);
+  const trust = await webhookTrust(cluster);
   const seen = new Set<string>();
-  for (let i = 0; i < connections; i++) seen.add(await servedCertificate(cluster));
+  for (let i = 0; i < connections; i++) seen.add(await certificateAt(service.spec.clusterIP, 443, trust));
   return seen;
+}
+
+/** The certificate each ready webhook pod serves on its pod IP (routed from the host into the node's bridge), by pod name. */
+async function certificatesOfPods(cluster: TestCluster): Promise<Map<string, string>> {
+  const trust = await webhookTrust(cluster);
+  const pods = (await webhookPods(cluster)).filter((p) => isReady(p) && !p.metadata.deletionTimestamp);
+  const served = new Map<string, string>();
+  for (const pod of pods) {
+    if (!pod.status?.podIP) throw new Error(`webhook pod ${pod.metadata.name} is Ready without a pod IP`);
+    served.set(pod.metadata.name, await certificateAt(pod.status.podIP, WEBHOOK_PORT, trust));
+  }
+  return served;
+}
+
+/** Whether both ready webhook pods, and every connection through the Service, serve the certificate with this fingerprint. */
+async function allServe(cluster: TestCluster, fingerprint: string): Promise<boolean> {
+  const pods = await certificatesOfPods(cluster);
+  return pods.size === 2 && [...pods.values()].every((f) => f === fingerprint) && [...(await servedCertificates(cluster))].join() === fingerprint;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -192,6 +228,9 @@ test("the README's install lines run as written: bootstrap Job Complete, webhook
   const secret = await requireObject<{ data: Record<string, string> }>(s.cluster, 'secret', WEBHOOK_TLS_SECRET_NAME, NS);
   const made = new X509Certificate(Buffer.from(secret.data['tls.crt'] ?? '', 'base64')).fingerprint256;
   assert.equal([...(await servedCertificates(s.cluster))], [made]);
+  const ofPods = await certificatesOfPods(s.cluster);
+  assert.is(ofPods.size, 2, 'both pods answer TLS on their pod IPs');
+  assert.equal([...new Set(ofPods.values())], [made], 'each pod serves it');
 });
 
 test('a CR applied with kubectl is defaulted and validated by the webhook pods through the Service, and its reconcile Job runs', async () => {
@@ -216,7 +255,7 @@ test('a CR applied with kubectl is defaulted and validated by the webhook pods t
   assert.ok(logged('mutate', 'patched', 'registry') || logged('mutate', 'unchanged', 'registry'), logs.join('\n'));
   assert.ok(logged('validate', 'denied', 'moved'), logs.join('\n'));
   // the webhook enqueued the registry's reconcile Job (its ServiceAccount may create Jobs); the
-  // Job controller and the kubelet stand-in run it
+  // Job controller makes its pod and the node's kubelet runs it
   await waitFor('the reconcile Job of the new registry to run', async () => {
     const jobs = await listObjects<{ metadata: { name: string }; status?: { startTime?: string } }>(s.cluster, 'jobs', NS);
     const job = jobs.find((j) => j.metadata.name.startsWith(`reconcile-${DEMO}-registry-`));
@@ -265,15 +304,15 @@ test("no admission fails while the webhook's serving certificate is renewed by i
     const patch = { data: { 'tls.crt': Buffer.from(agedPem).toString('base64'), 'tls.key': Buffer.from(aged.keyPem).toString('base64') } };
     const patched = await s.cluster.kubectl(['patch', 'secret', WEBHOOK_TLS_SECRET_NAME, '--type=merge', '-p', JSON.stringify(patch)], { namespace: NS });
     assert.is(patched.code, 0, patched.stderr);
-    await waitFor('both pods serving the aged certificate', async () => [...(await servedCertificates(s.cluster))].join() === agedFingerprint, 60_000);
+    await waitFor('both pods serving the aged certificate', () => allServe(s.cluster, agedFingerprint), 60_000);
     const created = await s.cluster.kubectl(['create', 'job', '--from=cronjob/image-registry-operator-webhook-tls', 'renew-now'], { namespace: NS });
     assert.is(created.code, 0, created.stderr);
     const job = await waitForJob(s.cluster, NS, 'renew-now', 90_000);
     assert.is(job.result, 'Complete', job.logs);
-    await waitFor('both pods serving the renewed certificate', async () => {
-      const served = await servedCertificates(s.cluster);
-      return served.size === 1 && !served.has(agedFingerprint);
-    }, 60_000);
+    const written = await requireObject<{ data: Record<string, string> }>(s.cluster, 'secret', WEBHOOK_TLS_SECRET_NAME, NS);
+    const renewedFingerprint = new X509Certificate(Buffer.from(written.data['tls.crt'] ?? '', 'base64')).fingerprint256;
+    assert.is.not(renewedFingerprint, agedFingerprint, 'the Job wrote a new certificate');
+    await waitFor('both pods serving the renewed certificate', () => allServe(s.cluster, renewedFingerprint), 60_000);
   });
   const renewed = await requireObject<{ data: Record<string, string> }>(s.cluster, 'secret', WEBHOOK_TLS_SECRET_NAME, NS);
   assert.is(renewed.data['ca.crt'], secret.data['ca.crt'], 'the CA and so the caBundle stayed');

@@ -24,7 +24,7 @@ import { GROUP_VERSION, type ImageRegistry } from '../../functions/types.ts';
 import { UPLOAD_CLEANUP_COMMAND } from '../../functions/upload-cleanup.ts';
 import { authServerUnavailable, testBinaries } from '../support/binaries.ts';
 import { cacheRoot } from '../support/node/cache.ts';
-import { authContract, nginxContract, operatorContract, pauseContract, registryContract, type ImageContract, type ImageRole } from '../support/node/image-contracts.ts';
+import { authContract, corednsContract, nginxContract, operatorContract, pauseContract, registryContract, type ImageContract, type ImageRole } from '../support/node/image-contracts.ts';
 import { assembleNodeImages, configuredImageNames, qualifiedImageName, type ImageSet } from '../support/node/images.ts';
 import { OCI_CONFIG, OCI_MANIFEST } from '../support/oci-image.ts';
 import { issueTestCertificate } from '../support/pki.ts';
@@ -40,6 +40,7 @@ const contracts: Record<ImageRole, ImageContract> = {
   nginx: nginxContract(names.nginx),
   auth: authContract(names.auth),
   operator: operatorContract(names.operator, nodeVersion),
+  coredns: corednsContract(names.coredns),
 };
 
 const authMissing = existsSync(join(assetsDir, 'auth_server')) ? undefined : (authServerUnavailable(assetsDir) ?? 'auth_server is missing');
@@ -91,7 +92,7 @@ function opened(role: ImageRole): Promise<Opened> {
       const manifest = JSON.parse(blob(index.manifests[0]?.digest ?? '').toString('utf8')) as Opened['manifest'];
       const config = JSON.parse(blob(manifest.config.digest).toString('utf8')) as Opened['config'];
       for (const layer of manifest.layers) blob(layer.digest);
-      await mustRun('tar', ['-xf', join(dir, 'blobs', 'sha256', (manifest.layers[0]?.digest ?? '').replace(/^sha256:/, '')), '-C', join(dir, 'root')]);
+      await mustRun('tar', ['--xattrs', '--xattrs-include=security.capability', '-xf', join(dir, 'blobs', 'sha256', (manifest.layers[0]?.digest ?? '').replace(/^sha256:/, '')), '-C', join(dir, 'root')]);
       chmodSync(join(dir, 'root'), 0o755);
       return { archive: image.archive, index, manifest, config, root: join(dir, 'root') };
     })();
@@ -101,7 +102,7 @@ function opened(role: ImageRole): Promise<Opened> {
 }
 
 test('image names: the kustomize config\'s, qualified the way docker normalises them', () => {
-  assert.is(qualifiedImageName('registry:3.0.0'), 'docker.io/library/registry:3.0.0');
+  assert.is(qualifiedImageName('registry:3.1.2'), 'docker.io/library/registry:3.1.2');
   assert.is(qualifiedImageName('cesanta/docker_auth:1.14.0'), 'docker.io/cesanta/docker_auth:1.14.0');
   assert.is(qualifiedImageName('registry.k8s.io/pause:3.10'), 'registry.k8s.io/pause:3.10');
   assert.is(qualifiedImageName('localhost:5000/app'), 'localhost:5000/app:latest');
@@ -179,6 +180,18 @@ test('registry: the entrypoint hands flags to /bin/registry, which reports the c
   const result = await inImage(root, REGISTRY_UID, [...(config.config.Entrypoint ?? []), '--version'], config.config.Env ?? []);
   assert.is(result.code, 0, result.stderr);
   assert.match(result.stdout, new RegExp(`v${version?.replaceAll('.', '\\.')}\\b`));
+});
+
+test('coredns: /coredns carries cap_net_bind_service (binds :53 as 65532) and reports the built release', async () => {
+  const { root, config } = await opened('coredns');
+  const caps = await run('getcap', [join(root, 'coredns')]);
+  assert.match(caps.stdout, /cap_net_bind_service[=+]ep/, `getcap: ${caps.stdout}${caps.stderr}`);
+  const version = /:v(\d+\.\d+\.\d+)$/.exec(names.coredns)?.[1] ?? '';
+  assert.equal(config.config.Entrypoint, ['/coredns']);
+  // static, so it runs from the extracted root as it is (FROM distroless has no shell to run it in)
+  const result = await run(join(root, 'coredns'), ['-version']);
+  assert.is(result.code, 0, result.stderr);
+  assert.match(result.stdout, `CoreDNS-${version}`);
 });
 
 test('nginx: the registry pod\'s nginx configs pass `nginx -t` in the image, with the pod\'s mounts, as its user', async () => {

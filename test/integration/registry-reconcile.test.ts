@@ -3,8 +3,8 @@
 // all three certificate modes; the pod template passes PodSecurity "restricted"; renewal; deleting
 // a registry lets the real garbage collector remove what it owns; replicas share one data claim, and
 // a StatefulSet of an earlier version (a claim per pod) is replaced. The registries in the shared
-// namespace never get a pod (a ResourceQuota of 0 pods); the tests that need pods (the kubelet
-// stand-in runs them) make a namespace of their own.
+// namespace never get a pod (a ResourceQuota of 0 pods); the tests that need pods (the real
+// node runs them) make a namespace of their own.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { X509Certificate } from 'node:crypto';
@@ -191,7 +191,7 @@ test('a renewed serving certificate (the user Secret replaced) leaves the pod te
   assert.equal(after!.spec.template.metadata.annotations, before!.spec.template.metadata.annotations);
 });
 
-test('cert-manager issuerRef: a Certificate is created; once the stand-in fills its Secret the registry uses it', async () => {
+test('cert-manager issuerRef: a Certificate is created; once the issuer stand-in fills its Secret the registry uses it', async () => {
   const { cluster, ns } = await setup();
   await applyObjects(cluster, registry('cm', { tls: { issuerRef: { name: 'letsencrypt', kind: 'ClusterIssuer' } } }), ns);
   await runReconcileJob(cluster, ns, 'cm');
@@ -236,7 +236,7 @@ test('deleting a registry: the garbage collector removes its objects, and its vo
   await applyObjects(cluster, registry('drop', { replicas: 1, persistentVolumeClaim: { deleteClaim: true } }), ns);
   await runReconcileJob(cluster, ns, 'keep');
   await runReconcileJob(cluster, ns, 'drop');
-  // the reconcile Job creates the claim; the kubelet stand-in's provisioner binds it
+  // the reconcile Job creates the claim; the tests' hostPath provisioner binds it
   for (const name of ['keep', 'drop']) {
     await waitFor(`PVC data-${name}-0 bound`, async () => (await getObject(cluster, 'pvc', `data-${name}-0`, ns))?.status?.phase === 'Bound', 60_000);
   }
@@ -254,7 +254,7 @@ test('a claim the API server will not resize: Warning VolumeUnchanged with its r
   const { cluster, ns } = await setup();
   await applyObjects(cluster, registry('sized', { persistentVolumeClaim: { resources: { requests: { storage: '1Gi' } } } }), ns);
   await runReconcileJob(cluster, ns, 'sized');
-  // no StorageClass here allows expansion (the stand-in's volumes are static hostPath ones)
+  // no StorageClass here allows expansion (the tests' provisioner makes static hostPath volumes)
   await applyObjects(cluster, registry('sized', { persistentVolumeClaim: { resources: { requests: { storage: '2Gi' } } } }), ns);
   await runReconcileJob(cluster, ns, 'sized');
   assert.is((await getObject(cluster, 'pvc', 'data-sized-0', ns))!.spec.resources.requests.storage, '1Gi');

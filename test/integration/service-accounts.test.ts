@@ -1,6 +1,6 @@
 // ImagePullSecret spec.serviceAccounts end to end: kustomize/ installed the way a user installs it
 // (the webhook Deployment behind its Service, called by the real API server over TLS), the reconcile
-// Jobs the webhook enqueues run by the real Job controller on the kubelet stand-in with their own
+// Jobs the webhook enqueues run by the real Job controller on the real node with their own
 // ServiceAccount's token (our RBAC), and the API server's own ServiceAccount admission plugin
 // copying the entries into Pods. At the end the webhook is taken away again.
 import { test } from 'uvu';

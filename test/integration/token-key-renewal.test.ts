@@ -57,7 +57,7 @@ async function observed(cluster: TestCluster, ns: string) {
   };
 }
 
-/** The real StatefulSet controller rolls the pods (the kubelet stand-in runs them): wait until done. */
+/** The real StatefulSet controller rolls the pods (the real node runs them): wait until done. */
 async function completeRollout(cluster: TestCluster, ns: string): Promise<void> {
   await waitFor('the StatefulSet roll-out', async () => {
     const statefulSet = (await getObject(cluster, 'statefulset', 'reg', ns)) as Obj;

@@ -1,5 +1,5 @@
 // TLS bootstrap of the webhook, from kustomize/ as installed: the bootstrap Job (run by the real Job
-// controller and the kubelet stand-in from its own manifest, as the image-registry-operator-bootstrap
+// controller and the real node from its own manifest, as the image-registry-operator-bootstrap
 // ServiceAccount) creates
 // the serving CA/certificate Secret and injects the CA into both webhook configurations; reruns
 // (also from the renewal CronJob) change nothing unless something is due. Also: the RBAC of the

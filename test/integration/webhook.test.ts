@@ -2,7 +2,7 @@
 // `kubectl apply -k`, the bootstrap Job, the webhook Deployment), and the real API server calling
 // the webhook pods over TLS through the Service the shipped configurations name. The pods run with
 // their own ServiceAccount's token, so the webhook's RBAC is exercised too; the Jobs they enqueue are
-// run by the real Job controller and the kubelet stand-in from their own manifests. At the end the
+// run by the real Job controller and the real node from their own manifests. At the end the
 // webhook is taken away again (the files after this one run without it).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -325,7 +325,7 @@ test('kubectl apply --dry-run=server enqueues nothing; a real apply creates the 
   );
   assert.equal(container?.command, ['node', '/app/dist/reconcile.js']);
 
-  // the Job controller makes its pod, the kubelet stand-in runs it as image-registry-operator-jobs
+  // the Job controller makes its pod, the real node runs it as image-registry-operator-jobs
   const run = await waitForJob(cluster, config.namespace, job.metadata.name, 90_000);
   assert.is(run.result, 'Complete', run.logs);
   assert.is(run.pods[0]?.spec.serviceAccountName, 'image-registry-operator-jobs');

@@ -42,7 +42,7 @@ export async function startSandbox(options: { dataDir?: string; log?: (line: str
     stops.push(() => running.stop());
     const { plane } = running;
     Object.assign(process.env, running.env);
-    const env = writeClientTools(dataDir, plane.kubeconfig, plane.assetsDir, running.node.hostsFile);
+    const env = writeClientTools(dataDir, plane.kubeconfig, plane.assetsDir, join(running.node.workDir, 'resolv.conf'));
     log(`kube-apiserver ${plane.version}, up in ${(plane.startupMs / 1000).toFixed(1)} s; installing as the README says:`);
     for (const command of readmeCommands('install')) {
       log(`  ${command}`);
@@ -93,17 +93,17 @@ spec:
 }
 
 /**
- * `<data>/bin` holds kubectl and a skopeo wrapper that sees the sandbox's /etc/hosts (registry
- * hostnames → their LoadBalancer addresses, routed into the node), so the README's commands work
- * unchanged. Returns the environment to export.
+ * `<data>/bin` holds kubectl and a skopeo wrapper that resolves names through the node's resolver
+ * (the cluster's CoreDNS: registry hostnames → their LoadBalancer addresses, routed into the node),
+ * so the README's commands work unchanged. Returns the environment to export.
  */
-function writeClientTools(dataDir: string, kubeconfig: string, assetsDir: string, hosts: string): Record<string, string> {
+function writeClientTools(dataDir: string, kubeconfig: string, assetsDir: string, resolvConf: string): Record<string, string> {
   const bin = join(dataDir, 'bin');
   mkdirSync(bin, { recursive: true });
   const kubectl = join(bin, 'kubectl');
   if (!existsSync(kubectl)) symlinkSync(join(assetsDir, 'kubectl'), kubectl);
   const skopeo = join(bin, 'skopeo');
-  writeFileSync(skopeo, skopeoWrapper(hosts, realSkopeo(bin)));
+  writeFileSync(skopeo, skopeoWrapper(resolvConf, realSkopeo(bin)));
   chmodSync(skopeo, 0o755);
   return { KUBECONFIG: kubeconfig, PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}`, IRO_SANDBOX: dataDir };
 }

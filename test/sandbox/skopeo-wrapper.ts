@@ -1,5 +1,6 @@
-// The sandbox's `<data>/bin/skopeo`: the real skopeo under bwrap with the sandbox's /etc/hosts, so
-// the README's commands reach registry hostnames unchanged. `<data>/bin` comes first on the
+// The sandbox's `<data>/bin/skopeo`: the real skopeo under bwrap with the sandbox node's
+// /etc/resolv.conf (the cluster's CoreDNS, which answers registry hostnames with their LoadBalancer
+// addresses), so the README's commands reach registry hostnames unchanged. `<data>/bin` comes first on the
 // sandbox's PATH, so the wrapper names the real skopeo by absolute path: a plain `skopeo` would
 // find the wrapper itself and fork without end.
 import { accessSync, constants, realpathSync } from 'node:fs';
@@ -29,15 +30,15 @@ function safeRealpath(path: string): string | undefined {
   }
 }
 
-/** The wrapper script: bwrap with `hosts` as /etc/hosts, running `skopeo` (an absolute path). */
-export function skopeoWrapper(hosts: string, skopeo: string): string {
+/** The wrapper script: bwrap with `resolvConf` as /etc/resolv.conf, running `skopeo` (an absolute path). */
+export function skopeoWrapper(resolvConf: string, skopeo: string): string {
   if (!skopeo.startsWith('/')) throw new Error(`the wrapper needs the real skopeo's absolute path, not ${skopeo}`);
   const quote = (text: string) => `'${text.replaceAll("'", "'\\''")}'`;
   return [
     '#!/bin/sh',
-    "# skopeo with the sandbox's /etc/hosts, so registry hostnames resolve to their loopback Services;",
+    "# skopeo with the sandbox node's resolver (the cluster DNS), so registry hostnames resolve to their LoadBalancer addresses;",
     '# the real skopeo by absolute path, never this wrapper',
-    `exec bwrap --dev-bind / / --ro-bind ${quote(hosts)} /etc/hosts --chdir "$PWD" ${quote(skopeo)} "$@"`,
+    `exec bwrap --dev-bind / / --ro-bind ${quote(resolvConf)} /etc/resolv.conf --chdir "$PWD" ${quote(skopeo)} "$@"`,
     '',
   ].join('\n');
 }

@@ -1,18 +1,17 @@
 // The cluster a test file talks to: the one the test runner started (IRO_KUBECONFIG,
-// IRO_KUBELET_DIR), or one started for this process alone when a test file is run by itself —
-// the real control plane (test/support/control-plane.ts) plus the kubelet stand-in
-// (test/support/kubelet.ts).
+// IRO_NODE_DIR), or one started for this process alone when a test file is run by itself —
+// the real control plane (test/support/control-plane.ts) and a real node (test/support/node/).
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
-import { startKubelet, type Kubelet, type KubeletOptions } from './kubelet.ts';
 import { run } from './processes.ts';
 import { testBinaries } from './binaries.ts';
 import { createNodeNetwork, deleteNodeNetwork, type NodeNetwork } from './node/network.ts';
 import { startRealNode, type RealNode } from './node/real-node.ts';
 import { startLoadBalancerStandIn } from './node/load-balancer.ts';
+import { startClusterDns } from './node/cluster-dns.ts';
 import { assembleNodeImages, configuredImageNames, type ImageSet } from './node/images.ts';
 import { startProvisioner } from './volume-provisioner.ts';
 import { kubeApi } from './kube-api.ts';
@@ -21,11 +20,11 @@ import { cacheRoot } from './node/cache.ts';
 export interface TestCluster {
   kubeconfig: string;
   assetsDir: string;
-  /** the kubelet stand-in's work dir: `hosts` (LoadBalancer hostnames), `control/` (test hooks) */
-  kubeletDir: string;
+  /** the real node's work dir: `hosts` (its /etc/hosts, with the LoadBalancer hostnames), node-access.ts reads the rest */
+  nodeDir: string;
   /**
-   * runs a client (e.g. skopeo) with the cluster's LoadBalancer hostnames resolvable (bwrap, /etc/hosts),
-   * or the names of `hostsFile` instead; binds are read-write host paths, mounts host paths bound
+   * runs a client (e.g. skopeo) with the node's resolver (bwrap: its /etc/resolv.conf, the cluster's DNS,
+   * which answers registry hostnames) and /etc/hosts, or `hostsFile` as /etc/hosts (its names win); binds are read-write host paths, mounts host paths bound
    * read-only at other paths (e.g. a test directory as /etc/containers/certs.d)
    */
   runClient(command: string, args: string[], options?: { binds?: string[]; mounts?: { source: string; target: string }[]; hostsFile?: string; timeoutMs?: number; env?: Record<string, string> }): Promise<{ code: number; stdout: string; stderr: string }>;
@@ -44,73 +43,37 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 export const TEST_NAMESPACE_LABEL = 'image-registry-operator.test/namespace';
 let cluster: Promise<TestCluster> | undefined;
 
-export interface RunningCluster {
-  plane: ControlPlane;
-  kubelet: Kubelet;
-  /** what test processes need to find this cluster */
-  env: { IRO_KUBECONFIG: string; IRO_ASSETS: string; IRO_KUBELET_DIR: string };
-  /** deletes every namespace a test created (the namespace controller removes what is in them) */
-  deleteTestNamespaces(): Promise<void>;
-  stop(): Promise<void>;
-}
+type ClusterOptions = {
+  workDir?: string;
+  keepWorkDir?: boolean;
+  /** a cluster as fresh as a new one: no CRDs installed beforehand */
+  withoutCrds?: boolean;
+};
 
-/** The cluster before its kubelet stand-in runs: no pod runs and nothing polls the API on its behalf. */
-export interface ClusterWithoutKubelet extends Omit<RunningCluster, 'kubelet'> {
-  startKubelet(): Promise<RunningCluster>;
-}
-
-/**
- * The real control plane with the CRDs installed before the controllers start (the garbage
- * collector then knows them at once, not after its 30 s discovery), and the kubelet stand-in.
- */
-export async function startCluster(options: ClusterOptions = {}): Promise<RunningCluster> {
-  return (await startClusterWithoutKubelet(options)).startKubelet();
-}
-
-/** The CRDs before the controllers start: the garbage collector then knows them at once. */
+/** The CRDs before the controllers start: the garbage collector then knows them at once, not after its 30 s discovery. */
 async function installCrds({ kubeconfig, assetsDir }: { kubeconfig: string; assetsDir: string }): Promise<void> {
   const applied = await run(join(assetsDir, 'kubectl'), ['--kubeconfig', kubeconfig, 'apply', '--server-side', '--field-manager=tests', '-k', join(repoRoot, 'kustomize/crds')]);
   if (applied.code !== 0) throw new Error(`installing the CRDs: ${applied.stderr}`);
 }
 
-type ClusterOptions = {
-  workDir?: string;
-  keepWorkDir?: boolean;
-  kubelet?: Partial<KubeletOptions>;
-  /** a cluster as fresh as a new one: no CRDs installed beforehand */
-  withoutCrds?: boolean;
-};
-
-/**
- * startCluster with the kubelet stand-in started later, by startKubelet(): for a benchmark that
- * counts the API requests of one process, which the stand-in's polling would otherwise swell.
- */
-export async function startClusterWithoutKubelet(options: ClusterOptions = {}): Promise<ClusterWithoutKubelet> {
-  const plane = await startControlPlane({
-    ...options,
-    beforeControllers: options.withoutCrds ? undefined : installCrds,
-  });
-  const kubeletDir = join(plane.workDir, 'kubelet');
-  let kubelet: Kubelet | undefined;
-  const stop = async () => {
-    await kubelet?.stop();
-    await plane.stop();
-  };
-  // what one test file leaves running (registries, Jobs) must not slow down the next one
-  const deleteTestNamespaces = async () => {
+/** Deletes every namespace a test created (the namespace controller removes what is in them). */
+function deleteTestNamespacesOf(plane: ControlPlane): () => Promise<void> {
+  return async () => {
     await run(join(plane.assetsDir, 'kubectl'), ['--kubeconfig', plane.kubeconfig, 'delete', 'namespaces', '-l', TEST_NAMESPACE_LABEL, '--wait=false']);
   };
-  const withoutKubelet = { plane, env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: plane.assetsDir, IRO_KUBELET_DIR: kubeletDir }, stop, deleteTestNamespaces };
-  const startKubeletOnce = async (): Promise<RunningCluster> => {
-    try {
-      kubelet ??= await startKubelet({ kubeconfig: plane.kubeconfig, assetsDir: plane.assetsDir, repoRoot, workDir: kubeletDir, ...options.kubelet });
-    } catch (error) {
-      await plane.stop();
-      throw error;
-    }
-    return { ...withoutKubelet, kubelet };
-  };
-  return { ...withoutKubelet, startKubelet: startKubeletOnce };
+}
+
+/** A control plane with the CRDs and no node: for a benchmark that counts every API request (a kubelet's leases and status would add to them). */
+export interface ControlPlaneCluster {
+  plane: ControlPlane;
+  env: { IRO_KUBECONFIG: string; IRO_ASSETS: string };
+  deleteTestNamespaces(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startControlPlaneCluster(options: ClusterOptions = {}): Promise<ControlPlaneCluster> {
+  const plane = await startControlPlane({ ...options, beforeControllers: options.withoutCrds ? undefined : installCrds });
+  return { plane, env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: plane.assetsDir }, deleteTestNamespaces: deleteTestNamespacesOf(plane), stop: () => plane.stop() };
 }
 
 export function testCluster(): Promise<TestCluster> {
@@ -122,20 +85,20 @@ async function connect(): Promise<TestCluster> {
   let kubeconfig = process.env.IRO_KUBECONFIG;
   const assetsDir = await testBinaries();
   if (!kubeconfig) {
-    const started = await startCluster();
+    const started = await startClusterOnRealNode();
     process.once('beforeExit', () => void started.stop());
     Object.assign(process.env, started.env);
     kubeconfig = started.plane.kubeconfig;
   }
-  return clusterClient(kubeconfig, assetsDir, process.env.IRO_KUBELET_DIR ?? '');
+  return clusterClient(kubeconfig, assetsDir, process.env.IRO_NODE_DIR ?? '');
 }
 
-/** The TestCluster helpers for a cluster a test started itself (startCluster). */
-export function clusterClientOf(running: RunningCluster): TestCluster {
-  return clusterClient(running.plane.kubeconfig, running.plane.assetsDir, running.env.IRO_KUBELET_DIR);
+/** The TestCluster helpers for a cluster a test started itself (startClusterOnRealNode). */
+export function clusterClientOf(running: RealNodeCluster): TestCluster {
+  return clusterClient(running.plane.kubeconfig, running.plane.assetsDir, running.node.workDir);
 }
 
-export function clusterClient(kubeconfig: string, assetsDir: string, kubeletDir: string): TestCluster {
+export function clusterClient(kubeconfig: string, assetsDir: string, nodeDir: string): TestCluster {
   const env = { ...process.env, KUBECONFIG: kubeconfig };
   const kubectl: TestCluster['kubectl'] = (args, opts = {}) =>
     run(join(assetsDir, 'kubectl'), [...(opts.namespace ? ['-n', opts.namespace] : []), ...args], { input: opts.input, env });
@@ -167,14 +130,16 @@ export function clusterClient(kubeconfig: string, assetsDir: string, kubeletDir:
       '--ro-bind', '/', '/',
       '--dev', '/dev', '--proc', '/proc',
       '--tmpfs', '/tmp', '--tmpfs', '/var/tmp', '--tmpfs', '/run',
-      '--ro-bind', clientOptions.hostsFile ?? join(kubeletDir, 'hosts'), '/etc/hosts',
+      '--ro-bind', clientOptions.hostsFile ?? join(nodeDir, 'hosts'), '/etc/hosts',
+      // the node's resolver: the cluster's CoreDNS, which answers registry hostnames (k8s_external)
+      '--ro-bind', join(nodeDir, 'resolv.conf'), '/etc/resolv.conf',
       ...(clientOptions.binds ?? []).flatMap((path) => ['--bind', path, path]),
       ...(clientOptions.mounts ?? []).flatMap(({ source, target }) => ['--ro-bind', source, target]),
       '--', command, ...args,
     ];
     return run('bwrap', bwrapArgs, { env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', ...(clientOptions.env ?? {}) }, timeoutMs: clientOptions.timeoutMs ?? 120_000 });
   };
-  return { kubeconfig, assetsDir, kubeletDir, runClient, kubectl, createNamespace, applyKustomize, installCrds };
+  return { kubeconfig, assetsDir, nodeDir, runClient, kubectl, createNamespace, applyKustomize, installCrds };
 }
 
 /** The control plane with a real node: kubelet, containerd, runc, CNI and kube-proxy (test/support/node/). */
@@ -183,17 +148,17 @@ export interface RealNodeCluster {
   node: RealNode;
   network: NodeNetwork;
   images: ImageSet;
-  env: { IRO_KUBECONFIG: string; IRO_ASSETS: string; IRO_KUBELET_DIR: string };
+  env: { IRO_KUBECONFIG: string; IRO_ASSETS: string; IRO_NODE_DIR: string };
   deleteTestNamespaces(): Promise<void>;
   stop(): Promise<void>;
 }
 
 /**
  * The network namespace first (the API server listens on its veth), then the control plane with the
- * CRDs, the images assembled and imported, the node, the LoadBalancer stand-in and the volume
+ * CRDs, the images assembled and imported, the node, the LoadBalancer stand-in, CoreDNS and the volume
  * provisioner. Stopping leaves nothing behind (processes, mounts, namespaces, cgroups).
  */
-export async function startClusterOnRealNode(options: Omit<ClusterOptions, 'kubelet'> & { syncFrequency?: string } = {}): Promise<RealNodeCluster> {
+export async function startClusterOnRealNode(options: ClusterOptions & { syncFrequency?: string } = {}): Promise<RealNodeCluster> {
   const assetsDir = await testBinaries();
   const images = await assembleNodeImages({ assetsDir, repoRoot, cacheDir: join(cacheRoot(), 'node-images'), names: configuredImageNames(repoRoot) });
   // a kept work dir (the sandbox's --data) keeps its network, so its Services keep their ClusterIPs
@@ -221,19 +186,16 @@ export async function startClusterOnRealNode(options: Omit<ClusterOptions, 'kube
       imageArchives: images.images.map((image) => image.archive), pauseImage: configuredImageNames(repoRoot).pause, syncFrequency: options.syncFrequency,
     });
     stops.push(() => node.stop());
-    const balancer = startLoadBalancerStandIn({ kubeconfig: plane.kubeconfig, network, hostsFile: node.hostsFile });
+    const balancer = startLoadBalancerStandIn({ kubeconfig: plane.kubeconfig, network });
     stops.push(() => balancer.stop());
+    await startClusterDns(clusterClient(plane.kubeconfig, assetsDir, node.workDir), { repoRoot, image: configuredImageNames(repoRoot).coredns, network });
     const api = kubeApi(plane.kubeconfig);
     const provisioner = startProvisioner(api, node.workDir, () => undefined);
     stops.push(() => { provisioner.stop(); api.close(); });
-    const kubectl = join(assetsDir, 'kubectl');
-    const { kubeconfig } = plane;
     const running: RealNodeCluster = {
       plane, node, network, images, stop,
-      env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: assetsDir, IRO_KUBELET_DIR: node.workDir },
-      deleteTestNamespaces: async () => {
-        await run(kubectl, ['--kubeconfig', kubeconfig, 'delete', 'namespaces', '-l', TEST_NAMESPACE_LABEL, '--wait=false']);
-      },
+      env: { IRO_KUBECONFIG: plane.kubeconfig, IRO_ASSETS: assetsDir, IRO_NODE_DIR: node.workDir },
+      deleteTestNamespaces: deleteTestNamespacesOf(plane),
     };
     return running;
   } catch (error) {

@@ -1,6 +1,6 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver (envtest's flags, with the
 // admission plugins a real cluster has on), kube-controller-manager and kube-scheduler, an admin
-// client certificate in a kubeconfig. Only the kubelet is a stand-in (test/support/kubelet.ts).
+// client certificate in a kubeconfig. The node is test/support/node/ (kubelet, kube-proxy, containerd).
 import { randomInt } from 'node:crypto';
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -12,9 +12,8 @@ import { exitedMessage, freePort, httpOk, installExitHandlers, run, startProcess
 import { testBinaries } from './binaries.ts';
 
 /**
- * The first two octets of a Services' ClusterIP range: 127.200–249, drawn per control plane (a
- * sandbox and the test cluster run side by side and the kubelet stand-ins serve both ranges on
- * the host), one whose `kubernetes` address is free here.
+ * The first two octets of a Services' ClusterIP range for a control plane without a node (nothing
+ * serves it): 127.200–249, drawn per control plane, one whose `kubernetes` address is free here.
  */
 async function serviceClusterIpPrefix(): Promise<string> {
   for (let attempt = 0; ; attempt++) {
@@ -63,7 +62,7 @@ export interface ControlPlaneOptions {
   workDir?: string;
   keepWorkDir?: boolean;
   beforeControllers?: (plane: { kubeconfig: string; assetsDir: string }) => Promise<void>;
-  /** without it: loopback, with the kubelet stand-in's ClusterIP range on loopback */
+  /** without it: on loopback, with no node to serve its ClusterIPs (a benchmark counting API requests) */
   network?: ControlPlaneNetwork;
 }
 
@@ -106,8 +105,7 @@ async function startEtcd(assetsDir: string, workDir: string, processes: ManagedP
 }
 
 async function loopbackNetwork(): Promise<ControlPlaneNetwork> {
-  // ClusterIPs stay on loopback too, clear of the kubelet stand-in's pod (127.100–149) and load
-  // balancer (127.150–199) addresses; `kubernetes` gets the first one (in the serving certificate)
+  // `kubernetes` gets the first ClusterIP (in the serving certificate)
   const prefix = await serviceClusterIpPrefix();
   return { bindAddress: '127.0.0.1', serviceCidr: `${prefix}.0.0/16`, kubernetesServiceIp: `${prefix}.0.1` };
 }
@@ -126,7 +124,7 @@ async function startApiServer(assetsDir: string, workDir: string, etcdUrl: strin
     '--service-cluster-ip-range', network.serviceCidr,
     '--allow-privileged=true',
     // the default set (NamespaceLifecycle, ServiceAccount, DefaultStorageClass, PodSecurity, …) plus
-    // what a production cluster adds; the kubelet stand-in registers one Node
+    // what a production cluster adds; the real node's kubelet registers its Node
     '--enable-admission-plugins', 'NodeRestriction',
     '--authorization-mode', 'Node,RBAC',
     // kubectl logs/exec: the API server reaches the kubelet's endpoint with a client certificate

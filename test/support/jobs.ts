@@ -1,4 +1,4 @@
-// Waiting for Jobs the real Job controller runs (on the kubelet stand-in), the way a person would:
+// Waiting for Jobs the real Job controller runs (on the real node), the way a person would:
 // the Job's conditions and `kubectl logs` of its pods.
 import type { TestCluster } from './cluster.ts';
 import { getObject, listObjects } from './kubectl.ts';

@@ -1,5 +1,5 @@
 // A tiny JSON client for the test control plane's REST API, for test infrastructure that polls
-// (the Job stand-in): one keep-alive HTTPS agent instead of a kubectl process per call.
+// (the LoadBalancer stand-in, the volume provisioner): one keep-alive HTTPS agent instead of a kubectl process per call.
 // Also writes kubeconfigs that authenticate as a ServiceAccount (TokenRequest API), so processes
 // run by the tests get exactly the permissions our RBAC grants.
 import { Agent, request } from 'node:https';

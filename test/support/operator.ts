@@ -13,8 +13,7 @@ import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { OperatorConfig } from '../../functions/types.ts';
 import type { TestCluster } from './cluster.ts';
 import { installObjects, listObjects } from './kubectl.ts';
-import { podProcesses } from './pod-sandbox.ts';
-import { killPodContainers, realNodeSocket } from './node/pod-kill.ts';
+import { nodeAccess } from './node/node-access.ts';
 import { waitFor } from './processes.ts';
 
 const kustomizeDir = fileURLToPath(new URL('../../kustomize', import.meta.url));
@@ -98,20 +97,8 @@ export async function killWebhookPods(cluster: TestCluster): Promise<void> {
   const victims = await pods();
   const scaled = await cluster.kubectl(['scale', 'deployment/image-registry-operator-webhook', '--replicas=0'], { namespace: OPERATOR_NAMESPACE });
   if (scaled.code !== 0) throw new Error(`scaling the webhook to 0: ${scaled.stderr}`);
-  const socket = realNodeSocket(cluster.kubeletDir);
-  for (const pod of victims) {
-    if (socket) {
-      await killPodContainers(cluster.assetsDir, socket, pod.metadata.uid);
-      continue;
-    }
-    for (const pid of podProcesses(cluster.kubeletDir, pod.metadata.uid)) {
-      try {
-        process.kill(pid, 'SIGKILL');
-      } catch {
-        // gone already
-      }
-    }
-  }
+  const node = nodeAccess(cluster);
+  for (const pod of victims) await node.killPodContainers(pod.metadata.uid);
   await waitFor('no webhook pod left', async () => (await pods()).length === 0, 60_000);
 }
 

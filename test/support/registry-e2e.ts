@@ -1,10 +1,8 @@
 // Helpers of the end-to-end tests: reconcile Jobs run by the real Job controller, registry pods run
-// by the kubelet stand-in, and clients that reach a registry the way a cluster's clients do — its
+// by the real node's kubelet, and clients that reach a registry the way a cluster's clients do — its
 // hostname resolving to the LoadBalancer Service's address, or to one pod's IP.
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { LookupFunction } from 'node:net';
-import { join } from 'node:path';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import { NGINX_PORT } from '../../functions/nginx-config.ts';
 import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
@@ -15,6 +13,8 @@ import { waitForJob } from './jobs.ts';
 import { applyObjects, getObject, requireObject, serverSide } from './kubectl.ts';
 import { OPERATOR_NAMESPACE } from './operator.ts';
 import { waitFor } from './processes.ts';
+import { resolveInCluster } from './node/cluster-dns.ts';
+import { nodeAccess } from './node/node-access.ts';
 
 /** Where clients of a registry connect, while TLS and HTTP name the registry hostname. */
 export interface RegistryAddress {
@@ -33,7 +33,7 @@ export async function runReconcileJob(cluster: TestCluster, namespace: string, n
   if (finished.result !== 'Complete') throw new Error(`reconcile Job failed:\n${finished.logs}`);
 }
 
-/** Waits until the named containers of the pod are ready (as the kubelet stand-in reports them). */
+/** Waits until the named containers of the pod are ready (as the kubelet reports them). */
 export async function podWithReadyContainers(cluster: TestCluster, namespace: string, name: string, containers: string[]): Promise<V1Pod> {
   let pod: V1Pod | undefined;
   await waitFor(`pod ${name}: containers ${containers.join(', ')} ready`, async () => {
@@ -53,8 +53,18 @@ export async function loadBalancer(cluster: TestCluster, namespace: string, name
     address = got.stdout.trim();
     return Boolean(address);
   }, 30_000);
-  await waitFor('the hostname in the cluster hosts file', async () => readFileSync(join(cluster.kubeletDir, 'hosts'), 'utf8').includes(hostname), 10_000);
+  await waitForHostname(cluster, hostname, address);
   return { address, port: 443, lookup: hostnameLookup(hostname, address) };
+}
+
+/** Waits until the cluster's DNS answers the registry hostname with the address (CoreDNS' k8s_external). */
+export async function waitForHostname(cluster: Pick<TestCluster, 'nodeDir' | 'assetsDir'>, hostname: string, address: string): Promise<void> {
+  const { network } = nodeAccess(cluster);
+  let answer: string | undefined;
+  await waitFor(`${hostname} resolving to ${address} in the cluster DNS`, async () => (answer = await resolveInCluster(network, hostname)) === address, 30_000)
+    .catch((error: Error) => {
+      throw new Error(`${error.message} (last answer: ${answer ?? 'none'})`);
+    });
 }
 
 /**

@@ -1,12 +1,12 @@
 // versitygw (test/binaries/build.sh) as the S3-compatible object storage of bucket registries'
-// tests: one process on a loopback address of its own, its buckets directories under dataDir
-// (the posix backend), one root key pair. Reached from the registry pods through the kubelet
-// stand-in's egress (pod-network.ts serveEgress), as a cluster reaches a cloud's object storage.
+// tests: one process, its buckets directories under dataDir (the posix backend), one root key
+// pair. For the registry pods it listens on the root end of the real node's veth
+// (NodeNetwork.hostAddress), which the pods reach by the node's routes, as a cluster's pods reach a
+// cloud's object storage; for processes on the host alone, on a loopback address of its own.
 import { randomBytes, randomInt } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
-import { serveEgress } from './pod-network.ts';
 import { delay, exitedMessage, freePort, startProcess, type ManagedProcess } from './processes.ts';
 
 export interface S3Server {
@@ -24,7 +24,7 @@ export interface S3Server {
   stop(): Promise<void>;
   /** starts it again on the same address, data and keys */
   start(): Promise<void>;
-  /** stops it and the egress */
+  /** stops it for good */
   close(): Promise<void>;
 }
 
@@ -36,13 +36,8 @@ export interface S3Identity {
   secretKey: string;
 }
 
-/**
- * `kubeletDir`: serve the server to the kubelet stand-in's pods (egress); left out for processes on
- * the host only. `address`: where to listen instead of a loopback address of its own — for a real
- * node, the root end of its veth (NodeNetwork.hostAddress), which its pods reach by the node's
- * routes, as a cluster's pods reach a cloud's object storage.
- */
-export async function startS3Server(options: { assetsDir: string; workDir: string; kubeletDir?: string; address?: string; identity?: S3Identity }): Promise<S3Server> {
+/** `address`: where to listen instead of a loopback address of its own, e.g. the real node's NodeNetwork.hostAddress. */
+export async function startS3Server(options: { assetsDir: string; workDir: string; address?: string; identity?: S3Identity }): Promise<S3Server> {
   // 127.0.<10–99>.x: clear of the pod IPs, load balancers and ClusterIPs of the test cluster
   const address = options.identity?.address ?? options.address ?? `127.0.${randomInt(10, 100)}.${randomInt(2, 250)}`;
   const port = options.identity?.port ?? (await freePort(address));
@@ -64,7 +59,6 @@ export async function startS3Server(options: { assetsDir: string; workDir: strin
     }
   };
   await start();
-  const egress = options.kubeletDir ? await serveEgress(options.kubeletDir, address, port) : undefined;
   return {
     endpoint: `http://${address}:${port}`, address, port, accessKey, secretKey, dataDir, logFile,
     createBucket: (name) => mkdirSync(join(dataDir, name)),
@@ -75,7 +69,6 @@ export async function startS3Server(options: { assetsDir: string; workDir: strin
     start,
     close: async () => {
       await process?.stop();
-      await egress?.close();
     },
   };
 }

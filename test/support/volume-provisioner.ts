@@ -1,4 +1,4 @@
-// The kubelet stand-in's storage role (the contract is at the top of test/support/kubelet.ts): a
+// The cluster's storage, as local-path-provisioner gives a one-node cluster: a
 // small provisioner that gives a pending PersistentVolumeClaim a pre-bound hostPath
 // PersistentVolume under the work dir (the real PV controller binds them), deletes the released ones,
 // and tells the pod sandbox which host directory a bound claim is.

@@ -13,8 +13,8 @@ if (missing.length > 0) console.log(`SKIP skopeo wrapper run: ${missing.join(', 
 const withTools = missing.length > 0 ? test.skip : test;
 
 const dir = mkdtempSync(join(tmpdir(), 'iro-skopeo-wrapper-'));
-const hosts = join(dir, 'hosts');
-writeFileSync(hosts, '127.0.0.1 localhost\n');
+const resolvConf = join(dir, 'resolv.conf');
+writeFileSync(resolvConf, 'nameserver 127.0.0.1\n');
 
 test('realSkopeo never picks the wrapper, wherever its directory is on PATH', () => {
   const wrapper = join(dir, 'skopeo');
@@ -23,12 +23,12 @@ test('realSkopeo never picks the wrapper, wherever its directory is on PATH', ()
   const found = realSkopeo(dir, `${dir}:${process.env.PATH ?? ''}`);
   assert.is.not(found, wrapper);
   assert.ok(found.startsWith('/'), found);
-  assert.throws(() => skopeoWrapper(hosts, 'skopeo'), /absolute path/);
+  assert.throws(() => skopeoWrapper(resolvConf, 'skopeo'), /absolute path/);
 });
 
 withTools('the wrapper runs the real skopeo: --version through it with its directory first on PATH, bounded', () => {
   const wrapper = join(dir, 'skopeo');
-  writeFileSync(wrapper, skopeoWrapper(hosts, realSkopeo(dir)));
+  writeFileSync(wrapper, skopeoWrapper(resolvConf, realSkopeo(dir)));
   chmodSync(wrapper, 0o755);
   const started = Date.now();
   // `timeout` bounds a wrapper that would call itself; -k ends what ignores TERM

@@ -3,10 +3,11 @@
 // the upstream Dockerfile line quoted next to it; images.ts builds the configs from these, and
 // test/integration/node-images.test.ts holds the assembled archives to them.
 // Upstream sources read (never copied): kubernetes/kubernetes build/pause/Dockerfile,
-// distribution/distribution-library-image (Dockerfile at registry 3.0.0, entrypoint.sh),
-// nginxinc/docker-nginx mainline/alpine{,-slim}/Dockerfile, cesanta/docker_auth
-// auth_server/Dockerfile (tag 1.14.0), nodejs/docker-node 24/bookworm-slim/Dockerfile, and our
-// own /Dockerfile for the operator.
+// distribution/distribution-library-image (Dockerfile and entrypoint.sh as of registry 3.0.0/July
+// 2025; the official library builds 3.1.2 from a later commit we could not read),
+// nginxinc/docker-nginx stable/alpine{,-slim}/Dockerfile (1.30.0), cesanta/docker_auth
+// auth_server/Dockerfile (tag 1.14.0), nodejs/docker-node 24/bookworm-slim/Dockerfile,
+// coredns/coredns Dockerfile (v1.15.0), and our own /Dockerfile for the operator.
 
 /** The `config` object of an OCI image config (image-spec config.md), the fields we set. */
 export interface ImageConfig {
@@ -32,7 +33,7 @@ export interface PathContract {
 }
 
 export interface ImageContract {
-  /** as the manifests name it, e.g. registry:3.0.0 */
+  /** as the manifests name it, e.g. registry:3.1.2 */
   name: string;
   /** the Dockerfile the contract mirrors */
   upstream: string;
@@ -40,7 +41,7 @@ export interface ImageContract {
   paths: PathContract[];
 }
 
-export type ImageRole = 'pause' | 'registry' | 'nginx' | 'auth' | 'operator';
+export type ImageRole = 'pause' | 'registry' | 'nginx' | 'auth' | 'operator' | 'coredns';
 
 /** The PATH every base these images come from has (BuildKit's default for scratch-based images, alpine, debian). */
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -68,9 +69,9 @@ export function pauseContract(name: string): ImageContract {
 export function registryContract(name: string): ImageContract {
   return {
     name,
-    upstream: 'distribution/distribution-library-image Dockerfile (FROM alpine:3.21, registry 3.0.0)',
+    upstream: 'distribution/distribution-library-image Dockerfile (FROM alpine, registry 3.1.2)',
     config: {
-      // ENV OTEL_TRACES_EXPORTER=none (added to the 3.0.0 Dockerfile in July 2025)
+      // ENV OTEL_TRACES_EXPORTER=none (added to the Dockerfile in July 2025)
       Env: [`PATH=${DEFAULT_PATH}`, 'OTEL_TRACES_EXPORTER=none'],
       // ENTRYPOINT ["/entrypoint.sh"]
       Entrypoint: ['/entrypoint.sh'],
@@ -99,11 +100,11 @@ export function registryContract(name: string): ImageContract {
 }
 
 export function nginxContract(name: string): ImageContract {
-  // ENV NGINX_VERSION 1.29.3: the tag says which (its PKG_RELEASE/NJS_* values are not in the sources we have)
+  // ENV NGINX_VERSION 1.30.0: the tag says which (its PKG_RELEASE/NJS_* values are not in the sources we have)
   const version = /:(\d+\.\d+\.\d+)/.exec(name)?.[1] ?? '';
   return {
     name,
-    upstream: 'nginxinc/docker-nginx mainline/alpine Dockerfile (FROM nginx:<version>-alpine-slim, FROM alpine)',
+    upstream: 'nginxinc/docker-nginx stable/alpine Dockerfile (FROM nginx:<version>-alpine-slim, FROM alpine)',
     config: {
       Env: [`PATH=${DEFAULT_PATH}`, ...(version ? [`NGINX_VERSION=${version}`] : [])],
       // ENTRYPOINT ["/docker-entrypoint.sh"]
@@ -155,6 +156,32 @@ export function authContract(name: string): ImageContract {
       // COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/
       caBundle,
       shell,
+      tmp,
+    ],
+  };
+}
+
+/** The test cluster's DNS (test/support/node/cluster-dns.ts); the binary is our build of the wrapper module. */
+export function corednsContract(name: string): ImageContract {
+  return {
+    name,
+    upstream: 'coredns/coredns Dockerfile (FROM gcr.io/distroless/static-debian12:nonroot)',
+    config: {
+      Env: [`PATH=${DEFAULT_PATH}`],
+      // USER 65532:65532 (numeric, so runAsNonRoot can verify it)
+      User: '65532:65532',
+      // WORKDIR /
+      WorkingDir: '/',
+      // EXPOSE 53 53/udp
+      ExposedPorts: { '53/tcp': {}, '53/udp': {} },
+      // ENTRYPOINT ["/coredns"]
+      Entrypoint: ['/coredns'],
+    },
+    paths: [
+      // COPY --from=build /coredns /coredns (after `setcap cap_net_bind_service=+ep`: binds :53 as 65532)
+      { path: '/coredns', type: 'file', mode: 0o755 },
+      // distroless static: CA certificates and a /tmp
+      caBundle,
       tmp,
     ],
   };

