@@ -13,7 +13,7 @@ import { formatDuration, formatTimestamp, parseDuration } from './duration.ts';
 import { accountName, OPERATOR_NAME } from './names.ts';
 import { REGISTRY_LABEL, registryLabelValue, type RegistryKey } from './reconcile-job.ts';
 import { API_GROUP, GROUP_VERSION, type AccessMode, type ImageRegistryAccount, type ImageSecret, type OperatorConfig } from './types.ts';
-import { isBcryptHash } from './validation.ts';
+import { isBcryptHash } from './validation/formats.ts';
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 /** Metadata labels naming the CR an account (or Secret) belongs to; values fit label syntax. */

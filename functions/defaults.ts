@@ -11,7 +11,7 @@ import { DEFAULT_GC_TIMEOUT, defaultGcSchedule } from './gc-defaults.ts';
 import { field, isPlainObject, missingAddOps, pointer, type JsonPatchOp } from './json-patch.ts';
 import { registryLabelValue, REGISTRY_LABEL, type RegistryKey } from './reconcile-job.ts';
 import type { OperatorConfig } from './types.ts';
-import { isDns1035Label, isDns1123Label } from './validation.ts';
+import { isDns1035Label, isDns1123Label } from './validation/formats.ts';
 
 // The ACL made explicit is the one docker_auth gets for a registry without spec.auth.acl.
 export { defaultAcl };

@@ -7,7 +7,7 @@ import { confirmationLoginAcl, type ConfirmationLogin } from './confirmation-log
 import { parseDuration } from './duration.ts';
 import { tokenIssuer } from './names.ts';
 import { type AclEntry, type ImageRegistry, type ImageRegistryAccount } from './types.ts';
-import { validateAcl } from './validation.ts';
+import { validateAcl } from './validation/acl.ts';
 
 /** Files of the `<r>-auth-config` Secret, mounted as one directory at AUTH_CONFIG_DIR. */
 export const AUTH_CONFIG_FILE = 'auth_config.yml';

@@ -7,7 +7,9 @@ import { defaultImageRegistry, defaultImageSecret, resolveRegistryRef } from '..
 import { field, type JsonPatchOp } from '../functions/json-patch.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { API_GROUP, API_VERSION, type ImageRegistryAccount, type Kind, type OperatorConfig } from '../functions/types.ts';
-import { validateImageRegistry, validateImageRegistryAccount, validateImageSecret } from '../functions/validation.ts';
+import { validateImageRegistryAccount } from '../functions/validation/account.ts';
+import { validateImageSecret } from '../functions/validation/image-secret.ts';
+import { validateImageRegistry } from '../functions/validation/registry.ts';
 import type { AdmissionRequest } from './admission.ts';
 
 export interface KindContext {

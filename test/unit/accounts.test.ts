@@ -22,7 +22,7 @@ import { activeAccounts } from '../../functions/docker-auth-config.ts';
 import { REGISTRY_LABEL } from '../../functions/reconcile-job.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import type { ImageRegistry, ImageRegistryAccount, ImageSecret, OperatorConfig } from '../../functions/types.ts';
-import { isDns1123Subdomain } from '../../functions/validation.ts';
+import { isDns1123Subdomain } from '../../functions/validation/formats.ts';
 
 const HASH = '$2b$04$abcdefghijklmnopqrstuu5UQ0Jq2OUn3nTf8Jl4DX2xEqkjLrGLa';
 // the operator's defaults, as the webhook and the Jobs read them from an empty environment

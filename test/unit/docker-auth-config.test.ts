@@ -13,7 +13,7 @@ import {
   secretDataBytes,
 } from '../../functions/docker-auth-config.ts';
 import type { AclEntry, ImageRegistry, ImageRegistryAccount } from '../../functions/types.ts';
-import { validateAcl } from '../../functions/validation.ts';
+import { validateAcl } from '../../functions/validation/acl.ts';
 
 const HASH = '$2a$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy';
 const now = new Date('2025-01-02T00:00:00Z');

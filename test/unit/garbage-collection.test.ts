@@ -11,7 +11,8 @@ import { registrySelectorLabels } from '../../functions/names.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
 import { registryStorage } from '../../functions/registry-storage.ts';
 import type { ImageRegistry } from '../../functions/types.ts';
-import { cronProblem, validateImageRegistry } from '../../functions/validation.ts';
+import { cronProblem } from '../../functions/validation/garbage-collection.ts';
+import { validateImageRegistry } from '../../functions/validation/registry.ts';
 
 const config = operatorConfigFromEnv({});
 function registry(spec: ImageRegistry['spec'] = {}, name = 'registry'): ImageRegistry {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BCRYPT_COST, bcryptWorkerUrl, hashPasswords, newPassword, PASSWORD_BYTES, usePool } from '../../cronjobs/passwords.ts';
-import { isBcryptHash } from '../../functions/validation.ts';
+import { isBcryptHash } from '../../functions/validation/formats.ts';
 import { bundleOptions } from '../bundle-options.ts';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));

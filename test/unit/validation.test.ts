@@ -2,16 +2,11 @@ import bcrypt from 'bcryptjs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { globProblem, matchPatternProblem, regexpProblem } from '../../functions/acl-patterns.ts';
-import {
-  isBcryptHash,
-  isIpOrCidr,
-  isPositiveQuantity,
-  quantityValue,
-  validateAcl,
-  validateImageRegistry,
-  validateImageRegistryAccount,
-  validateImageSecret,
-} from '../../functions/validation.ts';
+import { validateImageRegistryAccount } from '../../functions/validation/account.ts';
+import { validateAcl } from '../../functions/validation/acl.ts';
+import { isBcryptHash, isIpOrCidr, isPositiveQuantity, quantityValue } from '../../functions/validation/formats.ts';
+import { validateImageSecret } from '../../functions/validation/image-secret.ts';
+import { validateImageRegistry } from '../../functions/validation/registry.ts';
 
 const hash = bcrypt.hashSync('s3cret-password', 4);
 
