@@ -11,8 +11,6 @@
 import { reconcileJobName, reconcileWindow, DEFAULT_GRACE_SECONDS, DEFAULT_WINDOW_SECONDS } from '../../functions/reconcile-job.ts';
 import { GROUP_VERSION } from '../../functions/types.ts';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
-import { load } from 'js-yaml';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { authServerUnavailable } from '../support/binaries.ts';
@@ -77,7 +75,7 @@ export async function secretLatencySection(context: SecretLatencyContext): Promi
   const authMissing = authServerUnavailable(cluster.assetsDir);
   const workDir = mkdtempSync(join(tmpdir(), 'iro-bench-latency-'));
   const jobsBefore = new Set((await jobs(api)).map((j) => j.metadata.name));
-  const jobPods = watchJobPods(cluster);
+  const jobPods = watchJobPods(api);
   const waitIdle = () => waitFor('every reconcile Job finished', async () => (await jobs(api)).every(finished), 60_000);
   try {
     await createWebhookConfigurations(cluster, pointWebhooksAt(objects.filter(isWebhookConfiguration), `127.0.0.1:${webhook.port}`, tls.ca.certPem));
@@ -171,47 +169,19 @@ const finished = (job: JobObject) => (job.status?.conditions ?? []).some((c) => 
  * Job name, from a watch of the API (milliseconds of this process's clock: the API's own
  * timestamps, startTime and startedAt, are whole seconds).
  */
-function watchJobPods(cluster: TestCluster): { seen: Map<string, { createdAt: number; containerStartedAt?: number }>; error(): string; stop(): void } {
+function watchJobPods(api: KubeApi): { seen: Map<string, { createdAt: number; containerStartedAt?: number }>; error(): string; stop(): void } {
   const seen = new Map<string, { createdAt: number; containerStartedAt?: number }>();
-  const config = load(readFileSync(cluster.kubeconfig, 'utf8')) as KubeconfigFile;
-  const server = config.clusters[0]?.cluster;
-  const user = config.users[0]?.user;
-  if (!server || !user) throw new Error(`${cluster.kubeconfig}: no cluster or user`);
-  const decode = (b64: string | undefined) => (b64 ? Buffer.from(b64, 'base64') : undefined);
   const selector = encodeURIComponent('batch.kubernetes.io/job-name');
-  let failure = '';
-  let pending = '';
-  const req = request(`${server.server}/api/v1/namespaces/${OPERATOR_NAMESPACE}/pods?watch=1&labelSelector=${selector}`, {
-    ca: decode(server['certificate-authority-data']), cert: decode(user['client-certificate-data']), key: decode(user['client-key-data']),
-    headers: { accept: 'application/json', ...(user.token ? { authorization: `Bearer ${user.token}` } : {}) },
-  }, (res) => {
-    if (res.statusCode !== 200) failure = `watch of the Job pods: HTTP ${res.statusCode}`;
-    res.setEncoding('utf8').on('data', (chunk: string) => {
-      const at = Date.now();
-      pending += chunk;
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line.trim()) continue;
-        const event = JSON.parse(line) as { type: string; object: WatchedPod };
-        const job = event.object.metadata?.labels?.['batch.kubernetes.io/job-name'];
-        if (!job || event.type === 'DELETED') continue;
-        const entry = seen.get(job) ?? { createdAt: at };
-        const started = (event.object.status?.containerStatuses ?? []).some((c) => c.state?.running || c.state?.terminated);
-        if (started && entry.containerStartedAt === undefined) entry.containerStartedAt = at;
-        seen.set(job, entry);
-      }
-    });
-    res.on('end', () => void (failure ||= 'the watch of the Job pods ended'));
+  const watch = api.watch<WatchedPod>(`/api/v1/namespaces/${OPERATOR_NAMESPACE}/pods?watch=1&labelSelector=${selector}`, (event) => {
+    const at = Date.now();
+    const job = event.object.metadata?.labels?.['batch.kubernetes.io/job-name'];
+    if (!job || event.type === 'DELETED') return;
+    const entry = seen.get(job) ?? { createdAt: at };
+    const started = (event.object.status?.containerStatuses ?? []).some((c) => c.state?.running || c.state?.terminated);
+    if (started && entry.containerStartedAt === undefined) entry.containerStartedAt = at;
+    seen.set(job, entry);
   });
-  req.on('error', (error) => void (failure ||= `watch of the Job pods: ${error.message}`));
-  req.end();
-  return { seen, error: () => failure, stop: () => void req.destroy() };
-}
-
-interface KubeconfigFile {
-  clusters: { cluster: { server: string; 'certificate-authority-data'?: string } }[];
-  users: { user: { 'client-certificate-data'?: string; 'client-key-data'?: string; token?: string } }[];
+  return { seen, ...watch };
 }
 
 interface WatchedPod {

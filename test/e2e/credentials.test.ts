@@ -19,10 +19,9 @@ import { GROUP_VERSION } from '../../functions/types.ts';
 import { authServerUnavailable } from '../support/binaries.ts';
 import { testCluster } from '../support/cluster.ts';
 import { nodeAccess } from '../support/node/node-access.ts';
-import { NODE_FILE, type NodeFile } from '../support/node/real-node.ts';
 import { writeOciImage, type OciImage } from '../support/oci-image.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
-import { delay, run, waitFor } from '../support/processes.ts';
+import { delay, waitFor } from '../support/processes.ts';
 import { applyObjects, getObject, listObjects, serverSide } from '../support/kubectl.ts';
 import { podWithReadyContainers, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
 import { waitForJob } from '../support/jobs.ts';
@@ -35,7 +34,6 @@ if (authMissing) console.log(`SKIP credential tests: they need docker_auth, and 
 const withAuth = authMissing ? test.skip : test;
 let config = operatorConfigFromEnv({});
 const node = nodeAccess(cluster);
-const nodeFile = JSON.parse(readFileSync(join(cluster.nodeDir, NODE_FILE), 'utf8')) as NodeFile;
 
 interface Registry {
   namespace: string;
@@ -304,14 +302,15 @@ async function holdSecretVolumes(namespace: string, podName: string): Promise<{ 
   const dir = `/var/lib/kubelet/pods/${uid}/volumes/kubernetes.io~secret`;
   const volumes = readdirSync(node.nodePath(dir));
   assert.ok(volumes.includes('auth-config'), `${podName}'s Secret volumes: ${volumes.join(', ')}`);
-  const inNode = (args: string[]) => run('nsenter', ['-t', String(nodeFile.holderPid), '-m', '--', ...args]);
+  // in the node's mount namespace, where the kubelet mounted them
+  const inNode = (command: string, args: string[]) => node.onNode(command, args, { hostNetwork: false });
   const held: string[] = [];
   const release = async () => {
     for (const path of held.splice(0)) {
-      let unmounted = await inNode(['umount', path]);
+      let unmounted = await inNode('umount', [path]);
       for (let attempt = 0; unmounted.code !== 0 && attempt < 20; attempt++) {
         await delay(250);
-        unmounted = await inNode(['umount', path]);
+        unmounted = await inNode('umount', [path]);
       }
       if (unmounted.code !== 0) throw new Error(`unmounting the tmpfs over ${path}: ${unmounted.stderr}`);
     }
@@ -319,7 +318,7 @@ async function holdSecretVolumes(namespace: string, podName: string): Promise<{ 
   try {
     for (const volume of volumes) {
       const path = `${dir}/${volume}`;
-      const mounted = await inNode(['mount', '-t', 'tmpfs', '-o', 'size=4m,mode=0755', 'iro-held-volume', path]);
+      const mounted = await inNode('mount', ['-t', 'tmpfs', '-o', 'size=4m,mode=0755', 'iro-held-volume', path]);
       if (mounted.code !== 0) throw new Error(`mounting a tmpfs over ${path}: ${mounted.stderr}`);
       held.push(path);
     }

@@ -29,10 +29,9 @@ import { testCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { applyObjects, listObjects, requireObject, serverSide } from '../support/kubectl.ts';
 import { nodeAccess } from '../support/node/node-access.ts';
-import { NODE_FILE, type NodeFile } from '../support/node/real-node.ts';
 import { readOciImageFiles, writeOciImage } from '../support/oci-image.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE, setOperatorConfig } from '../support/operator.ts';
-import { run as runProcess, waitFor } from '../support/processes.ts';
+import { waitFor } from '../support/processes.ts';
 import { loadBalancer, runReconcileJob, secretKey, type RegistryAddress } from '../support/registry-e2e.ts';
 import { stepTimer } from '../support/timings.ts';
 
@@ -45,7 +44,6 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 const cluster = await testCluster();
 const node = nodeAccess(cluster);
-const nodeFile = JSON.parse(readFileSync(join(cluster.nodeDir, NODE_FILE), 'utf8')) as NodeFile;
 const NODE = node.nodeName;
 const skipReason = authServerUnavailable(cluster.assetsDir) ? `auth_server could not be built: ${authServerUnavailable(cluster.assetsDir)}` : undefined;
 if (skipReason) console.log(`SKIP node trust tests: ${skipReason}`);
@@ -112,16 +110,8 @@ async function start(): Promise<Setup> {
   return current;
 }
 
-/**
- * A command run on the node: in its mount namespace (its /etc/hosts, its /etc/containerd and the
- * certs.d directories the Job wrote) and its network namespace, as a node's admin runs one.
- */
-function onNode(command: string, args: string[]) {
-  return runProcess('nsenter', ['-t', String(nodeFile.holderPid), '-m', '-n', '--', command, ...args], { timeoutMs: 120_000, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' } });
-}
-
 /** ctr against the node's containerd, on the node. */
-const ctr = (args: string[]) => onNode('ctr', ['--address', nodeFile.containerdSocket, '-n', CTR_NAMESPACE, ...args]);
+const ctr = (args: string[]) => node.onNode('ctr', ['--address', node.containerdSocket, '-n', CTR_NAMESPACE, ...args]);
 
 type Pulled = { code: number; stdout: string; stderr: string; ms: number };
 
@@ -243,14 +233,14 @@ run('skopeo on the node pulls from the registry trusting /etc/containers/certs.d
   const s = await started();
   const out = join(s.workDir, 'skopeo-pulled');
   // on the node: its /etc/containers/certs.d is the Job's hostPath volume
-  const trusted = await onNode(SKOPEO, ['copy', '--src-creds', s.pull, `docker://${s.ref}`, `oci:${out}:v1`]);
+  const trusted = await node.onNode(SKOPEO, ['copy', '--src-creds', s.pull, `docker://${s.ref}`, `oci:${out}:v1`]);
   assert.is(trusted.code, 0, trusted.stderr);
   assert.equal(readOciImageFiles(out, 'v1'), { 'hello.txt': `hello from ${s.namespace}\n` });
   // the same client given an empty certificate directory instead (skopeo then reads no certs.d):
   // nothing else trusts the registry's CA
   const empty = join(s.workDir, 'no-certs');
   mkdirSync(empty);
-  const untrusted = await onNode(SKOPEO, ['copy', '--src-cert-dir', empty, '--src-creds', s.pull, `docker://${s.ref}`, `oci:${join(s.workDir, 'untrusted')}:v1`]);
+  const untrusted = await node.onNode(SKOPEO, ['copy', '--src-cert-dir', empty, '--src-creds', s.pull, `docker://${s.ref}`, `oci:${join(s.workDir, 'untrusted')}:v1`]);
   assert.is.not(untrusted.code, 0);
   assert.match(untrusted.stderr, X509, untrusted.stderr);
 });
@@ -337,7 +327,7 @@ test.after(async () => {
   // the pulled images, the admin's entry, and this registry's files if a test failed before their removal
   await node.crictl(['rmi', s.ref]);
   await ctr(['images', 'rm', '--sync', s.ref]);
-  await onNode('ctr', ['--address', nodeFile.containerdSocket, 'namespaces', 'rm', CTR_NAMESPACE]);
+  await node.onNode('ctr', ['--address', node.containerdSocket, 'namespaces', 'rm', CTR_NAMESPACE]);
   rmSync(join(s.certsD.containerd, 'mirror.example.org'), { recursive: true, force: true });
   for (const root of Object.values(s.certsD)) {
     if (existsSync(join(root, s.hostname, NODE_TRUST_MARKER))) rmSync(join(root, s.hostname), { recursive: true, force: true });

@@ -32,7 +32,7 @@ import { testCluster, type TestCluster } from '../support/cluster.ts';
 import { installOperatorBase } from '../support/operator.ts';
 import { readOciImageFiles, writeOciImage, type OciImage } from '../support/oci-image.ts';
 import { newRsaKeyPem } from '../support/pki.ts';
-import { nodeAccess, type NodeAccess, processAlive } from '../support/node/node-access.ts';
+import { containerPid, nodeAccess, type NodeAccess, processAlive } from '../support/node/node-access.ts';
 import { waitFor } from '../support/processes.ts';
 import { applyObjects, requireObject, serverSide } from '../support/kubectl.ts';
 import { loadBalancer, podNginx, podWithReadyContainers, runReconcileJob, secretKey, type RegistryAddress } from '../support/registry-e2e.ts';
@@ -492,9 +492,8 @@ async function podSandboxPid(s: Setup): Promise<number> {
   const listed = await s.node.crictl(['pods', '-q', '--state', 'ready', '--label', `io.kubernetes.pod.uid=${s.podUid}`]);
   const id = listed.stdout.trim().split('\n')[0];
   if (listed.code !== 0 || !id) throw new Error(`no ready sandbox of pod ${s.podUid}: ${listed.stderr}`);
-  const inspected = await s.node.crictl(['inspectp', id]);
-  const pid = inspected.code === 0 ? (JSON.parse(inspected.stdout) as { info?: { pid?: number } }).info?.pid : undefined;
-  if (!pid) throw new Error(`crictl inspectp ${id}: no pid ${inspected.stderr}`);
+  const pid = await containerPid(s.node.crictl, id, 'inspectp');
+  if (!pid) throw new Error(`crictl inspectp ${id}: no pid`);
   return pid;
 }
 

@@ -160,7 +160,8 @@ export interface RealNodeCluster {
  */
 export async function startClusterOnRealNode(options: ClusterOptions & { syncFrequency?: string } = {}): Promise<RealNodeCluster> {
   const assetsDir = await testBinaries();
-  const images = await assembleNodeImages({ assetsDir, repoRoot, cacheDir: join(cacheRoot(), 'node-images'), names: configuredImageNames(repoRoot) });
+  const names = configuredImageNames(repoRoot);
+  const images = await assembleNodeImages({ assetsDir, repoRoot, cacheDir: join(cacheRoot(), 'node-images'), names });
   // a kept work dir (the sandbox's --data) keeps its network, so its Services keep their ClusterIPs
   const indexFile = options.workDir ? join(options.workDir, 'node-network-index') : undefined;
   const network = await createNodeNetwork(indexFile && existsSync(indexFile) ? Number(readFileSync(indexFile, 'utf8')) : undefined);
@@ -183,12 +184,12 @@ export async function startClusterOnRealNode(options: ClusterOptions & { syncFre
     });
     const node = await startRealNode({
       workDir: join(plane.workDir, 'node'), assetsDir, network, server: plane.server, kubeconfig: plane.kubeconfig, servingCaPem: plane.servingCa.certPem, clientCa: plane.clientCa,
-      imageArchives: images.images.map((image) => image.archive), pauseImage: configuredImageNames(repoRoot).pause, syncFrequency: options.syncFrequency,
+      imageArchives: images.images.map((image) => image.archive), pauseImage: names.pause, syncFrequency: options.syncFrequency,
     });
     stops.push(() => node.stop());
     const balancer = startLoadBalancerStandIn({ kubeconfig: plane.kubeconfig, network });
     stops.push(() => balancer.stop());
-    await startClusterDns(clusterClient(plane.kubeconfig, assetsDir, node.workDir), { repoRoot, image: configuredImageNames(repoRoot).coredns, network });
+    await startClusterDns(clusterClient(plane.kubeconfig, assetsDir, node.workDir), { repoRoot, image: names.coredns, network });
     const api = kubeApi(plane.kubeconfig);
     const provisioner = startProvisioner(api, node.workDir, () => undefined);
     stops.push(() => { provisioner.stop(); api.close(); });

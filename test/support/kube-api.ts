@@ -16,6 +16,8 @@ export interface KubeApi {
   caPem: string;
   /** JSON in and out; never throws for HTTP errors (look at status) */
   request<T = unknown>(method: string, path: string, body?: unknown, contentType?: string): Promise<ApiResponse<T>>;
+  /** a watch (`path` with `?watch=1`): each event as it arrives; error() says why it failed or ended */
+  watch<T = unknown>(path: string, onEvent: (event: { type: string; object: T }) => void): { error(): string; stop(): void };
   close(): void;
 }
 
@@ -67,6 +69,24 @@ export function kubeApi(kubeconfig: string, options: { maxSockets?: number } = {
         req.on('error', reject).on('timeout', () => req.destroy(new Error(`${method} ${path}: timeout`)));
         req.end(payload);
       }),
+    watch: <T>(path: string, onEvent: (event: { type: string; object: T }) => void) => {
+      let failure = '';
+      let pending = '';
+      // its own connection (no agent): a watch holds it for as long as it runs
+      const req = request(`${cluster.server}${path}`, { ca: caPem, cert: agent.options.cert, key: agent.options.key, headers }, (res) => {
+        if (res.statusCode !== 200) failure = `watch ${path}: HTTP ${res.statusCode}`;
+        res.setEncoding('utf8').on('data', (chunk: string) => {
+          pending += chunk;
+          const lines = pending.split('\n');
+          pending = lines.pop() ?? '';
+          for (const line of lines) if (line.trim()) onEvent(JSON.parse(line) as { type: string; object: T });
+        });
+        res.on('end', () => void (failure ||= `watch ${path} ended`));
+      });
+      req.on('error', (error) => void (failure ||= `watch ${path}: ${error.message}`));
+      req.end();
+      return { error: () => failure, stop: () => void req.destroy() };
+    },
     close: () => agent.destroy(),
   };
 }

@@ -11,6 +11,10 @@ import type { NodeNetwork } from './network.ts';
 export interface NodeAccess {
   nodeName: string;
   network: NodeNetwork;
+  /** containerd's socket, the same path inside the node's mount namespace and outside */
+  containerdSocket: string;
+  /** runs a command on the node, as its admin would: in its mount namespace, and its network namespace unless `hostNetwork: false` */
+  onNode(command: string, args: string[], options?: { hostNetwork?: boolean }): Promise<{ code: number; stdout: string; stderr: string }>;
   /** crictl against the node's containerd (runtime and image endpoints) */
   crictl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }>;
   /** host pids of the main process of each running container of the pod, by container name */
@@ -36,13 +40,15 @@ export function nodeAccess({ nodeDir, assetsDir }: { nodeDir: string; assetsDir:
   const socket = `unix://${node.containerdSocket}`;
   const crictl: NodeAccess['crictl'] = (args) => run(join(assetsDir, 'crictl'), ['--runtime-endpoint', socket, '--image-endpoint', socket, '--timeout', '30s', ...args], { timeoutMs: 120_000 });
   const nodePath = (path: string) => `/proc/${node.holderPid}/root${path}`;
+  const onNode: NodeAccess['onNode'] = (command, args, options = {}) =>
+    run('nsenter', ['-t', String(node.holderPid), '-m', ...(options.hostNetwork === false ? [] : ['-n']), '--', command, ...args],
+      { timeoutMs: 120_000, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' } });
   const podContainerPids = async (podUid: string) => {
     const listed = await crictl(['ps', '-o', 'json', '--state', 'running', '--label', `io.kubernetes.pod.uid=${podUid}`]);
     if (listed.code !== 0) throw new Error(`crictl ps: ${listed.stderr}`);
     const pids = new Map<string, number>();
     for (const container of (JSON.parse(listed.stdout) as { containers: { id: string; metadata: { name: string } }[] }).containers) {
-      const inspected = await crictl(['inspect', container.id]);
-      const pid = inspected.code === 0 ? (JSON.parse(inspected.stdout) as { info?: { pid?: number } }).info?.pid : undefined;
+      const pid = await containerPid(crictl, container.id);
       if (pid) pids.set(container.metadata.name, pid);
     }
     return pids;
@@ -72,19 +78,8 @@ export function nodeAccess({ nodeDir, assetsDir }: { nodeDir: string; assetsDir:
   };
   const podVolume: NodeAccess['podVolume'] = (podUid, plugin, volume) =>
     nodePath(`/var/lib/kubelet/pods/${podUid}/volumes/kubernetes.io~${plugin}/${volume}`);
-  const killPodContainers = async (podUid: string) => {
-    let killed = 0;
-    for (const pid of (await podContainerPids(podUid)).values()) {
-      try {
-        process.kill(pid, 'SIGKILL');
-        killed++;
-      } catch {
-        // exited meanwhile
-      }
-    }
-    return killed;
-  };
-  return { nodeName: node.nodeName, network: node.network, crictl, podContainerPids, podContainerProcesses, runningContainerIds, nodePath, podVolume, killPodContainers };
+  const killPodContainers = async (podUid: string) => [...(await podContainerPids(podUid)).values()].filter(sigkill).length;
+  return { nodeName: node.nodeName, network: node.network, containerdSocket: node.containerdSocket, onNode, crictl, podContainerPids, podContainerProcesses, runningContainerIds, nodePath, podVolume, killPodContainers };
 }
 
 /** `pid:[<inode>]` of the process's pid namespace; undefined once it exited */
@@ -99,17 +94,26 @@ function pidNamespace(pid: number): string | undefined {
 /** crictl of a node */
 type Crictl = (args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
 
-/** SIGKILL to the container's main process (its pid as containerd reports it); false when it is not running. */
-export async function killContainer(crictl: Crictl, containerId: string): Promise<boolean> {
-  const inspected = await crictl(['inspect', containerId]);
-  const pid = inspected.code === 0 ? (JSON.parse(inspected.stdout) as { info?: { pid?: number } }).info?.pid : undefined;
-  if (!pid) return false;
+/** The host pid of a container's main process (`crictl inspect`), or of a pod sandbox's pause process (`inspectp`); undefined when not running. */
+export async function containerPid(crictl: Crictl, id: string, verb: 'inspect' | 'inspectp' = 'inspect'): Promise<number | undefined> {
+  const inspected = await crictl([verb, id]);
+  return inspected.code === 0 ? (JSON.parse(inspected.stdout) as { info?: { pid?: number } }).info?.pid || undefined : undefined;
+}
+
+/** SIGKILL; false when the process had exited meanwhile. */
+function sigkill(pid: number): boolean {
   try {
     process.kill(pid, 'SIGKILL');
     return true;
   } catch {
-    return false; // exited meanwhile
+    return false;
   }
+}
+
+/** SIGKILL to the container's main process (its pid as containerd reports it); false when it is not running. */
+export async function killContainer(crictl: Crictl, containerId: string): Promise<boolean> {
+  const pid = await containerPid(crictl, containerId);
+  return pid !== undefined && sigkill(pid);
 }
 
 /** Whether a host process (e.g. a container's, by its host pid) still exists. */

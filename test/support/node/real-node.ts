@@ -44,8 +44,6 @@ export interface RealNode {
   nodeName: string;
   network: NodeNetwork;
   workDir: string;
-  /** the node's /etc/hosts (bound into its mount namespace; rewrite in place, never rename over it) */
-  hostsFile: string;
   /** the node's /etc/containerd/certs.d as a host path (what node-trust Jobs write through hostPath) */
   containerdCertsDir: string;
   containerdSocket: string;
@@ -132,7 +130,7 @@ export async function startRealNode(options: RealNodeOptions): Promise<RealNode>
     await stop();
     throw new Error(`starting the real node: ${message}`);
   }
-  return { nodeName, network, workDir, hostsFile: dirs.hostsFile, containerdCertsDir: join(dirs.etcContainerd, 'certs.d'), containerdSocket: socket, logs, crictl, stop };
+  return { nodeName, network, workDir, containerdCertsDir: join(dirs.etcContainerd, 'certs.d'), containerdSocket: socket, logs, crictl, stop };
 }
 
 function tail(file: string, lines = 12): string {
