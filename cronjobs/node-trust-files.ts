@@ -7,11 +7,14 @@
 // directory is assembled under a temporary name and renamed into place; a file of an existing
 // directory is written to a temporary file beside it and renamed over the old one. Removal takes
 // hosts.toml first (the registry then falls back to containerd's defaults), the marker last.
-import { lstatSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   NODE_TRUST_MARKER,
+  hasMirrorBlock,
   isTrustHost,
+  mergeMirrorBlock,
+  stripMirrorBlock,
   nodeTrustPlan,
   type ExistingHostDirectory,
   type HostDirectory,
@@ -27,6 +30,9 @@ export interface NodeTrustResult {
   removed: string[];
   /** host directories of someone else for one of our hostnames: not touched */
   foreign: string[];
+  /** someone else's hosts.toml with our caches merged in, or taken out again */
+  merged: string[];
+  unmerged: string[];
 }
 
 /** Brings the certs.d directories (`roots`: runtime → directory) to the set. */
@@ -36,14 +42,43 @@ export function applyNodeTrust(roots: Readonly<Record<TrustRoot, string>>, regis
     mkdirSync(dir, { recursive: true, mode: 0o755 });
     for (const name of readdirSync(dir)) {
       if (name.startsWith(TEMP_PREFIX)) removeStaleTemporary(join(dir, name));
-      else if (isTrustHost(name) && isDirectory(join(dir, name))) existing.push({ root, host: name, owned: isFile(join(dir, name, NODE_TRUST_MARKER)) });
+      else if (isTrustHost(name) && isDirectory(join(dir, name))) {
+        const owned = isFile(join(dir, name, NODE_TRUST_MARKER));
+        existing.push({ root, host: name, owned, ...(!owned && hasMirrorBlock(readHostsToml(join(dir, name)) ?? '') ? { mirrorBlock: true } : {}) });
+      }
     }
   }
   const plan = nodeTrustPlan(registries, existing);
   const where = (d: { root: TrustRoot; host: string }) => join(roots[d.root], d.host);
   for (const directory of plan.write) writeHostDirectory(where(directory), directory);
   for (const directory of plan.remove) removeHostDirectory(where(directory));
-  return { written: plan.write.map(where), removed: plan.remove.map(where), foreign: plan.foreign.map(where) };
+  for (const { directory, mirror } of plan.merge) replaceHostsToml(where(directory), mergeMirrorBlock(readHostsToml(where(directory)), mirror));
+  for (const directory of plan.unmerge) replaceHostsToml(where(directory), stripMirrorBlock(readHostsToml(where(directory)) ?? ''));
+  return {
+    written: plan.write.map(where), removed: plan.remove.map(where), foreign: plan.foreign.map(where),
+    merged: plan.merge.map(({ directory }) => where(directory)), unmerged: plan.unmerge.map(where),
+  };
+}
+
+function readHostsToml(dir: string): string | undefined {
+  try {
+    return readFileSync(join(dir, 'hosts.toml'), 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** Someone else's hosts.toml replaced atomically (a temporary file renamed over it); undefined: removed. */
+function replaceHostsToml(dir: string, text: string | undefined): void {
+  if (text === undefined) {
+    rmSync(join(dir, 'hosts.toml'), { force: true });
+    return;
+  }
+  if (text === readHostsToml(dir)) return;
+  const temporary = join(dir, `${TEMP_PREFIX}hosts.toml-${process.pid}`);
+  writeFileSync(temporary, text, { mode: 0o644 });
+  renameSync(temporary, join(dir, 'hosts.toml'));
 }
 
 function writeHostDirectory(target: string, directory: HostDirectory): void {

@@ -12,6 +12,6 @@ runEntryPoint('node-trust', async () => {
   const registries = decodeTrustSet(text);
   const result = applyNodeTrust(TRUST_ROOTS, registries);
   for (const dir of result.foreign) log('warn', 'a certs.d directory of someone else has this registry\'s hostname: left as it is, so this runtime may not trust the registry', { dir });
-  log('info', 'node trust written', { registries: registries.length, written: result.written.length, removed: result.removed });
+  log('info', 'node trust written', { registries: registries.length, written: result.written.length, removed: result.removed, merged: result.merged, unmerged: result.unmerged });
   return 0;
 });

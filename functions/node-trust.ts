@@ -7,7 +7,10 @@
 //   /etc/containers/certs.d/<host>/ca.crt                CRI-O, podman, skopeo, buildah
 //   /etc/docker/certs.d/<host>/ca.crt                    Docker
 //
-// and a marker file in every host directory it writes: only directories with the marker are ever
+// and, for each image host a pull-through cache mirrors (spec.proxy.mirrorFor), containerd's
+// certs.d/<host>/hosts.toml with the caches first and the upstream as the fallback — merged into a
+// hosts.toml someone else keeps there (mergeMirrorBlock) —
+// and a marker file in every host directory it creates: only directories with the marker are ever
 // replaced or removed, so a user's own certs.d entries stay untouched. Each Job carries the whole
 // set (hostnames and CAs, no secrets), so it needs no Kubernetes API access at all; the set's digest
 // names the Job and, once a Job completed, is recorded on its Node (NODE_TRUST_ANNOTATION), which is
@@ -21,6 +24,15 @@ export interface TrustedRegistry {
   hostname: string;
   /** PEM: the CA that signed the registry's serving certificate (the TLS Secret's ca.crt) */
   caPem: string;
+  /** a pull-through cache's spec.proxy.mirrorFor, and its upstream (the fallback of those pulls) */
+  mirror?: { hosts: string[]; server: string };
+}
+
+/** An image host the nodes pull through pull-through caches first (in order), the upstream `server` last. */
+export interface MirrorEntry {
+  host: string;
+  server: string;
+  caches: string[];
 }
 
 export type TrustRoot = 'containerd' | 'containers' | 'docker';
@@ -58,7 +70,8 @@ export function isTrustHost(host: string): boolean {
  */
 export function normalizeTrustSet(registries: readonly TrustedRegistry[]): TrustedRegistry[] {
   const byHost = new Map<string, string>();
-  for (const { hostname, caPem } of registries) {
+  const mirrors = new Map<string, { hosts: string[]; server: string }>();
+  for (const { hostname, caPem, mirror } of registries) {
     const host = hostname.toLowerCase();
     if (!isTrustHost(host)) throw new Error(`node trust: ${JSON.stringify(hostname)} is not a registry hostname`);
     const ca = `${caPem.trim()}\n`;
@@ -66,14 +79,46 @@ export function normalizeTrustSet(registries: readonly TrustedRegistry[]): Trust
     const before = byHost.get(host);
     if (before !== undefined && before !== ca) throw new Error(`node trust: two registries claim ${host} with different CAs`);
     byHost.set(host, ca);
+    if (mirror && mirror.hosts.length > 0) {
+      const hosts = [...new Set(mirror.hosts.map((h) => h.toLowerCase()))].sort();
+      for (const h of hosts) if (!isTrustHost(h)) throw new Error(`node trust: ${JSON.stringify(h)} (mirrorFor of ${host}) is not an image host`);
+      if (!/^https?:\/\/[^\s"'\\]+$/.test(mirror.server)) throw new Error(`node trust: the upstream of ${host} is not a URL`);
+      mirrors.set(host, { hosts, server: mirror.server });
+    }
   }
-  return [...byHost].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([hostname, caPem]) => ({ hostname, caPem }));
+  return [...byHost].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([hostname, caPem]) => {
+    const mirror = mirrors.get(hostname);
+    return { hostname, caPem, ...(mirror ? { mirror } : {}) };
+  });
+}
+
+/**
+ * Per mirrored image host: the caches that serve it (by hostname), the first cache's upstream as
+ * containerd's fallback. A host that is one of the registries' own hostnames is never mirrored.
+ */
+export function mirrorEntries(registries: readonly TrustedRegistry[]): MirrorEntry[] {
+  const set = normalizeTrustSet(registries);
+  const own = new Set(set.map((r) => r.hostname));
+  const byHost = new Map<string, MirrorEntry>();
+  for (const { hostname, mirror } of set) {
+    for (const host of mirror?.hosts ?? []) {
+      if (own.has(host)) continue;
+      const entry = byHost.get(host) ?? { host, server: mirror?.server ?? '', caches: [] };
+      entry.caches.push(hostname);
+      byHost.set(host, entry);
+    }
+  }
+  return [...byHost.values()].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0));
 }
 
 /** sha256 of the normalized set: equal sets, in any order, have equal digests; any change of a host or a CA changes it. */
 export function trustSetDigest(registries: readonly TrustedRegistry[]): string {
   const hash = createHash('sha256');
-  for (const { hostname, caPem } of normalizeTrustSet(registries)) hash.update(`${hostname.length}:${hostname}${caPem.length}:${caPem}`);
+  for (const { hostname, caPem, mirror } of normalizeTrustSet(registries)) {
+    hash.update(`${hostname.length}:${hostname}${caPem.length}:${caPem}`);
+    // only where there is one: the digest of a set without caches stays what it was
+    if (mirror) hash.update(`mirror:${JSON.stringify(mirror)}`);
+  }
   return hash.digest('hex');
 }
 
@@ -93,21 +138,86 @@ export function containerdHostsToml(host: string): string {
   ].join('\n');
 }
 
+/** The lines that open and close our part of a hosts.toml someone else keeps (mergeMirrorBlock). */
+export const MIRROR_BLOCK_BEGIN = '# BEGIN image-registry-operator pull-through caches (node trust): this part is replaced and removed by it';
+export const MIRROR_BLOCK_END = '# END image-registry-operator pull-through caches';
+
+/** The [host] tables of the caches, in order: pull and resolve there, verified with each cache's own ca.crt. */
+function mirrorHostTables(entry: MirrorEntry): string[] {
+  return entry.caches.flatMap((cache) => [
+    `[host."https://${cache}"]`,
+    '  capabilities = ["pull", "resolve"]',
+    `  ca = "${TRUST_ROOTS.containerd}/${cache}/ca.crt"`,
+    '',
+  ]);
+}
+
+/**
+ * containerd's hosts.toml for an image host mirrored by pull-through caches: each cache first (a
+ * pull tries them in order), then `server`, the upstream, when every cache failed.
+ */
+export function mirrorHostsToml(entry: MirrorEntry): string {
+  return [
+    `# Written by image-registry-operator (node trust): pulls of ${entry.host} go through its pull-through caches first, the upstream last. Removed with them.`,
+    `server = "${entry.server}"`,
+    '',
+    ...mirrorHostTables(entry),
+  ].join('\n');
+}
+
+/**
+ * Someone else's hosts.toml for the host (e.g. Spegel's) with our caches in it: their text kept
+ * as it is, our tables between MIRROR_BLOCK_BEGIN / _END inserted before their first table, so
+ * our caches are tried first (containerd tries hosts in file order) and their top-level keys
+ * (server, ...) stay top-level. A block of ours already there is replaced.
+ */
+export function mergeMirrorBlock(foreign: string | undefined, entry: MirrorEntry): string {
+  const lines = (stripMirrorBlock(foreign ?? '') ?? '').split('\n');
+  const block = [MIRROR_BLOCK_BEGIN, ...mirrorHostTables(entry), MIRROR_BLOCK_END];
+  const firstTable = lines.findIndex((line) => /^\s*\[/.test(line));
+  const at = firstTable < 0 ? lines.length : firstTable;
+  const before = lines.slice(0, at);
+  while (before.length > 0 && before.at(-1) === '') before.pop();
+  return [...before, ...(before.length ? [''] : []), ...block, '', ...lines.slice(at)].join('\n').replace(/\n{3,}/g, '\n\n').replace(/\n*$/, '\n');
+}
+
+/** The text without our block; undefined when nothing else is left (the file was only ours). */
+export function stripMirrorBlock(text: string): string | undefined {
+  const lines = text.split('\n');
+  const begin = lines.indexOf(MIRROR_BLOCK_BEGIN);
+  const end = lines.indexOf(MIRROR_BLOCK_END, begin);
+  const kept = begin < 0 || end < 0 ? lines : [...lines.slice(0, begin), ...lines.slice(end + 1)];
+  const result = kept.join('\n').replace(/\n{3,}/g, '\n\n');
+  return result.trim() === '' ? undefined : result.replace(/\n*$/, '\n');
+}
+
+/** Whether a hosts.toml holds our block. */
+export function hasMirrorBlock(text: string): boolean {
+  return text.split('\n').includes(MIRROR_BLOCK_BEGIN);
+}
+
 export interface HostDirectory {
   root: TrustRoot;
   host: string;
   /** file name → content, the marker included */
   files: Record<string, string>;
+  /** an image host mirrored by our caches: merged into someone else's hosts.toml where there is one */
+  mirror?: MirrorEntry;
 }
 
 /** Every host directory the set gives a node, with its files. */
 export function nodeTrustDirectories(registries: readonly TrustedRegistry[]): HostDirectory[] {
   const marker = 'Written by image-registry-operator (node trust); this directory is replaced and removed by it.\n';
-  return normalizeTrustSet(registries).flatMap(({ hostname, caPem }): HostDirectory[] => [
+  const registryDirectories = normalizeTrustSet(registries).flatMap(({ hostname, caPem }): HostDirectory[] => [
     { root: 'containerd', host: hostname, files: { 'hosts.toml': containerdHostsToml(hostname), 'ca.crt': caPem, [NODE_TRUST_MARKER]: marker } },
     { root: 'containers', host: hostname, files: { 'ca.crt': caPem, [NODE_TRUST_MARKER]: marker } },
     { root: 'docker', host: hostname, files: { 'ca.crt': caPem, [NODE_TRUST_MARKER]: marker } },
   ]);
+  // containerd alone: the other runtimes' certs.d have no mirrors
+  const mirrorDirectories = mirrorEntries(registries).map((entry): HostDirectory => ({
+    root: 'containerd', host: entry.host, files: { 'hosts.toml': mirrorHostsToml(entry), [NODE_TRUST_MARKER]: marker }, mirror: entry,
+  }));
+  return [...registryDirectories, ...mirrorDirectories];
 }
 
 /** A host directory found on the node: whether it carries our marker. */
@@ -115,6 +225,8 @@ export interface ExistingHostDirectory {
   root: TrustRoot;
   host: string;
   owned: boolean;
+  /** its hosts.toml holds our mirror block (someone else's file we merged into) */
+  mirrorBlock?: boolean;
 }
 
 export interface NodeTrustPlan {
@@ -124,6 +236,10 @@ export interface NodeTrustPlan {
   remove: ExistingHostDirectory[];
   /** directories of someone else for one of our hosts: left as they are, reported */
   foreign: ExistingHostDirectory[];
+  /** someone else's directories of a mirrored host: our caches merged into their hosts.toml */
+  merge: { directory: ExistingHostDirectory; mirror: MirrorEntry }[];
+  /** someone else's directories whose hosts.toml holds our block of a mirror that is gone */
+  unmerge: ExistingHostDirectory[];
 }
 
 /** What a node-trust Job does with what it found on the node. */
@@ -132,10 +248,17 @@ export function nodeTrustPlan(registries: readonly TrustedRegistry[], existing: 
   const found = new Map(existing.map((d) => [key(d), d]));
   const wanted = nodeTrustDirectories(registries);
   const wantedKeys = new Set(wanted.map(key));
+  const mirrors = new Map(wanted.flatMap((d) => (d.mirror ? [[key(d), d.mirror] as const] : [])));
+  const foreign = existing.filter((d) => !d.owned && wantedKeys.has(key(d)));
   return {
     write: wanted.filter((d) => found.get(key(d))?.owned !== false),
     remove: existing.filter((d) => d.owned && !wantedKeys.has(key(d))),
-    foreign: existing.filter((d) => !d.owned && wantedKeys.has(key(d))),
+    foreign: foreign.filter((d) => !mirrors.has(key(d))),
+    merge: foreign.flatMap((directory) => {
+      const mirror = mirrors.get(key(directory));
+      return mirror ? [{ directory, mirror }] : [];
+    }),
+    unmerge: existing.filter((d) => !d.owned && d.mirrorBlock === true && !mirrors.has(key(d))),
   };
 }
 
@@ -146,11 +269,12 @@ export function nodeTrustPlan(registries: readonly TrustedRegistry[], existing: 
 export function encodeTrustSet(registries: readonly TrustedRegistry[]): string {
   const set = normalizeTrustSet(registries);
   const cas = [...new Set(set.map((r) => r.caPem))];
-  return JSON.stringify({ cas, hosts: Object.fromEntries(set.map((r) => [r.hostname, cas.indexOf(r.caPem)])) });
+  const mirrors = Object.fromEntries(set.flatMap((r) => (r.mirror ? [[r.hostname, r.mirror]] : [])));
+  return JSON.stringify({ cas, hosts: Object.fromEntries(set.map((r) => [r.hostname, cas.indexOf(r.caPem)])), ...(Object.keys(mirrors).length ? { mirrors } : {}) });
 }
 
 export function decodeTrustSet(text: string): TrustedRegistry[] {
-  const parsed = JSON.parse(text) as { cas?: unknown; hosts?: unknown };
+  const parsed = JSON.parse(text) as { cas?: unknown; hosts?: unknown; mirrors?: Record<string, { hosts?: unknown; server?: unknown }> };
   if (!Array.isArray(parsed.cas) || !parsed.cas.every((ca) => typeof ca === 'string') || typeof parsed.hosts !== 'object' || parsed.hosts === null) {
     throw new Error(`${NODE_TRUST_SET_ENV}: expected {"cas": [PEM, …], "hosts": {"<host>": <index>, …}}`);
   }
@@ -158,7 +282,12 @@ export function decodeTrustSet(text: string): TrustedRegistry[] {
   return normalizeTrustSet(Object.entries(parsed.hosts as Record<string, unknown>).map(([hostname, index]) => {
     const caPem = typeof index === 'number' ? cas[index] : undefined;
     if (caPem === undefined) throw new Error(`${NODE_TRUST_SET_ENV}: host ${hostname} names no CA`);
-    return { hostname, caPem };
+    const mirror = parsed.mirrors?.[hostname];
+    if (mirror === undefined) return { hostname, caPem };
+    if (!Array.isArray(mirror.hosts) || !mirror.hosts.every((h) => typeof h === 'string') || typeof mirror.server !== 'string') {
+      throw new Error(`${NODE_TRUST_SET_ENV}: the mirror of ${hostname} must be {"hosts": [host, …], "server": URL}`);
+    }
+    return { hostname, caPem, mirror: { hosts: mirror.hosts as string[], server: mirror.server } };
   }));
 }
 

@@ -98,7 +98,7 @@ test('plan: writes ours and new ones, removes only our directories of registries
   ]);
   assert.equal(plan.remove, [{ root: 'containerd', host: b.hostname, owned: true }]);
   assert.equal(plan.foreign, [{ root: 'docker', host: c.hostname, owned: false }]);
-  assert.equal(nodeTrustPlan([], [{ root: 'containers', host: a.hostname, owned: false }]), { write: [], remove: [], foreign: [] });
+  assert.equal(nodeTrustPlan([], [{ root: 'containers', host: a.hostname, owned: false }]), { write: [], remove: [], foreign: [], merge: [], unmerge: [] });
 });
 
 test('decisions: nothing for nodes at the digest; a Job for the others; one Job per node at a time; record what the last completed Job wrote', () => {
