@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { HeadObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
 import { load } from 'js-yaml';
 import {
-  GC_CONFIG_DIR, GC_REGISTRY_ADDRESS, GC_SETTINGS_ENV, GC_WORK_DIR, gcPodReportLine, parseGcOutput, retentionPlan,
+  EMPTY_JSON_BLOB, GC_CONFIG_DIR, GC_REGISTRY_ADDRESS, GC_SETTINGS_ENV, GC_WORK_DIR, gcPodReportLine, parseGcOutput, retentionPlan,
   type GcPodReport, type GcPodSettings, type RepositoryState, type TagState,
 } from '../functions/garbage-collection.ts';
 import { bucketSettings } from '../functions/upload-cleanup.ts';
@@ -149,6 +149,27 @@ async function waitForFile(path: string): Promise<string> {
   return readFileSync(path, 'utf8').trim();
 }
 
+/**
+ * A cache's repositories each get a link to EMPTY_JSON_BLOB, through the loopback registry (so the
+ * registry writes it, on a volume or in a bucket alike): the collector then finds a `_layers`
+ * directory in every repository (GcPodSettings.linkEveryRepository says why). A dry run too:
+ * without it, the dry run would fail where the run would.
+ */
+async function linkEveryRepository(repositories: readonly string[]): Promise<void> {
+  for (const repository of repositories) {
+    // an upload session, then its content with the digest (distribution starts a session for a POST with a body too)
+    const session = await fetch(`${API}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
+    await session.arrayBuffer();
+    const location = session.headers.get('location');
+    if (session.status !== 202 || !location) throw new Error(`linking ${repository}: upload session answered HTTP ${session.status}`);
+    const url = new URL(location, API);
+    url.searchParams.set('digest', EMPTY_JSON_BLOB.digest);
+    const put = await fetch(url, { method: 'PUT', headers: { 'content-type': 'application/octet-stream' }, body: EMPTY_JSON_BLOB.content });
+    await put.arrayBuffer();
+    if (put.status !== 201) throw new Error(`linking ${repository}: HTTP ${put.status}`);
+  }
+}
+
 async function main(env: NodeJS.ProcessEnv): Promise<number> {
   const settings = JSON.parse(env[GC_SETTINGS_ENV] ?? '') as GcPodSettings;
   const storage = settings.storage.kind === 'volume' ? volumeReader(settings.storage.root) : bucketReader(join(GC_CONFIG_DIR, 'config.yml'), env);
@@ -162,6 +183,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
     // the collector fails on a storage without repositories ("Path not found"): nothing to collect
     if (repositories.length === 0) writeFileSync(join(GC_WORK_DIR, 'nothing-stored'), '');
     deleted = await applyRetention(settings, storage, repositories, problems);
+    if (settings.linkEveryRepository) await linkEveryRepository(repositories);
   } catch (error) {
     problems.push(`retention: ${errorMessage(error)}`);
   } finally {

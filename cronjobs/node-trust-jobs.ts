@@ -18,6 +18,7 @@ import {
   type NodeTrustJobState,
   type TrustedRegistry,
 } from '../functions/node-trust.ts';
+import { mirrorHosts } from '../functions/pull-through-cache.ts';
 import { GROUP_VERSION, type ImageRegistry, type OperatorConfig } from '../functions/types.ts';
 import { recordRegistryEvent } from './events.ts';
 import { isConflict, type Kube } from './kube.ts';
@@ -80,7 +81,14 @@ async function trustSet(kube: Kube, config: OperatorConfig): Promise<{ set: Trus
     const { name = '', namespace = '' } = registry.metadata;
     const caPem = await servingCa(kube, registry);
     if (!caPem) continue; // no certificate yet: its reconcile comes back here once it has one
-    const entry = { hostname: registry.status?.hostname || registryHostname(name, namespace, config.dnsZone), caPem };
+    const proxy = registry.spec?.proxy;
+    const mirrorFor = mirrorHosts(registry);
+    const entry: TrustedRegistry = {
+      hostname: registry.status?.hostname || registryHostname(name, namespace, config.dnsZone),
+      caPem,
+      // a pull-through cache the nodes pull through (spec.proxy.mirrorFor), the upstream the fallback
+      ...(proxy && mirrorFor.length ? { mirror: { hosts: mirrorFor, server: new URL(proxy.remoteURL).origin } } : {}),
+    };
     try {
       normalizeTrustSet([entry]);
       set.push(entry);

@@ -20,11 +20,13 @@
 // no Secret names, which the next runs leave to their TTL or revoke, and converges when run again.
 import type { V1Secret } from '@kubernetes/client-node';
 import { certificateMode, type KeyPair } from '../functions/certificate-sources.ts';
+import { getCondition, type ConditionInput } from '../functions/conditions.ts';
 import { readyRegistryPods, type CredentialCheckOutcome } from '../functions/credential-check.ts';
 import { handOutDecisions, needsConfirmation, planCredentials, revocationEvent, type CredentialPlan, type IssuedCredential } from '../functions/credential-plan.ts';
 import { assertAclValidForDockerAuth, defaultAcl } from '../functions/docker-auth-config.ts';
 import { gcCronJobName } from '../functions/garbage-collection.ts';
 import { authConfigSecretName, registryHostname, registryTlsSecretName } from '../functions/names.ts';
+import { UPSTREAM_AVAILABLE, upstreamCondition } from '../functions/pull-through-cache.ts';
 import type { RegistryKey } from '../functions/reconcile-job.ts';
 import { httpSecretOf } from '../functions/registry-config.ts';
 import { storageKind } from '../functions/registry-storage.ts';
@@ -45,6 +47,7 @@ import { errorMessage, log } from './log.ts';
 import { applyWorkload, removeGcCronJob, waitForRollout } from './registry-workload.ts';
 import { storageHealth } from './storage-health.ts';
 import { reportTokenKeys } from './token-keys.ts';
+import { probeUpstream } from './upstream-health.ts';
 
 export interface ReconcileOptions {
   kube: Kube;
@@ -80,16 +83,17 @@ export async function reconcileRegistry(key: RegistryKey, options: ReconcileOpti
   let statefulSet: StatefulSetState | undefined;
   let tokenKeys: TokenKeyDecision[] = [];
   let storageProblem: RegistryProblem | undefined;
+  let upstream: ConditionInput | undefined;
   if (problem || !certificates.tls.pair || !certificates.auth.pair) {
     await markImageSecretsNotReady(kube, key, { hostname, message: problem?.message ?? 'no key pair' }, { imageSecrets: inputs.imageSecrets, config, now });
   } else {
-    ({ statefulSet, tokenKeys, storageProblem } = await reconcileCredentialsAndWorkload(key, registry, { hostname, tls: certificates.tls.pair, tokenSource: certificates.auth.pair, inputs }, options));
+    ({ statefulSet, tokenKeys, storageProblem, upstream } = await reconcileCredentialsAndWorkload(key, registry, { hostname, tls: certificates.tls.pair, tokenSource: certificates.auth.pair, inputs }, options));
   }
   // 11. status
   const readiness = registryReadiness(registry, problem ?? storageProblem, statefulSet);
   const gcCronJob = `${config.namespace}/${gcCronJobName(key)}`;
-  await kube.applyStatus({ ...registry, status: registryStatus(registry, { hostname, tlsSecretName: registryTlsSecretName(registry), readiness, gcCronJob }, options.now()) }, 'imageregistries');
-  await reportChanges(kube, registry, { ...certificates, readiness }, now);
+  await kube.applyStatus({ ...registry, status: registryStatus(registry, { hostname, tlsSecretName: registryTlsSecretName(registry), readiness, gcCronJob, ...(upstream ? { upstream } : {}) }, options.now()) }, 'imageregistries');
+  await reportChanges(kube, registry, { ...certificates, readiness, ...(upstream ? { upstream } : {}) }, now);
   for (const decision of tokenKeys) await reportTokenKeys(kube, registry, decision, options.now());
   log('info', 'registry reconciled', { registry: `${key.namespace}/${key.name}`, ready: readiness.status, reason: readiness.reason });
   return readiness.status === 'True' ? 'ready' : 'not-ready';
@@ -166,7 +170,10 @@ async function reconcileCredentialsAndWorkload(key: RegistryKey, registry: Image
   if (issued.length || plan.deletions.length) {
     log('info', 'image secrets reconciled', { registry: `${key.namespace}/${key.name}`, crs: plan.crs.length, rotated: issued.length - decisions.abandoned.length, deleted: plan.deletions.length, check: check?.outcome ?? 'none' });
   }
-  return { statefulSet, tokenKeys, storageProblem };
+  // a pull-through cache: whether its upstream answers (the cache serves what it holds either way)
+  const proxy = registry.spec?.proxy;
+  const upstream = proxy ? upstreamCondition(proxy, await probeUpstream(proxy.remoteURL, workload.upstreamCaPem)) : undefined;
+  return { statefulSet, tokenKeys, storageProblem, upstream };
 }
 
 /**
@@ -261,7 +268,7 @@ async function refuseInvalidAcl(kube: Kube, registry: ImageRegistry): Promise<vo
 async function reportChanges(
   kube: Kube,
   registry: ImageRegistry,
-  changes: { tls: ResolvedKeyPair; auth: ResolvedKeyPair; readiness: ReturnType<typeof registryReadiness> },
+  changes: { tls: ResolvedKeyPair; auth: ResolvedKeyPair; readiness: ReturnType<typeof registryReadiness>; upstream?: ConditionInput },
   now: Date,
 ): Promise<void> {
   for (const [what, resolved] of [['TLS', changes.tls], ['token-signing', changes.auth]] as const) {
@@ -270,5 +277,9 @@ async function reportChanges(
   if (readinessChanged(registry, changes.readiness)) {
     const type = changes.readiness.status === 'True' ? 'Normal' : 'Warning';
     await recordRegistryEvent(kube, registry, type, changes.readiness.reason, changes.readiness.message, now);
+  }
+  const upstream = changes.upstream;
+  if (upstream && getCondition(registry.status?.conditions, UPSTREAM_AVAILABLE)?.status !== upstream.status) {
+    await recordRegistryEvent(kube, registry, upstream.status === 'True' ? 'Normal' : 'Warning', upstream.reason, upstream.message, now);
   }
 }

@@ -4,6 +4,7 @@
 import type { V1ConfigMap, V1PersistentVolumeClaim, V1StatefulSet } from '@kubernetes/client-node';
 import { dataClaimName, registryLabelSelector, registryTlsSecretName, statefulSetName } from '../functions/names.ts';
 import { desiredDataClaim, desiredNginxConfigMap, desiredPodDisruptionBudget, desiredService, desiredStatefulSet, rolloutAnnotations } from '../functions/registry-objects.ts';
+import { registryUpstream } from '../functions/pull-through-cache.ts';
 import { registryStorage, storageReferenceProblem, storageReferencesDigest, type StorageReference } from '../functions/registry-storage.ts';
 import type { RegistryProblem, StatefulSetState } from '../functions/registry-status.ts';
 import { desiredGcCronJob, gcCronJobName } from '../functions/garbage-collection.ts';
@@ -33,6 +34,8 @@ export interface AppliedWorkload {
   storageProblem?: RegistryProblem;
   /** the credentials' values, to blank out of anything reported (never log them) */
   redact: string[];
+  /** a pull-through cache's upstream CA (spec.proxy.ca), for the Job's own request to the upstream */
+  upstreamCaPem?: string;
 }
 
 /**
@@ -43,7 +46,9 @@ export interface AppliedWorkload {
 export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<AppliedWorkload> {
   const { registry } = input;
   const storage = registryStorage(registry);
-  const references = await readStorageReferences(kube, registry.metadata.namespace ?? '', storage.readAtStart);
+  // the bucket's and the upstream's (a pull-through cache) Secrets and CAs: the same checks and roll
+  const readAtStart = [...storage.readAtStart, ...registryUpstream(registry).readAtStart];
+  const references = await readStorageReferences(kube, registry.metadata.namespace ?? '', readAtStart);
   await kube.apply(input.registrySecret);
   const nginxConfigMap = desiredNginxConfigMap(registry);
   await kube.apply(nginxConfigMap);
@@ -51,7 +56,7 @@ export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<A
   const registryConfigText = Buffer.from(input.registrySecret.data?.['config.yml'] ?? '', 'base64').toString('utf8');
   const templateAnnotations = rolloutAnnotations({
     trustedTokenKeys: input.trustedTokenKeys, registryConfig: registryConfigText, nginxConfigFiles: nginxConfigMap.data ?? {},
-    storageReferences: storageReferencesDigest(storage, (ref) => references.get(referenceId(ref))?.[ref.key]),
+    storageReferences: storageReferencesDigest({ readAtStart }, (ref) => references.get(referenceId(ref))?.[ref.key]),
   });
   if (storage.kind === 'volume') await applyDataClaim(kube, registry, input.now);
   await replaceStatefulSetWithClaimTemplates(kube, registry, input.now);
@@ -60,12 +65,14 @@ export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<A
   const uploadCleanup = desiredUploadCleanupCronJob(registry, input.config);
   if (uploadCleanup) await kube.apply(uploadCleanup);
   await kube.apply(desiredGcCronJob(registry, input.config));
-  const storageProblem = storageReferenceProblem(storage, (ref) => {
+  const storageProblem = storageReferenceProblem({ readAtStart }, (ref) => {
     const data = references.get(referenceId(ref));
     return data ? Object.keys(data) : undefined;
   });
-  const redact = storage.readAtStart.filter((ref) => ref.kind === 'Secret').flatMap((ref) => references.get(referenceId(ref))?.[ref.key] ?? []);
-  return { templateAnnotations, redact, ...(storageProblem ? { storageProblem } : {}) };
+  const redact = readAtStart.filter((ref) => ref.kind === 'Secret').flatMap((ref) => references.get(referenceId(ref))?.[ref.key] ?? []);
+  const caRef = readAtStart.find((ref) => ref.reason === 'UpstreamCANotFound');
+  const upstreamCaPem = caRef ? references.get(referenceId(caRef))?.[caRef.key] : undefined;
+  return { templateAnnotations, redact, ...(storageProblem ? { storageProblem } : {}), ...(upstreamCaPem ? { upstreamCaPem } : {}) };
 }
 
 /** The garbage collection CronJob of a registry that is gone (it lives in the operator namespace). */

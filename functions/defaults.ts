@@ -24,6 +24,10 @@ export const DEFAULT_S3_REGION = 'us-east-1';
 export const DEFAULT_ACCESS_KEY_ID_KEY = 'AWS_ACCESS_KEY_ID';
 export const DEFAULT_SECRET_ACCESS_KEY_KEY = 'AWS_SECRET_ACCESS_KEY';
 export const DEFAULT_CA_KEY = 'ca.crt';
+/** A pull-through cache (spec.proxy): distribution's own default expiry, and the usual key names of an account. */
+export const DEFAULT_PROXY_TTL = '168h';
+export const DEFAULT_PROXY_USERNAME_KEY = 'username';
+export const DEFAULT_PROXY_PASSWORD_KEY = 'password';
 
 function present(value: unknown): boolean {
   return value !== undefined && value !== null;
@@ -60,7 +64,7 @@ export function defaultImageRegistry(registry: unknown, old?: unknown, namespace
   const spec = field(registry, 'spec');
   if (present(spec) && !isPlainObject(spec)) return [];
   const s3 = field(spec, 'storage', 's3');
-  if (isPlainObject(s3)) return missingAddOps(registry, { spec: { replicas: DEFAULT_REPLICAS, storage: { s3: s3Defaults(s3) }, ...certificateAndAclDefaults(spec), ...gcDefaults(registry, namespace) } });
+  if (isPlainObject(s3)) return missingAddOps(registry, { spec: { replicas: DEFAULT_REPLICAS, storage: { s3: s3Defaults(s3) }, ...certificateAndAclDefaults(spec), ...proxyDefaults(spec), ...gcDefaults(registry, namespace) } });
   const replicas = field(spec, 'replicas');
   const oldPvc = (key: string) => field(old, 'spec', 'persistentVolumeClaim', key);
   const accessModes = oldPvc('accessModes') ?? [typeof replicas === 'number' && replicas > 1 ? 'ReadWriteMany' : 'ReadWriteOnce'];
@@ -75,6 +79,7 @@ export function defaultImageRegistry(registry: unknown, old?: unknown, namespace
         resources: { requests: { storage } },
       },
       ...certificateAndAclDefaults(spec),
+      ...proxyDefaults(spec),
       ...gcDefaults(registry, namespace),
     },
   });
@@ -88,6 +93,19 @@ function gcDefaults(registry: unknown, requestNamespace?: string): Record<string
   const namespace = String(field(registry, 'metadata', 'namespace') ?? requestNamespace ?? '');
   const name = String(field(registry, 'metadata', 'name') ?? '');
   return { garbageCollection: { enabled: true, schedule: defaultGcSchedule(namespace, name), deleteUntagged: false, dryRun: false, timeout: DEFAULT_GC_TIMEOUT } };
+}
+
+/** A pull-through cache: content expires after 168h, the account's keys username and password, the CA's ca.crt. */
+function proxyDefaults(spec: unknown): Record<string, unknown> {
+  const proxy = field(spec, 'proxy');
+  if (!isPlainObject(proxy)) return {};
+  return {
+    proxy: {
+      ttl: DEFAULT_PROXY_TTL,
+      ...(isPlainObject(proxy['credentialsSecret']) ? { credentialsSecret: { usernameKey: DEFAULT_PROXY_USERNAME_KEY, passwordKey: DEFAULT_PROXY_PASSWORD_KEY } } : {}),
+      ...(isPlainObject(proxy['ca']) ? { ca: { key: DEFAULT_CA_KEY } } : {}),
+    },
+  };
 }
 
 function certificateAndAclDefaults(spec: unknown): Record<string, unknown> {

@@ -5,6 +5,7 @@
 import { DEFAULT_SCALAR_STYLE_RULES, SCALAR_STYLE, dump, type ScalarLayout } from 'js-yaml';
 import { confirmationLoginAcl, type ConfirmationLogin } from './confirmation-logins.ts';
 import { parseDuration } from './duration.ts';
+import { ANONYMOUS_ACCOUNT, allowsAnonymousPulls, anonymousAcl } from './pull-through-cache.ts';
 import { tokenIssuer } from './names.ts';
 import { type AclEntry, type ImageRegistry, type ImageRegistryAccount } from './types.ts';
 import { validateAcl } from './validation/acl.ts';
@@ -97,7 +98,10 @@ export function secretDataBytes(data: Record<string, string> | undefined): numbe
 export function dockerAuthConfig(input: DockerAuthConfigInput): string {
   const acl = input.registry.spec?.auth?.acl ?? defaultAcl();
   assertAclValidForDockerAuth(acl);
-  const users: Record<string, { password: string; labels: Record<string, string[]> }> = {};
+  const users: Record<string, { password?: string; labels?: Record<string, string[]> }> = {};
+  // a pull-through cache's anonymous pulls: docker_auth's user without a name or password, whose
+  // rights are anonymousAcl's alone (first in the ACL)
+  if (allowsAnonymousPulls(input.registry)) users[ANONYMOUS_ACCOUNT] = {};
   for (const account of activeAccounts(input.registry, input.accounts, input.now)) {
     const name = account.metadata.name as string;
     // No `account` label: it would repeat the user name (ACLs match that as `match.account`) and cost
@@ -117,7 +121,7 @@ export function dockerAuthConfig(input: DockerAuthConfigInput): string {
       disable_legacy_key_id: input.thumbprintKeyId ?? true,
     },
     users,
-    acl: [...(logins.length ? [confirmationLoginAcl()] : []), ...acl].map(copyAclEntry),
+    acl: [...(logins.length ? [confirmationLoginAcl()] : []), ...anonymousAcl(input.registry), ...acl].map(copyAclEntry),
   };
   // Collections from depth 2 on are written in flow style: one line per user keeps the Secret
   // small enough for thousands of accounts.

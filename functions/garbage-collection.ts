@@ -143,9 +143,23 @@ export function desiredGcConfigMap(registry: ImageRegistry): V1ConfigMap {
   };
 }
 
+/**
+ * The blob the GC pod uploads to every repository of a cache (linkEveryRepository): `{}`, OCI's
+ * empty descriptor. Its link is swept by the same run unless a manifest of the repository uses it.
+ */
+export const EMPTY_JSON_BLOB = { content: '{}', digest: 'sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a' } as const;
+
 /** What the GC pod's retention container is told (env GC_SETTINGS, JSON). */
 export interface GcPodSettings {
   dryRun: boolean;
+  /**
+   * A pull-through cache: before the collector runs, every repository gets a layer link (see
+   * EMPTY_JSON_BLOB). A cache stores a manifest when it is pulled and each blob only when that is;
+   * distribution's collector (v3.1.2) fails its whole mark ("Path not found: …/_layers") on a
+   * repository with a manifest and no blob yet — a pull that stopped after the manifest, or a
+   * `skopeo inspect` — and a cache whose collection always fails grows without bound.
+   */
+  linkEveryRepository?: boolean;
   retention: RetentionPolicy[];
   /** where the registry's keys start in its storage (the volume's path or the bucket's rootdirectory) */
   storage: { kind: 'volume'; root: string } | { kind: 's3' };
@@ -188,6 +202,7 @@ export function desiredGcJob({ registry, config, run, settings, besideRegistryPo
   const flags = [...(settings.deleteUntagged ? ['--delete-untagged'] : []), ...(settings.dryRun ? ['--dry-run'] : [])].join(' ');
   const podSettings: GcPodSettings = {
     dryRun: settings.dryRun,
+    ...(registry.spec?.proxy ? { linkEveryRepository: true } : {}),
     retention: settings.retention,
     storage: storage.kind === 's3' ? { kind: 's3' } : { kind: 'volume', root: String((storage.config.filesystem as { rootdirectory?: string } | undefined)?.rootdirectory ?? '') },
   };

@@ -71,28 +71,37 @@ export function freezeId(run: string, from: Date): string {
 
 /**
  * What a pod's answer to a write at FREEZE_PROBE_PATH says: `frozen` when nginx refused it for
- * this freeze, `open` when the write reached the registry (which refuses it: 401 or 404),
+ * this freeze, `open` when the write reached the registry (which refuses it: 401 or 404) or a
+ * cache's refusal of writes (405 UNSUPPORTED),
  * `other` otherwise (an older freeze's body, an unreachable pod, a registry that is down).
  */
 export function probeVerdict(answer: { status: number; body: string }, freezeIdWanted: string): 'frozen' | 'open' | 'other' {
   if (answer.status === 503) return answer.body.includes(`"freeze":"${freezeIdWanted}"`) ? 'frozen' : 'other';
   // the registry itself: 401 without a token, or 404 (no route: the probe's name is not a repository name)
   if (answer.status === 401 || answer.status === 404) return 'open';
+  // a pull-through cache's nginx, past the freeze: its refusal of every write (pull-through-cache.ts)
+  if (answer.status === 405 && answer.body.includes('"code":"UNSUPPORTED"')) return 'open';
   return 'other';
 }
 
-/** nginx.conf lines in `location /v2/`: refuse writes in a frozen slot, with the body above. */
-export function nginxFreezeLines(indent: string, maintenanceDir = MAINTENANCE_DIR): string {
+/**
+ * nginx.conf lines in `location /v2/`: refuse writes in a frozen slot, with the body above. A
+ * pull-through cache (`everyRequest`) refuses every request then: its pulls write too (a miss
+ * stores what it fetched), and content stored while the collector marks could be swept half-linked.
+ * Nodes that pull through the cache as a mirror go to the upstream meanwhile (containerd tries the
+ * next host of hosts.toml).
+ */
+export function nginxFreezeLines(indent: string, maintenanceDir = MAINTENANCE_DIR, options: { everyRequest?: boolean } = {}): string {
   return [
-    `# Storage maintenance (functions/maintenance.ts): a write in a frozen 10 s slot gets 503 and`,
+    `# Storage maintenance (functions/maintenance.ts): a ${options.everyRequest ? 'request' : 'write'} in a frozen 10 s slot gets 503 and`,
     `# ${MAINTENANCE_BODY_FILE}; -f is a stat per request, so a changed ConfigMap counts at once.`,
     'set $freeze_write "";',
     `if (-f ${maintenanceDir}/${SLOT_FILE_PREFIX}$freeze_slot) {`,
     '  set $freeze_write "frozen";',
     '}',
-    'if ($request_method !~ ^(GET|HEAD)$) {',
-    '  set $freeze_write "${freeze_write}-write";',
-    '}',
+    ...(options.everyRequest
+      ? ['set $freeze_write "${freeze_write}-write";']
+      : ['if ($request_method !~ ^(GET|HEAD)$) {', '  set $freeze_write "${freeze_write}-write";', '}']),
     'if ($freeze_write = "frozen-write") {',
     '  return 503;',
     '}',

@@ -3,7 +3,9 @@
 import { dump, load } from 'js-yaml';
 import { tokenIssuer } from './names.ts';
 import { REGISTRY_DATA_PATH, volumeStorageConfig, type RegistryStorage } from './registry-storage.ts';
+import { proxyConfig } from './pull-through-cache.ts';
 import { TRUSTED_TOKEN_KEYS_FILE } from './token-keys.ts';
+import type { ProxySpec } from './types.ts';
 
 export { REGISTRY_DATA_PATH };
 
@@ -27,6 +29,8 @@ export interface RegistryConfigInput {
   address?: string;
   /** registryStorage(registry); default the volume */
   storage?: Pick<RegistryStorage, 'config' | 'health'>;
+  /** a pull-through cache's upstream (spec.proxy) */
+  proxy?: ProxySpec;
 }
 
 /** The registry's `config.yml` text. */
@@ -54,6 +58,7 @@ export function registryConfig(input: RegistryConfigInput): string {
       },
     },
     health: { storagedriver: storage.health },
+    ...(input.proxy ? { proxy: proxyConfig(input.proxy) } : {}),
   };
   return dump(config, { lineWidth: -1, noRefs: true });
 }

@@ -58,6 +58,7 @@ import {
 } from './nginx-config.ts';
 import { REGISTRY_CONFIG_PATH, TRUSTED_TOKEN_KEYS_DIR, registryConfig } from './registry-config.ts';
 import { REGISTRY_DATA_PATH, registryStorage, type RegistryStorage } from './registry-storage.ts';
+import { mergeContainerEnv, pushRefusal, registryUpstream, type RegistryUpstream } from './pull-through-cache.ts';
 import { volumeCheckContainer } from './volume-check.ts';
 import { TRUSTED_TOKEN_KEYS_FILE, tokenKeySecretContent, usesThumbprintKeyId, type TokenKeys } from './token-keys.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount, type IssuerRef, type OperatorConfig } from './types.ts';
@@ -110,6 +111,7 @@ export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConf
   const { name } = identity(registry);
   const replicas = registry.spec?.replicas ?? 1;
   const storage = registryStorage(registry);
+  const upstream = registryUpstream(registry);
   const spread = { labelSelector: { matchLabels: registrySelectorLabels(name) }, maxSkew: 1, whenUnsatisfiable: 'ScheduleAnyway' };
   return {
     apiVersion: 'apps/v1',
@@ -152,8 +154,8 @@ export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConf
           ...(storage.kind === 'volume'
             ? { initContainers: [volumeCheckContainer({ image: config.images.registry, dataPath: REGISTRY_DATA_PATH, volumeMounts: storage.volumeMounts, securityContext: restrictedSecurityContext(REGISTRY_UID) })] }
             : {}),
-          containers: [nginxContainer(config), registryContainer(config, storage), authContainer(config)],
-          volumes: [...podVolumes(name, options), ...storage.volumes],
+          containers: [nginxContainer(config), registryContainer(config, storage, upstream), authContainer(config)],
+          volumes: [...podVolumes(name, options), ...storage.volumes, ...upstream.volumes],
         },
       },
       // No volumeClaimTemplates: a template gives every pod a claim of its own, and replicas must
@@ -256,6 +258,7 @@ export function desiredConfigSecrets(input: ConfigSecretsInput): [V1Secret, V1Se
     hostname: input.hostname,
     httpSecret: input.httpSecret,
     storage: registryStorage(input.registry),
+    ...(input.registry.spec?.proxy ? { proxy: input.registry.spec.proxy } : {}),
     ...(input.registryAddress ? { address: input.registryAddress } : {}),
   });
   return [authSecret, opaqueSecret(input.registry, registryConfigSecretName(name), { 'config.yml': registry })];
@@ -276,7 +279,8 @@ function sameStrings(a: Record<string, string> | undefined, b: Record<string, st
 /** `<r>-nginx` with nginx.conf (both stacks) and nginx-ipv4.conf (see NGINX_COMMAND). */
 export function desiredNginxConfigMap(registry: ImageRegistry, nginx: Omit<NginxConfigInput, 'listen'> = {}): V1ConfigMap {
   const { name } = identity(registry);
-  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: objectMeta(registry, nginxConfigMapName(name)), data: nginxConfigFiles(nginx) };
+  const proxy = registry.spec?.proxy;
+  return { apiVersion: 'v1', kind: 'ConfigMap', metadata: objectMeta(registry, nginxConfigMapName(name)), data: nginxConfigFiles({ ...(proxy ? { pushRefusal: pushRefusal(proxy) } : {}), ...nginx }) };
 }
 
 /** A kubernetes.io/tls Secret (tls.crt, tls.key, ca.crt) the operator maintains in self-signed mode. */
@@ -378,13 +382,13 @@ function nginxContainer(config: OperatorConfig): V1Container {
   };
 }
 
-function registryContainer(config: OperatorConfig, storage: RegistryStorage): V1Container {
+function registryContainer(config: OperatorConfig, storage: RegistryStorage, upstream: RegistryUpstream): V1Container {
   return {
     name: 'registry',
     image: config.images.registry,
     args: ['serve', REGISTRY_CONFIG_PATH],
     // distribution v3 exports traces to localhost:4318 unless told otherwise and logs every failure.
-    env: [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }, ...storage.env],
+    env: mergeContainerEnv([{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }, ...storage.env], upstream.env),
     securityContext: restrictedSecurityContext(REGISTRY_UID),
     resources: { requests: { cpu: '100m', memory: '64Mi' }, limits: { memory: '512Mi' } },
     // Probed through nginx: the registry listens on loopback, which the kubelet cannot reach.
@@ -393,6 +397,7 @@ function registryContainer(config: OperatorConfig, storage: RegistryStorage): V1
       { name: 'registry-config', mountPath: dirname(REGISTRY_CONFIG_PATH), readOnly: true },
       { name: 'trusted-token-keys', mountPath: TRUSTED_TOKEN_KEYS_DIR, readOnly: true },
       ...storage.volumeMounts,
+      ...upstream.volumeMounts,
     ],
   };
 }

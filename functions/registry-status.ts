@@ -53,11 +53,13 @@ export function registryReadiness(registry: ImageRegistry, problem: RegistryProb
 
 export function registryStatus(
   registry: ImageRegistry,
-  fields: { hostname: string; tlsSecretName: string; readiness: ConditionInput; gcCronJob?: string },
+  fields: { hostname: string; tlsSecretName: string; readiness: ConditionInput; gcCronJob?: string; upstream?: ConditionInput },
   now: Date,
 ): ImageRegistryStatus {
   const generation = registry.metadata.generation;
-  const conditions: Condition[] = setCondition(registry.status?.conditions, fields.readiness, now, generation);
+  let conditions: Condition[] = setCondition(registry.status?.conditions, fields.readiness, now, generation);
+  // a pull-through cache's: kept from the last run that could ask (a run without pods asks nothing)
+  if (fields.upstream) conditions = setCondition(conditions, fields.upstream, now, generation);
   return {
     ...(generation === undefined ? {} : { observedGeneration: generation }),
     conditions,

@@ -48,7 +48,7 @@ export interface StorageReference {
   nameField: string;
   keyField: string;
   /** the reason a missing object or key gives */
-  reason: 'StorageCredentialsNotFound' | 'StorageCANotFound';
+  reason: 'StorageCredentialsNotFound' | 'StorageCANotFound' | 'UpstreamCredentialsNotFound' | 'UpstreamCANotFound';
 }
 
 const SECRET_MODE = 0o440;
@@ -161,7 +161,7 @@ function bucketStorage(s3: S3StorageSpec): RegistryStorage {
  * whether a referenced object exists and which keys it has (undefined: not found).
  */
 export function storageReferenceProblem(
-  storage: RegistryStorage,
+  storage: Pick<RegistryStorage, 'readAtStart'>,
   present: (ref: StorageReference) => readonly string[] | undefined,
 ): { reason: string; message: string } | undefined {
   for (const ref of storage.readAtStart) {
@@ -176,7 +176,7 @@ export function storageReferenceProblem(
  * A digest of the referenced keys' values (`value` reads one; undefined when missing), so that a
  * rotated credential or CA rolls the pods; the values themselves never leave this function.
  */
-export function storageReferencesDigest(storage: RegistryStorage, value: (ref: StorageReference) => string | undefined): string {
+export function storageReferencesDigest(storage: Pick<RegistryStorage, 'readAtStart'>, value: (ref: StorageReference) => string | undefined): string {
   if (storage.readAtStart.length === 0) return '';
   const hash = createHash('sha256');
   for (const ref of storage.readAtStart) {

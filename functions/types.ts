@@ -119,8 +119,41 @@ export interface StorageSpec {
   s3?: S3StorageSpec;
 }
 
+/** The Secret (in the registry's namespace) with the upstream account of a pull-through cache. */
+export interface ProxyCredentialsSecret {
+  name: string;
+  /** default username */
+  usernameKey?: string;
+  /** default password */
+  passwordKey?: string;
+}
+
+/** Pulls without credentials a pull-through cache answers. */
+export interface AnonymousPull {
+  /** client addresses (CIDRs or single IPs) that may pull without credentials, e.g. the cluster's pod and node networks */
+  networks: string[];
+  /** required with credentialsSecret: every image the upstream account can read becomes pullable from these networks */
+  includePrivateUpstreamImages?: boolean;
+}
+
+/** The registry is a pull-through cache of one upstream registry (distribution's proxy mode). */
+export interface ProxySpec {
+  /** the upstream, e.g. https://registry-1.docker.io (Docker Hub) */
+  remoteURL: string;
+  /** the upstream account (e.g. Docker Hub's higher pull limit); absent: anonymous upstream pulls */
+  credentialsSecret?: ProxyCredentialsSecret;
+  /** the upstream's CA, beside the system roots */
+  ca?: CaReference;
+  /** how long cached content is kept after it was fetched; 0: forever; default 168h */
+  ttl?: string;
+  /** image hosts (e.g. docker.io) the nodes pull through this cache, with node trust on */
+  mirrorFor?: string[];
+  anonymousPull?: AnonymousPull;
+}
+
 export interface ImageRegistrySpec {
   replicas?: number;
+  proxy?: ProxySpec;
   persistentVolumeClaim?: PersistentVolumeClaimSpec;
   storage?: StorageSpec;
   tls?: CertificateSource;

@@ -3,7 +3,7 @@
 // an empty list means valid. On UPDATE the previous object is passed to check immutable fields.
 // This module: the Problems type, the small value checks and the helpers several kinds share.
 import { isIPv4, isIPv6 } from 'node:net';
-import { jsonEqual } from '../json-patch.ts';
+import { isPlainObject, jsonEqual } from '../json-patch.ts';
 
 export type Problems = string[];
 
@@ -72,4 +72,21 @@ export function immutableOnceSet(oldValue: unknown, newValue: unknown, path: str
   if (oldValue === undefined || oldValue === null) return [];
   const normalise = (v: unknown) => (Array.isArray(v) ? [...v].map(String).sort() : v);
   return jsonEqual(normalise(oldValue), normalise(newValue)) ? [] : [`${path}: is immutable once set (was ${JSON.stringify(oldValue)}); ${hint}`];
+}
+
+/** A key of a Secret or ConfigMap the spec names, if given. */
+export function validateKeyName(value: unknown, path: string): Problems {
+  return value === undefined || isConfigKey(value) ? [] : [`${path}: must be a key name (letters, digits, '-', '_' and '.')`];
+}
+
+/** A CaReference (functions/types.ts): exactly one of secretName and configMapName, and a key. */
+export function validateCaReference(ca: unknown, path: string): Problems {
+  if (ca === undefined || ca === null) return [];
+  if (!isPlainObject(ca)) return [`${path}: must be an object with secretName or configMapName, and key`];
+  const { secretName, configMapName, key } = ca;
+  const problems: Problems = [];
+  if ((secretName === undefined) === (configMapName === undefined)) problems.push(`${path}: set exactly one of secretName and configMapName`);
+  if (secretName !== undefined && !isDns1123Subdomain(secretName)) problems.push(`${path}.secretName: must be a Secret name (DNS-1123 subdomain)`);
+  if (configMapName !== undefined && !isDns1123Subdomain(configMapName)) problems.push(`${path}.configMapName: must be a ConfigMap name (DNS-1123 subdomain)`);
+  return [...problems, ...validateKeyName(key, `${path}.key`)];
 }

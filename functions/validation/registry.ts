@@ -2,8 +2,9 @@
 // see formats.ts for the conventions.
 import { field, isPlainObject, jsonEqual } from '../json-patch.ts';
 import { validateAcl } from './acl.ts';
-import { immutableOnceSet, isConfigKey, isDns1035Label, isDns1123Subdomain, isPositiveQuantity, isS3BucketName, quantityValue, type Problems } from './formats.ts';
+import { immutableOnceSet, isDns1035Label, isDns1123Subdomain, isPositiveQuantity, isS3BucketName, quantityValue, validateCaReference, validateKeyName, type Problems } from './formats.ts';
 import { validateGarbageCollection } from './garbage-collection.ts';
+import { validateProxy } from './proxy.ts';
 
 export const ACCESS_MODES = ['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod'] as const;
 export const ISSUER_KINDS = ['Issuer', 'ClusterIssuer'] as const;
@@ -72,9 +73,6 @@ function validatePersistentVolumeClaim(pvc: unknown, replicas: unknown, path: st
 const MIGRATION_HINT =
   'the images stay where they are; to move them, create a new ImageRegistry with the storage you want, copy the images (e.g. skopeo sync or regctl image copy), point clients at it and delete this one';
 
-function validateKeyName(value: unknown, path: string): Problems {
-  return value === undefined || isConfigKey(value) ? [] : [`${path}: must be a key name (letters, digits, '-', '_' and '.')`];
-}
 
 /** The endpoint's URL: http or https, a host, nothing the driver would ignore or leak (no user info, query, path). */
 function endpointProblem(value: unknown): string | undefined {
@@ -91,16 +89,6 @@ function endpointProblem(value: unknown): string | undefined {
   return undefined;
 }
 
-function validateCaReference(ca: unknown, path: string): Problems {
-  if (ca === undefined || ca === null) return [];
-  if (!isPlainObject(ca)) return [`${path}: must be an object with secretName or configMapName, and key`];
-  const { secretName, configMapName, key } = ca;
-  const problems: Problems = [];
-  if ((secretName === undefined) === (configMapName === undefined)) problems.push(`${path}: set exactly one of secretName and configMapName`);
-  if (secretName !== undefined && !isDns1123Subdomain(secretName)) problems.push(`${path}.secretName: must be a Secret name (DNS-1123 subdomain)`);
-  if (configMapName !== undefined && !isDns1123Subdomain(configMapName)) problems.push(`${path}.configMapName: must be a ConfigMap name (DNS-1123 subdomain)`);
-  return [...problems, ...validateKeyName(key, `${path}.key`)];
-}
 
 function validateCredentialsSecret(secret: unknown, path: string): Problems {
   if (secret === undefined || secret === null) return [];
@@ -197,6 +185,7 @@ export function validateImageRegistry(registry: unknown, old?: unknown): Problem
   problems.push(...objectOrAbsent(auth, 'spec.auth'));
   problems.push(...validateCertificateSource(field(auth, 'ca'), 'spec.auth.ca'));
   problems.push(...validateGarbageCollection(spec['garbageCollection']));
+  problems.push(...validateProxy(spec, old));
   const acl = field(auth, 'acl');
   if (acl !== undefined && acl !== null) problems.push(...validateAcl(acl, 'spec.auth.acl'));
   if (old !== undefined && old !== null) {

@@ -1,9 +1,10 @@
+import { createHash } from 'node:crypto';
 import { load } from 'js-yaml';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { defaultImageRegistry } from '../../functions/defaults.ts';
 import {
-  defaultGcSchedule, desiredGcCronJob, desiredGcJob, FREEZE_MARGIN_MS, GC_SCRIPT, gcCronJobName, gcEventMessage, gcJobName, gcPodReportLine, gcRegistryConfig, gcSettings,
+  defaultGcSchedule, desiredGcCronJob, desiredGcJob, EMPTY_JSON_BLOB, FREEZE_MARGIN_MS, GC_SCRIPT, gcCronJobName, gcEventMessage, gcJobName, gcPodReportLine, gcRegistryConfig, gcSettings,
   keptTags, parseGcOutput, parseGcPodReport, retentionPlan, type TagState,
 } from '../../functions/garbage-collection.ts';
 import { FREEZE_DRAIN_MS } from '../../functions/maintenance.ts';
@@ -184,6 +185,16 @@ test('validation names the field of each bad garbageCollection setting', () => {
     'spec.garbageCollection.retention[2]',
   ]);
   assert.equal(validateImageRegistry({ metadata: { name: 'registry' }, spec: { garbageCollection: { schedule: '0 3 * * 0', retention: [{ repositories: ['**'], keepTags: { mostRecentlyPushedCount: 5, patterns: ['release-*'] } }] } } }), []);
+});
+
+test('a pull-through cache\'s GC Job links every repository before the collector runs; a registry\'s does not', () => {
+  const settingsOf = (r: ImageRegistry) => {
+    const container = desiredGcJob({ registry: r, config, run: 'abc', settings: gcSettings(r), besideRegistryPods: true }).spec?.template.spec?.containers.find((c) => c.name === 'retention');
+    return JSON.parse(container?.env?.find((e) => e.name === 'GC_SETTINGS')?.value ?? '{}') as Record<string, unknown>;
+  };
+  assert.is(settingsOf(registry({ proxy: { remoteURL: 'https://registry-1.docker.io' } }))['linkEveryRepository'], true);
+  assert.is(settingsOf(registry())['linkEveryRepository'], undefined);
+  assert.is(EMPTY_JSON_BLOB.digest, `sha256:${createHash('sha256').update(EMPTY_JSON_BLOB.content).digest('hex')}`);
 });
 
 test.run();

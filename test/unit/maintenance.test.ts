@@ -44,6 +44,9 @@ test('probe verdicts: this freeze, another one, the registry reached, anything e
   assert.is(probeVerdict({ status: 503, body }, 'f2'), 'other', 'an older freeze still showing');
   assert.is(probeVerdict({ status: 503, body: 'health check failed' }, 'f1'), 'other');
   assert.is(probeVerdict({ status: 401, body: '{"errors":[{"code":"UNAUTHORIZED"}]}' }, 'f1'), 'open');
+  // a pull-through cache's refusal of writes, past the freeze
+  assert.is(probeVerdict({ status: 405, body: '{"errors":[{"code":"UNSUPPORTED","message":"this registry is a pull-through cache of https://x: it refuses pushes and deletes; push to a registry without spec.proxy","detail":null}]}' }, 'f1'), 'open');
+  assert.is(probeVerdict({ status: 405, body: 'Method Not Allowed' }, 'f1'), 'other');
   assert.is(probeVerdict({ status: 404, body: '404 page not found' }, 'f1'), 'open');
   assert.is(probeVerdict({ status: 0, body: 'ECONNREFUSED' }, 'f1'), 'other');
   assert.is(probeVerdict({ status: 502, body: '' }, 'f1'), 'other');
