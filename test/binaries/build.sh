@@ -142,7 +142,9 @@ build_once "$cache_root/build/kubernetes-node-v$KUBERNETES_VERSION" build_node
 build_once "$cache_root/build/registry-v$REGISTRY_VERSION" build_registry
 build_once "$cache_root/build/versitygw-v$VERSITYGW_VERSION" build_versitygw
 build_once "$cache_root/build/crictl-v$CRI_TOOLS_VERSION" build_crictl
-build_once "$cache_root/build/coredns-v$COREDNS_VERSION" build_coredns
+# keyed by the wrapper's plugin set too: a plugin added is a new build
+coredns_build="$cache_root/build/coredns-v$COREDNS_VERSION-$(sha256sum "$here/coredns/main.go" | cut -c1-12)"
+build_once "$coredns_build" build_coredns
 
 # One directory with every binary, KUBEBUILDER_ASSETS style; symlinks point into the versioned builds.
 assets="$cache_root/assets-k$KUBERNETES_VERSION-e$ETCD_VERSION-a$DOCKER_AUTH_VERSION-r$REGISTRY_VERSION-s$VERSITYGW_VERSION"
@@ -163,5 +165,5 @@ for b in "${node_binaries[@]}"; do ln -sfn "$cache_root/build/kubernetes-node-v$
 ln -sfn "$cache_root/build/registry-v$REGISTRY_VERSION/registry" "$assets/registry"
 ln -sfn "$cache_root/build/versitygw-v$VERSITYGW_VERSION/versitygw" "$assets/versitygw"
 ln -sfn "$cache_root/build/crictl-v$CRI_TOOLS_VERSION/crictl" "$assets/crictl"
-ln -sfn "$cache_root/build/coredns-v$COREDNS_VERSION/coredns" "$assets/coredns"
+ln -sfn "$coredns_build/coredns" "$assets/coredns"
 echo "$assets"

@@ -14,12 +14,10 @@
 // registry pod is Ready, so its Service serves nothing).
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { loadAll } from 'js-yaml';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join, relative } from 'node:path';
+import { basename, join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
-import { fileURLToPath } from 'node:url';
 import { registryHostname } from '../../functions/names.ts';
 import { containerdHostsToml, NODE_TRUST_ANNOTATION, NODE_TRUST_MARKER, trustSetDigest } from '../../functions/node-trust.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
@@ -30,17 +28,15 @@ import { waitForJob } from '../support/jobs.ts';
 import { applyObjects, listObjects, requireObject, serverSide } from '../support/kubectl.ts';
 import { nodeAccess } from '../support/node/node-access.ts';
 import { readOciImageFiles, writeOciImage } from '../support/oci-image.ts';
-import { installOperatorBase, OPERATOR_NAMESPACE, setOperatorConfig } from '../support/operator.ts';
+import { installOperatorBase, nodeTrustComponentObjects, NODE_TRUST_NAMESPACE, OPERATOR_NAMESPACE, setOperatorConfig } from '../support/operator.ts';
 import { waitFor } from '../support/processes.ts';
 import { loadBalancer, runReconcileJob, secretKey, type RegistryAddress } from '../support/registry-e2e.ts';
 import { stepTimer } from '../support/timings.ts';
 
 const SKOPEO = '/usr/bin/skopeo';
 const NAME = 'registry';
-const NODE_TRUST_NAMESPACE = 'image-registry-operator-node-trust';
 /** the containerd namespace of ctr's pulls (the kubelet's images are in k8s.io) */
 const CTR_NAMESPACE = 'iro-node-trust-test';
-const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 const cluster = await testCluster();
 const node = nodeAccess(cluster);
@@ -103,7 +99,7 @@ async function start(): Promise<Setup> {
 
   // kustomize/node-trust's own objects, rendered as a user's overlay renders them; the operator
   // config (the CronJobs read it) gets the variable the component sets
-  const componentObjects = await renderComponent();
+  const componentObjects = await nodeTrustComponentObjects(cluster);
   await applyObjects(cluster, componentObjects, '', serverSide('e2e-test'));
   await setOperatorConfig(cluster, { OPERATOR_NODE_TRUST_NAMESPACE: NODE_TRUST_NAMESPACE });
   current = { namespace, hostname, workDir, certsD, service, pull, ref, config, trustConfig, componentObjects };
@@ -143,17 +139,6 @@ function containerdPid(): number | undefined {
     }
   }
   return undefined;
-}
-
-async function renderComponent(): Promise<object[]> {
-  const overlay = mkdtempSync(join(tmpdir(), 'iro-overlay-'));
-  const base = relative(overlay, join(repoRoot, 'kustomize'));
-  writeFileSync(join(overlay, 'kustomization.yaml'), `resources:\n- ${base}\ncomponents:\n- ${base}/node-trust\n- ${base}/operator-image\n`);
-  const rendered = await cluster.kubectl(['kustomize', overlay]);
-  rmSync(overlay, { recursive: true, force: true });
-  assert.is(rendered.code, 0, rendered.stderr);
-  const all = loadAll(rendered.stdout) as { kind: string; metadata: { name: string; namespace?: string } }[];
-  return all.filter((o) => o.metadata.name.includes('node-trust') || o.metadata.namespace === NODE_TRUST_NAMESPACE);
 }
 
 const nodeDigest = async () => (await requireObject<{ metadata: { annotations?: Record<string, string> } }>(cluster, 'node', NODE)).metadata.annotations?.[NODE_TRUST_ANNOTATION];

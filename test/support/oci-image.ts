@@ -75,6 +75,41 @@ export function readOciImageFiles(dir: string, tag: string): Record<string, stri
   return files;
 }
 
+/**
+ * Gives the image tagged `tag` in an OCI layout (e.g. one skopeo copied there) a config with these
+ * labels and a layer with `files` on top, under the same tag: another image (its config digest is
+ * the image ID runtimes key it by), so a test can pull and remove it without touching the image it
+ * came from, and a layer no node has yet. Returns the digests of the blobs that are new.
+ */
+export function extendOciImage(dir: string, tag: string, labels: Record<string, string>, files: Record<string, string>): { manifestDigest: string; configDigest: string; layerDigest: string } {
+  const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string; size: number; annotations?: Record<string, string> }[] };
+  const entry = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === tag);
+  if (!entry) throw new Error(`no image tagged ${tag} in ${dir}`);
+  type Manifest = { config: { digest: string; size: number }; layers: { mediaType: string; digest: string; size: number }[] };
+  type Config = { config?: { Labels?: Record<string, string> }; rootfs: { type: string; diff_ids: string[] } };
+  const manifest = JSON.parse(readBlob(dir, entry.digest).toString('utf8')) as Manifest;
+  const config = JSON.parse(readBlob(dir, manifest.config.digest).toString('utf8')) as Config;
+  const tar = tarArchive(files);
+  const layer = gzipSync(tar);
+  const layerDigest = writeBlob(dir, layer);
+  const extended = Buffer.from(JSON.stringify({
+    ...config,
+    config: { ...config.config, Labels: { ...config.config?.Labels, ...labels } },
+    rootfs: { ...config.rootfs, diff_ids: [...config.rootfs.diff_ids, digest(tar)] },
+  }));
+  const configDigest = writeBlob(dir, extended);
+  const newManifest = Buffer.from(JSON.stringify({
+    ...manifest,
+    config: { ...manifest.config, digest: configDigest, size: extended.length },
+    layers: [...manifest.layers, { mediaType: OCI_LAYER_GZIP, digest: layerDigest, size: layer.length }],
+  }));
+  const manifestDigest = writeBlob(dir, newManifest);
+  entry.digest = manifestDigest;
+  entry.size = newManifest.length;
+  writeFileSync(join(dir, 'index.json'), JSON.stringify(index));
+  return { manifestDigest, configDigest, layerDigest };
+}
+
 export function digest(data: Buffer): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
 }

@@ -5,7 +5,7 @@
 // the webhook away again when they are done (uninstallWebhook), so that the files after them run
 // without it.
 import { loadAll } from 'js-yaml';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,6 +77,24 @@ export async function installOperator(cluster: TestCluster, env: Record<string, 
   const rendered = await cluster.kubectl(['kustomize', overlay]);
   const config = (loadAll(rendered.stdout) as { kind?: string; data?: Record<string, string> }[]).find((o) => o?.kind === 'ConfigMap');
   return operatorConfigFromEnv(config?.data ?? {});
+}
+
+/** kustomize/node-trust's namespace (its Jobs run there). */
+export const NODE_TRUST_NAMESPACE = 'image-registry-operator-node-trust';
+
+/**
+ * kustomize/node-trust's own objects, rendered as a user's overlay renders them (apply them, then
+ * setOperatorConfig with OPERATOR_NODE_TRUST_NAMESPACE: the variable the component sets).
+ */
+export async function nodeTrustComponentObjects(cluster: TestCluster): Promise<object[]> {
+  const overlay = mkdtempSync(join(tmpdir(), 'iro-overlay-'));
+  const base = relative(overlay, kustomizeDir);
+  writeFileSync(join(overlay, 'kustomization.yaml'), `resources:\n- ${base}\ncomponents:\n- ${base}/node-trust\n- ${base}/operator-image\n`);
+  const rendered = await cluster.kubectl(['kustomize', overlay]);
+  rmSync(overlay, { recursive: true, force: true });
+  if (rendered.code !== 0) throw new Error(`kubectl kustomize: ${rendered.stderr}`);
+  const all = loadAll(rendered.stdout) as { kind: string; metadata: { name: string; namespace?: string } }[];
+  return all.filter((o) => o.metadata.name.includes('node-trust') || o.metadata.namespace === NODE_TRUST_NAMESPACE);
 }
 
 export const WEBHOOK_POD_SELECTOR = 'app.kubernetes.io/name=image-registry-operator,app.kubernetes.io/component=webhook';

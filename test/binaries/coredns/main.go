@@ -1,5 +1,6 @@
 // CoreDNS for the test cluster's DNS, with only the plugins its Corefile uses: the Corefile of
-// kustomize/coredns-k8s-external.yaml (kubernetes + k8s_external) — instead of CoreDNS' full
+// kustomize/coredns-k8s-external.yaml (kubernetes + k8s_external), plus `hosts` for the names of
+// the tests' own servers outside the cluster (an upstream registry) — instead of CoreDNS' full
 // plugin set and the cloud SDKs that come with it.
 package main
 
@@ -11,6 +12,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/errors"
 	_ "github.com/coredns/coredns/plugin/forward"
 	_ "github.com/coredns/coredns/plugin/health"
+	_ "github.com/coredns/coredns/plugin/hosts"
 	_ "github.com/coredns/coredns/plugin/k8s_external"
 	_ "github.com/coredns/coredns/plugin/kubernetes"
 	_ "github.com/coredns/coredns/plugin/loadbalance"
@@ -22,7 +24,7 @@ import (
 
 // directives: the plugins above in CoreDNS' plugin.cfg order, which is the order a query passes them.
 var directives = []string{
-	"reload", "ready", "health", "errors", "log", "loadbalance", "cache", "k8s_external", "kubernetes", "loop", "forward",
+	"reload", "ready", "health", "errors", "log", "loadbalance", "cache", "hosts", "k8s_external", "kubernetes", "loop", "forward",
 }
 
 func init() {

@@ -18,10 +18,25 @@ import type { NodeNetwork } from './network.ts';
 const NAMESPACE = 'kube-system';
 const LABELS = { 'k8s-app': 'kube-dns' };
 
-/** The sample's Corefile without `forward`. */
-export function testCorefile(repoRoot: string): string {
+/**
+ * The name of the tests' own registry outside the cluster (an upstream of a pull-through cache,
+ * as Docker Hub is one): it serves on the root end of the node's veth (NodeNetwork.hostAddress).
+ */
+export const UPSTREAM_REGISTRY_HOST = 'upstream.test';
+
+/**
+ * The sample's Corefile without `forward`, with a `hosts` block for the names of the tests' servers
+ * outside the cluster (UPSTREAM_REGISTRY_HOST): what `forward` to a company resolver answers in a
+ * cluster of its own.
+ */
+export function testCorefile(repoRoot: string, externalHosts: Readonly<Record<string, string>> = {}): string {
   const sample = load(readFileSync(join(repoRoot, 'kustomize', 'coredns-k8s-external.yaml'), 'utf8')) as { data: { Corefile: string } };
-  return sample.data.Corefile.split('\n').filter((line) => !/^\s*forward\s/.test(line)).join('\n');
+  const lines = sample.data.Corefile.split('\n').filter((line) => !/^\s*forward\s/.test(line));
+  const entries = Object.entries(externalHosts);
+  if (entries.length === 0) return lines.join('\n');
+  const at = lines.findIndex((line) => /^\s*kubernetes\s/.test(line));
+  const hosts = ['        hosts {', ...entries.map(([name, address]) => `            ${address} ${name}`), '            fallthrough', '        }'];
+  return [...lines.slice(0, at), ...hosts, ...lines.slice(at)].join('\n');
 }
 
 /** kubeadm's CoreDNS objects (cmd/kubeadm/app/phases/addons/dns/manifests.go), one replica. */
@@ -81,7 +96,8 @@ function corednsObjects(image: string, corefile: string, dnsServiceIp: string): 
 /** Deploys CoreDNS and waits until it answers for `kubernetes` through its ClusterIP from the host. */
 export async function startClusterDns(cluster: Pick<TestCluster, 'kubectl'>, options: { repoRoot: string; image: string; network: NodeNetwork }): Promise<void> {
   const { network } = options;
-  await applyObjects(cluster, corednsObjects(options.image, testCorefile(options.repoRoot), network.dnsServiceIp), '', serverSide('tests'));
+  const corefile = testCorefile(options.repoRoot, { [UPSTREAM_REGISTRY_HOST]: network.hostAddress });
+  await applyObjects(cluster, corednsObjects(options.image, corefile, network.dnsServiceIp), '', serverSide('tests'));
   const resolver = new Resolver({ timeout: 500, tries: 1 });
   resolver.setServers([network.dnsServiceIp]);
   const answers = async () => {
