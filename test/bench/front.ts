@@ -58,6 +58,12 @@ export const IP = {
   // section 12 (gc.ts): the registry garbage-collected under the freeze, behind its front
   gcFront: '127.50.10.16',
   gcRegistry: '127.50.10.17',
+  // section 13 (pull-through-cache.ts): the upstream (TLS, htpasswd) and the cache: its docker_auth,
+  // its registry in proxy mode, its front
+  proxyUpstream: '127.50.10.18',
+  proxyAuth: '127.50.10.19',
+  proxyRegistry: '127.50.10.20',
+  proxyFront: '127.50.10.21',
 };
 export const HOSTNAME = `${IP.front}:8443`;
 const SKOPEO = '/usr/bin/skopeo';

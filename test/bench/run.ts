@@ -13,6 +13,7 @@
 // timed runs after the first issuance (at least 3 within an 8 min budget on a loaded machine); CR → Secret 10 CRs; auth config by binary search.
 // Sections 11 and 12 add ~4 and ~6–12 min (GC: 3 rounds of 1,000 images on the volume and on a
 // bucket; the bucket's pushes and GC are the slow part); quick mode (5 short rounds; 1 GC round) ~1 and ~3–4.5 min.
+// Section 13 (pull-through cache: a 64 MiB image of 4 layers, 7 rounds, 5 identical pulls) adds ~0.5 min (quick: 16 MiB, 3 rounds).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,6 +30,7 @@ import { buildApp, bundleHelper } from './bundles.ts';
 import { coldStartSection } from './cold-start.ts';
 import { dataPlaneSection, loginSection, startFrontBench } from './front.ts';
 import { gcSection } from './gc.ts';
+import { pullThroughCacheSection } from './pull-through-cache.ts';
 import { machine, resultsMarkdown, textTable, type SectionResult } from './report.ts';
 import { rotationListsSection, rotationSection } from './rotation.ts';
 import { admissionPathSection } from './admission-path.ts';
@@ -43,8 +45,8 @@ const wanted = (n: number) => !only || only.has(String(n));
 const full = !only && !quick;
 
 const sizes = quick
-  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3, admissionRounds: 2, admissionRequests: 50, storageMiB: 32, storageRuns: 1, cacheMiB: 32, cacheRuns: 5, headMs: 1000, gcRounds: 1 }
-  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10, admissionRounds: 5, admissionRequests: 200, storageMiB: 256, storageRuns: 3, cacheMiB: 256, cacheRuns: 5, headMs: 2000, gcRounds: 3 };
+  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3, admissionRounds: 2, admissionRequests: 50, storageMiB: 32, storageRuns: 1, cacheMiB: 32, cacheRuns: 5, headMs: 1000, gcRounds: 1, proxyMiB: 16, proxyRuns: 3, proxyPulls: 5 }
+  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10, admissionRounds: 5, admissionRequests: 200, storageMiB: 256, storageRuns: 3, cacheMiB: 256, cacheRuns: 5, headMs: 2000, gcRounds: 3, proxyMiB: 64, proxyRuns: 7, proxyPulls: 5 };
 if (values['data-size']) {
   sizes.dataMiB = Number(values['data-size']);
   if (!Number.isInteger(sizes.dataMiB) || sizes.dataMiB < 1) throw new Error(`--data-size: a whole number of MiB, got ${values['data-size']}`);
@@ -63,6 +65,7 @@ const TITLES: Record<number, string> = {
   10: '10. Storage: bucket vs volume, two replicas vs one',
   11: '11. Blob descriptor cache: without (now) vs with (before)',
   12: '12. Garbage collection of 1,000 images, a third deleted, under the write freeze',
+  13: '13. Pull-through cache',
 };
 
 function progress(message: string): void {
@@ -116,7 +119,7 @@ const authConfig = wanted(5) ? authConfigSection() : undefined;
 await section(2, () => coldStartSection({ app, tls, recorder, runs: sizes.coldRuns }));
 await section(1, () => webhookLoadSection({ app, tls, recorder, ...helpers, workDir, runs: sizes.webhookRuns, warmupMs: sizes.warmupMs, durationMs: sizes.durationMs }));
 
-if (wanted(6) || wanted(7) || wanted(10) || wanted(11) || wanted(12)) {
+if (wanted(6) || wanted(7) || wanted(10) || wanted(11) || wanted(12) || wanted(13)) {
   // the registry pod's processes on loopback; no control plane needed
   const front = await startFrontBench(await testBinaries(), mkdtempSync(join(tmpdir(), 'front-')));
   try {
@@ -125,6 +128,7 @@ if (wanted(6) || wanted(7) || wanted(10) || wanted(11) || wanted(12)) {
     await section(10, () => storageSection(front, { sizeMiB: sizes.storageMiB, runs: sizes.storageRuns, progress }));
     await section(11, () => blobCacheSection(front, { sizeMiB: sizes.cacheMiB, runs: sizes.cacheRuns, smallLayers: 50, headMs: sizes.headMs, progress }));
     await section(12, () => gcSection(front, { images: 1000, deleted: 333, repositories: 10, layerBytes: 4096, rounds: sizes.gcRounds, progress }));
+    await section(13, () => pullThroughCacheSection(front, { sizeMiB: sizes.proxyMiB, layers: 4, runs: sizes.proxyRuns, pulls: sizes.proxyPulls, progress }));
   } finally {
     await front.stop();
   }
@@ -186,7 +190,7 @@ console.log('');
 for (const s of sections) for (const row of s.rows) console.log(`- ${row.figure}: limited by ${row.limit}`);
 if (full) {
   const notes = [
-    `Sizes (chosen to keep the whole run near 17 minutes on 2 shared cores): webhook — ${sizes.webhookRuns} runs of ${sizes.warmupMs} ms warm-up + ${sizes.durationMs} ms per server, route and concurrency; cold start — ${sizes.coldRuns} interleaved rounds; rotation — ${sizes.rotationCrs} CRs, ${sizes.rotationRuns} timed runs (at least 3 within ${sizes.rotationBudgetMs / 60_000} min); CR → Secret — ${sizes.latencyCrs} CRs; auth config — binary search over the real config function; data plane — a ${sizes.dataMiB} MiB image, ${sizes.dataRuns} interleaved rounds of 4 pushes and 4 pulls (\`--data-size\` to change); token logins — ${sizes.loginRuns} rounds of ${sizes.loginMs} ms per cell, ${sizes.reloads} docker_auth reloads; storage — a ${sizes.storageMiB} MiB image, ${sizes.storageRuns} interleaved rounds; blob descriptor cache — a ${sizes.cacheMiB} MiB image and one of 50 small layers, ${sizes.cacheRuns} interleaved rounds, ${sizes.headMs} ms of HEADs each; GC — 1,000 images, 333 deleted, ${sizes.gcRounds} round(s) per storage.`,
+    `Sizes (chosen to keep the whole run near 17 minutes on 2 shared cores): webhook — ${sizes.webhookRuns} runs of ${sizes.warmupMs} ms warm-up + ${sizes.durationMs} ms per server, route and concurrency; cold start — ${sizes.coldRuns} interleaved rounds; rotation — ${sizes.rotationCrs} CRs, ${sizes.rotationRuns} timed runs (at least 3 within ${sizes.rotationBudgetMs / 60_000} min); CR → Secret — ${sizes.latencyCrs} CRs; auth config — binary search over the real config function; data plane — a ${sizes.dataMiB} MiB image, ${sizes.dataRuns} interleaved rounds of 4 pushes and 4 pulls (\`--data-size\` to change); token logins — ${sizes.loginRuns} rounds of ${sizes.loginMs} ms per cell, ${sizes.reloads} docker_auth reloads; storage — a ${sizes.storageMiB} MiB image, ${sizes.storageRuns} interleaved rounds; blob descriptor cache — a ${sizes.cacheMiB} MiB image and one of 50 small layers, ${sizes.cacheRuns} interleaved rounds, ${sizes.headMs} ms of HEADs each; GC — 1,000 images, 333 deleted, ${sizes.gcRounds} round(s) per storage; pull-through cache — a ${sizes.proxyMiB} MiB image of 4 layers, ${sizes.proxyRuns} interleaved rounds, ${sizes.proxyPulls} identical pulls.`,
     '',
     `${failures === 0 ? 'All sections completed.' : `${failures} section(s) failed; see their details.`} "Met" compares the median with the issue's target; ratios are medians of per-run ratios where runs are paired.`,
     '',
