@@ -22,8 +22,13 @@ export type Obj = Record<string, unknown> & {
   metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; resourceVersion?: string };
 };
 
-/** Builds the named entry points into dist/ with the project's own build script. */
+/**
+ * Builds the named entry points into dist/ with the project's own build script — unless the test
+ * runner built every bundle before starting the files (IRO_BUNDLES_BUILT): files that run side by
+ * side must not rewrite dist/ while another copies it into an image or runs it.
+ */
 export function buildBundles(names: string[]): Promise<void> {
+  if (process.env.IRO_BUNDLES_BUILT === '1') return Promise.resolve();
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...process.execArgv, join(repoRoot, 'test/build.ts'), ...names], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
