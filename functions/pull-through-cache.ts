@@ -7,7 +7,7 @@
 //   proxy.username / password), so they are in no Secret or ConfigMap the operator writes, no
 //   status, Event or log; the references' digest rolls the pods when the Secret changes.
 // - the upstream's CA (an in-house registry behind a private CA), mounted beside a bucket's CA.
-// - nginx refuses pushes and deletes with a message saying why (pushPolicy).
+// - nginx refuses pushes and deletes with a message saying why (pushRefusal).
 // - docker_auth: anonymous pulls from the networks of spec.proxy.anonymousPull only (anonymousAcl).
 // - node trust: containerd's hosts.toml of each spec.proxy.mirrorFor host (node-trust.ts).
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
