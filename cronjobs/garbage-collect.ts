@@ -25,6 +25,8 @@ import { awaitFreezeState, type FreezeTarget } from './freeze.ts';
 import { connectKube, isConflict, type Kube } from './kube.ts';
 import { removeGcCronJob } from './registry-workload.ts';
 import { errorMessage, log } from './log.ts';
+import { workloadImages } from './workload-images.ts';
+import { inUseOf, inUseSummary, type InUse } from '../functions/retention/in-use.ts';
 
 const MAINTENANCE_VERSION_ANNOTATION = `${API_GROUP}/maintenance-version`;
 const GC_FIELD_MANAGER = 'image-registry-operator-gc';
@@ -38,6 +40,8 @@ interface Run {
   settings: GcSettings;
   targets: FreezeTarget[];
   id: string;
+  /** what the cluster runs of the registry, when the run may delete tags or untagged manifests */
+  inUse?: InUse;
 }
 
 async function main(env: NodeJS.ProcessEnv): Promise<number> {
@@ -54,9 +58,30 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
   }
   const started = new Date();
   const run: Run = { kube, registry, key, settings: gcSettings(registry), targets: await freezeTargets(kube, registry, config), id: freezeId(podName(), started) };
-  const result = await collect(run, config, started);
+  // fail safe: a run that cannot see what the cluster runs deletes nothing (before any freeze)
+  const inUse = await readInUse(run, config);
+  const result = 'problem' in inUse
+    ? { startTime: started.toISOString(), completionTime: new Date().toISOString(), result: 'Failed' as const, message: inUse.problem }
+    : await collect({ ...run, ...(inUse.inUse ? { inUse: inUse.inUse } : {}) }, config, started);
   await report(run, result);
   return result.result === 'Succeeded' ? 0 : 1;
+}
+
+/**
+ * What the cluster runs of this registry, read only when the run may delete tags (retention) or
+ * untagged manifests (deleteUntagged): collecting unreferenced blobs never takes what a manifest uses.
+ */
+async function readInUse(run: Run, config: OperatorConfig): Promise<{ inUse?: InUse } | { problem: string }> {
+  if (run.settings.retention.length === 0 && !run.settings.deleteUntagged) return {};
+  const hostname = run.registry.status?.hostname || registryHostname(run.key.name, run.key.namespace, config.dnsZone);
+  try {
+    const { images, requests } = await workloadImages(run.kube);
+    const inUse = inUseOf(images, hostname);
+    log('info', 'images in use', { registry: `${run.key.namespace}/${run.key.name}`, images: images.size, requests, ofThisRegistry: inUseSummary(inUse).count });
+    return { inUse };
+  } catch (error) {
+    return { problem: `cannot read the cluster's workloads to keep the images they use (${errorMessage(error)}): nothing was deleted; the Jobs' ClusterRole image-registry-operator-jobs must list pods, replicationcontrollers, deployments, replicasets, statefulsets, daemonsets, jobs and cronjobs` };
+  }
 }
 
 /** Every registry pod that has an IP: a pod that is not Ready yet may become so during the run. */
@@ -91,13 +116,27 @@ async function collect(run: Run, config: OperatorConfig, started: Date): Promise
   const frozen = freeze && liftedAt ? { freezeSeconds: (liftedAt.getTime() - freeze.frozenAt.getTime()) / 1000 } : {};
   if ('problem' in podReport) return finish({ result: 'Failed', message: podReport.problem, ...frozen });
   const { problems } = podReport;
+  const inUse = inUseNotes(podReport);
+  const message = [...problems, ...inUse.notes].join('; ').slice(0, 2000);
   return finish({
     result: problems.length ? 'Failed' : 'Succeeded',
-    ...(problems.length ? { message: problems.join('; ').slice(0, 2000) } : {}),
+    ...(message ? { message } : {}),
     tagsDeleted: podReport.tagsDeleted, manifestsDeleted: podReport.manifestsDeleted, blobsDeleted: podReport.blobsDeleted, bytesReclaimed: podReport.bytesReclaimed,
+    ...(inUse.tagsKeptInUse ? { tagsKeptInUse: inUse.tagsKeptInUse } : {}),
     ...frozen,
     storageBytes: podReport.storageBytes,
   });
+}
+
+/** lastRun's account of what the cluster's use kept (RetentionPlan.keptInUse / untaggedInUse). */
+function inUseNotes(report: GcPodReport): { tagsKeptInUse: number; notes: string[] } {
+  const kept = report.keptInUse ?? [];
+  const untagged = report.untaggedInUse ?? [];
+  const notes = [
+    ...(kept.length ? [`kept ${kept.length} tag(s) in use by workloads: ${kept.slice(0, 3).join(', ')}${kept.length > 3 ? ', …' : ''}`] : []),
+    ...(untagged.length ? [`deleteUntagged skipped this run: ${untagged.length} untagged manifest(s) in use by digest: ${untagged.slice(0, 3).join(', ')}${untagged.length > 3 ? ', …' : ''}`] : []),
+  ];
+  return { tagsKeptInUse: kept.length, notes };
 }
 
 interface HeldFreeze {
@@ -168,7 +207,7 @@ async function runGcJob(run: Run, config: OperatorConfig, job: { created?: boole
   const { kube, registry, key, settings } = run;
   await kube.apply(desiredGcConfigMap(registry));
   const besideRegistryPods = storageKind(registry) === 'volume' && run.targets.length > 0;
-  const desired = desiredGcJob({ registry, config, run: run.id.slice(0, 10), settings, besideRegistryPods });
+  const desired = desiredGcJob({ registry, config, run: run.id.slice(0, 10), settings, besideRegistryPods, ...(run.inUse ? { inUse: run.inUse } : {}) });
   const name = desired.metadata?.name ?? '';
   await kube.create(desired);
   job.created = true;

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { HeadObjectCommand, ListObjectsV2Command, type ListObjectsV2CommandOutput } from '@aws-sdk/client-s3';
 import { load } from 'js-yaml';
 import {
-  EMPTY_JSON_BLOB, GC_CONFIG_DIR, GC_REGISTRY_ADDRESS, GC_SETTINGS_ENV, GC_WORK_DIR, gcPodReportLine, parseGcOutput, retentionPlan,
+  EMPTY_JSON_BLOB, GC_CONFIG_DIR, KEEP_UNTAGGED_FILE, GC_REGISTRY_ADDRESS, GC_SETTINGS_ENV, GC_WORK_DIR, gcPodReportLine, parseGcOutput, retentionPlan,
   type GcPodReport, type GcPodSettings, type RepositoryState, type TagState,
 } from '../functions/garbage-collection.ts';
 import { bucketSettings } from '../functions/upload-cleanup.ts';
@@ -123,24 +123,39 @@ async function tagState(storage: StorageReader, repository: string, tag: string)
 }
 
 /** Applies the retention policies; returns the tags and manifests deleted (or that a dry run would delete). */
-async function applyRetention(settings: GcPodSettings, storage: StorageReader, repositories: string[], problems: string[]): Promise<{ tags: number; manifests: number }> {
-  if (settings.retention.length === 0) return { tags: 0, manifests: 0 };
+interface RetentionOutcome {
+  tags: number;
+  manifests: number;
+  keptInUse: string[];
+  untaggedInUse: string[];
+}
+
+async function applyRetention(settings: GcPodSettings, storage: StorageReader, repositories: string[], problems: string[]): Promise<RetentionOutcome> {
+  const none = { tags: 0, manifests: 0, keptInUse: [], untaggedInUse: [] };
+  // with in-use images (retention or deleteUntagged on) every repository's tags are read: an
+  // untagged manifest in use is found in repositories no policy covers too
+  if (settings.retention.length === 0 && !settings.inUse) return none;
   const states: RepositoryState[] = [];
   for (const repository of repositories) {
     const tags = await listAll<{ tags?: string[] | null }>(`/v2/${repository}/tags/list?n=1000`, (body) => body.tags ?? []);
     states.push({ repository, tags: await Promise.all(tags.map((tag) => tagState(storage, repository, tag))) });
   }
-  const plan = retentionPlan(states, settings.retention, new Date());
-  const wouldDelete = { tags: plan.deleteTags.length + plan.deleteManifests.reduce((n, m) => n + m.tags.length, 0), manifests: plan.deleteManifests.length };
-  log('info', settings.dryRun ? 'retention (dry run): would delete' : 'retention: deleting', { manifests: plan.deleteManifests, tags: plan.deleteTags, keptTags: plan.keptTags });
-  if (settings.dryRun) return wouldDelete;
+  const plan = retentionPlan(states, settings.retention, new Date(), settings.inUse);
+  // the collector's --delete-untagged would take a manifest the cluster runs by digest: not this run
+  if (plan.untaggedInUse.length) writeFileSync(join(GC_WORK_DIR, KEEP_UNTAGGED_FILE), plan.untaggedInUse.join('\n'));
+  const outcome = {
+    tags: plan.deleteTags.length + plan.deleteManifests.reduce((n, m) => n + m.tags.length, 0), manifests: plan.deleteManifests.length,
+    keptInUse: plan.keptInUse, untaggedInUse: plan.untaggedInUse,
+  };
+  log('info', settings.dryRun ? 'retention (dry run): would delete' : 'retention: deleting', { manifests: plan.deleteManifests, tags: plan.deleteTags, keptTags: plan.keptTags, keptInUse: plan.keptInUse, untaggedInUse: plan.untaggedInUse });
+  if (settings.dryRun) return outcome;
   const remove = async (repository: string, reference: string) => {
     const answer = await api('DELETE', `/v2/${repository}/manifests/${encodeURIComponent(reference)}`);
     if (answer.status !== 202 && answer.status !== 404) problems.push(`DELETE ${repository}@${reference}: HTTP ${answer.status} ${(await answer.text()).slice(0, 200)}`);
   };
   for (const { repository, tag } of plan.deleteTags) await remove(repository, tag);
   for (const { repository, digest } of plan.deleteManifests) await remove(repository, digest);
-  return wouldDelete;
+  return outcome;
 }
 
 async function waitForFile(path: string): Promise<string> {
@@ -174,7 +189,7 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
   const settings = JSON.parse(env[GC_SETTINGS_ENV] ?? '') as GcPodSettings;
   const storage = settings.storage.kind === 'volume' ? volumeReader(settings.storage.root) : bucketReader(join(GC_CONFIG_DIR, 'config.yml'), env);
   const problems: string[] = [];
-  let deleted = { tags: 0, manifests: 0 };
+  let deleted: RetentionOutcome = { tags: 0, manifests: 0, keptInUse: [], untaggedInUse: [] };
   let bytesBefore = 0;
   try {
     await waitForRegistry(120_000);
@@ -205,6 +220,8 @@ async function main(env: NodeJS.ProcessEnv): Promise<number> {
     bytesReclaimed,
     storageBytes,
     problems,
+    ...(deleted.keptInUse.length ? { keptInUse: deleted.keptInUse } : {}),
+    ...(deleted.untaggedInUse.length ? { untaggedInUse: deleted.untaggedInUse } : {}),
   };
   console.log(gcPodReportLine(report));
   return problems.length === 0 ? 0 : 1;

@@ -57,6 +57,8 @@ export function isNotFound(error: unknown): error is KubeError {
 export interface Kube {
   read<T extends object>(ref: ObjectRef): Promise<T | undefined>;
   list<T extends object>(apiVersion: string, kind: string, namespace?: string, labelSelector?: string): Promise<T[]>;
+  /** every object of a kind in every namespace, `pageSize` at a time (limit/continue), each page handed to `page` and dropped */
+  listPaged<T extends object>(apiVersion: string, kind: string, pageSize: number, page: (items: T[]) => void): Promise<{ requests: number }>;
   /** server-side apply (force: we own the fields we write) */
   apply<T extends object>(object: T): Promise<T>;
   /**
@@ -237,6 +239,23 @@ export function connectKube(config: KubeConfig = loadKubeConfig()): Kube {
           await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
         }
       }
+    },
+    listPaged: async <T extends object>(apiVersion: string, kind: string, pageSize: number, page: (items: T[]) => void) => {
+      let token: string | undefined;
+      let requests = 0;
+      do {
+        const query = `?limit=${pageSize}${token ? `&continue=${encodeURIComponent(token)}` : ''}`;
+        let list: { items: T[]; metadata?: { continue?: string } };
+        try {
+          list = (await send('GET', `${(await resourceOf(apiVersion, kind)).collection()}${query}`)).body as typeof list;
+        } catch (error) {
+          throw describe(error, 'list', { apiVersion, kind, name: '' });
+        }
+        requests++;
+        page(list.items);
+        token = list.metadata?.continue || undefined;
+      } while (token);
+      return { requests };
     },
     apply: async <T extends object>(object: T) => {
       const ref = refOf(object);

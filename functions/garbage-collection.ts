@@ -16,6 +16,8 @@
 //
 // A dry run deletes nothing and needs no freeze. This module is the pure part: settings, names,
 // objects, which tags go, and reading the collector's output.
+import { attachmentSubject } from './retention/attachments.ts';
+import type { InUse } from './retention/in-use.ts';
 import { posix } from 'node:path';
 import type { V1ConfigMap, V1CronJob, V1EnvVar, V1Job } from '@kubernetes/client-node';
 import { dump } from 'js-yaml';
@@ -160,6 +162,8 @@ export interface GcPodSettings {
    * `skopeo inspect` — and a cache whose collection always fails grows without bound.
    */
   linkEveryRepository?: boolean;
+  /** what the cluster runs of this registry (in-use.ts): kept by retention, and deleteUntagged skipped when a pinned manifest has no tag */
+  inUse?: InUse;
   retention: RetentionPolicy[];
   /** where the registry's keys start in its storage (the volume's path or the bucket's rootdirectory) */
   storage: { kind: 'volume'; root: string } | { kind: 's3' };
@@ -170,6 +174,9 @@ export interface GcPodSettings {
  * (`retention.done` in the shared work directory), then runs the collector and leaves its output
  * and exit code there. POSIX sh: busybox in the registry image.
  */
+/** Written by the retention container when an in-use manifest has no tag (GcPodSettings.inUse). */
+export const KEEP_UNTAGGED_FILE = 'keep-untagged';
+
 export const GC_SCRIPT = [
   'set -u',
   `registry serve ${GC_CONFIG_DIR}/config.yml & serving=$!`,
@@ -179,7 +186,10 @@ export const GC_SCRIPT = [
   'done',
   'kill "$serving"; wait "$serving" 2>/dev/null',
   `if [ -e ${GC_WORK_DIR}/nothing-stored ]; then echo "nothing stored yet" > ${GC_WORK_DIR}/gc.out; echo 0 > ${GC_WORK_DIR}/gc.exit; exit 0; fi`,
-  `registry garbage-collect $GC_FLAGS ${GC_CONFIG_DIR}/config.yml > ${GC_WORK_DIR}/gc.out 2>&1; code=$?`,
+  // an untagged manifest the cluster runs by digest (retention's finding): no --delete-untagged this run (it comes first in GC_FLAGS)
+  'flags="$GC_FLAGS"',
+  `if [ -e ${GC_WORK_DIR}/${KEEP_UNTAGGED_FILE} ]; then flags="\${flags#--delete-untagged}"; fi`,
+  `registry garbage-collect $flags ${GC_CONFIG_DIR}/config.yml > ${GC_WORK_DIR}/gc.out 2>&1; code=$?`,
   `tail -n 3 ${GC_WORK_DIR}/gc.out`,
   `echo "$code" > ${GC_WORK_DIR}/gc.exit`,
   'exit "$code"',
@@ -192,10 +202,12 @@ export interface GcJobInput {
   settings: GcSettings;
   /** a volume registry whose pods run: the GC pod must run on their node (ReadWriteOnce) */
   besideRegistryPods: boolean;
+  /** what the cluster runs of this registry, read by the run before it froze writes */
+  inUse?: InUse;
 }
 
 /** The GC Job in the registry's namespace: no Kubernetes API access, the registry's storage and ServiceAccount. */
-export function desiredGcJob({ registry, config, run, settings, besideRegistryPods }: GcJobInput): V1Job {
+export function desiredGcJob({ registry, config, run, settings, besideRegistryPods, inUse }: GcJobInput): V1Job {
   const key = { namespace: registry.metadata.namespace ?? '', name: registry.metadata.name ?? '' };
   const storage = registryStorage(registry);
   const labels = { ...gcLabels(key), 'registry.mgoltzsche.github.com/gc-run': run };
@@ -203,6 +215,7 @@ export function desiredGcJob({ registry, config, run, settings, besideRegistryPo
   const podSettings: GcPodSettings = {
     dryRun: settings.dryRun,
     ...(registry.spec?.proxy ? { linkEveryRepository: true } : {}),
+    ...(inUse ? { inUse } : {}),
     retention: settings.retention,
     storage: storage.kind === 's3' ? { kind: 's3' } : { kind: 'volume', root: String((storage.config.filesystem as { rootdirectory?: string } | undefined)?.rootdirectory ?? '') },
   };
@@ -283,6 +296,10 @@ export interface RetentionPlan {
   /** tags that go while their manifest stays (another kept tag shares it): DELETE by tag */
   deleteTags: { repository: string; tag: string }[];
   keptTags: number;
+  /** tags a policy would have deleted, kept because the cluster runs them (`repository:tag`) */
+  keptInUse: string[];
+  /** manifests the cluster runs by digest that no tag points to (`repository@digest`): deleteUntagged would collect them */
+  untaggedInUse: string[];
 }
 
 const matches = (name: string, globs: readonly string[]) => globs.some((glob) => posix.matchesGlob(name, glob));
@@ -308,14 +325,35 @@ export function keptTags(tags: readonly TagState[], keep: KeepTags, now: Date): 
 /**
  * What retention deletes. Repositories no policy covers keep every tag. A manifest is deleted only
  * when no kept tag points to it or to an index referencing it (a kept multi-arch tag keeps its
- * per-platform manifests, also when they carry tags of their own).
+ * per-platform manifests, also when they carry tags of their own). What the cluster runs (`inUse`,
+ * in-use.ts) is kept whatever the policies say: its tags, and every tag of a manifest it pins by
+ * digest. Attachments (`sha256-<hex>.sig` …, attachments.ts) are not counted by the keep rules:
+ * in a repository a policy covers they stay while their image stays and go with it, and when it
+ * is gone.
  */
-export function retentionPlan(repositories: readonly RepositoryState[], policies: readonly RetentionPolicy[], now: Date): RetentionPlan {
-  const plan: RetentionPlan = { deleteManifests: [], deleteTags: [], keptTags: 0 };
+export function retentionPlan(repositories: readonly RepositoryState[], policies: readonly RetentionPolicy[], now: Date, inUse: InUse = { tags: {}, digests: {} }): RetentionPlan {
+  const plan: RetentionPlan = { deleteManifests: [], deleteTags: [], keptTags: 0, keptInUse: [], untaggedInUse: [] };
   for (const { repository, tags } of repositories) {
+    const usedTags = new Set(inUse.tags[repository] ?? []);
+    const usedDigests = new Set(inUse.digests[repository] ?? []);
+    const images = tags.filter((t) => attachmentSubject(t.tag) === undefined);
     const policy = retentionPolicyFor(repository, policies);
-    const kept = policy ? keptTags(tags, policy.keepTags, now) : new Set(tags.map((t) => t.tag));
-    const keptDigests = new Set(tags.filter((t) => kept.has(t.tag)).flatMap((t) => [t.digest, ...(t.references ?? [])]));
+    const byPolicy = policy ? keptTags(images, policy.keepTags, now) : new Set(tags.map((t) => t.tag));
+    const kept = new Set(byPolicy);
+    for (const t of images) {
+      if (kept.has(t.tag) || !(usedTags.has(t.tag) || usedDigests.has(t.digest))) continue;
+      kept.add(t.tag);
+      plan.keptInUse.push(`${repository}:${t.tag}`);
+    }
+    const imageDigests = new Set([...usedDigests, ...images.filter((t) => kept.has(t.tag)).flatMap((t) => [t.digest, ...(t.references ?? [])])]);
+    // an attachment stays with a kept image; one of a deleted image, or of none, goes
+    for (const t of tags) {
+      const subject = attachmentSubject(t.tag);
+      if (subject !== undefined && imageDigests.has(subject)) kept.add(t.tag);
+    }
+    const present = new Set(tags.flatMap((t) => [t.digest, ...(t.references ?? [])]));
+    for (const digest of usedDigests) if (!present.has(digest)) plan.untaggedInUse.push(`${repository}@${digest}`);
+    const keptDigests = new Set([...usedDigests, ...tags.filter((t) => kept.has(t.tag)).flatMap((t) => [t.digest, ...(t.references ?? [])])]);
     const byDigest = new Map<string, string[]>();
     for (const t of tags) {
       if (kept.has(t.tag)) continue;
@@ -362,6 +400,10 @@ export interface GcPodReport {
   /** blob bytes in the storage after the run */
   storageBytes: number;
   problems: string[];
+  /** tags retention kept because the cluster runs them (RetentionPlan.keptInUse) */
+  keptInUse?: string[];
+  /** in-use manifests without a tag: deleteUntagged was skipped for them (RetentionPlan.untaggedInUse) */
+  untaggedInUse?: string[];
 }
 
 const GC_REPORT_KEY = 'gcReport';
@@ -391,5 +433,5 @@ export function gcEventMessage(run: GarbageCollectionRun): string {
   if (run.result === 'Failed') return `garbage collection failed: ${run.message ?? 'see the GC Job'}`;
   const would = run.dryRun ? 'dry run, nothing deleted: would delete' : 'deleted';
   const freeze = run.freezeSeconds === undefined ? 'no write freeze' : `writes refused for ${run.freezeSeconds.toFixed(1)} s`;
-  return `garbage collection ${would} ${run.tagsDeleted ?? 0} tags, ${run.manifestsDeleted ?? 0} manifests and ${run.blobsDeleted ?? 0} blobs (${formatBytes(run.bytesReclaimed ?? 0)}); ${freeze}`;
+  return `garbage collection ${would} ${run.tagsDeleted ?? 0} tags, ${run.manifestsDeleted ?? 0} manifests and ${run.blobsDeleted ?? 0} blobs (${formatBytes(run.bytesReclaimed ?? 0)}); ${freeze}${run.message ? `; ${run.message}` : ''}`;
 }

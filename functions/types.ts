@@ -206,6 +206,8 @@ export interface GarbageCollectionRun {
   bytesReclaimed?: number;
   /** first refused write to writes accepted again */
   freezeSeconds?: number;
+  /** tags retention kept because a workload of the cluster uses them */
+  tagsKeptInUse?: number;
 }
 
 export interface ImageRegistryStatus {

@@ -16,6 +16,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { OCI_MANIFEST } from '../support/oci-image.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
@@ -204,6 +205,89 @@ test('retention: 30 tags pushed over 30 hours, keep the 5 pushed last and releas
   assert.is(bytesBefore - blobBytes(s), reclaimed);
   assert.is(real.run.bytesReclaimed, reclaimed);
   assert.is(dry.run.bytesReclaimed, 0, 'the dry run\'s collector saw nothing unreferenced yet (retention deleted nothing)');
+});
+
+/** Sets the push time of a tag (its link file's mtime, as the registry rewrites it on every push) to `hours` ago. */
+function pushedHoursAgo(s: Setup, repo: string, tag: string, hours: number): void {
+  const at = Date.now() / 1000 - hours * 3600;
+  utimesSync(join(s.volume, 'docker/registry/v2/repositories', repo, '_manifests/tags', tag, 'current/link'), at, at);
+}
+
+test('in use: what workloads run is kept whatever the policy says, signatures travel with their images, deleteUntagged spares a manifest a CronJob pins by digest; the workloads gone, the next run deletes; workloads unreadable, nothing is deleted', async () => {
+  const s = await started();
+  const repo = `${s.namespace}/svc`;
+  const cronRepo = `${s.namespace}/cron`;
+  const c = s.client(repo);
+  const builds = [5, 6, 7, 8, 9].map((i) => newImage(`old-${i}`, [], 4 * 1024));
+  await pushAll(c, repo, builds);
+  builds.forEach((image, i) => pushedHoursAgo(s, repo, image.tag, 10 - i));
+  const [, , old7, old8, old9] = builds as [Image, Image, Image, Image, Image];
+  // cosign-style attachments: of the newest build, of a build retention deletes, and of nothing
+  const signature = (subject: string, suffix: string) => newImage(`sha256-${subject.slice('sha256:'.length)}${suffix}`, [], 512);
+  const signatures = [signature(old9.digest, '.sig'), signature(old9.digest, '.att'), signature(old8.digest, '.sig'), signature(`sha256:${'f'.repeat(64)}`, '.sig')];
+  await pushAll(c, repo, signatures);
+  // the CronJob's image: pinned by digest, its tag since moved to another image (the pinned manifest is untagged)
+  const cron = s.client(cronRepo);
+  const pinned = newImage('nightly', [], 2048);
+  await pushAll(cron, cronRepo, [pinned, newImage('nightly', [], 2048)]);
+  assert.is((await cron.call('GET', `/v2/${cronRepo}/manifests/${pinned.digest}`, { accept: OCI_MANIFEST })).status, 200, 'the overwritten manifest, untagged');
+  const workloads = [
+    {
+      apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'svc' },
+      // no replica needed: the Deployment and its ReplicaSet name the image
+      spec: { replicas: 0, selector: { matchLabels: { app: 'svc' } }, template: { metadata: { labels: { app: 'svc' } }, spec: { containers: [{ name: 'svc', image: `${s.hostname}/${repo}:old-7` }] } } },
+    },
+    {
+      apiVersion: 'batch/v1', kind: 'CronJob', metadata: { name: 'nightly' },
+      spec: { schedule: '0 0 1 1 *', suspend: true, jobTemplate: { spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'n', image: `${s.hostname}/${cronRepo}@${pinned.digest}` }] } } } } },
+    },
+  ];
+  await applyObjects(cluster, workloads, s.namespace, serverSide('e2e-test'));
+  await setGarbageCollection(s, { retention: [{ repositories: [repo], keepTags: { mostRecentlyPushedCount: 1 } }], deleteUntagged: true, dryRun: false });
+
+  const first = await forceRun(s, 'in-use');
+  assert.is(first.result, 'Complete', first.logs);
+  assert.is(first.run.result, 'Succeeded', JSON.stringify(first.run));
+  assert.is(first.run.tagsKeptInUse, 1);
+  assert.match(first.run.message ?? '', new RegExp(`kept 1 tag\\(s\\) in use by workloads: ${repo}:old-7`));
+  assert.match(first.run.message ?? '', /deleteUntagged skipped this run: 1 untagged manifest\(s\) in use by digest/);
+  // old-9 (the newest build) and its two attachments, old-7 (in use); the rest gone: old-5, old-6,
+  // old-8 with its signature, the orphan signature
+  assert.equal(await tagsOf(c, repo), ['old-7', 'old-9', signatures[0]?.tag, signatures[1]?.tag].sort());
+  assert.is(first.run.tagsDeleted, 5);
+  assert.is((await cron.call('GET', `/v2/${cronRepo}/manifests/${pinned.digest}`, { accept: OCI_MANIFEST })).status, 200, 'the pinned untagged manifest is there');
+  for (const image of [old7, old9]) assert.is(await damage(c, repo, image), undefined, `${image.tag} pulls`);
+
+  // the Deployment gone with its ReplicaSets, the CronJob too: the next run deletes old-7 and the untagged manifest
+  const deleted = await cluster.kubectl(['delete', 'deployment/svc', 'cronjob/nightly', '--cascade=foreground', '--wait=true', '--timeout=60s'], { namespace: s.namespace });
+  assert.is(deleted.code, 0, deleted.stderr);
+  await waitFor('the ReplicaSets gone', async () => (await listObjects(cluster, 'replicasets', s.namespace)).length === 0, 60_000);
+  const second = await forceRun(s, 'not-in-use');
+  assert.is(second.run.result, 'Succeeded', JSON.stringify(second.run));
+  assert.is(second.run.tagsKeptInUse, undefined);
+  assert.equal(await tagsOf(c, repo), ['old-9', signatures[0]?.tag, signatures[1]?.tag].sort());
+  assert.is((await cron.call('GET', `/v2/${cronRepo}/manifests/${pinned.digest}`, { accept: OCI_MANIFEST })).status, 404, 'the untagged manifest collected');
+
+  // the Jobs' ClusterRole without the workload lists: the run deletes nothing and says why
+  const role = await requireObject<{ rules: { resources?: string[] }[] }>(cluster, 'clusterrole', 'image-registry-operator-jobs');
+  const narrowed = { ...role, rules: role.rules.filter((rule) => !(rule.resources ?? []).includes('deployments')) };
+  assert.ok(narrowed.rules.length < role.rules.length);
+  const replaced = await cluster.kubectl(['replace', '-f', '-'], { input: JSON.stringify(narrowed) });
+  assert.is(replaced.code, 0, replaced.stderr);
+  try {
+    await pushAll(c, repo, [newImage('old-10', [], 1024)]);
+    const refused = await forceRun(s, 'unreadable');
+    assert.is(refused.run.result, 'Failed');
+    assert.match(refused.run.message ?? '', /cannot read the cluster's workloads to keep the images they use .*nothing was deleted/);
+    assert.is(refused.run.freezeSeconds, undefined, 'no freeze');
+    assert.equal(await tagsOf(c, repo), ['old-10', 'old-9', signatures[0]?.tag, signatures[1]?.tag].sort());
+    const events = await listObjects<{ reason: string; message: string }>(cluster, 'events', s.namespace);
+    assert.ok(events.some((e) => e.reason === 'GarbageCollectionFailed' && e.message.includes("cannot read the cluster's workloads")), JSON.stringify(events.map((e) => e.reason)));
+  } finally {
+    const restored = await cluster.kubectl(['replace', '-f', '-'], { input: JSON.stringify({ ...role, metadata: { ...(role as unknown as { metadata: object }).metadata, resourceVersion: undefined } }) });
+    assert.is(restored.code, 0, restored.stderr);
+    await setGarbageCollection(s, { retention: null, deleteUntagged: false });
+  }
 });
 
 test('a run killed after the freeze began: pushes are refused with the maintenance message, and accepted again by the freeze\'s deadline; nothing corrupt', async () => {

@@ -58,7 +58,7 @@ function crashingKube(limit: number): { kube: Kube; requests: () => number } {
     }
   }) as F;
   const kube: Kube = {
-    read: wrap(real.read), list: wrap(real.list), apply: wrap(real.apply), applyStatus: wrap(real.applyStatus),
+    read: wrap(real.read), list: wrap(real.list), listPaged: wrap(real.listPaged), apply: wrap(real.apply), applyStatus: wrap(real.applyStatus),
     create: wrap(real.create), replace: wrap(real.replace), jsonPatch: wrap(real.jsonPatch), remove: wrap(real.remove), containerLog: wrap(real.containerLog),
   };
   return { kube, requests: () => count };
