@@ -26,6 +26,7 @@ import { connectKube, isConflict, type Kube } from './kube.ts';
 import { removeGcCronJob } from './registry-workload.ts';
 import { errorMessage, log } from './log.ts';
 import { workloadImages } from './workload-images.ts';
+import { mirrorHosts } from '../functions/pull-through-cache.ts';
 import { inUseOf, inUseSummary, type InUse } from '../functions/retention/in-use.ts';
 
 const MAINTENANCE_VERSION_ANNOTATION = `${API_GROUP}/maintenance-version`;
@@ -76,7 +77,8 @@ async function readInUse(run: Run, config: OperatorConfig): Promise<{ inUse?: In
   const hostname = run.registry.status?.hostname || registryHostname(run.key.name, run.key.namespace, config.dnsZone);
   try {
     const { images, requests } = await workloadImages(run.kube);
-    const inUse = inUseOf(images, hostname);
+    // a cache's copies run under the hosts it mirrors too (the nodes pull docker.io/… through it)
+    const inUse = inUseOf(images, [hostname, ...mirrorHosts(run.registry)]);
     log('info', 'images in use', { registry: `${run.key.namespace}/${run.key.name}`, images: images.size, requests, ofThisRegistry: inUseSummary(inUse).count });
     return { inUse };
   } catch (error) {

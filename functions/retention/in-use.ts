@@ -23,16 +23,19 @@ export function podSpecImages(spec: PodSpecImages | undefined): string[] {
 }
 
 /**
- * The references to this registry among `images`. A reference with a digest pins the manifest
- * (the tag beside it is kept too: with deleteUntagged, a manifest without tag would be collected).
+ * The references to this registry among `images`: to its hostname, or — a pull-through cache — to
+ * an image host it mirrors (`docker.io/library/nginx@sha256:…` runs from the cache's copy). A
+ * reference with a digest pins the manifest (the tag beside it is kept too: with deleteUntagged, a
+ * manifest without tag would be collected).
  */
-export function inUseOf(images: Iterable<string>, hostname: string): InUse {
+export function inUseOf(images: Iterable<string>, hostnames: string | readonly string[]): InUse {
+  const hosts = typeof hostnames === 'string' ? [hostnames] : hostnames;
   const tags = new Map<string, Set<string>>();
   const digests = new Map<string, Set<string>>();
   const add = (map: Map<string, Set<string>>, repository: string, value: string) => map.set(repository, (map.get(repository) ?? new Set()).add(value));
   for (const image of images) {
     const reference = parseImageReference(image);
-    if (!reference || !namesRegistry(reference, hostname)) continue;
+    if (!reference || !hosts.some((host) => namesRegistry(reference, host))) continue;
     // no tag and no digest: the runtime pulls :latest
     if (reference.tag !== undefined || reference.digest === undefined) add(tags, reference.repository, reference.tag ?? 'latest');
     if (reference.digest) add(digests, reference.repository, reference.digest);

@@ -48,6 +48,8 @@ test('inUseOf: this registry\'s references by repository; no tag means latest; a
   assert.equal(inUseSummary(inUse).count, 5);
   assert.equal(inUseSummary(inUse).examples, ['team/app:old-7', 'team/app:v2', 'team/tool:latest']);
   assert.equal(inUseOf(['garbage::', 'other.example/x:1'], HOST), { tags: {}, digests: {} });
+  // a pull-through cache: what runs under a host it mirrors is its own copy
+  assert.equal(inUseOf(['nginx:1.27', `docker.io/library/redis@${D('e')}`, 'quay.io/x/y:1'], [HOST, 'docker.io']), { tags: { 'library/nginx': ['1.27'] }, digests: { 'library/redis': [D('e')] } });
 });
 
 test('attachmentSubject: cosign\'s signature, attestation and SBOM tags name their manifest; other tags none', () => {
