@@ -14,6 +14,7 @@
 // Sections 11 and 12 add ~4 and ~6–12 min (GC: 3 rounds of 1,000 images on the volume and on a
 // bucket; the bucket's pushes and GC are the slow part); quick mode (5 short rounds; 1 GC round) ~1 and ~3–4.5 min.
 // Section 13 (pull-through cache: a 64 MiB image of 4 layers, 7 rounds, 5 identical pulls) adds ~0.5 min (quick: 16 MiB, 3 rounds).
+import { workloadImagesSection } from './workload-images.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,8 +46,8 @@ const wanted = (n: number) => !only || only.has(String(n));
 const full = !only && !quick;
 
 const sizes = quick
-  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3, admissionRounds: 2, admissionRequests: 50, storageMiB: 32, storageRuns: 1, cacheMiB: 32, cacheRuns: 5, headMs: 1000, gcRounds: 1, proxyMiB: 16, proxyRuns: 3, proxyPulls: 5 }
-  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10, admissionRounds: 5, admissionRequests: 200, storageMiB: 256, storageRuns: 3, cacheMiB: 256, cacheRuns: 5, headMs: 2000, gcRounds: 3, proxyMiB: 64, proxyRuns: 7, proxyPulls: 5 };
+  ? { webhookRuns: 1, warmupMs: 200, durationMs: 500, coldRuns: 3, rotationCrs: 200, rotationRuns: 2, rotationBudgetMs: 5 * 60_000, latencyCrs: 4, dataMiB: 64, dataRuns: 2, loginRuns: 2, loginMs: 1000, reloads: 3, admissionRounds: 2, admissionRequests: 50, storageMiB: 32, storageRuns: 1, cacheMiB: 32, cacheRuns: 5, headMs: 1000, gcRounds: 1, proxyMiB: 16, proxyRuns: 3, proxyPulls: 5, workloadPods: 1000, workloadRuns: 3 }
+  : { webhookRuns: 5, warmupMs: 300, durationMs: 1200, coldRuns: 9, rotationCrs: 1000, rotationRuns: 5, rotationBudgetMs: 8 * 60_000, latencyCrs: 10, dataMiB: 512, dataRuns: 9, loginRuns: 5, loginMs: 2000, reloads: 10, admissionRounds: 5, admissionRequests: 200, storageMiB: 256, storageRuns: 3, cacheMiB: 256, cacheRuns: 5, headMs: 2000, gcRounds: 3, proxyMiB: 64, proxyRuns: 7, proxyPulls: 5, workloadPods: 5000, workloadRuns: 5 };
 if (values['data-size']) {
   sizes.dataMiB = Number(values['data-size']);
   if (!Number.isInteger(sizes.dataMiB) || sizes.dataMiB < 1) throw new Error(`--data-size: a whole number of MiB, got ${values['data-size']}`);
@@ -66,6 +67,7 @@ const TITLES: Record<number, string> = {
   11: '11. Blob descriptor cache: without (now) vs with (before)',
   12: '12. Garbage collection of 1,000 images, a third deleted, under the write freeze',
   13: '13. Pull-through cache',
+  14: '14. Images in use: the workloads of a 5,000-Pod cluster',
 };
 
 function progress(message: string): void {
@@ -134,7 +136,7 @@ if (wanted(6) || wanted(7) || wanted(10) || wanted(11) || wanted(12) || wanted(1
   }
 }
 
-// Sections 3, 5 and 8 on a control plane without a node: a kubelet's leases, node status and pod
+// Sections 3, 5, 8 and 14 on a control plane without a node: a kubelet's leases, node status and pod
 // watches would count as requests of section 3's rotation. Sections 4 and 9 then on a fresh cluster
 // with a real node (kubelet, containerd, kube-proxy): their Jobs and webhook pods run from the
 // assembled images, and none of section 3's 3,000 objects are there to be deleted through section
@@ -142,7 +144,7 @@ if (wanted(6) || wanted(7) || wanted(10) || wanted(11) || wanted(12) || wanted(1
 let controlPlane: ControlPlaneCluster | undefined;
 let onNode: RealNodeCluster | undefined;
 try {
-  if (wanted(3) || wanted(5) || wanted(8)) {
+  if (wanted(3) || wanted(5) || wanted(8) || wanted(14)) {
     progress('starting the control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler), no node');
     controlPlane = await startControlPlaneCluster();
     Object.assign(process.env, controlPlane.env);
@@ -151,6 +153,7 @@ try {
     const cluster = clusterClient(controlPlane.plane.kubeconfig, controlPlane.plane.assetsDir, '');
     await section(3, () => rotationSection({ app, cluster, crs: sizes.rotationCrs, runs: sizes.rotationRuns, budgetMs: sizes.rotationBudgetMs, namespaces: 5 }));
     await section(8, () => rotationListsSection({ app, cluster, crs: sizes.rotationCrs, registries: 5 }));
+    await section(14, () => workloadImagesSection({ cluster, pods: sizes.workloadPods, namespaces: 50, runs: sizes.workloadRuns, progress }));
     await section(5, async () => {
       if (!authConfig) throw new Error('not computed');
       const api = kubeApi(cluster.kubeconfig);
