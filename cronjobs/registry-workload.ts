@@ -47,7 +47,8 @@ export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<A
   const { registry } = input;
   const storage = registryStorage(registry);
   // the bucket's and the upstream's (a pull-through cache) Secrets and CAs: the same checks and roll
-  const readAtStart = [...storage.readAtStart, ...registryUpstream(registry).readAtStart];
+  const upstream = registryUpstream(registry);
+  const readAtStart = [...storage.readAtStart, ...upstream.readAtStart];
   const references = await readStorageReferences(kube, registry.metadata.namespace ?? '', readAtStart);
   await kube.apply(input.registrySecret);
   const nginxConfigMap = desiredNginxConfigMap(registry);
@@ -70,7 +71,7 @@ export async function applyWorkload(kube: Kube, input: WorkloadInput): Promise<A
     return data ? Object.keys(data) : undefined;
   });
   const redact = readAtStart.filter((ref) => ref.kind === 'Secret').flatMap((ref) => references.get(referenceId(ref))?.[ref.key] ?? []);
-  const caRef = readAtStart.find((ref) => ref.reason === 'UpstreamCANotFound');
+  const caRef = upstream.caReference;
   const upstreamCaPem = caRef ? references.get(referenceId(caRef))?.[caRef.key] : undefined;
   return { templateAnnotations, redact, ...(storageProblem ? { storageProblem } : {}), ...(upstreamCaPem ? { upstreamCaPem } : {}) };
 }

@@ -11,8 +11,8 @@
 // - docker_auth: anonymous pulls from the networks of spec.proxy.anonymousPull only (anonymousAcl).
 // - node trust: containerd's hosts.toml of each spec.proxy.mirrorFor host (node-trust.ts).
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
-import { DEFAULT_CA_KEY, DEFAULT_PROXY_PASSWORD_KEY, DEFAULT_PROXY_TTL, DEFAULT_PROXY_USERNAME_KEY } from './defaults.ts';
-import type { StorageReference } from './registry-storage.ts';
+import { DEFAULT_PROXY_PASSWORD_KEY, DEFAULT_PROXY_TTL, DEFAULT_PROXY_USERNAME_KEY } from './defaults.ts';
+import { caMount, type StorageReference } from './registry-storage.ts';
 import type { AclEntry, ImageRegistry, ProxySpec } from './types.ts';
 
 export const PROXY_USERNAME_ENV = 'REGISTRY_PROXY_USERNAME';
@@ -39,6 +39,8 @@ export interface RegistryUpstream {
   volumeMounts: V1VolumeMount[];
   /** the objects the container reads only at start: a change must roll the pods */
   readAtStart: StorageReference[];
+  /** the upstream's CA among them (the Jobs ask the upstream with it too) */
+  caReference?: StorageReference;
 }
 
 export function registryUpstream(registry: ImageRegistry): RegistryUpstream {
@@ -56,19 +58,13 @@ export function registryUpstream(registry: ImageRegistry): RegistryUpstream {
     const ref = { kind: 'Secret', name: credentials.name, nameField: `${field}.name`, reason: 'UpstreamCredentialsNotFound' } as const;
     upstream.readAtStart.push({ ...ref, key: keys.username, keyField: `${field}.usernameKey` }, { ...ref, key: keys.password, keyField: `${field}.passwordKey` });
   }
-  const ca = proxy.ca;
-  if (ca && (ca.secretName || ca.configMapName)) {
-    const key = ca.key ?? DEFAULT_CA_KEY;
-    const items = [{ key, path: UPSTREAM_CA_FILE }];
-    upstream.volumes.push(ca.secretName
-      ? { name: 'upstream-ca', secret: { secretName: ca.secretName, items, defaultMode: 0o440 } }
-      : { name: 'upstream-ca', configMap: { name: ca.configMapName ?? '', items, defaultMode: 0o444 } });
-    upstream.volumeMounts.push({ name: 'upstream-ca', mountPath: UPSTREAM_CA_DIR, readOnly: true });
+  const ca = proxy.ca && caMount(proxy.ca, { volume: 'upstream-ca', dir: UPSTREAM_CA_DIR, file: UPSTREAM_CA_FILE, field: 'spec.proxy.ca', reason: 'UpstreamCANotFound' });
+  if (ca) {
+    upstream.volumes.push(ca.volume);
+    upstream.volumeMounts.push(ca.mount);
     upstream.env.push({ name: 'SSL_CERT_DIR', value: UPSTREAM_CA_DIR });
-    const ref = { key, keyField: 'spec.proxy.ca.key', reason: 'UpstreamCANotFound' } as const;
-    upstream.readAtStart.push(ca.secretName
-      ? { ...ref, kind: 'Secret', name: ca.secretName, nameField: 'spec.proxy.ca.secretName' }
-      : { ...ref, kind: 'ConfigMap', name: ca.configMapName ?? '', nameField: 'spec.proxy.ca.configMapName' });
+    upstream.readAtStart.push(ca.reference);
+    upstream.caReference = ca.reference;
   }
   return upstream;
 }

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import { DEFAULT_ACCESS_KEY_ID_KEY, DEFAULT_CA_KEY, DEFAULT_S3_REGION, DEFAULT_SECRET_ACCESS_KEY_KEY } from './defaults.ts';
 import { dataClaimName } from './names.ts';
-import type { ImageRegistry, S3StorageSpec } from './types.ts';
+import type { CaReference, ImageRegistry, S3StorageSpec } from './types.ts';
 
 export const REGISTRY_DATA_PATH = '/var/lib/registry';
 /** Where the CA of a private S3 endpoint is mounted; Go reads SSL_CERT_DIR beside its system bundle. */
@@ -126,21 +126,14 @@ function bucketStorage(s3: S3StorageSpec): RegistryStorage {
   }
   const volumes: V1Volume[] = [];
   const volumeMounts: V1VolumeMount[] = [];
-  const ca = s3.ca;
-  if (ca && (ca.secretName || ca.configMapName)) {
-    const key = ca.key ?? DEFAULT_CA_KEY;
-    const items = [{ key, path: STORAGE_CA_FILE }];
-    volumes.push(ca.secretName
-      ? { name: 'storage-ca', secret: { secretName: ca.secretName, items, defaultMode: SECRET_MODE } }
-      : { name: 'storage-ca', configMap: { name: ca.configMapName ?? '', items, defaultMode: 0o444 } });
-    volumeMounts.push({ name: 'storage-ca', mountPath: STORAGE_CA_DIR, readOnly: true });
+  const ca = s3.ca && caMount(s3.ca, { volume: 'storage-ca', dir: STORAGE_CA_DIR, file: STORAGE_CA_FILE, field: 'spec.storage.s3.ca', reason: 'StorageCANotFound' });
+  if (ca) {
+    volumes.push(ca.volume);
+    volumeMounts.push(ca.mount);
     // Go adds the certificates of SSL_CERT_DIR to its system bundle (which it still reads from its
     // usual file), once per process: the CA is read at start
     env.push({ name: 'SSL_CERT_DIR', value: STORAGE_CA_DIR });
-    const ref = { key, keyField: 'spec.storage.s3.ca.key', reason: 'StorageCANotFound' } as const;
-    readAtStart.push(ca.secretName
-      ? { ...ref, kind: 'Secret', name: ca.secretName, nameField: 'spec.storage.s3.ca.secretName' }
-      : { ...ref, kind: 'ConfigMap', name: ca.configMapName ?? '', nameField: 'spec.storage.s3.ca.configMapName' });
+    readAtStart.push(ca.reference);
   }
   return {
     kind: 's3',
@@ -154,6 +147,28 @@ function bucketStorage(s3: S3StorageSpec): RegistryStorage {
     ...(s3.serviceAccountName ? { serviceAccountName: s3.serviceAccountName } : {}),
     readAtStart,
   };
+}
+
+/**
+ * A CA key of a Secret or ConfigMap (a bucket's, a pull-through cache's upstream's) mounted as `file`
+ * in `dir` of the registry container, and the reference whose change rolls the pods; undefined when
+ * the reference names no object.
+ */
+export function caMount(
+  ca: CaReference,
+  where: { volume: string; dir: string; file: string; field: string; reason: StorageReference['reason'] },
+): { volume: V1Volume; mount: V1VolumeMount; reference: StorageReference } | undefined {
+  if (!ca.secretName && !ca.configMapName) return undefined;
+  const key = ca.key ?? DEFAULT_CA_KEY;
+  const items = [{ key, path: where.file }];
+  const volume: V1Volume = ca.secretName
+    ? { name: where.volume, secret: { secretName: ca.secretName, items, defaultMode: SECRET_MODE } }
+    : { name: where.volume, configMap: { name: ca.configMapName ?? '', items, defaultMode: 0o444 } };
+  const ref = { key, keyField: `${where.field}.key`, reason: where.reason } as const;
+  const reference: StorageReference = ca.secretName
+    ? { ...ref, kind: 'Secret', name: ca.secretName, nameField: `${where.field}.secretName` }
+    : { ...ref, kind: 'ConfigMap', name: ca.configMapName ?? '', nameField: `${where.field}.configMapName` };
+  return { volume, mount: { name: where.volume, mountPath: where.dir, readOnly: true }, reference };
 }
 
 /**

@@ -90,3 +90,27 @@ export function validateCaReference(ca: unknown, path: string): Problems {
   if (configMapName !== undefined && !isDns1123Subdomain(configMapName)) problems.push(`${path}.configMapName: must be a ConfigMap name (DNS-1123 subdomain)`);
   return [...problems, ...validateKeyName(key, `${path}.key`)];
 }
+
+/** What serverUrlProblem answers for each way a URL can be wrong (each field's own wording). */
+export interface ServerUrlMessages {
+  missing: string;
+  invalid: string;
+  scheme: string;
+  credentials: string;
+  path: string;
+}
+
+/** A server's URL: http or https, a host and port, nothing a client would ignore or leak (no user info, path, query). */
+export function serverUrlProblem(value: unknown, messages: ServerUrlMessages): string | undefined {
+  if (typeof value !== 'string' || value === '') return messages.missing;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return messages.invalid;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return messages.scheme;
+  if (url.username || url.password) return messages.credentials;
+  if (url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) return messages.path;
+  return undefined;
+}

@@ -2,26 +2,19 @@
 import { isDuration, parseDuration } from '../duration.ts';
 import { field, isPlainObject, jsonEqual } from '../json-patch.ts';
 import { isTrustHost } from '../node-trust.ts';
-import { isDns1123Subdomain, isIpOrCidr, validateCaReference, validateKeyName, type Problems } from './formats.ts';
+import { isDns1123Subdomain, isIpOrCidr, serverUrlProblem, validateCaReference, validateKeyName, type Problems } from './formats.ts';
 
 const PATH = 'spec.proxy';
 const NEW_REGISTRY = 'create a new ImageRegistry instead: a cache holds what its upstream served under the upstream\'s names';
 
-/** The upstream's URL: http(s), a host, nothing else (no credentials, path or query). */
-function remoteUrlProblem(value: unknown): string | undefined {
-  const example = 'must be the upstream registry\'s URL, e.g. https://registry-1.docker.io';
-  if (typeof value !== 'string' || value === '') return `required; ${example}`;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return example;
-  }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') return 'must start with https:// (or http:// for an upstream without TLS)';
-  if (url.username || url.password) return 'must not hold credentials; name a Secret in spec.proxy.credentialsSecret instead';
-  if (url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) return 'must be the server only (scheme, host, port), without path or query: a cache mirrors a whole registry';
-  return undefined;
-}
+/** The upstream's URL: a server, nothing else (no credentials, path or query). */
+const REMOTE_URL_MESSAGES = {
+  missing: 'required; must be the upstream registry\'s URL, e.g. https://registry-1.docker.io',
+  invalid: 'must be the upstream registry\'s URL, e.g. https://registry-1.docker.io',
+  scheme: 'must start with https:// (or http:// for an upstream without TLS)',
+  credentials: 'must not hold credentials; name a Secret in spec.proxy.credentialsSecret instead',
+  path: 'must be the server only (scheme, host, port), without path or query: a cache mirrors a whole registry',
+};
 
 
 function credentialsProblems(secret: unknown, path: string): Problems {
@@ -90,7 +83,7 @@ export function validateProxy(spec: Record<string, unknown>, old: unknown): Prob
   if (proxy === undefined || proxy === null) return problems;
   if (!isPlainObject(proxy)) return [...problems, `${PATH}: must be an object with remoteURL, credentialsSecret, ca, ttl, mirrorFor and anonymousPull`];
   const { remoteURL, credentialsSecret, ca, ttl, mirrorFor, anonymousPull } = proxy;
-  const urlProblem = remoteUrlProblem(remoteURL);
+  const urlProblem = serverUrlProblem(remoteURL, REMOTE_URL_MESSAGES);
   if (urlProblem) problems.push(`${PATH}.remoteURL: ${urlProblem}`);
   const oldUrl = field(oldProxy, 'remoteURL');
   if (oldUrl !== undefined && !jsonEqual(oldUrl, remoteURL)) problems.push(`${PATH}.remoteURL: is immutable (was ${JSON.stringify(oldUrl)}); ${NEW_REGISTRY}`);

@@ -2,7 +2,7 @@
 // see formats.ts for the conventions.
 import { field, isPlainObject, jsonEqual } from '../json-patch.ts';
 import { validateAcl } from './acl.ts';
-import { immutableOnceSet, isDns1035Label, isDns1123Subdomain, isPositiveQuantity, isS3BucketName, quantityValue, validateCaReference, validateKeyName, type Problems } from './formats.ts';
+import { immutableOnceSet, isDns1035Label, isDns1123Subdomain, isPositiveQuantity, isS3BucketName, quantityValue, serverUrlProblem, validateCaReference, validateKeyName, type Problems } from './formats.ts';
 import { validateGarbageCollection } from './garbage-collection.ts';
 import { validateProxy } from './proxy.ts';
 
@@ -74,20 +74,14 @@ const MIGRATION_HINT =
   'the images stay where they are; to move them, create a new ImageRegistry with the storage you want, copy the images (e.g. skopeo sync or regctl image copy), point clients at it and delete this one';
 
 
-/** The endpoint's URL: http or https, a host, nothing the driver would ignore or leak (no user info, query, path). */
-function endpointProblem(value: unknown): string | undefined {
-  if (typeof value !== 'string' || value === '') return 'must be an http:// or https:// URL, e.g. https://s3.example.org';
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return 'must be an http:// or https:// URL, e.g. https://s3.example.org';
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must start with http:// or https://';
-  if (url.username || url.password) return 'must not hold credentials; name a Secret in credentialsSecret instead';
-  if (url.search || url.hash || (url.pathname !== '/' && url.pathname !== '')) return 'must be the server only (scheme, host, port), without path or query; the bucket goes into bucket';
-  return undefined;
-}
+/** The endpoint's URL: nothing the driver would ignore or leak. */
+const ENDPOINT_MESSAGES = {
+  missing: 'must be an http:// or https:// URL, e.g. https://s3.example.org',
+  invalid: 'must be an http:// or https:// URL, e.g. https://s3.example.org',
+  scheme: 'must start with http:// or https://',
+  credentials: 'must not hold credentials; name a Secret in credentialsSecret instead',
+  path: 'must be the server only (scheme, host, port), without path or query; the bucket goes into bucket',
+};
 
 
 function validateCredentialsSecret(secret: unknown, path: string): Problems {
@@ -110,7 +104,7 @@ function validateS3(s3: unknown, path: string): Problems {
   else if (!isS3BucketName(bucket)) problems.push(`${path}.bucket: must be a bucket name: 3-63 lower-case letters, digits, '.' and '-', starting and ending with a letter or digit`);
   if (region !== undefined && !(typeof region === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(region))) problems.push(`${path}.region: must be a region name, e.g. us-east-1`);
   if (endpoint !== undefined) {
-    const problem = endpointProblem(endpoint);
+    const problem = serverUrlProblem(endpoint, ENDPOINT_MESSAGES);
     if (problem) problems.push(`${path}.endpoint: ${problem}`);
   }
   if (forcePathStyle !== undefined && typeof forcePathStyle !== 'boolean') problems.push(`${path}.forcePathStyle: must be true or false`);

@@ -57,14 +57,15 @@ interface RunResult {
   prepMs: number;
 }
 
-async function parallel<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
+/** `work` on every item, `width` at a time. */
+export async function parallel<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
   const queue = [...items];
   await Promise.all(Array.from({ length: width }, async () => {
     for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);
   }));
 }
 
-async function createObject(api: KubeApi, path: string, object: unknown): Promise<void> {
+export async function createObject(api: KubeApi, path: string, object: unknown): Promise<void> {
   const response = await api.request('POST', path, object);
   if (response.status !== 201) throw new Error(`POST ${path}: HTTP ${response.status} ${JSON.stringify(response.body).slice(0, 300)}`);
 }

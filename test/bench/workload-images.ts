@@ -10,8 +10,9 @@ import { inUseOf, inUseSummary } from '../../functions/retention/in-use.ts';
 import { connectKube } from '../../cronjobs/kube.ts';
 import { workloadImages } from '../../cronjobs/workload-images.ts';
 import type { TestCluster } from '../support/cluster.ts';
-import { kubeApi, type KubeApi } from '../support/kube-api.ts';
+import { kubeApi } from '../support/kube-api.ts';
 import type { SectionResult } from './report.ts';
+import { createObject, parallel } from './rotation.ts';
 import { median, ms, ratio } from './stats.ts';
 
 export interface WorkloadImagesOptions {
@@ -23,18 +24,6 @@ export interface WorkloadImagesOptions {
 }
 
 const HOST = 'registry.apps.svc.example.org';
-
-async function parallel<T>(items: T[], width: number, work: (item: T) => Promise<void>): Promise<void> {
-  const queue = [...items];
-  await Promise.all(Array.from({ length: width }, async () => {
-    for (let item = queue.shift(); item !== undefined; item = queue.shift()) await work(item);
-  }));
-}
-
-async function create(api: KubeApi, path: string, object: unknown): Promise<void> {
-  const response = await api.request('POST', path, object);
-  if (response.status !== 201) throw new Error(`POST ${path}: HTTP ${response.status} ${JSON.stringify(response.body).slice(0, 300)}`);
-}
 
 /** A pod spec with an app container of this registry (tag i) and a sidecar from Docker Hub. */
 const podSpec = (i: number) => ({
@@ -66,7 +55,7 @@ export async function workloadImagesSection(options: WorkloadImagesOptions): Pro
   }
   options.progress(`creating ${objects.length} workload objects in ${namespaces.length} namespaces`);
   const createStarted = Date.now();
-  await parallel(objects, 16, (o) => create(api, o.path, o.body));
+  await parallel(objects, 16, (o) => createObject(api, o.path, o.body));
   const createMs = Date.now() - createStarted;
 
   const config = new KubeConfig();
