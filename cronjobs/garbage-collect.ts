@@ -10,7 +10,7 @@ import {
   desiredGcConfigMap, desiredGcJob, FREEZE_MARGIN_MS, GC_REGISTRY_NAME_ENV, GC_REGISTRY_NAMESPACE_ENV, gcEventMessage, gcSettings, parseGcPodReport,
   type GcPodReport, type GcSettings,
 } from '../functions/garbage-collection.ts';
-import { FREEZE_DRAIN_MS, freezeEnd, freezeId, liveFreezeHolder, maintenanceFiles, type Freeze } from '../functions/maintenance.ts';
+import { CACHE_WRITE_ROUTES, FREEZE_DRAIN_MS, freezeEnd, WRITE_DRAIN_TIMEOUT_MS, WRITE_ROUTES, freezeId, liveFreezeHolder, maintenanceFiles, type Freeze } from '../functions/maintenance.ts';
 import { maintenanceConfigMapName, registryHostname } from '../functions/names.ts';
 import { operatorConfigFromEnv } from '../functions/operator-config.ts';
 import { registryOwnerReference } from '../functions/registry-objects.ts';
@@ -21,7 +21,7 @@ import { servingCa } from './certificates.ts';
 import { registryPods, touchRegistryPods } from './credential-check.ts';
 import { runEntryPoint } from './entry-point.ts';
 import { recordRegistryEvent } from './events.ts';
-import { awaitFreezeState, type FreezeTarget } from './freeze.ts';
+import { awaitFreezeState, drainWrites, type Drain, type FreezeTarget } from './freeze.ts';
 import { connectKube, isConflict, type Kube } from './kube.ts';
 import { removeGcCronJob } from './registry-workload.ts';
 import { errorMessage, log } from './log.ts';
@@ -119,7 +119,7 @@ async function collect(run: Run, config: OperatorConfig, started: Date): Promise
   if ('problem' in podReport) return finish({ result: 'Failed', message: podReport.problem, ...frozen });
   const { problems } = podReport;
   const inUse = inUseNotes(podReport);
-  const message = [...problems, ...inUse.notes].join('; ').slice(0, 2000);
+  const message = [...problems, ...inUse.notes, ...(freeze?.drainNotes ?? [])].join('; ').slice(0, 2000);
   return finish({
     result: problems.length ? 'Failed' : 'Succeeded',
     ...(message ? { message } : {}),
@@ -145,11 +145,13 @@ interface HeldFreeze {
   freeze: Freeze;
   /** the freeze written: the start of its window */
   frozenAt: Date;
+  /** what lastRun's message says of the drain */
+  drainNotes: string[];
 }
 
 /** Step 1 and 2: the freeze written, confirmed on every pod, then the drain. */
 async function holdFreeze(run: Run, started: Date): Promise<HeldFreeze | { problem: string }> {
-  const until = new Date(started.getTime() + FREEZE_DRAIN_MS + run.settings.timeoutMs + FREEZE_MARGIN_MS);
+  const until = new Date(started.getTime() + WRITE_DRAIN_TIMEOUT_MS + run.settings.timeoutMs + FREEZE_MARGIN_MS);
   const freeze: Freeze = { id: run.id, reason: 'garbage collection', from: started, until };
   try {
     await writeMaintenance(run, freeze);
@@ -163,8 +165,19 @@ async function holdFreeze(run: Run, started: Date): Promise<HeldFreeze | { probl
     return { problem: `the write freeze was not confirmed by every registry pod within ${FREEZE_CONFIRM_TIMEOUT_MS / 1000} s (${unconfirmed.map((u) => `${u.target.host}: ${u.last}`).join('; ')}); nothing was collected` };
   }
   log('info', 'write freeze confirmed', { registry: `${run.key.namespace}/${run.key.name}`, pods: run.targets.length, until: freezeEnd(freeze).toISOString() });
-  await new Promise((resolve) => setTimeout(resolve, FREEZE_DRAIN_MS));
-  return { freeze, frozenAt };
+  const drain = await drainWrites(run.targets, { routes: run.registry.spec?.proxy ? CACHE_WRITE_ROUTES : WRITE_ROUTES });
+  log('info', 'writes in flight drained', { registry: `${run.key.namespace}/${run.key.name}`, ms: drain.ms, pods: drain.pods.map((pod) => ({ pod: pod.target.host, outcome: pod.outcome, ...(pod.inFlight ? { inFlight: pod.inFlight } : {}), ...(pod.problem ? { problem: pod.problem } : {}) })) });
+  return { freeze, frozenAt, drainNotes: drainNotes(drain) };
+}
+
+/** What lastRun says of a drain that did not end with every registry idle. */
+function drainNotes(drain: Drain): string[] {
+  const unknown = drain.pods.filter((pod) => pod.outcome === 'unknown');
+  const busy = drain.pods.filter((pod) => pod.outcome === 'timeout');
+  return [
+    ...(unknown.length ? [`the writes in flight of ${unknown.length} pod(s) could not be read from their metrics port ${unknown.map((pod) => `${pod.target.host}: ${pod.problem}`).join('; ').slice(0, 300)}: waited the fixed ${FREEZE_DRAIN_MS / 1000} s`] : []),
+    ...(busy.length ? [`${busy.reduce((sum, pod) => sum + (pod.inFlight ?? 0), 0)} write(s) still in flight after ${WRITE_DRAIN_TIMEOUT_MS / 1000} s (a long upload): a blob it completes during the sweep can be swept, and that push then fails and is retried`] : []),
+  ];
 }
 
 /**

@@ -7,7 +7,8 @@
 //
 //   1. freeze    the `<r>-maintenance` ConfigMap gets the freeze (deadline = drain + timeout + margin),
 //                the pods are touched, and every pod with an IP must refuse a write for this freeze
-//   2. drain     FREEZE_DRAIN_MS for writes nginx passed on just before
+//   2. drain     until no write nginx passed on just before is in flight in any registry (read from
+//                each pod's metrics port; maintenance.ts WRITE_ROUTES), at most WRITE_DRAIN_TIMEOUT_MS
 //   3. collect   the GC Job in the registry's namespace (this module's desiredGcJob): retention deletes
 //                manifests through a private registry on the pod's loopback, then the stock registry
 //                image's `garbage-collect`, both on the registry's own storage
@@ -23,7 +24,7 @@ import type { V1ConfigMap, V1CronJob, V1EnvVar, V1Job } from '@kubernetes/client
 import { dump } from 'js-yaml';
 import { parseDuration } from './duration.ts';
 import { DEFAULT_GC_TIMEOUT, defaultGcSchedule, GC_TIMEOUT_RANGE_MS } from './gc-defaults.ts';
-import { FREEZE_DRAIN_MS } from './maintenance.ts';
+import { WRITE_DRAIN_TIMEOUT_MS } from './maintenance.ts';
 import { maintenanceLabels } from './names.ts';
 import { dnsFragment, JOB_SERVICE_ACCOUNT, operatorConfigEnv, shortHash, type RegistryKey } from './reconcile-job.ts';
 import { REGISTRY_UID, maintenanceCronJob, registryOwnerReference, restrictedSecurityContext } from './registry-objects.ts';
@@ -102,7 +103,7 @@ export function desiredGcCronJob(registry: ImageRegistry, config: OperatorConfig
     suspend: !settings.enabled,
     // a second attempt would freeze again: the next scheduled run is the retry
     backoffLimit: 0,
-    activeDeadlineSeconds: Math.ceil((settings.timeoutMs + FREEZE_DRAIN_MS + FREEZE_MARGIN_MS) / 1000) + 300,
+    activeDeadlineSeconds: Math.ceil((settings.timeoutMs + WRITE_DRAIN_TIMEOUT_MS + FREEZE_MARGIN_MS) / 1000) + 300,
     podSpec: {
       serviceAccountName: JOB_SERVICE_ACCOUNT,
       restartPolicy: 'Never',

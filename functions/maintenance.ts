@@ -8,6 +8,7 @@
 // so a freeze ends by itself at its deadline — a Job that dies mid-way never leaves a registry
 // frozen — and the refusal's body is the ConfigMap's `maintenance.json`.
 import { createHash } from 'node:crypto';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 
 export const MAINTENANCE_DIR = '/etc/nginx/maintenance';
 export const MAINTENANCE_BODY_FILE = 'maintenance.json';
@@ -131,10 +132,50 @@ export function nginxMaintenanceLocation(indent: string, maintenanceDir = MAINTE
 }
 
 /**
- * How long a confirmed freeze is held before the garbage collector's mark begins: writes nginx
- * passed on just before the freeze (a manifest PUT takes milliseconds) reach the registry within it.
+ * The drain: after the freeze is confirmed on every pod, the run waits until no write nginx passed
+ * on just before it is still inside the registry — a manifest PUT landing while the collector marks
+ * could reference blobs it has already passed over, which the sweep then deletes. Read from each
+ * pod's metrics port (registry_http_in_flight_requests of these routes): distribution counts a
+ * request there from the moment its handler starts until it has answered. The routes also serve
+ * reads (a manifest GET, an upload's status), which take milliseconds, so a sample of 0 comes soon
+ * under load too; blob GETs, the long reads, have a route of their own ("blob") and do not count.
+ */
+export const WRITE_ROUTES: readonly string[] = ['manifest', 'blob_upload', 'blob_upload_chunk'];
+/** A pull-through cache's: every request may write (a miss stores what it fetches), blob GETs too. */
+export const CACHE_WRITE_ROUTES: readonly string[] = [...WRITE_ROUTES, 'blob'];
+const IN_FLIGHT_METRIC = 'registry_http_in_flight_requests';
+/** Between the confirmation and the first sample: a write nginx passed on reaches the registry's handler (loopback, a kept-alive connection). */
+export const DRAIN_SETTLE_MS = 100;
+/**
+ * The longest wait for writes in flight (a monolithic upload of a big layer streams for as long as
+ * it takes); after it the run goes on and says so. A blob it commits during the sweep may be swept:
+ * the client's manifest push then fails with BLOB_UNKNOWN and its retry uploads it again.
+ */
+export const WRITE_DRAIN_TIMEOUT_MS = 30_000;
+/**
+ * The fixed drain for a pod whose metrics cannot be read (a NetworkPolicy in the way, a pod from
+ * before the metrics port): writes nginx passed on just before the freeze (a manifest PUT takes
+ * milliseconds) reach the registry within it.
  */
 export const FREEZE_DRAIN_MS = 5_000;
+
+/**
+ * The writes in flight in one registry process, from its Prometheus text (the metrics port);
+ * undefined when the text does not parse or has none of WRITE_ROUTES' gauges (not a registry's, or
+ * its metrics are off) — then nothing is known and the fixed drain applies.
+ */
+export function writesInFlight(metricsText: string, routes: readonly string[] = WRITE_ROUTES): number | undefined {
+  let families: ReturnType<typeof parsePrometheusTextFormat>;
+  try {
+    families = parsePrometheusTextFormat(metricsText);
+  } catch {
+    return undefined;
+  }
+  const gauges = families.find((family) => family.name === IN_FLIGHT_METRIC)?.metrics ?? [];
+  const writes = gauges.filter((gauge) => routes.includes(gauge.labels?.handler ?? ''));
+  const total = writes.reduce((sum, gauge) => sum + Number(gauge.value ?? Number.NaN), 0);
+  return writes.length > 0 && Number.isFinite(total) ? total : undefined;
+}
 
 /**
  * The freeze that holds the ConfigMap now (a slot file of the current or a later slot), by id; undefined

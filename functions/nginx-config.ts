@@ -1,10 +1,11 @@
-// nginx.conf for the registry pod's TLS front: one port, /v2/ → registry, /auth/token → docker_auth.
+// nginx.conf for the registry pod: the TLS front (/v2/ → registry, /auth/token → docker_auth) and a
+// plain-HTTP metrics port (GET /metrics → the registry's debug server).
 // Written for an unprivileged nginx on a read-only root file system: everything it writes is in /tmp.
 // Works with the deployed nginx:1.30.0-alpine and the tests' Debian nginx-light 1.22: stock modules
 // only (core, ssl, proxy, map, limit_req, auth_request).
 import { DEFAULT_AUTH_ADDRESS, REAL_IP_HEADER } from './docker-auth-config.ts';
 import { MAINTENANCE_DIR, nginxFreezeLines, nginxFreezeSlotMap, nginxMaintenanceLocation } from './maintenance.ts';
-import { DEFAULT_REGISTRY_ADDRESS } from './registry-config.ts';
+import { DEFAULT_REGISTRY_ADDRESS, DEFAULT_REGISTRY_METRICS_ADDRESS, REGISTRY_METRICS_PATH } from './registry-config.ts';
 
 export const NGINX_CONFIG_PATH = '/etc/nginx/nginx.conf';
 /** The same config listening on IPv4 only, for a kernel without IPv6 (see NGINX_COMMAND). */
@@ -22,6 +23,14 @@ export const NGINX_PORT = 8443;
 export const NGINX_DUAL_STACK_LISTEN: readonly string[] = [String(NGINX_PORT), `[::]:${NGINX_PORT}`];
 /** For a kernel booted with ipv6.disable=1: it has no AF_INET6, and nginx refuses to start on `[::]`. */
 export const NGINX_IPV4_LISTEN: readonly string[] = [String(NGINX_PORT)];
+/**
+ * The pod's metrics port (named `metrics`): plain HTTP, `GET /metrics` passed on to the registry's
+ * debug server and nothing else — no credentials, no image data, no write. What Prometheus scrapes
+ * (kustomize/monitoring's PodMonitor) and what garbage collection reads the writes in flight from.
+ */
+export const METRICS_PORT = 5080;
+export const METRICS_DUAL_STACK_LISTEN: readonly string[] = [String(METRICS_PORT), `[::]:${METRICS_PORT}`];
+export const METRICS_IPV4_LISTEN: readonly string[] = [String(METRICS_PORT)];
 /**
  * A file that exists exactly when the kernel has IPv6 (the check of the nginx image's own
  * 10-listen-on-ipv6-by-default.sh).
@@ -50,9 +59,9 @@ export const NGINX_COMMAND: readonly string[] = ['sh', '-c', NGINX_START_SCRIPT,
  * SIGKILL (an OOM kill, a liveness failure past its grace period) the socket file stays behind;
  * the restarted nginx then fails `bind() … (98: Address already in use)` and exits, a crash loop
  * until the pod is deleted. A TCP port is released with the process (nginx binds with
- * SO_REUSEADDR). The port is used by nothing else in the pod: nginx 8443, the registry 5000
- * (DEFAULT_REGISTRY_ADDRESS), docker_auth 5001 (DEFAULT_AUTH_ADDRESS; also distribution's usual
- * debug port, which our config.yml leaves off). Loopback only: nothing outside the pod reaches it.
+ * SO_REUSEADDR). The port is used by nothing else in the pod: nginx 8443 and METRICS_PORT, the
+ * registry 5000 (DEFAULT_REGISTRY_ADDRESS) and its debug server 5002, docker_auth 5001
+ * (DEFAULT_AUTH_ADDRESS). Loopback only: nothing outside the pod reaches it.
  */
 export const AUTH_RETRY_PORT = 8081;
 export const AUTH_RETRY_ADDRESS = `127.0.0.1:${AUTH_RETRY_PORT}`;
@@ -92,7 +101,11 @@ export const AUTH_RETRY_DELAY_MS = 100;
 export interface NginxConfigInput {
   /** `listen` addresses, default NGINX_DUAL_STACK_LISTEN; e.g. ["127.0.0.2:443"] for a test on loopback */
   listen?: readonly string[];
+  /** `listen` addresses of the metrics port, default METRICS_DUAL_STACK_LISTEN */
+  metricsListen?: readonly string[];
   registryAddress?: string;
+  /** the registry's debug server, default DEFAULT_REGISTRY_METRICS_ADDRESS */
+  registryMetricsAddress?: string;
   authAddress?: string;
   tlsCertPath?: string;
   tlsKeyPath?: string;
@@ -119,24 +132,26 @@ export interface NginxConfigInput {
  * The `<r>-nginx` ConfigMap's files: NGINX_CONFIG_FILE listening on both stacks and
  * NGINX_IPV4_CONFIG_FILE on IPv4 only, otherwise the same (NGINX_COMMAND starts one of them).
  */
-export function nginxConfigFiles(input: Omit<NginxConfigInput, 'listen'> = {}): Record<string, string> {
+export function nginxConfigFiles(input: Omit<NginxConfigInput, 'listen' | 'metricsListen'> = {}): Record<string, string> {
   return {
-    [NGINX_CONFIG_FILE]: nginxConfig({ ...input, listen: NGINX_DUAL_STACK_LISTEN }),
-    [NGINX_IPV4_CONFIG_FILE]: nginxConfig({ ...input, listen: NGINX_IPV4_LISTEN }),
+    [NGINX_CONFIG_FILE]: nginxConfig({ ...input, listen: NGINX_DUAL_STACK_LISTEN, metricsListen: METRICS_DUAL_STACK_LISTEN }),
+    [NGINX_IPV4_CONFIG_FILE]: nginxConfig({ ...input, listen: NGINX_IPV4_LISTEN, metricsListen: METRICS_IPV4_LISTEN }),
   };
 }
 
 /** The full `nginx.conf` text. */
 export function nginxConfig(input: NginxConfigInput = {}): string {
   const listen = input.listen ?? NGINX_DUAL_STACK_LISTEN;
-  if (listen.length === 0) throw new Error('nginx needs at least one listen address');
+  const metricsListen = input.metricsListen ?? METRICS_DUAL_STACK_LISTEN;
+  const registryMetrics = input.registryMetricsAddress ?? DEFAULT_REGISTRY_METRICS_ADDRESS;
+  if (listen.length === 0 || metricsListen.length === 0) throw new Error('nginx needs at least one listen address for each server');
   const tmp = (input.tmpDir ?? '/tmp').replace(/\/+$/, '');
   const cert = input.tlsCertPath ?? `${NGINX_TLS_DIR}/tls.crt`;
   const key = input.tlsKeyPath ?? `${NGINX_TLS_DIR}/tls.key`;
   const accessLog = input.accessLog ?? '/dev/stdout';
   const maintenanceDir = (input.maintenanceDir ?? MAINTENANCE_DIR).replace(/\/+$/, '');
   const retryAddress = input.authRetryAddress ?? AUTH_RETRY_ADDRESS;
-  for (const value of [...listen, tmp, cert, key, accessLog, maintenanceDir, retryAddress, input.registryAddress ?? '', input.authAddress ?? '']) {
+  for (const value of [...listen, ...metricsListen, registryMetrics, tmp, cert, key, accessLog, maintenanceDir, retryAddress, input.registryAddress ?? '', input.authAddress ?? '']) {
     // These end up inside nginx directives; refuse anything that could end a directive early.
     if (/[\s;{}'"#$\\]/.test(value)) throw new Error(`unsafe value for nginx.conf: ${JSON.stringify(value)}`);
   }
@@ -281,6 +296,25 @@ ${authRetryLocations()}
       proxy_pass http://auth/;
     }
 
+    location / {
+      return 404;
+    }
+  }
+
+  # The metrics port (METRICS_PORT): the registry's Prometheus metrics, GET only, nothing else of
+  # its debug server (pprof, expvar, /debug/health/down stay on the pod's loopback).
+  server {
+${metricsListen.map((address) => `    listen ${address};`).join('\n')}
+    server_name _;
+    access_log off;
+    location = ${REGISTRY_METRICS_PATH} {
+      limit_except GET {
+        deny all;
+      }
+      proxy_pass http://${registryMetrics}${REGISTRY_METRICS_PATH};
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
     location / {
       return 404;
     }

@@ -15,6 +15,14 @@ export const TRUSTED_TOKEN_KEYS_DIR = '/etc/registry-auth';
 export const TRUSTED_TOKEN_KEYS_PATH = `${TRUSTED_TOKEN_KEYS_DIR}/${TRUSTED_TOKEN_KEYS_FILE}`;
 export const DEFAULT_REGISTRY_ADDRESS = '127.0.0.1:5000';
 /**
+ * distribution's debug server: Prometheus metrics at REGISTRY_METRICS_PATH, but also pprof, expvar
+ * and `/debug/health/down`, which marks the registry unhealthy — so it listens on the pod's loopback
+ * only, and nginx passes on `GET /metrics` alone from the pod's metrics port (nginx-config.ts).
+ */
+export const REGISTRY_METRICS_PORT = 5002;
+export const DEFAULT_REGISTRY_METRICS_ADDRESS = `127.0.0.1:${REGISTRY_METRICS_PORT}`;
+export const REGISTRY_METRICS_PATH = '/metrics';
+/**
  * Token signature algorithms the registry accepts. docker_auth signs with the token key (RS256
  * for our RSA keys, ES* when a user brings an ECDSA key); HMAC algorithms are left out so a
  * public key can never be used as an HMAC secret.
@@ -31,20 +39,26 @@ export interface RegistryConfigInput {
   storage?: Pick<RegistryStorage, 'config' | 'health'>;
   /** a pull-through cache's upstream (spec.proxy) */
   proxy?: ProxySpec;
+  /** host:port of the debug server with the Prometheus metrics; default REGISTRY_METRICS_PORT on the host of `address` */
+  metricsAddress?: string;
 }
 
 /** The registry's `config.yml` text. */
 export function registryConfig(input: RegistryConfigInput): string {
   if (!input.httpSecret) throw new Error('registry http.secret must not be empty');
   const storage = input.storage ?? volumeStorageConfig();
+  const address = input.address ?? DEFAULT_REGISTRY_ADDRESS;
   const config = {
     version: '0.1',
     log: { level: 'info', formatter: 'json', fields: { service: 'registry' } },
     storage: storage.config,
     http: {
-      addr: input.address ?? DEFAULT_REGISTRY_ADDRESS,
+      addr: address,
       secret: input.httpSecret,
       headers: { 'X-Content-Type-Options': ['nosniff'] },
+      // registry_http_* per route (in-flight, totals, durations, sizes) and registry_storage_*:
+      // scraped through nginx's metrics port, and read by garbage collection's drain (maintenance.ts)
+      debug: { addr: input.metricsAddress ?? address.replace(/:\d+$/, `:${REGISTRY_METRICS_PORT}`), prometheus: { enabled: true, path: REGISTRY_METRICS_PATH } },
     },
     auth: {
       token: {

@@ -52,11 +52,12 @@ import {
   NGINX_IPV4_CONFIG_PATH,
   NGINX_PORT,
   NGINX_TLS_DIR,
+  METRICS_PORT,
   REGISTRY_HEALTH_PATH,
   nginxConfigFiles,
   type NginxConfigInput,
 } from './nginx-config.ts';
-import { REGISTRY_CONFIG_PATH, TRUSTED_TOKEN_KEYS_DIR, registryConfig } from './registry-config.ts';
+import { REGISTRY_CONFIG_PATH, REGISTRY_METRICS_PATH, TRUSTED_TOKEN_KEYS_DIR, registryConfig } from './registry-config.ts';
 import { REGISTRY_DATA_PATH, registryStorage, type RegistryStorage } from './registry-storage.ts';
 import { mergeContainerEnv, pushRefusal, registryUpstream, type RegistryUpstream } from './pull-through-cache.ts';
 import { volumeCheckContainer } from './volume-check.ts';
@@ -125,7 +126,7 @@ export function desiredStatefulSet(registry: ImageRegistry, config: OperatorConf
       updateStrategy: { type: 'RollingUpdate' },
       revisionHistoryLimit: 5,
       template: {
-        metadata: { labels: registryLabels(name), annotations: { ...(options.templateAnnotations ?? {}) } },
+        metadata: { labels: registryLabels(name), annotations: { ...SCRAPE_ANNOTATIONS, ...(options.templateAnnotations ?? {}) } },
         spec: {
           // The pod talks to no Kubernetes API, and service links would inject REGISTRY_* variables
           // (from a Service named "registry") that distribution reads as configuration overrides.
@@ -358,6 +359,13 @@ export function rolloutAnnotations(inputs: {
   return { [ROLLOUT_CHECKSUM_ANNOTATION]: hash.digest('hex') };
 }
 
+/**
+ * The convention annotation-based Prometheus scrape configs read (the community chart's
+ * `kubernetes-pods` job): the registry's metrics port. With the Prometheus Operator, the PodMonitor
+ * of kustomize/monitoring does the same.
+ */
+const SCRAPE_ANNOTATIONS = { 'prometheus.io/scrape': 'true', 'prometheus.io/port': String(METRICS_PORT), 'prometheus.io/path': REGISTRY_METRICS_PATH };
+
 function nginxContainer(config: OperatorConfig): V1Container {
   return {
     name: 'nginx',
@@ -366,7 +374,11 @@ function nginxContainer(config: OperatorConfig): V1Container {
     // kernel has no IPv6 (NGINX_COMMAND says why and how). Not the image's entrypoint: its scripts
     // try to edit files on the read-only root.
     command: [...NGINX_COMMAND],
-    ports: [{ name: 'https', containerPort: NGINX_PORT, protocol: 'TCP' }],
+    ports: [
+      { name: 'https', containerPort: NGINX_PORT, protocol: 'TCP' },
+      // the registry's Prometheus metrics (nginx-config.ts METRICS_PORT); no Service carries it
+      { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+    ],
     securityContext: restrictedSecurityContext(NGINX_UID),
     resources: { requests: { cpu: '50m', memory: '32Mi' }, limits: { memory: '128Mi' } },
     readinessProbe: httpsProbe(HEALTH_PATH, 2),

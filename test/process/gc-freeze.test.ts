@@ -47,6 +47,8 @@ interface Scenario {
   gcMs: number[];
   /** per GC run: first refused push → first accepted push after it */
   freezeWindowsMs: number[];
+  /** per GC run under the freeze: how long the drain took and how it ended (drainWrites) */
+  drains: { ms: number; outcomes: string }[];
 }
 
 async function scenario(name: string, octet: number, freeze: boolean): Promise<Scenario> {
@@ -86,7 +88,7 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
     const garbage: Blob[] = seeded.slice(0, SEED_DELETED).map((image) => image.own);
     const keptForReading = seeded.slice(SEED_DELETED);
     const written: Image[] = [];
-    const result: Scenario = { pushed: 0, refused: 0, refusalsWithoutMessage: 0, failedPushes: [], failedPulls: [], corrupt: [], gcMs: [], freezeWindowsMs: [] };
+    const result: Scenario = { pushed: 0, refused: 0, refusalsWithoutMessage: 0, failedPushes: [], failedPulls: [], corrupt: [], gcMs: [], freezeWindowsMs: [], drains: [] };
     let running = true;
     let firstRefusal: number | undefined;
 
@@ -133,7 +135,7 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
         garbage.push(image.own);
       }
       const gc = async () => (await garbageCollect(join(assets, 'registry'), config)).ms;
-      result.gcMs.push(freeze ? await underFreeze({ maintenanceDir, targets: [target], run: `${name}-${run_}` }, gc) : await gc());
+      result.gcMs.push(freeze ? await underFreeze({ maintenanceDir, targets: [target], run: `${name}-${run_}`, onDrain: (d) => result.drains.push({ ms: d.ms, outcomes: d.pods.map((p) => p.outcome).join(',') }) }, gc) : await gc());
     }
     await delay(1000);
     running = false;
@@ -152,7 +154,8 @@ async function scenario(name: string, octet: number, freeze: boolean): Promise<S
 
 const summary = (s: Scenario) =>
   `${s.pushed} pushes accepted, ${s.refused} refused, ${s.failedPushes.length} failed; ${s.failedPulls.length} failed pulls; ${s.corrupt.length} corrupt images; GC ${Math.min(...s.gcMs)}–${Math.max(...s.gcMs)} ms` +
-  (s.freezeWindowsMs.length ? `; freeze window ${Math.min(...s.freezeWindowsMs)}–${Math.max(...s.freezeWindowsMs)} ms` : '');
+  (s.freezeWindowsMs.length ? `; freeze window ${Math.min(...s.freezeWindowsMs)}–${Math.max(...s.freezeWindowsMs)} ms` : '') +
+  (s.drains.length ? `; drain ${Math.min(...s.drains.map((d) => d.ms))}–${Math.max(...s.drains.map((d) => d.ms))} ms` : '');
 
 test(`GC under the write freeze, ${GC_RUNS} runs with pushes reusing garbage layers and pulls going on: nothing corrupt, no pull fails, every refusal says until when`, async () => {
   const s = await scenario('freeze', 10, true);
@@ -162,6 +165,8 @@ test(`GC under the write freeze, ${GC_RUNS} runs with pushes reusing garbage lay
   assert.ok(s.refused > 0, 'pushes met the freeze');
   assert.is(s.refusalsWithoutMessage, 0, 'every refusal carries the maintenance message');
   assert.ok(s.freezeWindowsMs.length >= GC_RUNS - 1, `pushes were accepted again after each freeze (${s.freezeWindowsMs.length} of ${GC_RUNS})`);
+  // the drain read the registry's writes in flight from the front's metrics port every run (not the fixed drain)
+  assert.equal(s.drains.map((d) => d.outcomes), Array(GC_RUNS).fill('drained'), 'every drain ended with no write in flight');
   // a push whose blobs GC swept before its manifest came fails visibly; it never "succeeds"
   for (const why of s.failedPushes) assert.match(why, /MANIFEST_BLOB_UNKNOWN|BLOB_UNKNOWN/);
 });

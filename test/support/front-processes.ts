@@ -10,8 +10,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hashSync } from 'bcryptjs';
 import { AUTH_CONFIG_FILE, TOKEN_CERT_FILE, TOKEN_CERT_PATH, TOKEN_KEY_FILE, TOKEN_KEY_PATH, dockerAuthConfig } from '../../functions/docker-auth-config.ts';
-import { AUTH_RETRY_PORT, nginxConfig, type NginxConfigInput } from '../../functions/nginx-config.ts';
-import { REGISTRY_DATA_PATH, TRUSTED_TOKEN_KEYS_PATH, registryConfig } from '../../functions/registry-config.ts';
+import { AUTH_RETRY_PORT, METRICS_PORT, nginxConfig, type NginxConfigInput } from '../../functions/nginx-config.ts';
+import { REGISTRY_DATA_PATH, REGISTRY_METRICS_PORT, TRUSTED_TOKEN_KEYS_PATH, registryConfig } from '../../functions/registry-config.ts';
 import { ACCESS_KEY_ENV, SECRET_KEY_ENV, registryStorage, volumeStorageConfig } from '../../functions/registry-storage.ts';
 import { trustedTokenKey, trustedTokenKeysDocument } from '../../functions/token-keys.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageRegistryAccount } from '../../functions/types.ts';
@@ -180,7 +180,12 @@ export interface Nginx {
 export async function startNginx(options: { dir: string; input: NginxConfigInput; probe: string; transform?: (conf: string) => string }): Promise<Nginx> {
   mkdirSync(options.dir, { recursive: true });
   const confFile = join(options.dir, 'nginx.conf');
-  const conf = nginxConfig({ tmpDir: options.dir, accessLog: 'off', authRetryAddress: authRetryAddressFor(options.input.listen), ...options.input });
+  const conf = nginxConfig({
+    tmpDir: options.dir, accessLog: 'off', authRetryAddress: authRetryAddressFor(options.input.listen),
+    ...sameHostPort(options.input.listen?.[0], METRICS_PORT, (address) => ({ metricsListen: [address] })),
+    ...sameHostPort(options.input.registryAddress, REGISTRY_METRICS_PORT, (address) => ({ registryMetricsAddress: address })),
+    ...options.input,
+  });
   const changed = options.transform ? options.transform(conf) : conf;
   if (options.transform && changed === conf) throw new Error('startNginx: the transform changed nothing');
   writeFileSync(confFile, changed);
@@ -201,10 +206,17 @@ export async function startNginx(options: { dir: string; input: NginxConfigInput
  * 8443), so each gets a pacing address of its own too; the pod's 127.0.0.1 would be one for all.
  */
 export function authRetryAddressFor(listen: readonly string[] | undefined): string | undefined {
-  const first = listen?.[0];
-  const host = first ? /^(\[[^\]]+\]|[^:]+):\d+$/.exec(first)?.[1] : undefined;
-  if (!host) return undefined; // a bare port: nginx listens on every address, so one at a time anyway
-  return `${host}:${AUTH_RETRY_PORT}`;
+  return sameHostPort(listen?.[0], AUTH_RETRY_PORT, (address) => address);
+}
+
+/**
+ * `what(host:port)` for the host of `address` ("host:port" or "[v6]:port"); undefined for a bare
+ * port (every address: one such process at a time anyway) or no address. Processes started here
+ * run side by side on loopback, each on an address of its own, so each port of one is on its host.
+ */
+function sameHostPort<T>(address: string | undefined, port: number, what: (address: string) => T): T | undefined {
+  const host = address ? /^(\[[^\]]+\]|[^:]+):\d+$/.exec(address)?.[1] : undefined;
+  return host ? what(`${host}:${port}`) : undefined;
 }
 
 /** Child process ids of pid (e.g. nginx workers), from /proc. */

@@ -4,8 +4,8 @@
 // For process tests and benchmarks that need hundreds of images in seconds.
 import { createHash, randomBytes } from 'node:crypto';
 import { Agent, request } from 'node:https';
-import { FREEZE_DRAIN_MS, freezeId, maintenanceFiles, type Freeze } from '../../functions/maintenance.ts';
-import { awaitFreezeState, type FreezeTarget } from '../../cronjobs/freeze.ts';
+import { freezeId, maintenanceFiles, type Freeze } from '../../functions/maintenance.ts';
+import { awaitFreezeState, drainWrites, type Drain, type FreezeTarget } from '../../cronjobs/freeze.ts';
 import { writeAtomic } from './atomic-writer.ts';
 import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST } from './oci-image.ts';
 import { delay, run } from './processes.ts';
@@ -140,17 +140,18 @@ export async function garbageCollect(registryBinary: string, config: string, env
 
 /**
  * `work` under the write freeze, the way the GC Job holds it: the maintenance files for the fronts
- * written (the kubelet's way), the freeze confirmed on every front, FREEZE_DRAIN_MS for writes
- * already passed on, `work`, the freeze lifted and the lift confirmed. Throws when a confirmation
- * times out.
+ * written (the kubelet's way), the freeze confirmed on every front, the writes in flight drained
+ * (drainWrites, the Job's own), `work`, the freeze lifted and the lift confirmed. Throws when a
+ * confirmation times out. `onDrain` hears how the drain went.
  */
-export async function underFreeze<T>(options: { maintenanceDir: string; targets: readonly FreezeTarget[]; run: string; holdMs?: number }, work: () => Promise<T>): Promise<T> {
+export async function underFreeze<T>(options: { maintenanceDir: string; targets: readonly FreezeTarget[]; run: string; holdMs?: number; onDrain?: (drain: Drain) => void }, work: () => Promise<T>): Promise<T> {
   const from = new Date();
   const frozen: Freeze = { id: freezeId(options.run, from), reason: 'garbage collection', from, until: new Date(from.getTime() + (options.holdMs ?? 120_000)) };
   writeAtomic(options.maintenanceDir, maintenanceFiles(frozen));
   const holding = await awaitFreezeState(options.targets, 'frozen', frozen.id, { timeoutMs: 20_000 });
   if (holding.length) throw new Error(`the freeze does not hold: ${holding.map((p) => p.last).join('; ')}`);
-  await delay(FREEZE_DRAIN_MS);
+  const drain = await drainWrites(options.targets);
+  options.onDrain?.(drain);
   const result = await work();
   writeAtomic(options.maintenanceDir, maintenanceFiles(undefined));
   const open = await awaitFreezeState(options.targets, 'open', frozen.id, { timeoutMs: 20_000 });

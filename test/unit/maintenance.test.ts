@@ -9,6 +9,8 @@ import {
   maintenanceFiles,
   nginxFreezeLines,
   probeVerdict,
+  writesInFlight,
+  CACHE_WRITE_ROUTES,
   type Freeze,
 } from '../../functions/maintenance.ts';
 
@@ -74,6 +76,33 @@ test('liveFreezeHolder: the id of a freeze with a current or later slot; expired
   assert.is(liveFreezeHolder(files, new Date('2026-12-01T12:01:00Z')), undefined, 'the deadline passed: writes are open');
   assert.is(liveFreezeHolder(maintenanceFiles(undefined), from), undefined);
   assert.is(liveFreezeHolder(undefined, from), undefined);
+});
+
+// as distribution v3.1.2 writes them (docker/go-metrics: one gauge per route, the route's name as a const label)
+const registryMetrics = (inFlight: Record<string, number>) => [
+  '# HELP registry_http_in_flight_requests The in-flight HTTP requests',
+  '# TYPE registry_http_in_flight_requests gauge',
+  ...Object.entries(inFlight).map(([handler, n]) => `registry_http_in_flight_requests{handler="${handler}"} ${n}`),
+  '# HELP registry_http_requests_total Total number of HTTP requests made.',
+  '# TYPE registry_http_requests_total counter',
+  'registry_http_requests_total{code="200",handler="blob",method="get"} 12',
+  '',
+].join('\n');
+
+test('writes in flight: the manifest and upload routes count, blob GETs (the long reads) do not, except at a cache', () => {
+  const idle = { base: 0, blob: 0, blob_upload: 0, blob_upload_chunk: 0, catalog: 0, manifest: 0, tags: 0 };
+  assert.is(writesInFlight(registryMetrics(idle)), 0);
+  assert.is(writesInFlight(registryMetrics({ ...idle, blob: 7, tags: 2 })), 0, 'pulls of layers and tag lists are no writes');
+  assert.is(writesInFlight(registryMetrics({ ...idle, manifest: 1, blob_upload_chunk: 2, blob_upload: 1 })), 4);
+  assert.is(writesInFlight(registryMetrics({ ...idle, blob: 3 }), CACHE_WRITE_ROUTES), 3, "a cache's blob GET may store what it fetches");
+});
+
+test('writes in flight: unknown when the text is not a registry\'s (metrics off, another process, garbage)', () => {
+  assert.is(writesInFlight(''), undefined);
+  assert.is(writesInFlight('# TYPE go_goroutines gauge\ngo_goroutines 12\n'), undefined);
+  assert.is(writesInFlight(registryMetrics({ base: 0, blob: 0 })), undefined, 'no write route among the gauges');
+  assert.is(writesInFlight('<html>404 Not Found</html>'), undefined);
+  assert.is(writesInFlight('registry_http_in_flight_requests{handler="manifest"} NaN\n'), undefined);
 });
 
 test.run();

@@ -18,11 +18,12 @@ import {
   NGINX_CONFIG_PATH,
   NGINX_IPV4_CONFIG_PATH,
   NGINX_PORT,
+  METRICS_PORT,
   NGINX_START_SCRIPT,
   nginxConfig,
   nginxConfigFiles,
 } from '../../functions/nginx-config.ts';
-import { DEFAULT_REGISTRY_ADDRESS } from '../../functions/registry-config.ts';
+import { DEFAULT_REGISTRY_ADDRESS, DEFAULT_REGISTRY_METRICS_ADDRESS } from '../../functions/registry-config.ts';
 
 const conf = nginxConfig();
 
@@ -32,6 +33,19 @@ function location(text: string, spec: string): string {
   assert.ok(start >= 0, `location ${spec}`);
   return text.slice(start, text.indexOf('\n    }', start));
 }
+
+test('the metrics port: plain HTTP on both stacks (IPv4 only in the IPv4 file), GET /metrics to the registry\'s loopback debug server and nothing else', () => {
+  const server = conf.slice(conf.indexOf('# The metrics port'), conf.indexOf('# Answers after the pacing delay'));
+  assert.match(server, /^\s+listen 5080;\n\s+listen \[::\]:5080;$/m);
+  assert.not.match(server, /ssl/);
+  assert.match(server, /location = \/metrics \{\n\s+limit_except GET \{\n\s+deny all;\n\s+\}\n\s+proxy_pass http:\/\/127\.0\.0\.1:5002\/metrics;/);
+  assert.match(server, /location \/ \{\n\s+return 404;/);
+  assert.is((server.match(/location /g) ?? []).length, 2, 'no other path: pprof, expvar and /debug/health/down stay on loopback');
+  const ipv4 = nginxConfigFiles()['nginx-ipv4.conf'] ?? '';
+  assert.match(ipv4, /^\s+listen 5080;$/m);
+  assert.not.match(ipv4, /\[::\]/);
+  assert.throws(() => nginxConfig({ metricsListen: ['5080; include /etc/passwd'] }), /unsafe/);
+});
 
 test('nginxConfig: unprivileged nginx writes only to /tmp and logs to stderr/stdout', () => {
   assert.match(conf, /^pid \/tmp\/nginx\.pid;$/m);
@@ -163,9 +177,9 @@ test('nginxConfig: token requests retry across a docker_auth reload, paced by li
   // which answers before limit_req runs)
   assert.match(conf, /server \{\n(\s+#.*\n)*\s+listen 127\.0\.0\.1:8081;\n\s+access_log off;\n\s+location \/ \{\n\s+limit_req zone=auth_retry burst=5;\n\s+limit_req_log_level warn;\n(\s+#.*\n)*\s+empty_gif;/);
   assert.match(conf, /upstream auth \{[^}]*max_fails=0;/);
-  // one public port (8443, both stacks); the pacing server only on the pod's loopback, with no
-  // file behind (a unix socket left in /tmp by a killed nginx made its restart fail to bind)
-  assert.equal(conf.match(/^\s+listen .*$/gm)?.map((l) => l.trim()), ['listen 8443 ssl;', 'listen [::]:8443 ssl;', 'listen 127.0.0.1:8081;']);
+  // two public ports (8443 and the metrics port, both stacks); the pacing server only on the pod's
+  // loopback, with no file behind (a unix socket left in /tmp by a killed nginx made its restart fail to bind)
+  assert.equal(conf.match(/^\s+listen .*$/gm)?.map((l) => l.trim()), ['listen 8443 ssl;', 'listen [::]:8443 ssl;', 'listen 5080;', 'listen [::]:5080;', 'listen 127.0.0.1:8081;']);
   assert.not.match(conf, /unix:|\.sock\b/);
   // /v2/ never goes through the retries
   assert.equal(location(conf, '/v2/').match(/error_page .*/g), ['error_page 503 /maintenance.json;'], 'only the maintenance refusal');
@@ -174,8 +188,8 @@ test('nginxConfig: token requests retry across a docker_auth reload, paced by li
 test('AUTH_RETRY_ADDRESS: loopback, a port nothing else in the registry pod (or the GC pod) listens on', () => {
   assert.is(AUTH_RETRY_ADDRESS, '127.0.0.1:8081');
   const port = (address: string) => Number(address.slice(address.lastIndexOf(':') + 1));
-  const taken = [NGINX_PORT, port(DEFAULT_REGISTRY_ADDRESS), port(DEFAULT_AUTH_ADDRESS), port(GC_REGISTRY_ADDRESS)];
-  assert.equal(taken, [8443, 5000, 5001, 5001]);
+  const taken = [NGINX_PORT, METRICS_PORT, port(DEFAULT_REGISTRY_ADDRESS), port(DEFAULT_REGISTRY_METRICS_ADDRESS), port(DEFAULT_AUTH_ADDRESS), port(GC_REGISTRY_ADDRESS)];
+  assert.equal(taken, [8443, 5080, 5000, 5002, 5001, 5001]);
   assert.not.ok(taken.includes(port(AUTH_RETRY_ADDRESS)));
 });
 
@@ -184,9 +198,9 @@ test('nginxConfigFiles: the dual-stack nginx.conf and an IPv4-only nginx-ipv4.co
   assert.equal(Object.keys(files), ['nginx.conf', 'nginx-ipv4.conf']);
   assert.is(files['nginx.conf'], conf);
   const tcp = (text: string | undefined) => text?.match(/^\s+listen .*$/gm)?.map((l) => l.trim());
-  assert.equal(tcp(files['nginx.conf']), ['listen 8443 ssl;', 'listen [::]:8443 ssl;', 'listen 127.0.0.1:8081;']);
-  assert.equal(tcp(files['nginx-ipv4.conf']), ['listen 8443 ssl;', 'listen 127.0.0.1:8081;'], 'no [::] where the kernel has no IPv6');
-  assert.is(files['nginx-ipv4.conf'], conf.replace('\n    listen [::]:8443 ssl;', ''));
+  assert.equal(tcp(files['nginx.conf']), ['listen 8443 ssl;', 'listen [::]:8443 ssl;', 'listen 5080;', 'listen [::]:5080;', 'listen 127.0.0.1:8081;']);
+  assert.equal(tcp(files['nginx-ipv4.conf']), ['listen 8443 ssl;', 'listen 5080;', 'listen 127.0.0.1:8081;'], 'no [::] where the kernel has no IPv6');
+  assert.is(files['nginx-ipv4.conf'], conf.replace('\n    listen [::]:8443 ssl;', '').replace('\n    listen [::]:5080;', ''));
   // the other inputs reach both files
   for (const text of Object.values(nginxConfigFiles({ workerProcesses: 1 }))) assert.match(text, /^worker_processes 1;$/m);
 });
@@ -252,7 +266,7 @@ if (nginx.status === 0) {
   test('a SIGKILLed nginx leaves nothing behind that stops the next one with the same tmp dir (the pod\'s emptyDir)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'nginx-restart-test-'));
     const front = '127.51.0.1';
-    const input = { ...tlsFiles(dir), listen: [`${front}:18443`], authRetryAddress: `${front}:18081`, workerProcesses: 1 };
+    const input = { ...tlsFiles(dir), listen: [`${front}:18443`], metricsListen: [`${front}:15080`], authRetryAddress: `${front}:18081`, workerProcesses: 1 };
     writeFileSync(join(dir, 'nginx.conf'), nginxConfig(input));
     const started: number[] = [];
     const childPids = (pid: number) => {

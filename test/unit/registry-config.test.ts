@@ -16,7 +16,7 @@ test('registryConfig: distribution v3 config with token auth, filesystem storage
     delete: { enabled: true },
     maintenance: { uploadpurging: { enabled: true, age: '168h', interval: '24h', dryrun: false } },
   });
-  assert.equal(parsed.http, { addr: '127.0.0.1:5000', secret: 's3cr3t: "quoted"', headers: { 'X-Content-Type-Options': ['nosniff'] } });
+  assert.equal(parsed.http, { addr: '127.0.0.1:5000', secret: 's3cr3t: "quoted"', headers: { 'X-Content-Type-Options': ['nosniff'] }, debug: { addr: '127.0.0.1:5002', prometheus: { enabled: true, path: '/metrics' } } });
   assert.equal(parsed.auth.token, {
     realm: 'https://registry.infra.svc.example.org/auth/token',
     service: hostname,
@@ -41,8 +41,15 @@ test('registryConfig: the token issuer matches docker_auth; trusted keys as a JW
 test('registryConfig: address override, deterministic, and a secret is required', () => {
   const text = registryConfig({ hostname, httpSecret: 'x', address: '127.0.0.3:5000' });
   assert.is((load(text) as any).http.addr, '127.0.0.3:5000');
+  assert.is((load(text) as any).http.debug.addr, '127.0.0.3:5002', 'the debug server on the same host');
   assert.is(registryConfig({ hostname, httpSecret: 'x', address: '127.0.0.3:5000' }), text);
   assert.throws(() => registryConfig({ hostname, httpSecret: '' }), /secret/);
+});
+
+test('registryConfig: Prometheus metrics on the debug server, which listens on loopback only (it also has pprof and /debug/health/down)', () => {
+  const http = (load(registryConfig({ hostname, httpSecret: 'x' })) as any).http;
+  assert.equal(http.debug, { addr: '127.0.0.1:5002', prometheus: { enabled: true, path: '/metrics' } });
+  assert.is((load(registryConfig({ hostname, httpSecret: 'x', metricsAddress: '127.0.0.9:7000' })) as any).http.debug.addr, '127.0.0.9:7000');
 });
 
 test.run();

@@ -65,7 +65,8 @@ test('desiredStatefulSet: identity, owner, selector, replicas, rollout annotatio
   assert.is(sts.spec?.serviceName, 'registry');
   assert.equal(sts.spec?.selector.matchLabels, { 'app.kubernetes.io/name': 'image-registry', 'app.kubernetes.io/instance': 'registry' });
   assert.equal(sts.spec?.template.metadata?.labels, labels);
-  assert.equal(sts.spec?.template.metadata?.annotations, { [ROLLOUT_CHECKSUM_ANNOTATION]: 'abc' });
+  // the rollout checksum, and where annotation-based Prometheus scrape configs find the metrics port
+  assert.equal(sts.spec?.template.metadata?.annotations, { 'prometheus.io/scrape': 'true', 'prometheus.io/port': '5080', 'prometheus.io/path': '/metrics', [ROLLOUT_CHECKSUM_ANNOTATION]: 'abc' });
   assert.is(desiredStatefulSet(registry({ replicas: 3 }), config, options).spec?.replicas, 3);
   assert.is(pod.automountServiceAccountToken, false);
   assert.is(pod.enableServiceLinks, false, 'no REGISTRY_* service variables for distribution to misread');
@@ -82,7 +83,7 @@ test('desiredStatefulSet: three containers with the configured stock images and 
   assert.match(NGINX_START_SCRIPT, /^if \[ -f "\$1" \]; then conf="\$2"; else conf="\$3";/);
   assert.ok(NGINX_START_SCRIPT.endsWith(`exec nginx -e stderr -c "$conf" -g 'daemon off;'`), NGINX_START_SCRIPT);
   assert.is(container('nginx').args, undefined);
-  assert.equal(container('nginx').ports, [{ name: 'https', containerPort: 8443, protocol: 'TCP' }]);
+  assert.equal(container('nginx').ports, [{ name: 'https', containerPort: 8443, protocol: 'TCP' }, { name: 'metrics', containerPort: 5080, protocol: 'TCP' }]);
   assert.equal(container('registry').args, ['serve', '/etc/docker/registry/config.yml']);
   assert.equal(container('registry').env, [{ name: 'OTEL_TRACES_EXPORTER', value: 'none' }]);
   assert.is(container('auth').command, undefined, 'the image entrypoint is auth_server');
@@ -291,7 +292,7 @@ test('desiredNginxConfigMap and desiredTlsSecret', () => {
   assert.is(cm.data?.['nginx.conf'], nginxConfig(), 'the default config listens on both stacks');
   assert.equal(cm.data?.['nginx.conf']?.match(/^\s+listen \S+ ssl;$/gm)?.map((l) => l.trim()), ['listen 8443 ssl;', 'listen [::]:8443 ssl;']);
   assert.equal(cm.data?.['nginx-ipv4.conf']?.match(/^\s+listen \S+ ssl;$/gm)?.map((l) => l.trim()), ['listen 8443 ssl;']);
-  assert.is(cm.data?.['nginx-ipv4.conf'], cm.data?.['nginx.conf']?.replace(/\n\s+listen \[::\]:8443 ssl;/, ''), 'otherwise the same');
+  assert.is(cm.data?.['nginx-ipv4.conf'], cm.data?.['nginx.conf']?.replace(/\n\s+listen \[::\]:8443 ssl;/, '').replace(/\n\s+listen \[::\]:5080;/, ''), 'otherwise the same');
   const tls = desiredTlsSecret(registry(), 'registry-tls', { certPem: 'CERT', keyPem: 'KEY', caPem: 'CA' });
   assert.is(tls.type, 'kubernetes.io/tls');
   assert.equal([decode(tls, 'tls.crt'), decode(tls, 'tls.key'), decode(tls, 'ca.crt')], ['CERT', 'KEY', 'CA']);
