@@ -159,6 +159,7 @@ async function holdFreeze(run: Run, started: Date): Promise<HeldFreeze | { probl
     return { problem: `${errorMessage(error)}; nothing was collected` };
   }
   const frozenAt = new Date();
+  await recordWriteFreeze(run, { since: frozenAt.toISOString(), until: freezeEnd(freeze).toISOString() });
   const unconfirmed = await awaitFreezeState(run.targets, 'frozen', run.id, { timeoutMs: FREEZE_CONFIRM_TIMEOUT_MS });
   if (unconfirmed.length) {
     await liftFreeze(run, freeze);
@@ -268,6 +269,24 @@ async function jobPodReport(kube: Kube, namespace: string, job: string): Promise
 }
 
 /** Step 5: an Event and the status (its own field manager: the reconcile owns the rest of it). */
+/**
+ * status.garbageCollection.writeFreeze while the freeze holds, so monitoring sees a run that died
+ * holding it. Applied by the run's field manager with what it owns already (lastRun, storage):
+ * an apply that left them out would remove them. report() leaves writeFreeze out, which removes it.
+ */
+async function recordWriteFreeze(run: Run, writeFreeze: { since: string; until: string }): Promise<void> {
+  const previous = run.registry.status;
+  const status = {
+    garbageCollection: { ...(previous?.garbageCollection?.lastRun ? { lastRun: previous.garbageCollection.lastRun } : {}), writeFreeze },
+    ...(previous?.storage ? { storage: previous.storage } : {}),
+  };
+  try {
+    await run.kube.applyStatus({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: run.key.name, namespace: run.key.namespace }, status }, 'imageregistries', GC_FIELD_MANAGER);
+  } catch (error) {
+    log('warn', 'could not record the write freeze in the status', { error: errorMessage(error) });
+  }
+}
+
 async function report(run: Run, result: RunResult): Promise<void> {
   const { storageBytes, ...lastRun } = result;
   const now = new Date();
@@ -276,7 +295,8 @@ async function report(run: Run, result: RunResult): Promise<void> {
   await recordRegistryEvent(run.kube, run.registry, lastRun.result === 'Succeeded' ? 'Normal' : 'Warning', lastRun.result === 'Succeeded' ? 'GarbageCollected' : 'GarbageCollectionFailed', message, now);
   const status = {
     garbageCollection: { lastRun },
-    ...(storageBytes === undefined ? {} : { storage: { usedBytes: storageBytes, measuredAt: lastRun.completionTime } }),
+    // a run that measured nothing keeps the last measurement (an apply without it would remove it)
+    ...(storageBytes === undefined ? (run.registry.status?.storage ? { storage: run.registry.status.storage } : {}) : { storage: { usedBytes: storageBytes, measuredAt: lastRun.completionTime } }),
   };
   try {
     await run.kube.applyStatus({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: run.key.name, namespace: run.key.namespace }, status }, 'imageregistries', GC_FIELD_MANAGER);

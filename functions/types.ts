@@ -219,6 +219,8 @@ export interface ImageRegistryStatus {
     /** `<operator namespace>/<name>` of the CronJob: create a Job from it to run one now */
     cronJob?: string;
     lastRun?: GarbageCollectionRun;
+    /** the freeze a run holds now; removed by its report */
+    writeFreeze?: { since: string; until: string };
   };
   /** the registry's blobs, as the last garbage collection measured them */
   storage?: { usedBytes: number; measuredAt: string };

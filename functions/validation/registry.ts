@@ -10,6 +10,8 @@ export const ACCESS_MODES = ['ReadWriteOnce', 'ReadWriteMany', 'ReadWriteOncePod
 export const ISSUER_KINDS = ['Issuer', 'ClusterIssuer'] as const;
 /** StatefulSet pods carry `<name>-<revision hash>` as a label value (≤ 63), which leaves 52. */
 export const MAX_REGISTRY_NAME = 52;
+/** The storage budget of a registry (kustomize/monitoring: image_registry_storage_budget_bytes), a quantity. */
+export const STORAGE_BUDGET_ANNOTATION = 'registry.mgoltzsche.github.com/storage-budget';
 
 function objectOrAbsent(value: unknown, path: string): Problems {
   return value === undefined || value === null || isPlainObject(value) ? [] : [`${path}: must be an object`];
@@ -165,6 +167,10 @@ export function validateImageRegistry(registry: unknown, old?: unknown): Problem
     problems.push(
       `metadata.name: must be a DNS-1035 label (lowercase letters, digits and '-', starting with a letter) of at most ${MAX_REGISTRY_NAME} characters: it names the registry's Service and StatefulSet and is part of its hostname`,
     );
+  }
+  const budget = field(registry, 'metadata', 'annotations', STORAGE_BUDGET_ANNOTATION);
+  if (budget !== undefined && !isPositiveQuantity(budget)) {
+    problems.push(`metadata.annotations["${STORAGE_BUDGET_ANNOTATION}"]: must be a positive quantity of bytes, e.g. 500Gi (the storage budget the ImageRegistryBucketOverBudget alert compares the stored bytes with)`);
   }
   const spec = field(registry, 'spec');
   if (spec === undefined || spec === null) return problems;

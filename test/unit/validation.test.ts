@@ -471,4 +471,15 @@ test('pull secret: serviceAccounts lists ServiceAccount names, or "*" alone', ()
   oneProblem(validateImageSecret(pushSecret({ serviceAccounts: ['default'] })), 'spec.serviceAccounts', 'only an ImagePullSecret');
 });
 
+test('the storage budget annotation: a positive quantity, named in the error', () => {
+  const withBudget = (budget: unknown) => ({ ...registry({}), metadata: { name: 'registry', namespace: 'infra', annotations: { 'registry.mgoltzsche.github.com/storage-budget': budget } } });
+  assert.equal(validateImageRegistry(withBudget('500Gi')), []);
+  assert.equal(validateImageRegistry(withBudget('536870912000')), []);
+  for (const bad of ['lots', '0', '-5Gi', '5 GiB']) {
+    const problems = validateImageRegistry(withBudget(bad));
+    assert.is(problems.length, 1, bad);
+    assert.match(problems[0] ?? '', /^metadata\.annotations\["registry\.mgoltzsche\.github\.com\/storage-budget"\]: must be a positive quantity of bytes/);
+  }
+});
+
 test.run();
