@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real binaries the tests run (kube-apiserver, kube-controller-manager, kube-scheduler,
-# kubectl, etcd, the node's kubelet and kube-proxy, auth_server, registry, versitygw, crictl)
+# kubectl, etcd, the node's kubelet and kube-proxy, auth_server, registry, versitygw, crictl,
+# coredns, prometheus + promtool, kube-state-metrics; the Prometheus Operator's CRD files)
 # from pinned Go modules and caches them outside the repository, keyed by version.
 # Installs nginx, skopeo, bubblewrap and containerd from Debian when they are missing.
 # Prints the directory that holds the Go-built binaries (the KUBEBUILDER_ASSETS convention).
@@ -90,6 +91,32 @@ build_crictl() {
     "sigs.k8s.io/cri-tools/cmd/crictl@v$CRI_TOOLS_VERSION"
 }
 
+# Prometheus and promtool without the service-discovery plugins (the tests scrape static targets):
+# remove_all_sd leaves the kubernetes, cloud and other SD packages, most of the build, out
+build_prometheus() {
+  local out="$1" minor="${PROMETHEUS_MODULE_VERSION#0.}"
+  minor="${minor%%.*}"
+  # module v0.316.0 is Prometheus 3.16.0
+  GOBIN="$out" go install -trimpath -tags remove_all_sd \
+    -ldflags "-s -w -X github.com/prometheus/common/version.Version=3.$((minor - 300)).${PROMETHEUS_MODULE_VERSION##*.}" \
+    "github.com/prometheus/prometheus/cmd/prometheus@v$PROMETHEUS_MODULE_VERSION" \
+    "github.com/prometheus/prometheus/cmd/promtool@v$PROMETHEUS_MODULE_VERSION"
+}
+
+build_kube_state_metrics() {
+  local out="$1"
+  GOBIN="$out" go install -trimpath -ldflags "-s -w" "k8s.io/kube-state-metrics/v2@v$KUBE_STATE_METRICS_VERSION"
+}
+
+# the CRDs of the kinds kustomize/monitoring uses, as the Prometheus Operator's module ships them
+fetch_prometheus_operator_crds() {
+  local out="$1" dir
+  dir="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  for kind in podmonitors servicemonitors prometheusrules; do
+    cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml" "$out/"
+  done
+}
+
 install_debian_tools() {
   local missing=()
   command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx-light)
@@ -142,6 +169,9 @@ build_once "$cache_root/build/kubernetes-node-v$KUBERNETES_VERSION" build_node
 build_once "$cache_root/build/registry-v$REGISTRY_VERSION" build_registry
 build_once "$cache_root/build/versitygw-v$VERSITYGW_VERSION" build_versitygw
 build_once "$cache_root/build/crictl-v$CRI_TOOLS_VERSION" build_crictl
+build_once "$cache_root/build/prometheus-v$PROMETHEUS_MODULE_VERSION-nosd" build_prometheus
+build_once "$cache_root/build/kube-state-metrics-v$KUBE_STATE_METRICS_VERSION" build_kube_state_metrics
+build_once "$cache_root/build/prometheus-operator-crds-v$PROMETHEUS_OPERATOR_VERSION" fetch_prometheus_operator_crds
 # keyed by the wrapper's plugin set too: a plugin added is a new build
 coredns_build="$cache_root/build/coredns-v$COREDNS_VERSION-$(sha256sum "$here/coredns/main.go" | cut -c1-12)"
 build_once "$coredns_build" build_coredns
@@ -166,4 +196,7 @@ ln -sfn "$cache_root/build/registry-v$REGISTRY_VERSION/registry" "$assets/regist
 ln -sfn "$cache_root/build/versitygw-v$VERSITYGW_VERSION/versitygw" "$assets/versitygw"
 ln -sfn "$cache_root/build/crictl-v$CRI_TOOLS_VERSION/crictl" "$assets/crictl"
 ln -sfn "$coredns_build/coredns" "$assets/coredns"
+for b in prometheus promtool; do ln -sfn "$cache_root/build/prometheus-v$PROMETHEUS_MODULE_VERSION-nosd/$b" "$assets/$b"; done
+ln -sfn "$cache_root/build/kube-state-metrics-v$KUBE_STATE_METRICS_VERSION/kube-state-metrics" "$assets/kube-state-metrics"
+ln -sfn "$cache_root/build/prometheus-operator-crds-v$PROMETHEUS_OPERATOR_VERSION" "$assets/prometheus-operator-crds"
 echo "$assets"

@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { gcCronJobName } from '../../functions/garbage-collection.ts';
+import { WRITE_DRAIN_TIMEOUT_MS } from '../../functions/maintenance.ts';
 import { dataClaimName, registryHostname, tokenIssuer } from '../../functions/names.ts';
 import { GROUP_VERSION, type GarbageCollectionRun, type ImageRegistry, type OperatorConfig } from '../../functions/types.ts';
 import { testCluster } from '../support/cluster.ts';
@@ -157,6 +158,10 @@ test('reclaim: an image deleted, a run → the volume shrinks by exactly its own
   assert.is(run.blobsDeleted, 3);
   assert.ok((run.freezeSeconds ?? 0) > 0, 'writes were frozen');
   timings['freeze window (s)'] = run.freezeSeconds ?? -1;
+  // the drain read the pod's writes in flight from its metrics port (from the Job's pod, by pod IP)
+  const drained = logs.split('\n').map((line) => { try { return JSON.parse(line) as { msg?: string; ms?: number; pods?: { outcome: string }[] }; } catch { return {}; } }).find((line) => line.msg === 'writes in flight drained');
+  assert.equal(drained?.pods?.map((pod) => pod.outcome), ['drained'], `the drain's log line: ${JSON.stringify(drained)}`);
+  timings['drain (ms)'] = drained?.ms ?? -1;
   for (const image of [shared, kept]) assert.is(await damage(c, repo, image), undefined, image.tag);
   const registry = await requireObject<ImageRegistry>(cluster, 'imageregistry', NAME, s.namespace);
   assert.ok((registry.status?.storage?.usedBytes ?? 0) > 0);
@@ -312,7 +317,8 @@ test('a run killed after the freeze began: pushes are refused with the maintenan
   // the run dies: its Job deleted, its pod killed
   const deleted = await cluster.kubectl(['delete', 'job', job, '--wait=true', '--cascade=foreground', '--timeout=60s'], { namespace: OPERATOR_NAMESPACE });
   assert.is(deleted.code, 0, deleted.stderr);
-  assert.ok(until - refusedAt <= (30 + 5 + 30 + 10) * 1000, `the deadline (${new Date(until).toISOString()}) is at most timeout + drain + margin + a slot away`);
+  // timeout 30 s + the longest drain 30 s + margin 30 s + a slot 10 s
+  assert.ok(until - refusedAt <= (30 + WRITE_DRAIN_TIMEOUT_MS / 1000 + 30 + 10) * 1000, `the deadline (${new Date(until).toISOString()}) is at most timeout + the longest drain + margin + a slot away`);
   assert.is(await damage(c, repo, before), undefined, 'pulls keep working during the freeze');
   let accepted = 0;
   const giveUp = until + 15_000;

@@ -7,7 +7,7 @@
 // push secret and its rotation need docker_auth and skip without it.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,7 +27,7 @@ import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts'
 import { damage, newImage, pushImage, registryClient, removeImage, type RegistryClient } from '../support/registry-api.ts';
 import { podNginx, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
 import { signRegistryToken } from '../support/registry-token.ts';
-import { freePort, startProcess, waitFor, type ManagedProcess } from '../support/processes.ts';
+import { exitedMessage, freePort, startProcess, waitFor, type ManagedProcess } from '../support/processes.ts';
 import { stepTimer } from '../support/timings.ts';
 
 const NAME = 'registry';
@@ -78,12 +78,13 @@ async function startKubeStateMetrics(): Promise<string> {
   const port = await freePort();
   const telemetry = await freePort();
   const log = join(workDir, 'kube-state-metrics.log');
-  processes.push(startProcess('kube-state-metrics', join(cluster.assetsDir, 'kube-state-metrics'), [
+  const ksm = startProcess('kube-state-metrics', join(cluster.assetsDir, 'kube-state-metrics'), [
     `--kubeconfig=${cluster.kubeconfig}`, '--host=127.0.0.1', `--port=${port}`, '--telemetry-host=127.0.0.1', `--telemetry-port=${telemetry}`,
     '--resources=statefulsets,cronjobs,jobs', `--custom-resource-state-config-file=${join(MONITORING_DIR, 'kube-state-metrics-config.yaml')}`,
-  ], log));
+  ], log);
+  processes.push(ksm);
   const url = `http://127.0.0.1:${port}/metrics`;
-  await waitFor('kube-state-metrics serves the registry\'s series', async () => (await get(url)).body.includes('image_registry_info{'), 60_000, () => readFileSync(log, 'utf8').slice(-2000));
+  await waitFor('kube-state-metrics serves the registry\'s series', async () => (await get(url)).body.includes('image_registry_info{'), 60_000, () => exitedMessage(ksm, log));
   return url;
 }
 
@@ -101,11 +102,13 @@ async function startPrometheus(ksm: string, registryTarget: string, namespace: s
     ],
   }));
   const log = join(workDir, 'prometheus.log');
-  processes.push(startProcess('prometheus', join(cluster.assetsDir, 'prometheus'), [
+  const prometheus = startProcess('prometheus', join(cluster.assetsDir, 'prometheus'), [
     `--config.file=${configFile}`, `--storage.tsdb.path=${dir}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn',
-  ], log));
+  ], log);
+  processes.push(prometheus);
   const base = `http://127.0.0.1:${port}`;
-  await waitFor('Prometheus has scraped both targets', async () => (await query(base, 'count(up == 1)'))[0]?.value === 2, 60_000, () => readFileSync(log, 'utf8').slice(-2000));
+  const up = async () => { try { return (await query(base, 'count(up == 1)'))[0]?.value; } catch { return undefined; } };
+  await waitFor('Prometheus has scraped both targets', async () => (await up()) === 2, 60_000, () => exitedMessage(prometheus, log));
   return base;
 }
 
@@ -152,8 +155,16 @@ async function ksmValue(s: Setup, name: string, labels: Record<string, string> =
 
 /** Waits until kube-state-metrics shows `expected` for the metric (its informers follow the API's watch). */
 async function expectKsm(s: Setup, name: string, labels: Record<string, string>, expected: number): Promise<void> {
-  let last: number | undefined;
-  await waitFor(`${name}${JSON.stringify(labels)} = ${expected}`, async () => (last = await ksmValue(s, name, labels)) === expected, 30_000, () => `last ${last}`);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const last = await ksmValue(s, name, labels);
+    if (last === expected) return;
+    if (Date.now() > deadline) {
+      const lines = (await get(s.ksm)).body.split('\n').filter((line) => line.startsWith(name) && line.includes(s.namespace));
+      assert.unreachable(`${name}${JSON.stringify(labels)}: expected ${expected}, last ${last}; kube-state-metrics has:\n${lines.join('\n')}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
 }
 
 const epochSeconds = (iso: string | undefined) => Math.floor(Date.parse(iso ?? '') / 1000);
