@@ -268,7 +268,6 @@ async function jobPodReport(kube: Kube, namespace: string, job: string): Promise
   return undefined;
 }
 
-/** Step 5: an Event and the status (its own field manager: the reconcile owns the rest of it). */
 /**
  * status.garbageCollection.writeFreeze while the freeze holds, so monitoring sees a run that died
  * holding it. Applied by the run's field manager with what it owns already (lastRun, storage):
@@ -287,6 +286,7 @@ async function recordWriteFreeze(run: Run, writeFreeze: { since: string; until: 
   }
 }
 
+/** Step 5: an Event and the status (its own field manager: the reconcile owns the rest of it). */
 async function report(run: Run, result: RunResult): Promise<void> {
   const { storageBytes, ...lastRun } = result;
   const now = new Date();
