@@ -130,10 +130,10 @@ export async function removeImage(c: RegistryClient, repo: string, image: Image)
   }
 }
 
-/** `registry garbage-collect <config>` as the GC Job runs it: its wall time and output. Throws when it fails. */
-export async function garbageCollect(registryBinary: string, config: string, env: NodeJS.ProcessEnv = {}): Promise<{ ms: number; output: string }> {
+/** `registry garbage-collect [flags] <config>` as the GC Job runs it: its wall time and output. Throws when it fails. */
+export async function garbageCollect(registryBinary: string, config: string, env: NodeJS.ProcessEnv = {}, flags: string[] = []): Promise<{ ms: number; output: string }> {
   const started = Date.now();
-  const gc = await run(registryBinary, ['garbage-collect', config], { timeoutMs: 600_000, env: { ...process.env, OTEL_TRACES_EXPORTER: 'none', ...env } });
+  const gc = await run(registryBinary, ['garbage-collect', ...flags, config], { timeoutMs: 600_000, env: { ...process.env, OTEL_TRACES_EXPORTER: 'none', ...env } });
   if (gc.code !== 0) throw new Error(`registry garbage-collect failed (${gc.code}): ${gc.stderr.slice(-2000)}`);
   return { ms: Date.now() - started, output: `${gc.stdout}\n${gc.stderr}` };
 }
