@@ -2,11 +2,10 @@
 // it: a write to FREEZE_PROBE_PATH through the pod's nginx, by the pod's IP, TLS verified for the
 // registry's hostname. Frozen: nginx answers 503 with this freeze's id. Lifted: the write reaches
 // the registry, which refuses it (no token; and no repository can have the probe's name).
-import { request as httpRequest } from 'node:http';
 import { DRAIN_SETTLE_MS, FREEZE_DRAIN_MS, FREEZE_PROBE_PATH, probeVerdict, WRITE_DRAIN_TIMEOUT_MS, WRITE_ROUTES, writesInFlight } from '../functions/maintenance.ts';
 import { METRICS_PORT } from '../functions/nginx-config.ts';
 import { REGISTRY_METRICS_PATH } from '../functions/registry-config.ts';
-import { podFrontRequest, type FrontAnswer, type PodFront } from './pod-front.ts';
+import { podFrontRequest, podHttpGet, type FrontAnswer, type PodFront } from './pod-front.ts';
 
 /** a registry pod's front, and its metrics port (default METRICS_PORT) for the drain */
 export type FreezeTarget = PodFront & { metricsPort?: number };
@@ -68,28 +67,13 @@ export async function drainWrites(targets: readonly FreezeTarget[], options: { r
 
 async function drainPod(target: FreezeTarget, routes: readonly string[], deadline: number, pollMs: number): Promise<PodDrain> {
   for (;;) {
-    const answer = await podMetrics(target);
+    const answer = await podHttpGet(target.host, target.metricsPort ?? METRICS_PORT, REGISTRY_METRICS_PATH);
     const inFlight = answer.status === 200 ? writesInFlight(answer.body, routes) : undefined;
     if (inFlight === undefined) return { target, outcome: 'unknown', problem: answer.status ? `HTTP ${answer.status} without the registry's in-flight gauges` : answer.body };
     if (inFlight === 0) return { target, outcome: 'drained', inFlight };
     if (Date.now() + pollMs > deadline) return { target, outcome: 'timeout', inFlight };
     await delay(pollMs);
   }
-}
-
-/** GET /metrics from the pod's metrics port (plain HTTP). Never throws: no answer is status 0. */
-function podMetrics(target: FreezeTarget): Promise<FrontAnswer> {
-  return new Promise((resolve) => {
-    const req = httpRequest({ host: target.host, port: target.metricsPort ?? METRICS_PORT, path: REGISTRY_METRICS_PATH, agent: false, timeout: 2_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', (error) => resolve({ status: 0, body: error.message }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (error) => resolve({ status: 0, body: error.message }));
-    req.end();
-  });
 }
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)));

@@ -279,10 +279,15 @@ async function recordWriteFreeze(run: Run, writeFreeze: { since: string; until: 
     garbageCollection: { ...(previous?.garbageCollection?.lastRun ? { lastRun: previous.garbageCollection.lastRun } : {}), writeFreeze },
     ...(previous?.storage ? { storage: previous.storage } : {}),
   };
+  await applyGcStatus(run, status, 'the write freeze');
+}
+
+/** The status fields the runs own, applied with their field manager; a failure is logged, not thrown. */
+async function applyGcStatus(run: Run, status: object, what: string): Promise<void> {
   try {
     await run.kube.applyStatus({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: run.key.name, namespace: run.key.namespace }, status }, 'imageregistries', GC_FIELD_MANAGER);
   } catch (error) {
-    log('warn', 'could not record the write freeze in the status', { error: errorMessage(error) });
+    log('warn', `could not record ${what} in the status`, { error: errorMessage(error) });
   }
 }
 
@@ -298,11 +303,7 @@ async function report(run: Run, result: RunResult): Promise<void> {
     // a run that measured nothing keeps the last measurement (an apply without it would remove it)
     ...(storageBytes === undefined ? (run.registry.status?.storage ? { storage: run.registry.status.storage } : {}) : { storage: { usedBytes: storageBytes, measuredAt: lastRun.completionTime } }),
   };
-  try {
-    await run.kube.applyStatus({ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: run.key.name, namespace: run.key.namespace }, status }, 'imageregistries', GC_FIELD_MANAGER);
-  } catch (error) {
-    log('warn', 'could not record the run in the status', { error: errorMessage(error) });
-  }
+  await applyGcStatus(run, status, 'the run');
 }
 
 runEntryPoint('garbage-collect', () => main(process.env));

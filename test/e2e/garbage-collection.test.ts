@@ -19,18 +19,16 @@ import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs'
 import { OCI_MANIFEST } from '../support/oci-image.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { V1Pod } from '@kubernetes/client-node';
 import { gcCronJobName } from '../../functions/garbage-collection.ts';
 import { WRITE_DRAIN_TIMEOUT_MS } from '../../functions/maintenance.ts';
-import { dataClaimName, registryHostname, tokenIssuer } from '../../functions/names.ts';
+import { dataClaimName, registryHostname } from '../../functions/names.ts';
 import { GROUP_VERSION, type GarbageCollectionRun, type ImageRegistry, type OperatorConfig } from '../../functions/types.ts';
 import { testCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
 import { applyObjects, listObjects, requireObject, serverSide } from '../support/kubectl.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
-import { damage, newImage, pushImage, refusal, registryClient, removeImage, type Image, type RegistryClient } from '../support/registry-api.ts';
-import { podNginx, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
-import { signRegistryToken } from '../support/registry-token.ts';
+import { damage, newImage, pushImage, refusal, removeImage, type Image, type RegistryClient } from '../support/registry-api.ts';
+import { podWithReadyContainers, runReconcileJob, signedFrontClients } from '../support/registry-e2e.ts';
 import { waitFor } from '../support/processes.ts';
 import { stepTimer } from '../support/timings.ts';
 import { authServerUnavailable } from '../support/binaries.ts';
@@ -63,18 +61,8 @@ async function start(prefix: string, spec: object, before?: (namespace: string) 
   const hostname = registryHostname(NAME, namespace, config.dnsZone);
   await applyObjects(cluster, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: NAME }, spec }], namespace, serverSide('e2e-test'));
   await timed(`reconcile Job (${prefix})`, () => runReconcileJob(cluster, namespace, NAME, config));
-  let pod: V1Pod | undefined;
-  await waitFor('the registry pod serves (nginx and registry ready)', async () => {
-    pod = (await listObjects<V1Pod>(cluster, 'pods', namespace, { selector: `app.kubernetes.io/instance=${NAME},app.kubernetes.io/name=image-registry` }))[0];
-    return ['nginx', 'registry'].every((c) => pod?.status?.containerStatuses?.find((s) => s.name === c)?.ready);
-  }, 120_000);
-  const front = podNginx(pod as V1Pod, hostname);
-  const caPem = await secretKey(cluster, namespace, `${NAME}-tls`, 'ca.crt');
-  const keyPem = await secretKey(cluster, namespace, `${NAME}-auth-tls`, 'tls.key');
-  const client = (repo: string) => {
-    const token = signRegistryToken({ keyPem, issuer: tokenIssuer(hostname), audience: hostname, subject: 'e2e-gc', access: [{ type: 'repository', name: repo, actions: ['push', 'pull', 'delete'] }], ttlSeconds: 3600 });
-    return registryClient(front.address, front.port, caPem, token, hostname);
-  };
+  const pod = await podWithReadyContainers(cluster, namespace, `${NAME}-0`, ['nginx', 'registry']);
+  const client = await signedFrontClients(cluster, namespace, NAME, hostname, pod, 'e2e-gc');
   const bucket = (spec as { storage?: { s3?: { bucket: string } } }).storage?.s3?.bucket;
   // the posix backend of the S3 server keeps a bucket's objects as files under <data>/<bucket>
   const volume = bucket ? join(s3Server().dataDir, bucket) : await claimDirectory(namespace);

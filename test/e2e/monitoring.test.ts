@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { V1Pod } from '@kubernetes/client-node';
 import { gcCronJobName } from '../../functions/garbage-collection.ts';
-import { registryHostname, tokenIssuer } from '../../functions/names.ts';
+import { registryHostname } from '../../functions/names.ts';
 import { METRICS_PORT } from '../../functions/nginx-config.ts';
 import { GROUP_VERSION, type ImageRegistry, type ImageSecret, type OperatorConfig } from '../../functions/types.ts';
 import { createMetrics } from '../../webhooks/metrics.ts';
@@ -21,12 +21,11 @@ import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { authServerUnavailable } from '../support/binaries.ts';
 import { testCluster } from '../support/cluster.ts';
 import { waitForJob } from '../support/jobs.ts';
-import { applyObjects, getObject, listObjects, requireObject, serverSide } from '../support/kubectl.ts';
+import { applyObjects, getObject, requireObject, serverSide } from '../support/kubectl.ts';
 import { dashboardQueries, metricNames, MONITORING_DIR, shippedRuleGroups, withGrafanaVariables } from '../support/monitoring.ts';
 import { installOperatorBase, OPERATOR_NAMESPACE } from '../support/operator.ts';
-import { damage, newImage, pushImage, registryClient, removeImage, type RegistryClient } from '../support/registry-api.ts';
-import { podNginx, runReconcileJob, secretKey } from '../support/registry-e2e.ts';
-import { signRegistryToken } from '../support/registry-token.ts';
+import { damage, newImage, pushImage, removeImage, type RegistryClient } from '../support/registry-api.ts';
+import { podWithReadyContainers, runReconcileJob, signedFrontClients } from '../support/registry-e2e.ts';
 import { exitedMessage, freePort, startProcess, waitFor, type ManagedProcess } from '../support/processes.ts';
 import { stepTimer } from '../support/timings.ts';
 
@@ -58,19 +57,11 @@ async function start(): Promise<Setup> {
   await applyObjects(cluster, [{ apiVersion: GROUP_VERSION, kind: 'ImageRegistry', metadata: { name: NAME, annotations: { 'registry.mgoltzsche.github.com/storage-budget': '1Gi' } }, spec: {} }], namespace, serverSide('e2e-test'));
   if (!authMissing) await applyObjects(cluster, [{ apiVersion: GROUP_VERSION, kind: 'ImagePushSecret', metadata: { name: 'ci' }, spec: {} }], namespace, serverSide('e2e-test'));
   await timed('reconcile Job', () => runReconcileJob(cluster, namespace, NAME, config));
-  let pod: V1Pod | undefined;
-  await waitFor('the registry pod serves (nginx and registry ready)', async () => {
-    pod = (await listObjects<V1Pod>(cluster, 'pods', namespace, { selector: `app.kubernetes.io/instance=${NAME},app.kubernetes.io/name=image-registry` }))[0];
-    return ['nginx', 'registry'].every((c) => pod?.status?.containerStatuses?.find((s) => s.name === c)?.ready);
-  }, 120_000);
-  const front = podNginx(pod as V1Pod, hostname);
-  const caPem = await secretKey(cluster, namespace, `${NAME}-tls`, 'ca.crt');
-  const keyPem = await secretKey(cluster, namespace, `${NAME}-auth-tls`, 'tls.key');
-  const token = signRegistryToken({ keyPem, issuer: tokenIssuer(hostname), audience: hostname, subject: 'e2e-monitoring', access: [{ type: 'repository', name: REPO, actions: ['push', 'pull', 'delete'] }], ttlSeconds: 3600 });
-  const client = registryClient(front.address, front.port, caPem, token, hostname);
+  const pod = await podWithReadyContainers(cluster, namespace, `${NAME}-0`, ['nginx', 'registry']);
+  const client = (await signedFrontClients(cluster, namespace, NAME, hostname, pod, 'e2e-monitoring'))(REPO);
   const ksm = await timed('kube-state-metrics started', () => startKubeStateMetrics());
-  const prometheus = await timed('Prometheus started', () => startPrometheus(ksm, `${front.address}:${METRICS_PORT}`, namespace));
-  return { namespace, config, pod: pod as V1Pod, client, ksm, prometheus };
+  const prometheus = await timed('Prometheus started', () => startPrometheus(ksm, `${pod.status?.podIP}:${METRICS_PORT}`, namespace));
+  return { namespace, config, pod, client, ksm, prometheus };
 }
 
 /** kube-state-metrics with the shipped configuration (the ConfigMap's file), the StatefulSet, CronJob and Job metrics the alerts use too. */

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import type { LookupFunction } from 'node:net';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
+import { tokenIssuer } from '../../functions/names.ts';
 import { NGINX_PORT } from '../../functions/nginx-config.ts';
 import { desiredReconcileJob } from '../../functions/reconcile-job.ts';
 import { operatorConfigFromEnv } from '../../functions/operator-config.ts';
@@ -13,6 +14,8 @@ import { waitForJob } from './jobs.ts';
 import { applyObjects, getObject, requireObject, serverSide } from './kubectl.ts';
 import { OPERATOR_NAMESPACE } from './operator.ts';
 import { waitFor } from './processes.ts';
+import { registryClient, type RegistryClient } from './registry-api.ts';
+import { signRegistryToken } from './registry-token.ts';
 import { resolveInCluster } from './node/cluster-dns.ts';
 import { nodeAccess } from './node/node-access.ts';
 
@@ -75,6 +78,20 @@ export function podNginx(pod: V1Pod, hostname: string): RegistryAddress {
   const address = pod.status?.podIP;
   if (!address) throw new Error(`pod ${pod.metadata?.name} has no pod IP`);
   return { address, port: NGINX_PORT, lookup: hostnameLookup(hostname, address) };
+}
+
+/**
+ * Clients of one pod's front, each with a token for one repository (push, pull, delete) that the
+ * test signs with the registry's token key (`<r>-auth-tls`): no docker_auth needed.
+ */
+export async function signedFrontClients(cluster: TestCluster, namespace: string, name: string, hostname: string, pod: V1Pod, subject: string): Promise<(repo: string) => RegistryClient> {
+  const front = podNginx(pod, hostname);
+  const caPem = await secretKey(cluster, namespace, `${name}-tls`, 'ca.crt');
+  const keyPem = await secretKey(cluster, namespace, `${name}-auth-tls`, 'tls.key');
+  return (repo) => {
+    const token = signRegistryToken({ keyPem, issuer: tokenIssuer(hostname), audience: hostname, subject, access: [{ type: 'repository', name: repo, actions: ['push', 'pull', 'delete'] }], ttlSeconds: 3600 });
+    return registryClient(front.address, front.port, caPem, token, hostname);
+  };
 }
 
 /** A lookup that resolves the registry hostname, and nothing else, to address. */
